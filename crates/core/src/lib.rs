@@ -1,0 +1,18 @@
+//! Pure domain of Praat met je Boekhouding.
+//!
+//! Everything here is deterministic and free of I/O: effects (SQL, time,
+//! randomness, HTTP) are ports that the Workers implement over Cloudflare
+//! bindings and tests implement natively. See `docs/ARCHITECTURE.md`.
+
+pub mod crypto;
+pub mod lifecycle;
+pub mod plan;
+pub mod ports;
+pub mod region;
+pub mod storage;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+/// The product's version, reported by `/health`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

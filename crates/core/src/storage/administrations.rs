@@ -1,0 +1,229 @@
+//! The `administrations` table: the Exact divisions a connection can reach
+//! and which of them the user has switched on (within the plan's limit).
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::{SqlExecutor, Statement, StorageError, new_id, query_all};
+use crate::plan::{Limit, Plan};
+use crate::ports::Randomness;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Administration {
+    pub id: String,
+    pub connection_id: String,
+    pub division_code: i64,
+    pub name: String,
+    pub is_active: bool,
+    pub is_default: bool,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    id: String,
+    connection_id: String,
+    division_code: i64,
+    name: String,
+    // D1 returns 0/1 numbers: decode as integers, never as bool.
+    is_active: i64,
+    is_default: i64,
+}
+
+impl From<Row> for Administration {
+    fn from(r: Row) -> Self {
+        Administration {
+            id: r.id,
+            connection_id: r.connection_id,
+            division_code: r.division_code,
+            name: r.name,
+            is_active: r.is_active != 0,
+            is_default: r.is_default != 0,
+        }
+    }
+}
+
+/// A division as Exact reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DivisionInfo {
+    pub code: i64,
+    pub name: String,
+}
+
+/// Brings a connection's administrations in line with what Exact reports,
+/// after a (re)connect. Known divisions keep their `is_active` choice (the
+/// original product reset it on every reconnect); new ones start active
+/// while the plan has room; the `current` division becomes the default if
+/// none is set. Divisions Exact no longer reports are switched off.
+pub async fn sync_for_connection(
+    db: &impl SqlExecutor,
+    rng: &impl Randomness,
+    connection_id: &str,
+    plan: Plan,
+    divisions: &[DivisionInfo],
+    current: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Administration>, StorageError> {
+    let existing = list_for_connection(db, connection_id).await?;
+    let mut active = existing.iter().filter(|a| a.is_active).count() as u64;
+    let mut stmts = Vec::new();
+    for div in divisions {
+        if let Some(known) = existing.iter().find(|a| a.division_code == div.code) {
+            stmts.push(Statement::new(
+                "UPDATE administrations SET name = ?, updated_at = ? WHERE id = ?",
+                vec![div.name.clone().into(), now.into(), known.id.clone().into()],
+            ));
+            continue;
+        }
+        let activate = !plan.limits().administrations.is_reached(active);
+        active += u64::from(activate);
+        stmts.push(Statement::new(
+            "INSERT INTO administrations (id, connection_id, division_code, name, is_active,
+                activated_at, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            vec![
+                new_id(rng)?.into(),
+                connection_id.into(),
+                div.code.into(),
+                div.name.clone().into(),
+                activate.into(),
+                activate.then_some(now).into(),
+                now.into(),
+                now.into(),
+            ],
+        ));
+    }
+    for gone in existing
+        .iter()
+        .filter(|a| a.is_active && !divisions.iter().any(|d| d.code == a.division_code))
+    {
+        stmts.push(Statement::new(
+            "UPDATE administrations SET is_active = 0, is_default = 0, updated_at = ? WHERE id = ?",
+            vec![now.into(), gone.id.clone().into()],
+        ));
+    }
+    if let Some(code) = current {
+        // Only when no default exists yet: a user's own choice wins.
+        stmts.push(Statement::new(
+            "UPDATE administrations SET is_default = 1
+             WHERE connection_id = ? AND division_code = ? AND is_active = 1
+               AND NOT EXISTS (SELECT 1 FROM administrations
+                               WHERE connection_id = ? AND is_default = 1)",
+            vec![connection_id.into(), code.into(), connection_id.into()],
+        ));
+    }
+    if !stmts.is_empty() {
+        db.batch(stmts).await?;
+    }
+    list_for_connection(db, connection_id).await
+}
+
+pub async fn list_for_connection(
+    db: &impl SqlExecutor,
+    connection_id: &str,
+) -> Result<Vec<Administration>, StorageError> {
+    Ok(query_all::<Row>(
+        db,
+        Statement::new(
+            "SELECT id, connection_id, division_code, name, is_active, is_default
+             FROM administrations WHERE connection_id = ? ORDER BY division_code",
+            vec![connection_id.into()],
+        ),
+    )
+    .await?
+    .into_iter()
+    .map(Administration::from)
+    .collect())
+}
+
+/// The administrations a user may query now: active ones on connections
+/// that are not `refresh_failed`.
+pub async fn active_for_user(
+    db: &impl SqlExecutor,
+    user_id: &str,
+) -> Result<Vec<Administration>, StorageError> {
+    Ok(query_all::<Row>(
+        db,
+        Statement::new(
+            "SELECT a.id, a.connection_id, a.division_code, a.name, a.is_active, a.is_default
+             FROM administrations a JOIN connections c ON c.id = a.connection_id
+             WHERE c.user_id = ? AND a.is_active = 1
+             ORDER BY a.is_default DESC, a.division_code",
+            vec![user_id.into()],
+        ),
+    )
+    .await?
+    .into_iter()
+    .map(Administration::from)
+    .collect())
+}
+
+/// Outcome of switching an administration on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Toggle {
+    Changed,
+    /// Not the user's administration (or it does not exist).
+    NotFound,
+    /// Switching on would exceed the plan's administration limit.
+    LimitReached {
+        limit: u32,
+    },
+}
+
+/// Switches one of the user's administrations on or off. The limit check
+/// and the update are one statement, so concurrent toggles cannot overrun
+/// the plan.
+pub async fn set_active(
+    db: &impl SqlExecutor,
+    user_id: &str,
+    administration_id: &str,
+    active: bool,
+    plan: Plan,
+    now: DateTime<Utc>,
+) -> Result<Toggle, StorageError> {
+    let done = if active {
+        let cap = plan.limits().administrations.cap_for_sql();
+        db.execute(Statement::new(
+            "UPDATE administrations SET is_active = 1, activated_at = ?, updated_at = ?
+             WHERE id = ? AND is_active = 0
+               AND connection_id IN (SELECT id FROM connections WHERE user_id = ?)
+               AND (SELECT COUNT(*) FROM administrations a JOIN connections c ON c.id = a.connection_id
+                    WHERE c.user_id = ? AND a.is_active = 1) < ?",
+            vec![
+                now.into(),
+                now.into(),
+                administration_id.into(),
+                user_id.into(),
+                user_id.into(),
+                cap.into(),
+            ],
+        ))
+        .await?
+    } else {
+        db.execute(Statement::new(
+            "UPDATE administrations SET is_active = 0, is_default = 0, updated_at = ?
+             WHERE id = ? AND connection_id IN (SELECT id FROM connections WHERE user_id = ?)",
+            vec![now.into(), administration_id.into(), user_id.into()],
+        ))
+        .await?
+    };
+    if done.changes == 1 {
+        return Ok(Toggle::Changed);
+    }
+    // Tell "not yours / already so" apart from "over the limit".
+    let mine = query_all::<Row>(
+        db,
+        Statement::new(
+            "SELECT a.id, a.connection_id, a.division_code, a.name, a.is_active, a.is_default
+             FROM administrations a JOIN connections c ON c.id = a.connection_id
+             WHERE a.id = ? AND c.user_id = ?",
+            vec![administration_id.into(), user_id.into()],
+        ),
+    )
+    .await?;
+    match (mine.first(), plan.limits().administrations) {
+        (None, _) => Ok(Toggle::NotFound),
+        (Some(row), _) if (row.is_active != 0) == active => Ok(Toggle::Changed),
+        (Some(_), Limit::Capped(limit)) => Ok(Toggle::LimitReached { limit }),
+        (Some(_), Limit::Unlimited) => Ok(Toggle::Changed),
+    }
+}

@@ -1,0 +1,234 @@
+//! Metering: the atomic monthly counter that plan enforcement reads
+//! (`usage_counters`) and the per-call log (`api_usage`).
+
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use serde::Deserialize;
+
+use super::{SqlExecutor, Statement, StorageError, query_one};
+use crate::plan::Limit;
+
+/// A calendar month in UTC, the metering window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UsageMonth {
+    pub year: i32,
+    pub month: u32,
+}
+
+impl UsageMonth {
+    pub fn of(now: DateTime<Utc>) -> Self {
+        UsageMonth {
+            year: now.year(),
+            month: now.month(),
+        }
+    }
+
+    /// `YYYY-MM`, the key stored in `usage_counters.month`.
+    pub fn key(self) -> String {
+        format!("{:04}-{:02}", self.year, self.month)
+    }
+
+    /// Midnight UTC on the first day of the next month: when the counter
+    /// starts again.
+    pub fn resets_at(self) -> DateTime<Utc> {
+        let (y, m) = if self.month == 12 {
+            (self.year + 1, 1)
+        } else {
+            (self.year, self.month + 1)
+        };
+        Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0)
+            .single()
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+}
+
+/// The metering decision for one `tools/call`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metered {
+    /// Counted; `used` includes this call.
+    Allowed { used: u64 },
+    /// Not counted: the plan's monthly limit was already reached.
+    LimitReached { used: u64 },
+}
+
+#[derive(Deserialize)]
+struct Count {
+    tool_calls: u64,
+}
+
+/// Counts one call if the month's limit allows it, atomically: a single
+/// upsert whose update only fires below the limit, so concurrent calls can
+/// never push the counter past the plan.
+pub async fn try_count_call(
+    db: &impl SqlExecutor,
+    user_id: &str,
+    month: UsageMonth,
+    limit: Limit,
+) -> Result<Metered, StorageError> {
+    let cap = limit.cap_for_sql();
+    if cap == 0 {
+        return Ok(Metered::LimitReached {
+            used: monthly_calls(db, user_id, month).await?,
+        });
+    }
+    let counted: Option<Count> = query_one(
+        db,
+        Statement::new(
+            "INSERT INTO usage_counters (user_id, month, tool_calls) VALUES (?, ?, 1)
+             ON CONFLICT (user_id, month) DO UPDATE SET tool_calls = tool_calls + 1
+             WHERE tool_calls < ?
+             RETURNING tool_calls",
+            vec![user_id.into(), month.key().into(), cap.into()],
+        ),
+    )
+    .await?;
+    match counted {
+        Some(c) => Ok(Metered::Allowed { used: c.tool_calls }),
+        None => Ok(Metered::LimitReached {
+            used: monthly_calls(db, user_id, month).await?,
+        }),
+    }
+}
+
+/// Calls counted so far this month.
+pub async fn monthly_calls(
+    db: &impl SqlExecutor,
+    user_id: &str,
+    month: UsageMonth,
+) -> Result<u64, StorageError> {
+    let row: Option<Count> = query_one(
+        db,
+        Statement::new(
+            "SELECT tool_calls FROM usage_counters WHERE user_id = ? AND month = ?",
+            vec![user_id.into(), month.key().into()],
+        ),
+    )
+    .await?;
+    Ok(row.map_or(0, |c| c.tool_calls))
+}
+
+/// How a call was authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthKind {
+    ApiKey { key_id: String },
+    OAuth { client_id: String },
+}
+
+/// The outcome recorded for a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    ToolError,
+    InvalidArguments,
+    LimitExceeded,
+    Forbidden,
+    UpstreamError,
+    InternalError,
+}
+
+impl Outcome {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::ToolError => "tool_error",
+            Outcome::InvalidArguments => "invalid_arguments",
+            Outcome::LimitExceeded => "limit_exceeded",
+            Outcome::Forbidden => "forbidden",
+            Outcome::UpstreamError => "upstream_error",
+            Outcome::InternalError => "internal_error",
+        }
+    }
+}
+
+/// One `api_usage` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRecord {
+    pub user_id: String,
+    pub auth: AuthKind,
+    pub tool: String,
+    pub division_code: Option<i64>,
+    pub outcome: Outcome,
+    pub latency_ms: u32,
+    pub exact_calls: u32,
+    pub request_id: Option<String>,
+    pub client_name: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+pub async fn record_call(db: &impl SqlExecutor, call: &CallRecord) -> Result<(), StorageError> {
+    let (kind, key_id, client_id) = match &call.auth {
+        AuthKind::ApiKey { key_id } => ("api_key", Some(key_id.clone()), None),
+        AuthKind::OAuth { client_id } => ("oauth", None, Some(client_id.clone())),
+    };
+    db.execute(Statement::new(
+        "INSERT INTO api_usage (user_id, auth_kind, api_key_id, oauth_client_id, tool,
+            division_code, outcome, latency_ms, exact_calls, request_id, client_name, at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        vec![
+            call.user_id.clone().into(),
+            kind.into(),
+            key_id.into(),
+            client_id.into(),
+            call.tool.clone().into(),
+            call.division_code.into(),
+            call.outcome.as_str().into(),
+            call.latency_ms.into(),
+            call.exact_calls.into(),
+            call.request_id.clone().into(),
+            call.client_name.clone().into(),
+            call.at.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Per-tool totals of a user's calls in a month, for the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ToolUsage {
+    pub tool: String,
+    pub calls: u64,
+    pub errors: u64,
+}
+
+pub async fn tool_usage(
+    db: &impl SqlExecutor,
+    user_id: &str,
+    month: UsageMonth,
+) -> Result<Vec<ToolUsage>, StorageError> {
+    let from = Utc
+        .with_ymd_and_hms(month.year, month.month, 1, 0, 0, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    super::query_all(
+        db,
+        Statement::new(
+            "SELECT tool, COUNT(*) AS calls, SUM(outcome <> 'ok') AS errors
+             FROM api_usage WHERE user_id = ? AND at >= ? AND at < ?
+             GROUP BY tool ORDER BY calls DESC, tool",
+            vec![user_id.into(), from.into(), month.resets_at().into()],
+        ),
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn month_keys_and_reset_dates() {
+        let dec = Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 59).unwrap();
+        let m = UsageMonth::of(dec);
+        assert_eq!(m.key(), "2026-12");
+        assert_eq!(
+            m.resets_at(),
+            Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap()
+        );
+        let feb = UsageMonth::of(Utc.with_ymd_and_hms(2028, 2, 29, 12, 0, 0).unwrap());
+        assert_eq!(feb.key(), "2028-02");
+        assert_eq!(
+            feb.resets_at(),
+            Utc.with_ymd_and_hms(2028, 3, 1, 0, 0, 0).unwrap()
+        );
+    }
+}
