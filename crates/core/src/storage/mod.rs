@@ -16,6 +16,7 @@
 pub mod administrations;
 pub mod api_keys;
 pub mod connections;
+pub mod cron_runs;
 pub mod usage;
 pub mod users;
 

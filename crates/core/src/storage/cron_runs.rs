@@ -1,0 +1,112 @@
+//! The `cron_runs` table: one summary row per token-cron run.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::{SqlExecutor, Statement, StorageError, query_all};
+
+/// Counters of one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RunSummary {
+    pub due: u32,
+    pub refreshed: u32,
+    pub retried: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub emails_sent: u32,
+    pub purged: u32,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    Ok,
+    /// Some work was left for the next tick or some items failed.
+    Partial,
+    Error,
+}
+
+impl RunOutcome {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Ok => "ok",
+            RunOutcome::Partial => "partial",
+            RunOutcome::Error => "error",
+        }
+    }
+}
+
+/// Opens a run row and returns its id.
+pub async fn start(
+    db: &impl SqlExecutor,
+    cron: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, StorageError> {
+    let done = db
+        .execute(Statement::new(
+            "INSERT INTO cron_runs (cron, started_at) VALUES (?, ?)",
+            vec![cron.into(), now.into()],
+        ))
+        .await?;
+    done.last_row_id
+        .ok_or_else(|| StorageError::Query("no row id for cron run".into()))
+}
+
+/// Closes a run row with its counters and outcome.
+pub async fn finish(
+    db: &impl SqlExecutor,
+    id: i64,
+    summary: &RunSummary,
+    outcome: RunOutcome,
+    notes: Option<&str>,
+    started: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let duration_ms = (now - started).num_milliseconds().max(0);
+    db.execute(Statement::new(
+        "UPDATE cron_runs SET finished_at = ?, due = ?, refreshed = ?, retried = ?, failed = ?,
+            skipped = ?, emails_sent = ?, purged = ?, duration_ms = ?, outcome = ?, notes = ?
+         WHERE id = ?",
+        vec![
+            now.into(),
+            summary.due.into(),
+            summary.refreshed.into(),
+            summary.retried.into(),
+            summary.failed.into(),
+            summary.skipped.into(),
+            summary.emails_sent.into(),
+            summary.purged.into(),
+            duration_ms.into(),
+            outcome.as_str().into(),
+            notes.into(),
+            id.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// A recorded run, newest first in [`recent`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RecordedRun {
+    pub id: i64,
+    pub cron: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub due: u32,
+    pub refreshed: u32,
+    pub failed: u32,
+    pub outcome: String,
+}
+
+pub async fn recent(db: &impl SqlExecutor, limit: u32) -> Result<Vec<RecordedRun>, StorageError> {
+    query_all(
+        db,
+        Statement::new(
+            "SELECT id, cron, started_at, finished_at, due, refreshed, failed, outcome
+             FROM cron_runs ORDER BY started_at DESC, id DESC LIMIT ?",
+            vec![limit.into()],
+        ),
+    )
+    .await
+}

@@ -1,0 +1,664 @@
+//! Repository tests: core's SQL against a real SQLite with the real
+//! migrations applied, exactly as it runs on D1.
+
+use boekhouding_core::crypto::{Secret, TokenKeyring};
+use boekhouding_core::lifecycle::{ConnectionStatus, TokenState};
+use boekhouding_core::plan::{Limit, Plan};
+use boekhouding_core::region::Region;
+use boekhouding_core::storage::administrations::{self, DivisionInfo, Toggle};
+use boekhouding_core::storage::api_keys::{self, CreateKeyError};
+use boekhouding_core::storage::connections::{self, ExactIdentity, ExactTokens};
+use boekhouding_core::storage::cron_runs::{self, RunOutcome, RunSummary};
+use boekhouding_core::storage::usage::{self, AuthKind, CallRecord, Metered, Outcome, UsageMonth};
+use boekhouding_core::storage::{StorageError, applied_migrations, users};
+use boekhouding_core::testing::SeededRandomness;
+use boekhouding_sqlite::{SqliteDb, migrations_dir, read_migrations};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use futures::executor::block_on;
+
+const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap()
+}
+
+struct Fixture {
+    db: SqliteDb,
+    rng: SeededRandomness,
+    keyring: TokenKeyring,
+}
+
+fn fixture() -> Fixture {
+    Fixture {
+        db: SqliteDb::migrated().unwrap(),
+        rng: SeededRandomness::new(42),
+        keyring: TokenKeyring::from_config(KEY).unwrap(),
+    }
+}
+
+fn tokens(tag: &str) -> ExactTokens {
+    ExactTokens {
+        access_token: Secret::new(format!("access-{tag}")),
+        refresh_token: Secret::new(format!("refresh-{tag}")),
+        access_expires_at: now() + Duration::minutes(10),
+        refresh_expires_at: now() + Duration::days(30),
+    }
+}
+
+impl Fixture {
+    fn user(&self, email: &str) -> users::User {
+        block_on(users::upsert_by_email(
+            &self.db,
+            &self.rng,
+            email,
+            Some("Jan"),
+            now(),
+        ))
+        .unwrap()
+    }
+
+    fn connection(&self, user: &users::User) -> connections::Connection {
+        block_on(connections::connect(
+            &self.db,
+            &self.rng,
+            &self.keyring,
+            &user.id,
+            Region::Nl,
+            &ExactIdentity::default(),
+            &tokens("1"),
+            now(),
+        ))
+        .unwrap()
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.db.raw().query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+}
+
+#[test]
+fn every_migration_is_applied_once_and_recorded_like_wrangler_does() {
+    let f = fixture();
+    let files = read_migrations(&migrations_dir()).unwrap();
+    assert!(files.len() >= 12);
+    assert_eq!(
+        block_on(applied_migrations(&f.db)).unwrap() as usize,
+        files.len()
+    );
+    assert!(
+        f.db.apply(&files).unwrap().is_empty(),
+        "second apply is a no-op"
+    );
+}
+
+#[test]
+fn check_constraints_follow_the_domain_enums() {
+    let f = fixture();
+    let insert_user = |id: &str, plan: &str| {
+        f.db.raw().execute(
+            "INSERT INTO users (id, email, plan, created_at, updated_at) VALUES (?1, ?1 || '@x.nl', ?2, 0, 0)",
+            [id, plan],
+        )
+    };
+    for plan in Plan::ALL {
+        insert_user(plan.as_str(), plan.as_str()).unwrap();
+    }
+    assert!(
+        insert_user("p", "premium").is_err(),
+        "unknown plan rejected"
+    );
+
+    let insert_conn = |id: &str, region: &str, status: &str, next: Option<i64>| {
+        f.db.raw().execute(
+            "INSERT INTO connections (id, user_id, region, access_token_sealed, refresh_token_sealed,
+                access_expires_at, refresh_expires_at, status, next_retry_at, created_at, updated_at)
+             VALUES (?1, 'free', ?2, 'x', 'x', 0, 0, ?3, ?4, 0, 0)",
+            rusqlite::params![id, region, status, next],
+        )
+    };
+    for (i, region) in Region::ALL.iter().enumerate() {
+        let status = ConnectionStatus::ALL[i % 3];
+        let next = (status == ConnectionStatus::RetryPending).then_some(1);
+        insert_conn(&format!("c{i}"), region.code(), status.as_str(), next).unwrap();
+    }
+    assert!(insert_conn("bad-region", "gb", "active", None).is_err());
+    assert!(insert_conn("bad-status", "gb", "paused", None).is_err());
+    assert!(
+        insert_conn("retry-without-time", "nl", "retry_pending", None).is_err(),
+        "retry_pending needs next_retry_at"
+    );
+}
+
+#[test]
+fn users_are_found_by_email_case_insensitively_and_plans_change() {
+    let f = fixture();
+    let a = f.user("Jan@Bakkerij.nl");
+    let b = block_on(users::upsert_by_email(
+        &f.db,
+        &f.rng,
+        "jan@bakkerij.nl",
+        None,
+        now(),
+    ))
+    .unwrap();
+    assert_eq!(a.id, b.id);
+    assert_eq!(
+        b.name.as_deref(),
+        Some("Jan"),
+        "a missing name keeps the old one"
+    );
+    assert_eq!(b.plan, Plan::Free);
+    assert!(block_on(users::set_plan(&f.db, &a.id, Plan::Starter, now())).unwrap());
+    assert_eq!(
+        block_on(users::find_by_id(&f.db, &a.id))
+            .unwrap()
+            .unwrap()
+            .plan,
+        Plan::Starter
+    );
+    assert!(!block_on(users::set_plan(&f.db, "nobody", Plan::Pro, now())).unwrap());
+}
+
+#[test]
+fn connection_tokens_are_stored_sealed_and_bound_to_their_row() {
+    let f = fixture();
+    let user = f.user("a@x.nl");
+    let conn = f.connection(&user);
+    let raw: String =
+        f.db.raw()
+            .query_row(
+                "SELECT access_token_sealed || refresh_token_sealed FROM connections",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+    assert!(!raw.contains("access-1") && !raw.contains("refresh-1"));
+    let (access, refresh) = connections::open_tokens(&f.keyring, &conn).unwrap();
+    assert_eq!(
+        (access.expose(), refresh.expose()),
+        ("access-1", "refresh-1")
+    );
+
+    // A ciphertext copied into another user's row does not open there.
+    let other = f.connection(&f.user("b@x.nl"));
+    f.db.raw()
+        .execute(
+            "UPDATE connections SET refresh_token_sealed = ?1 WHERE id = ?2",
+            [&conn.refresh_token_sealed, &other.id],
+        )
+        .unwrap();
+    let tampered = block_on(connections::find_by_id(&f.db, &other.id))
+        .unwrap()
+        .unwrap();
+    assert!(connections::open_tokens(&f.keyring, &tampered).is_err());
+}
+
+#[test]
+fn reconnect_revives_a_failed_connection_in_place() {
+    let f = fixture();
+    let user = f.user("a@x.nl");
+    let conn = f.connection(&user);
+    assert!(
+        block_on(connections::try_take_lease(
+            &f.db,
+            &conn.id,
+            "cron",
+            now(),
+            Duration::seconds(60)
+        ))
+        .unwrap()
+    );
+    let failed = TokenState {
+        status: ConnectionStatus::RefreshFailed,
+        retry_count: 5,
+        next_retry_at: None,
+        last_error: Some("invalid_grant".into()),
+    };
+    assert!(
+        block_on(connections::store_state(
+            &f.db,
+            &conn.id,
+            "cron",
+            &failed,
+            now()
+        ))
+        .unwrap()
+    );
+    let again = block_on(connections::connect(
+        &f.db,
+        &f.rng,
+        &f.keyring,
+        &user.id,
+        Region::Nl,
+        &ExactIdentity::default(),
+        &tokens("2"),
+        now(),
+    ))
+    .unwrap();
+    assert_eq!(again.id, conn.id);
+    assert_eq!(again.state, TokenState::active());
+    assert_eq!(again.token_generation, conn.token_generation + 1);
+    assert_eq!(
+        connections::open_tokens(&f.keyring, &again)
+            .unwrap()
+            .1
+            .expose(),
+        "refresh-2"
+    );
+    assert_eq!(f.count("SELECT COUNT(*) FROM connections"), 1);
+}
+
+#[test]
+fn the_refresh_lease_admits_one_holder_until_it_expires() {
+    let f = fixture();
+    let conn = f.connection(&f.user("a@x.nl"));
+    let ttl = Duration::seconds(60);
+    let take = |who: &str, at| {
+        block_on(connections::try_take_lease(&f.db, &conn.id, who, at, ttl)).unwrap()
+    };
+    assert!(take("cron", now()));
+    assert!(!take("mcp", now()), "held");
+    assert!(!take("mcp", now() + Duration::seconds(59)), "still held");
+
+    // Only the holder may store; a loser's write changes nothing.
+    let stored = |who: &str| {
+        block_on(connections::store_refreshed(
+            &f.db,
+            &f.rng,
+            &f.keyring,
+            &conn.id,
+            who,
+            &tokens("x"),
+            now(),
+        ))
+        .unwrap()
+    };
+    assert!(!stored("mcp"));
+    assert!(stored("cron"));
+    assert!(take("mcp", now()), "storing released the lease");
+
+    // A crashed holder's lease lapses.
+    assert!(
+        take("crashed", now() + Duration::seconds(100)),
+        "the mcp lease lapsed"
+    );
+    assert!(!take("next", now() + Duration::seconds(159)));
+    assert!(take("next", now() + Duration::seconds(200)));
+    assert!(block_on(connections::release_lease(&f.db, &conn.id, "next")).unwrap());
+    assert!(!block_on(connections::release_lease(&f.db, &conn.id, "next")).unwrap());
+}
+
+#[test]
+fn administrations_sync_within_the_plan_and_keep_the_users_choices() {
+    let f = fixture();
+    let user = f.user("a@x.nl");
+    let conn = f.connection(&user);
+    let divs = |codes: &[i64]| -> Vec<DivisionInfo> {
+        codes
+            .iter()
+            .map(|c| DivisionInfo {
+                code: *c,
+                name: format!("Administratie {c}"),
+            })
+            .collect()
+    };
+    let synced = block_on(administrations::sync_for_connection(
+        &f.db,
+        &f.rng,
+        &conn.id,
+        Plan::Free,
+        &divs(&[101, 102, 103]),
+        Some(102),
+        now(),
+    ))
+    .unwrap();
+    let active: Vec<i64> = synced
+        .iter()
+        .filter(|a| a.is_active)
+        .map(|a| a.division_code)
+        .collect();
+    assert_eq!(active, vec![101, 102], "free plan: two administrations");
+    assert_eq!(
+        synced
+            .iter()
+            .filter(|a| a.is_default)
+            .map(|a| a.division_code)
+            .collect::<Vec<_>>(),
+        vec![102]
+    );
+
+    // Switching the third on is refused by the plan; switching one off
+    // first makes room.
+    let third = synced.iter().find(|a| a.division_code == 103).unwrap();
+    let first = synced.iter().find(|a| a.division_code == 101).unwrap();
+    let toggle = |id: &str, on: bool, uid: &str| {
+        block_on(administrations::set_active(
+            &f.db,
+            uid,
+            id,
+            on,
+            Plan::Free,
+            now(),
+        ))
+        .unwrap()
+    };
+    assert_eq!(
+        toggle(&third.id, true, &user.id),
+        Toggle::LimitReached { limit: 2 }
+    );
+    assert_eq!(toggle(&first.id, false, &user.id), Toggle::Changed);
+    assert_eq!(toggle(&third.id, true, &user.id), Toggle::Changed);
+
+    // Another user cannot touch them.
+    let stranger = f.user("b@x.nl");
+    assert_eq!(toggle(&first.id, true, &stranger.id), Toggle::NotFound);
+
+    // A reconnect keeps those choices; a division Exact no longer reports
+    // is switched off.
+    let resynced = block_on(administrations::sync_for_connection(
+        &f.db,
+        &f.rng,
+        &conn.id,
+        Plan::Free,
+        &divs(&[101, 103]),
+        Some(101),
+        now(),
+    ))
+    .unwrap();
+    let state: Vec<(i64, bool)> = resynced
+        .iter()
+        .map(|a| (a.division_code, a.is_active))
+        .collect();
+    assert_eq!(state, vec![(101, false), (102, false), (103, true)]);
+
+    let mine = block_on(administrations::active_for_user(&f.db, &user.id)).unwrap();
+    assert_eq!(
+        mine.iter().map(|a| a.division_code).collect::<Vec<_>>(),
+        vec![103]
+    );
+    assert!(
+        block_on(administrations::active_for_user(&f.db, &stranger.id))
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn api_keys_are_stored_as_hashes_limited_by_plan_and_revocable_only_by_their_owner() {
+    let f = fixture();
+    let user = f.user("a@x.nl");
+    let created = block_on(api_keys::create(
+        &f.db,
+        &f.rng,
+        &user.id,
+        Plan::Free,
+        "Claude",
+        now(),
+    ))
+    .unwrap();
+    let secret = created.issued.secret.expose().to_owned();
+    let stored: String =
+        f.db.raw()
+            .query_row("SELECT key_hash || key_prefix FROM api_keys", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+    assert!(!stored.contains(&secret));
+
+    let found = block_on(api_keys::find_active_by_secret(&f.db, &secret))
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, created.record.id);
+    assert_eq!(found.user_id, user.id);
+    for garbage in [
+        "",
+        "pmjb_",
+        "Bearer x",
+        "pmjb_' OR 1=1 --",
+        &secret.to_uppercase(),
+    ] {
+        assert!(
+            block_on(api_keys::find_active_by_secret(&f.db, garbage))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    for n in 2..=3 {
+        block_on(api_keys::create(
+            &f.db,
+            &f.rng,
+            &user.id,
+            Plan::Free,
+            &format!("key {n}"),
+            now(),
+        ))
+        .unwrap();
+    }
+    let fourth = block_on(api_keys::create(
+        &f.db,
+        &f.rng,
+        &user.id,
+        Plan::Free,
+        "one too many",
+        now(),
+    ));
+    assert!(matches!(
+        fourth,
+        Err(CreateKeyError::LimitReached {
+            plan: Plan::Free,
+            limit: 3
+        })
+    ));
+    assert!(matches!(
+        block_on(api_keys::create(
+            &f.db,
+            &f.rng,
+            &user.id,
+            Plan::Free,
+            "  ",
+            now()
+        )),
+        Err(CreateKeyError::InvalidName)
+    ));
+
+    let stranger = f.user("b@x.nl");
+    assert!(
+        !block_on(api_keys::revoke(
+            &f.db,
+            &stranger.id,
+            &created.record.id,
+            now()
+        ))
+        .unwrap()
+    );
+    assert!(block_on(api_keys::revoke(&f.db, &user.id, &created.record.id, now())).unwrap());
+    assert!(
+        block_on(api_keys::find_active_by_secret(&f.db, &secret))
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        block_on(api_keys::list_for_user(&f.db, &user.id))
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // Revoked keys are purged after 30 days, active ones never.
+    let purged = block_on(api_keys::purge_revoked_before(
+        &f.db,
+        now() + Duration::days(31),
+    ))
+    .unwrap();
+    assert_eq!(purged, 1);
+    assert_eq!(
+        block_on(api_keys::list_for_user(&f.db, &user.id))
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn the_monthly_counter_stops_exactly_at_the_plan_limit_and_resets_next_month() {
+    let f = fixture();
+    let user = f.user("a@x.nl");
+    let month = UsageMonth::of(now());
+    let limit = Limit::Capped(5);
+    let mut seen = Vec::new();
+    for _ in 0..7 {
+        seen.push(block_on(usage::try_count_call(&f.db, &user.id, month, limit)).unwrap());
+    }
+    assert_eq!(
+        seen,
+        vec![
+            Metered::Allowed { used: 1 },
+            Metered::Allowed { used: 2 },
+            Metered::Allowed { used: 3 },
+            Metered::Allowed { used: 4 },
+            Metered::Allowed { used: 5 },
+            Metered::LimitReached { used: 5 },
+            Metered::LimitReached { used: 5 },
+        ]
+    );
+    let next = UsageMonth::of(now() + Duration::days(31));
+    assert_eq!(
+        block_on(usage::try_count_call(&f.db, &user.id, next, limit)).unwrap(),
+        Metered::Allowed { used: 1 }
+    );
+    assert_eq!(
+        block_on(usage::try_count_call(
+            &f.db,
+            &user.id,
+            month,
+            Limit::Capped(0)
+        ))
+        .unwrap(),
+        Metered::LimitReached { used: 5 }
+    );
+    assert_eq!(
+        block_on(usage::try_count_call(
+            &f.db,
+            &user.id,
+            month,
+            Limit::Unlimited
+        ))
+        .unwrap(),
+        Metered::Allowed { used: 6 }
+    );
+}
+
+#[test]
+fn call_records_keep_the_auth_kind_and_aggregate_per_tool() {
+    let f = fixture();
+    let user = f.user("a@x.nl");
+    let key = block_on(api_keys::create(
+        &f.db,
+        &f.rng,
+        &user.id,
+        Plan::Free,
+        "k",
+        now(),
+    ))
+    .unwrap();
+    let record = |tool: &str, outcome, auth: AuthKind| CallRecord {
+        user_id: user.id.clone(),
+        auth,
+        tool: tool.into(),
+        division_code: Some(101),
+        outcome,
+        latency_ms: 40,
+        exact_calls: 2,
+        request_id: None,
+        client_name: Some("claude-ai".into()),
+        at: now(),
+    };
+    let by_key = AuthKind::ApiKey {
+        key_id: key.record.id.clone(),
+    };
+    block_on(usage::record_call(
+        &f.db,
+        &record("get_revenue", Outcome::Ok, by_key.clone()),
+    ))
+    .unwrap();
+    block_on(usage::record_call(
+        &f.db,
+        &record("get_revenue", Outcome::UpstreamError, by_key.clone()),
+    ))
+    .unwrap();
+    block_on(usage::record_call(
+        &f.db,
+        &record("list_divisions", Outcome::Ok, by_key),
+    ))
+    .unwrap();
+    // An OAuth client id that does not exist violates the foreign key: the
+    // original product silently lost exactly these rows.
+    let bad = block_on(usage::record_call(
+        &f.db,
+        &record(
+            "x",
+            Outcome::Ok,
+            AuthKind::OAuth {
+                client_id: "nope".into(),
+            },
+        ),
+    ));
+    assert!(matches!(bad, Err(StorageError::Constraint(_))));
+
+    let per_tool = block_on(usage::tool_usage(&f.db, &user.id, UsageMonth::of(now()))).unwrap();
+    let summary: Vec<(String, u64, u64)> = per_tool
+        .into_iter()
+        .map(|t| (t.tool, t.calls, t.errors))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("get_revenue".into(), 2, 1),
+            ("list_divisions".into(), 1, 0)
+        ]
+    );
+    assert_eq!(
+        f.count("SELECT COUNT(*) FROM api_usage WHERE auth_kind = 'api_key'"),
+        3
+    );
+}
+
+#[test]
+fn cron_runs_are_recorded_with_their_counters() {
+    let f = fixture();
+    let id = block_on(cron_runs::start(&f.db, "*/5 * * * *", now())).unwrap();
+    let summary = RunSummary {
+        due: 4,
+        refreshed: 3,
+        failed: 1,
+        ..RunSummary::default()
+    };
+    block_on(cron_runs::finish(
+        &f.db,
+        id,
+        &summary,
+        RunOutcome::Partial,
+        None,
+        now(),
+        now() + Duration::seconds(2),
+    ))
+    .unwrap();
+    let runs = block_on(cron_runs::recent(&f.db, 5)).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!((runs[0].due, runs[0].refreshed, runs[0].failed), (4, 3, 1));
+    assert_eq!(runs[0].outcome, "partial");
+    assert_eq!(f.count("SELECT duration_ms FROM cron_runs"), 2000);
+}
+
+#[test]
+fn an_unavailable_database_is_reported_as_retryable() {
+    let f = fixture();
+    f.db.fail_next(1);
+    let err = block_on(applied_migrations(&f.db)).unwrap_err();
+    assert!(err.is_retryable());
+    assert!(
+        block_on(applied_migrations(&f.db)).is_ok(),
+        "the next call works again"
+    );
+}
