@@ -1,1 +1,242 @@
-fn main() {}
+//! `cargo xtask <command>`: the project's only build, test, run and deploy
+//! entry point. Each command first makes sure the pinned tools are present
+//! (see `tools.rs`), so a fresh clone needs nothing installed by hand.
+
+mod bench;
+mod build;
+mod docs;
+mod e2e;
+mod migrations;
+mod process;
+mod tidy;
+mod tools;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  setup                 install the pinned toolchain into .tools/ and wrangler/node_modules/
+  dev [--port N]        build, migrate a local D1 and run the three Workers in workerd
+  test                  fmt, clippy, native tests, wasm build, end-to-end tests in workerd
+  build [--dev]         build the three Workers and print their bundle sizes
+  check                 repository checks: migration numbering, DATABASE.md in sync
+  migrate [--env E]     apply migrations (local D1 by default; E = staging|production)
+  deploy --env E        build, migrate and deploy the three Workers to E
+  rollback --env E [--worker W] [--version ID]
+                        put the previous (or given) version of the Workers back on 100%
+  bench                 measure bundle sizes, start-up compile time and core throughput
+  db-docs               regenerate the schema section of docs/knowledge/DATABASE.md
+";
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() {
+        print!("{USAGE}");
+        bail!("no command given");
+    }
+    let command = args.remove(0);
+    let opts = Options::parse(&args)?;
+    match command.as_str() {
+        "setup" => tools::setup().map(|_| ()),
+        "build" => {
+            let t = tools::setup()?;
+            let report = build::build_all(&t, opts.profile())?;
+            build::print_report(&report);
+            build::enforce_limits(&report)
+        }
+        "check" => {
+            migrations::check_dir(&project_root().join("migrations"))?;
+            docs::check_database_md()?;
+            println!("checks passed");
+            Ok(())
+        }
+        "db-docs" => docs::write_database_md(),
+        "test" => test(&opts),
+        "dev" => e2e::dev(&opts),
+        "migrate" => {
+            let t = tools::setup()?;
+            match opts.env.as_deref() {
+                None => {
+                    let state = project_root().join(".state/dev");
+                    process::apply_migrations_local(&t, &state)
+                }
+                Some(env) => process::apply_migrations_remote(&t, env),
+            }
+        }
+        "deploy" => {
+            let env = opts
+                .env
+                .as_deref()
+                .context("deploy needs --env staging|production")?;
+            let t = tools::setup()?;
+            process::deploy(&t, env)
+        }
+        "rollback" => {
+            let env = opts
+                .env
+                .as_deref()
+                .context("rollback needs --env staging|production")?;
+            let t = tools::setup()?;
+            process::rollback(&t, env, opts.worker.as_deref(), opts.version.as_deref())
+        }
+        "bench" => e2e::bench(),
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            print!("{USAGE}");
+            bail!("unknown command {other:?}")
+        }
+    }
+}
+
+/// Options shared by the commands.
+#[derive(Debug, Default)]
+pub struct Options {
+    pub dev_profile: bool,
+    pub env: Option<String>,
+    pub worker: Option<String>,
+    pub version: Option<String>,
+    pub port: Option<u16>,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Self> {
+        let mut o = Options::default();
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let mut value = |name: &str| {
+                it.next()
+                    .cloned()
+                    .with_context(|| format!("{name} needs a value"))
+            };
+            match a.as_str() {
+                "--dev" => o.dev_profile = true,
+                "--env" | "-e" => o.env = Some(value("--env")?),
+                "--worker" => o.worker = Some(value("--worker")?),
+                "--version" => o.version = Some(value("--version")?),
+                "--port" => {
+                    o.port = Some(value("--port")?.parse().context("--port needs a number")?)
+                }
+                other => bail!("unknown option {other:?}\n\n{USAGE}"),
+            }
+        }
+        if let Some(env) = &o.env
+            && !matches!(env.as_str(), "staging" | "production")
+        {
+            bail!("--env must be staging or production, not {env:?}");
+        }
+        Ok(o)
+    }
+
+    fn profile(&self) -> build::Profile {
+        if self.dev_profile {
+            build::Profile::Dev
+        } else {
+            build::Profile::Release
+        }
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// Runs a command to completion, failing with its name if it fails.
+pub fn run_cmd(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed with {status}");
+    }
+    Ok(())
+}
+
+fn step(n: usize, of: usize, what: &str) -> Instant {
+    println!("\n==> [{n}/{of}] {what}");
+    Instant::now()
+}
+
+fn test(opts: &Options) -> Result<()> {
+    let started = Instant::now();
+    let root = project_root();
+    let total = 6;
+
+    let t = step(1, total, "setup (pinned toolchain)");
+    let tools = tools::setup()?;
+    println!("    {:.1?}", t.elapsed());
+
+    let t = step(2, total, "cargo fmt --check");
+    run_cmd(
+        Command::new("cargo")
+            .args(["fmt", "--all", "--", "--check"])
+            .current_dir(&root),
+    )?;
+    println!("    {:.1?}", t.elapsed());
+
+    let t = step(3, total, "cargo clippy -D warnings (native and wasm32)");
+    run_cmd(
+        Command::new("cargo")
+            .args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ])
+            .current_dir(&root),
+    )?;
+    run_cmd(
+        Command::new("cargo")
+            .args(["clippy", "--target", "wasm32-unknown-unknown"])
+            .args(build::WORKERS.iter().flat_map(|w| ["-p", w.name]))
+            .args(["--", "-D", "warnings"])
+            .current_dir(&root),
+    )?;
+    println!("    {:.1?}", t.elapsed());
+
+    let t = step(4, total, "native tests and repository checks");
+    migrations::check_dir(&root.join("migrations"))?;
+    docs::check_database_md()?;
+    run_cmd(
+        Command::new("cargo")
+            .args(["test", "--workspace"])
+            .current_dir(&root),
+    )?;
+    println!("    {:.1?}", t.elapsed());
+
+    let t = step(5, total, "wasm build of the three Workers");
+    let report = build::build_all(&tools, opts.profile())?;
+    build::print_report(&report);
+    build::enforce_limits(&report)?;
+    println!("    {:.1?}", t.elapsed());
+
+    let t = step(6, total, "end to end in workerd");
+    e2e::run_suite(&tools)?;
+    println!("    {:.1?}", t.elapsed());
+
+    println!(
+        "\ncargo xtask test: all steps passed in {:.1?}",
+        started.elapsed()
+    );
+    Ok(())
+}

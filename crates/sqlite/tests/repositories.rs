@@ -1,13 +1,16 @@
 //! Repository tests: core's SQL against a real SQLite with the real
 //! migrations applied, exactly as it runs on D1.
 
+// Test helpers outside #[test] functions may unwrap too: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use boekhouding_core::crypto::{Secret, TokenKeyring};
 use boekhouding_core::lifecycle::{ConnectionStatus, TokenState};
 use boekhouding_core::plan::{Limit, Plan};
 use boekhouding_core::region::Region;
 use boekhouding_core::storage::administrations::{self, DivisionInfo, Toggle};
 use boekhouding_core::storage::api_keys::{self, CreateKeyError};
-use boekhouding_core::storage::connections::{self, ExactIdentity, ExactTokens};
+use boekhouding_core::storage::connections::{self, ExactIdentity, ExactTokens, NewConnection};
 use boekhouding_core::storage::cron_runs::{self, RunOutcome, RunSummary};
 use boekhouding_core::storage::usage::{self, AuthKind, CallRecord, Metered, Outcome, UsageMonth};
 use boekhouding_core::storage::{StorageError, applied_migrations, users};
@@ -62,10 +65,12 @@ impl Fixture {
             &self.db,
             &self.rng,
             &self.keyring,
-            &user.id,
-            Region::Nl,
-            &ExactIdentity::default(),
-            &tokens("1"),
+            &NewConnection {
+                user_id: &user.id,
+                region: Region::Nl,
+                identity: &ExactIdentity::default(),
+                tokens: &tokens("1"),
+            },
             now(),
         ))
         .unwrap()
@@ -228,10 +233,12 @@ fn reconnect_revives_a_failed_connection_in_place() {
         &f.db,
         &f.rng,
         &f.keyring,
-        &user.id,
-        Region::Nl,
-        &ExactIdentity::default(),
-        &tokens("2"),
+        &NewConnection {
+            user_id: &user.id,
+            region: Region::Nl,
+            identity: &ExactIdentity::default(),
+            tokens: &tokens("2"),
+        },
         now(),
     ))
     .unwrap();

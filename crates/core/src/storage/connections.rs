@@ -144,6 +144,15 @@ fn seal_pair(
     ))
 }
 
+/// The result of a completed Exact OAuth flow for one user and region.
+#[derive(Debug, Clone)]
+pub struct NewConnection<'a> {
+    pub user_id: &'a str,
+    pub region: Region,
+    pub identity: &'a ExactIdentity,
+    pub tokens: &'a ExactTokens,
+}
+
 /// Stores the result of a completed Exact OAuth flow: creates the user's
 /// connection for the region, or revives the existing one (new tokens,
 /// lifecycle reset to active, lease cleared).
@@ -151,12 +160,15 @@ pub async fn connect(
     db: &impl SqlExecutor,
     rng: &impl Randomness,
     keyring: &TokenKeyring,
-    user_id: &str,
-    region: Region,
-    identity: &ExactIdentity,
-    tokens: &ExactTokens,
+    new: &NewConnection<'_>,
     now: DateTime<Utc>,
 ) -> Result<Connection, ConnectionError> {
+    let NewConnection {
+        user_id,
+        region,
+        identity,
+        tokens,
+    } = *new;
     // Two tries: a concurrent first connect may create the row between our
     // lookup and our insert; the second pass then updates it.
     for _ in 0..2 {

@@ -1,0 +1,303 @@
+//! End-to-end runs in workerd: the smoke suite of `cargo xtask test`,
+//! `cargo xtask dev`, and `cargo xtask bench`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::build::{self, WORKERS};
+use crate::process::{self, DevServer, apply_migrations_local, d1_query, free_port, http_get};
+use crate::tools::{self, Tools};
+use crate::{Options, project_root};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+fn migration_count(root: &Path) -> Result<u64> {
+    Ok(std::fs::read_dir(root.join("migrations"))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".sql"))
+        .count() as u64)
+}
+
+/// A fresh state directory (local D1, KV, logs) for one run.
+fn fresh_state(root: &Path, name: &str) -> Result<PathBuf> {
+    let dir = root.join(".state").join(name);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Collects named checks and prints the closing "N passed, M failed" line.
+#[derive(Default)]
+struct Suite {
+    passed: u32,
+    failed: Vec<String>,
+}
+
+impl Suite {
+    fn check(&mut self, name: &str, result: Result<()>) {
+        match result {
+            Ok(()) => {
+                println!("e2e {name} ... ok");
+                self.passed += 1;
+            }
+            Err(e) => {
+                println!("e2e {name} ... FAILED\n    {e:#}");
+                self.failed.push(name.to_owned());
+            }
+        }
+    }
+
+    fn finish(self) -> Result<()> {
+        println!("\n{} passed, {} failed", self.passed, self.failed.len());
+        if self.failed.is_empty() {
+            Ok(())
+        } else {
+            bail!("end-to-end failures: {}", self.failed.join(", "))
+        }
+    }
+}
+
+fn expect(cond: bool, msg: impl FnOnce() -> String) -> Result<()> {
+    if cond { Ok(()) } else { bail!(msg()) }
+}
+
+fn check_health(server: &DevServer, migrations: u64, commit: &str) -> Result<()> {
+    let reply = http_get(server.port, "/health")?;
+    expect(reply.status == 200, || {
+        format!("status {} body {}", reply.status, reply.body)
+    })?;
+    let json = reply.json()?;
+    expect(json["service"] == server.name.as_str(), || {
+        format!("service in {json}")
+    })?;
+    expect(json["status"] == "ok", || format!("status in {json}"))?;
+    expect(json["version"] == env!("CARGO_PKG_VERSION"), || {
+        format!("version in {json}")
+    })?;
+    expect(json["commit"] == commit, || format!("commit in {json}"))?;
+    expect(json["database"]["reachable"] == true, || {
+        format!("database in {json}")
+    })?;
+    expect(json["database"]["migrations"] == migrations, || {
+        format!("expected {migrations} migrations in {json}")
+    })?;
+    expect(reply.header("cache-control") == Some("no-store"), || {
+        "no Cache-Control: no-store".into()
+    })
+}
+
+/// A copy of a Worker's config without its D1 binding, to prove `/health`
+/// answers 503 when the database is unreachable.
+fn config_without_db(tools: &Tools, state: &Path) -> Result<PathBuf> {
+    let src = WORKERS[0].config(&tools.root);
+    let text = std::fs::read_to_string(&src)?;
+    let start = text
+        .find("\"d1_databases\"")
+        .context("no d1_databases in config")?;
+    let end = start
+        + text[start..]
+            .find(']')
+            .context("unterminated d1_databases")?
+        + 1;
+    let mut patched = format!("{}\"d1_databases\": []{}", &text[..start], &text[end..]);
+    patched = patched.replace(
+        "\"name\": \"pmjb-mcp-server\"",
+        "\"name\": \"pmjb-mcp-server-nodb\"",
+    );
+    // Same directory as the original, so relative paths still resolve.
+    let dest = src.with_file_name(format!(
+        "wrangler.nodb.{}.jsonc",
+        state
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    std::fs::write(&dest, patched)?;
+    Ok(dest)
+}
+
+pub fn run_suite(tools: &Tools) -> Result<()> {
+    let root = project_root();
+    let state = fresh_state(&root, &format!("e2e-{}", std::process::id()))?;
+    let migrations = migration_count(&root)?;
+    let commit = process::commit_var(&root);
+
+    let t = Instant::now();
+    apply_migrations_local(tools, &state)?;
+    println!(
+        "migrations applied to a fresh local D1 in {:.1?}",
+        t.elapsed()
+    );
+
+    let mut servers = Vec::new();
+    for w in WORKERS {
+        let port = free_port()?;
+        servers.push(DevServer::start(
+            tools,
+            w.name,
+            &w.config(&root),
+            &state,
+            port,
+            &[("GIT_COMMIT", &commit)],
+            true,
+        )?);
+    }
+    let nodb_config = config_without_db(tools, &state)?;
+    let mut nodb = DevServer::start(
+        tools,
+        "mcp-server",
+        &nodb_config,
+        &state.join("nodb"),
+        free_port()?,
+        &[],
+        true,
+    );
+    let t = Instant::now();
+    for s in &mut servers {
+        s.wait_ready("/health", READY_TIMEOUT)?;
+    }
+    println!("three Workers ready in workerd in {:.1?}", t.elapsed());
+
+    let mut suite = Suite::default();
+    for s in &servers {
+        suite.check(
+            &format!(
+                "{} /health answers 200 with its identity and the D1 schema",
+                s.name
+            ),
+            check_health(s, migrations, &commit),
+        );
+        suite.check(
+            &format!("{} unknown route answers 404 JSON", s.name),
+            (|| {
+                let r = http_get(s.port, "/no/such/route")?;
+                expect(r.status == 404, || format!("status {}", r.status))?;
+                expect(r.json()?["error"] == "not_found", || r.body.clone())
+            })(),
+        );
+    }
+    suite.check(
+        "health answers 503 when D1 is unreachable",
+        (|| {
+            let server = nodb.as_mut().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            server.wait_ready("/health", READY_TIMEOUT)?;
+            let r = http_get(server.port, "/health")?;
+            expect(r.status == 503, || {
+                format!("status {} body {}", r.status, r.body)
+            })?;
+            let json = r.json()?;
+            expect(json["database"]["reachable"] == false, || json.to_string())?;
+            expect(json["status"] == "unavailable", || json.to_string())
+        })(),
+    );
+    suite.check(
+        "token-cron scheduled handler runs and records its run in D1",
+        (|| {
+            let cron = servers
+                .iter()
+                .find(|s| s.name == "token-cron")
+                .context("no token-cron")?;
+            let before = d1_query(tools, &state, "SELECT COUNT(*) AS n FROM cron_runs")?;
+            expect(before.first().map(|r| r["n"] == 0).unwrap_or(false), || {
+                format!("before: {before:?}")
+            })?;
+            let r = http_get(cron.port, "/cdn-cgi/handler/scheduled?cron=*/5+*+*+*+*")?;
+            expect(r.status == 200, || {
+                format!("trigger status {} body {}", r.status, r.body)
+            })?;
+            let rows = d1_query(
+                tools,
+                &state,
+                "SELECT cron, outcome, finished_at IS NOT NULL AS finished FROM cron_runs",
+            )?;
+            expect(rows.len() == 1, || format!("rows: {rows:?}"))?;
+            expect(rows[0]["cron"] == "*/5 * * * *", || {
+                format!("cron: {rows:?}")
+            })?;
+            expect(
+                rows[0]["outcome"] == "ok" && rows[0]["finished"] == 1,
+                || format!("run: {rows:?}"),
+            )
+        })(),
+    );
+
+    drop(servers);
+    drop(nodb);
+    let _ = std::fs::remove_file(&nodb_config);
+    let result = suite.finish();
+    if result.is_ok() {
+        let _ = std::fs::remove_dir_all(&state);
+    } else {
+        println!("logs kept in {}", state.display());
+    }
+    result
+}
+
+pub fn dev(opts: &Options) -> Result<()> {
+    let tools = tools::setup()?;
+    let root = project_root();
+    let report = build::build_all(&tools, opts.profile())?;
+    build::print_report(&report);
+    let state = root.join(".state/dev");
+    std::fs::create_dir_all(&state)?;
+    apply_migrations_local(&tools, &state)?;
+    let base = opts.port.unwrap_or(8787);
+    let commit = process::commit_var(&root);
+    let mut servers = Vec::new();
+    for (i, w) in WORKERS.iter().enumerate() {
+        // Same process group as xtask: Ctrl-C reaches every child.
+        servers.push(DevServer::start(
+            &tools,
+            w.name,
+            &w.config(&root),
+            &state,
+            base + i as u16,
+            &[("GIT_COMMIT", &commit)],
+            false,
+        )?);
+    }
+    for s in &mut servers {
+        s.wait_ready("/health", READY_TIMEOUT)?;
+    }
+    println!(
+        "\nPraat met je Boekhouding runs locally (state in {}):",
+        state.display()
+    );
+    for s in &servers {
+        println!(
+            "  {:<12} {}   (health: {}/health, log: {})",
+            s.name,
+            s.base_url(),
+            s.base_url(),
+            s.log.display()
+        );
+    }
+    println!("\nPress Ctrl-C to stop everything.");
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        if let Some(i) = servers.iter_mut().position(|s| s.has_exited()) {
+            let name = servers[i].name.clone();
+            drop(servers);
+            bail!("{name} stopped; stopped the others too");
+        }
+    }
+}
+
+pub fn bench() -> Result<()> {
+    let tools = tools::setup()?;
+    let root = project_root();
+    let report = build::build_all(&tools, build::Profile::Release)?;
+    build::print_report(&report);
+    let core = crate::bench::core_throughput()?;
+    crate::bench::print(&core);
+    let out = root.join("bench-results");
+    std::fs::create_dir_all(&out)?;
+    let json = serde_json::json!({ "bundles": report, "core": core });
+    std::fs::write(out.join("bench.json"), serde_json::to_string_pretty(&json)?)?;
+    println!("written to bench-results/bench.json");
+    Ok(())
+}

@@ -1,0 +1,365 @@
+//! Running wrangler: local D1 migrations, `wrangler dev` in workerd with a
+//! guard that stops the whole process group, a tiny loopback HTTP client
+//! for health checks, and the deploy/rollback pass-throughs.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::build::{WORKERS, WorkerCrate};
+use crate::run_cmd;
+use crate::tools::Tools;
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+pub fn apply_migrations_local(tools: &Tools, state: &Path) -> Result<()> {
+    std::fs::create_dir_all(state)?;
+    run_cmd(
+        tools
+            .wrangler()
+            .args(["d1", "migrations", "apply", "boekhouding", "--local", "-c"])
+            .arg(WORKERS[0].config(&tools.root))
+            .arg("--persist-to")
+            .arg(state)
+            .stdout(Stdio::null()),
+    )
+    .context("applying migrations to the local D1")
+}
+
+/// Runs SQL against the local D1 and returns wrangler's JSON rows.
+pub fn d1_query(tools: &Tools, state: &Path, sql: &str) -> Result<Vec<serde_json::Value>> {
+    let out = tools
+        .wrangler()
+        .args(["d1", "execute", "boekhouding", "--local", "--json", "-c"])
+        .arg(WORKERS[0].config(&tools.root))
+        .arg("--persist-to")
+        .arg(state)
+        .args(["--command", sql])
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "wrangler d1 execute failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("parsing: {}", String::from_utf8_lossy(&out.stdout)))?;
+    Ok(parsed
+        .get(0)
+        .and_then(|r| r.get("results"))
+        .and_then(|r| r.as_array())
+        .cloned()
+        .unwrap_or_default())
+}
+
+/// One `wrangler dev` process (and its workerd) in its own process group;
+/// dropping it stops them all.
+#[derive(Debug)]
+pub struct DevServer {
+    pub name: String,
+    pub port: u16,
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl DevServer {
+    pub fn start(
+        tools: &Tools,
+        name: &str,
+        config: &Path,
+        state: &Path,
+        port: u16,
+        vars: &[(&str, &str)],
+        own_group: bool,
+    ) -> Result<Self> {
+        std::fs::create_dir_all(state)?;
+        let log = state.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log)?;
+        let mut cmd = tools.wrangler();
+        cmd.args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--inspector-port", &free_port()?.to_string()])
+            .arg("-c")
+            .arg(config)
+            .arg("--persist-to")
+            .arg(state)
+            .args(["--log-level", "info"])
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file);
+        for (k, v) in vars {
+            cmd.args(["--var", &format!("{k}:{v}")]);
+        }
+        if own_group {
+            cmd.process_group(0);
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting wrangler dev for {name}"))?;
+        Ok(DevServer {
+            name: name.to_owned(),
+            port,
+            child,
+            log,
+        })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Waits until `path` answers at all (any status).
+    pub fn wait_ready(&mut self, path: &str, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "{} exited early ({status}); log:\n{}",
+                    self.name,
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            if http_get(self.port, path).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        bail!(
+            "{} did not answer within {timeout:?}; log:\n{}",
+            self.name,
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        )
+    }
+
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    pub fn stop(&mut self) {
+        let pid = self.child.id();
+        // The whole group: wrangler's node process and workerd under it.
+        let _ = Command::new("kill")
+            .args(["-TERM", &format!("-{pid}")])
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.has_exited() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = Command::new("kill")
+            .args(["-KILL", &format!("-{pid}")])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        if !self.has_exited() {
+            self.stop();
+        }
+    }
+}
+
+/// A response from [`http_get`].
+#[derive(Debug, Clone)]
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Result<serde_json::Value> {
+        serde_json::from_str(&self.body).with_context(|| format!("not JSON: {}", self.body))
+    }
+}
+
+/// A minimal HTTP/1.1 GET on loopback (no client dependency needed for
+/// health checks; chunked bodies are decoded).
+pub fn http_get(port: u16, path: &str) -> Result<HttpReply> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nAccept: application/json\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").context("no header end")?;
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .context("no status line")?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Ok(HttpReply {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn git_commit(root: &Path) -> String {
+    Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(root)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub fn commit_var(root: &Path) -> String {
+    git_commit(root)
+}
+
+fn ensure_configured(tools: &Tools, env: &str) -> Result<()> {
+    for w in WORKERS {
+        let text = std::fs::read_to_string(w.config(&tools.root))?;
+        let section = text.split(&format!("\"{env}\"")).nth(1).unwrap_or("");
+        if section.contains("REPLACE_WITH_") {
+            bail!(
+                "wrangler/{}/wrangler.jsonc still has REPLACE_WITH_… ids for {env}; \
+                 create the D1 database and KV namespace (docs/runbooks/DEPLOY.md) and fill them in",
+                w.name
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn apply_migrations_remote(tools: &Tools, env: &str) -> Result<()> {
+    ensure_configured(tools, env)?;
+    run_cmd(
+        tools
+            .wrangler()
+            .args([
+                "d1",
+                "migrations",
+                "apply",
+                &format!("boekhouding-{env}"),
+                "--remote",
+                "-e",
+                env,
+                "-c",
+            ])
+            .arg(WORKERS[0].config(&tools.root)),
+    )
+}
+
+pub fn deploy(tools: &Tools, env: &str) -> Result<()> {
+    ensure_configured(tools, env)?;
+    let report = crate::build::build_all(tools, crate::build::Profile::Release)?;
+    crate::build::print_report(&report);
+    crate::build::enforce_limits(&report)?;
+    apply_migrations_remote(tools, env)?;
+    let commit = git_commit(&tools.root);
+    for w in WORKERS {
+        run_cmd(
+            tools
+                .wrangler()
+                .args([
+                    "deploy",
+                    "-e",
+                    env,
+                    "--var",
+                    &format!("GIT_COMMIT:{commit}"),
+                    "-c",
+                ])
+                .arg(w.config(&tools.root)),
+        )?;
+    }
+    Ok(())
+}
+
+pub fn rollback(
+    tools: &Tools,
+    env: &str,
+    worker: Option<&str>,
+    version: Option<&str>,
+) -> Result<()> {
+    let targets: Vec<WorkerCrate> = match worker {
+        Some(name) => vec![
+            *WORKERS
+                .iter()
+                .find(|w| w.name == name)
+                .with_context(|| format!("unknown worker {name:?}"))?,
+        ],
+        None => WORKERS.to_vec(),
+    };
+    if version.is_some() && targets.len() != 1 {
+        bail!("--version needs --worker: a version id belongs to one Worker");
+    }
+    for w in targets {
+        let mut cmd = tools.wrangler();
+        cmd.args(["rollback", "-e", env, "-c"])
+            .arg(w.config(&tools.root));
+        if let Some(v) = version {
+            cmd.arg(v);
+        }
+        cmd.args(["--message", "rollback via cargo xtask", "--yes"]);
+        run_cmd(&mut cmd)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_bodies_are_reassembled() {
+        assert_eq!(
+            dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+            "hello world"
+        );
+    }
+}
