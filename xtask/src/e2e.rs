@@ -91,7 +91,9 @@ fn check_health(server: &DevServer, migrations: u64, commit: &str) -> Result<()>
 }
 
 /// A copy of a Worker's config without its D1 binding, to prove `/health`
-/// answers 503 when the database is unreachable.
+/// answers 503 when the database is unreachable. It lives in the run's
+/// state directory (a file beside the real configs would make running
+/// `wrangler dev` sessions reload), with its paths made absolute.
 fn config_without_db(tools: &Tools, state: &Path) -> Result<PathBuf> {
     let src = WORKERS[0].config(&tools.root);
     let text = std::fs::read_to_string(&src)?;
@@ -103,19 +105,18 @@ fn config_without_db(tools: &Tools, state: &Path) -> Result<PathBuf> {
             .find(']')
             .context("unterminated d1_databases")?
         + 1;
-    let mut patched = format!("{}\"d1_databases\": []{}", &text[..start], &text[end..]);
-    patched = patched.replace(
-        "\"name\": \"pmjb-mcp-server\"",
-        "\"name\": \"pmjb-mcp-server-nodb\"",
-    );
-    // Same directory as the original, so relative paths still resolve.
-    let dest = src.with_file_name(format!(
-        "wrangler.nodb.{}.jsonc",
-        state
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
+    let root = tools.root.display().to_string();
+    let patched = format!("{}\"d1_databases\": []{}", &text[..start], &text[end..])
+        .replace(
+            "\"name\": \"pmjb-mcp-server\"",
+            "\"name\": \"pmjb-mcp-server-nodb\"",
+        )
+        .replace("\"../../", &format!("\"{root}/"))
+        .replace(
+            "\"$schema\": \"../node_modules/wrangler/config-schema.json\",",
+            "",
+        );
+    let dest = state.join("mcp-server-nodb.jsonc");
     std::fs::write(&dest, patched)?;
     Ok(dest)
 }
@@ -227,7 +228,6 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
 
     drop(servers);
     drop(nodb);
-    let _ = std::fs::remove_file(&nodb_config);
     let result = suite.finish();
     if result.is_ok() {
         let _ = std::fs::remove_dir_all(&state);

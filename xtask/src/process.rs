@@ -143,33 +143,54 @@ impl DevServer {
     }
 
     pub fn stop(&mut self) {
-        let pid = self.child.id();
-        // The whole group: wrangler's node process and workerd under it.
-        let _ = Command::new("kill")
-            .args(["-TERM", &format!("-{pid}")])
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if self.has_exited() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{pid}")])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.wait();
+        stop_group(&mut self.child);
     }
 }
 
 impl Drop for DevServer {
     fn drop(&mut self) {
-        if !self.has_exited() {
-            self.stop();
-        }
+        stop_group(&mut self.child);
     }
+}
+
+fn signal_group(pgid: u32, signal: &str) -> bool {
+    // `--` matters: without it procps `kill` reads `-<pgid>` as an option
+    // and signals nothing (the e2e suite once hung on that).
+    Command::new("kill")
+        .args([signal, "--", &format!("-{pgid}")])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Stops a child started with `process_group(0)` and everything in its
+/// group (wrangler's node and the workerd under it): TERM, then KILL; never
+/// waits forever.
+pub fn stop_group(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        // The leader is gone; its group may still hold children.
+        signal_group(child.id(), "-KILL");
+        return;
+    }
+    let pgid = child.id();
+    signal_group(pgid, "-TERM");
+    if !wait_exit(child, Duration::from_secs(5)) {
+        signal_group(pgid, "-KILL");
+        wait_exit(child, Duration::from_secs(5));
+    }
+    // Stragglers that outlived the leader.
+    signal_group(pgid, "-KILL");
 }
 
 /// A response from [`http_get`].
@@ -354,6 +375,37 @@ pub fn rollback(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Processes of a group that are not zombies (a zombie waits for its
+    /// reaper but runs nothing).
+    fn live_members(pgid: u32) -> usize {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+            .filter(|stat| {
+                // pid (comm) state ppid pgrp …; comm may hold spaces.
+                let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+                let fields: Vec<&str> = after.split_whitespace().collect();
+                fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z"
+            })
+            .count()
+    }
+
+    #[test]
+    fn stopping_a_group_ends_the_leader_and_its_children() {
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 300 & exec sleep 300"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = child.id();
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(live_members(pgid), 2, "sh's child and the exec'd sleep");
+        stop_group(&mut child);
+        assert!(matches!(child.try_wait(), Ok(Some(_))));
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(live_members(pgid), 0, "no member of the group survives");
+    }
 
     #[test]
     fn chunked_bodies_are_reassembled() {
