@@ -141,10 +141,6 @@ impl DevServer {
     pub fn has_exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }
-
-    pub fn stop(&mut self) {
-        stop_group(&mut self.child);
-    }
 }
 
 impl Drop for DevServer {
