@@ -5,6 +5,7 @@
 //! bindings and tests implement natively. See `docs/ARCHITECTURE.md`.
 
 pub mod crypto;
+pub mod exact;
 pub mod lifecycle;
 pub mod plan;
 pub mod ports;
