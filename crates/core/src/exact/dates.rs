@@ -26,8 +26,9 @@ pub fn parse_odata_date(s: &str) -> Result<NaiveDateTime, BadDate> {
         .find(|(_, c)| *c == '+' || *c == '-')
         .map_or(inner.len(), |(i, _)| i);
     let (ms, offset) = inner.split_at(split);
-    if !offset.is_empty() && !(offset.len() == 5 && offset[1..].bytes().all(|b| b.is_ascii_digit()))
-    {
+    let offset_ok =
+        offset.is_empty() || (offset.len() == 5 && offset[1..].bytes().all(|b| b.is_ascii_digit()));
+    if !offset_ok {
         return Err(bad());
     }
     let ms: i64 = ms.parse().map_err(|_| bad())?;
