@@ -30,6 +30,7 @@ commands:
   deploy --env E        build, migrate and deploy the three Workers to E
   rollback --env E [--worker W] [--version ID]
                         put the previous (or given) version of the Workers back on 100%
+  sandbox [args]        run the local Exact Online sandbox (see `cargo run -p exact-sandbox -- --help`)
   bench                 measure bundle sizes, start-up compile time and core throughput
   db-docs               regenerate the schema section of docs/knowledge/DATABASE.md
 ";
@@ -48,6 +49,15 @@ fn run() -> Result<()> {
         bail!("no command given");
     }
     let command = args.remove(0);
+    if command == "sandbox" {
+        // Arguments belong to the sandbox binary, not to xtask.
+        return run_cmd(
+            Command::new("cargo")
+                .args(["run", "--quiet", "--release", "-p", "exact-sandbox", "--"])
+                .args(&args)
+                .current_dir(project_root()),
+        );
+    }
     let opts = Options::parse(&args)?;
     match command.as_str() {
         "setup" => tools::setup().map(|_| ()),

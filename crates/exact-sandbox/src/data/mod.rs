@@ -1,0 +1,77 @@
+//! Deterministic demo data: four Dutch companies with more than a year of
+//! books that tie out. Everything the sandbox serves comes from here or is
+//! computed from it (see `reports.rs`).
+//!
+//! Rows are JSON objects with Exact Online's own field names, dates as
+//! `/Date(ms)/` strings (Exact's local wall-clock time, midnight for
+//! date-only fields) and amounts as JSON numbers.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+
+/// One entity row, exactly as Exact would serialise it (minus
+/// `__metadata`, which the server adds).
+pub type Row = serde_json::Map<String, serde_json::Value>;
+
+/// How much data to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    /// For tests: enough rows to cross page boundaries (> 60 per list).
+    Small,
+    /// For benchmarks: several thousand documents per company.
+    Large,
+}
+
+#[derive(Debug, Clone)]
+pub struct DataConfig {
+    pub seed: u64,
+    pub size: Size,
+    /// The sandbox's "today": books run from 1 January of the previous year
+    /// up to this date; aging and "open" are relative to it.
+    pub today: NaiveDate,
+}
+
+/// A login of the sandbox's OAuth page, and the divisions it may reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxUser {
+    /// Exact `UserID` (lower-case GUID).
+    pub user_id: String,
+    pub username: String,
+    pub password: String,
+    pub full_name: String,
+    pub email: String,
+    /// Divisions (company codes) this user may access.
+    pub divisions: Vec<i64>,
+    pub current_division: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Industry {
+    Bakery,
+    ItConsultancy,
+    LawFirm,
+    Construction,
+}
+
+/// One Exact administration (division) and all its entities.
+#[derive(Debug, Clone)]
+pub struct Company {
+    pub division: i64,
+    pub name: String,
+    pub industry: Industry,
+    /// Entity path after `/api/v1/{division}/` (e.g. `crm/Accounts`,
+    /// `financialtransaction/TransactionLines`) → rows.
+    pub entities: BTreeMap<&'static str, Vec<Row>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub users: Vec<SandboxUser>,
+    pub companies: Vec<Company>,
+    pub config: DataConfig,
+}
+
+mod books;
+
+pub use books::generate;

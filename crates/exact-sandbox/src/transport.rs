@@ -1,0 +1,80 @@
+//! A native, blocking implementation of core's `HttpTransport` for tests,
+//! tools and benchmarks that talk to the sandbox over real HTTP. Plain
+//! HTTP only: it is meant for loopback.
+
+use std::time::Duration;
+
+use boekhouding_core::ports::{
+    HttpMethod, HttpRequest, HttpResponse, HttpTransport, TransportError,
+};
+
+#[derive(Debug, Clone)]
+pub struct BlockingTransport {
+    agent: ureq::Agent,
+}
+
+impl BlockingTransport {
+    pub fn new(timeout: Duration) -> Self {
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build();
+        BlockingTransport {
+            agent: ureq::Agent::new_with_config(config),
+        }
+    }
+}
+
+impl Default for BlockingTransport {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(10))
+    }
+}
+
+fn map_err(e: ureq::Error) -> TransportError {
+    match e {
+        ureq::Error::Timeout(_) => TransportError::Timeout,
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => TransportError::Timeout,
+        other => TransportError::Network(other.to_string()),
+    }
+}
+
+impl HttpTransport for BlockingTransport {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let result = match request.method {
+            HttpMethod::Get => {
+                let mut r = self.agent.get(&request.url);
+                for (k, v) in &request.headers {
+                    r = r.header(k, v);
+                }
+                r.call()
+            }
+            HttpMethod::Post => {
+                let mut r = self.agent.post(&request.url);
+                for (k, v) in &request.headers {
+                    r = r.header(k, v);
+                }
+                r.send(request.body.unwrap_or_default())
+            }
+        };
+        let mut resp = result.map_err(map_err)?;
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_ascii_lowercase(),
+                    v.to_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        let body = resp.body_mut().read_to_string().map_err(map_err)?;
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}

@@ -1,0 +1,161 @@
+//! Shared set-up for the sandbox's integration tests: a running sandbox,
+//! the OAuth flow through its login page, and a client.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use boekhouding_core::crypto::Secret;
+use boekhouding_core::exact::oauth::{self, ExactApp, TokenSet};
+use boekhouding_core::ports::{HttpMethod, HttpRequest, HttpResponse, HttpTransport};
+use boekhouding_core::testing::FakeClock;
+use chrono::{DateTime, Duration, Utc};
+use exact_sandbox::transport::BlockingTransport;
+use exact_sandbox::{Sandbox, SandboxConfig};
+use futures::executor::block_on;
+
+pub const REDIRECT: &str = "http://127.0.0.1:9/callback";
+
+#[derive(Debug)]
+pub struct Env {
+    pub sandbox: Sandbox,
+    pub http: BlockingTransport,
+    pub clock: FakeClock,
+}
+
+pub fn start(config: SandboxConfig) -> Env {
+    let sandbox = Sandbox::start(config).unwrap();
+    Env {
+        sandbox,
+        http: BlockingTransport::new(std::time::Duration::from_secs(5)),
+        clock: FakeClock::at(Utc::now()),
+    }
+}
+
+pub fn default_env() -> Env {
+    start(SandboxConfig::default())
+}
+
+impl Env {
+    pub fn app(&self) -> ExactApp {
+        ExactApp {
+            base_url: self.sandbox.base_url().to_owned(),
+            client_id: self.sandbox.client_id().to_owned(),
+            client_secret: Secret::new(self.sandbox.client_secret()),
+            redirect_uri: REDIRECT.to_owned(),
+        }
+    }
+
+    pub fn send(
+        &self,
+        method: HttpMethod,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> HttpResponse {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.sandbox.base_url())
+        };
+        block_on(
+            self.http.send(HttpRequest {
+                method,
+                url,
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                body: body.map(str::to_owned),
+            }),
+        )
+        .unwrap()
+    }
+
+    pub fn admin(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let r = self.send(
+            HttpMethod::Post,
+            path,
+            &[("Content-Type", "application/json")],
+            Some(&body.to_string()),
+        );
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        serde_json::from_str(&r.body).unwrap()
+    }
+
+    /// Logs in on the sandbox's page and returns the code from the redirect.
+    pub fn login(&self, username: &str, password: &str) -> String {
+        let app = self.app();
+        let page = self.send(
+            HttpMethod::Get,
+            &oauth::authorize_url(&app, "st4te")[self.sandbox.base_url().len()..],
+            &[],
+            None,
+        );
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("name=\"password\""));
+        let form = format!(
+            "client_id={}&redirect_uri={}&state=st4te&response_type=code&username={username}&password={password}&consent=allow",
+            app.client_id,
+            boekhouding_core::exact::query::encode(REDIRECT)
+        );
+        let r = self.send(
+            HttpMethod::Post,
+            "/api/oauth2/auth",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            Some(&form),
+        );
+        assert_eq!(r.status, 302, "{}", r.body);
+        let location = r.header("location").unwrap().to_owned();
+        assert!(location.starts_with(REDIRECT));
+        assert!(location.contains("state=st4te"));
+        let code = location
+            .split("code=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap();
+        boekhouding_core::exact::query::decode(code)
+    }
+
+    pub fn connect(&self, username: &str) -> TokenSet {
+        let code = self.login(username, username);
+        block_on(oauth::exchange_code(
+            &self.http,
+            &self.app(),
+            &code,
+            self.clock_now(),
+        ))
+        .unwrap()
+    }
+
+    /// The sandbox's own clock (which admin `clock` moves).
+    pub fn clock_now(&self) -> DateTime<Utc> {
+        self.clock.now_value()
+    }
+
+    pub fn advance(&self, secs: i64) {
+        self.admin(
+            "/__admin/clock",
+            serde_json::json!({"advance_seconds": secs}),
+        );
+        self.clock.advance(Duration::seconds(secs));
+    }
+
+    pub fn token_requests(&self, grant: &str) -> usize {
+        self.sandbox
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/api/oauth2/token" && r.grant_type.as_deref() == Some(grant))
+            .count()
+    }
+}
+
+pub trait NowValue {
+    fn now_value(&self) -> DateTime<Utc>;
+}
+
+impl NowValue for FakeClock {
+    fn now_value(&self) -> DateTime<Utc> {
+        boekhouding_core::ports::Clock::now(self)
+    }
+}
