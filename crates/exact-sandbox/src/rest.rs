@@ -410,6 +410,9 @@ fn entity(shared: &Shared, req: &Req, division: i64, path: &str, json_wanted: bo
     } else {
         match table.get(entity_path) {
             Some(rows) => rows.clone(),
+            // An endpoint exists for every administration, even one with
+            // no such records (no stock at a law firm): empty, not 404.
+            None if shared.tables.values().any(|t| t.contains_key(entity_path)) => Vec::new(),
             None => return Reply::exact_error(404, "Not found"),
         }
     };
