@@ -4,6 +4,7 @@
 //! randomness, HTTP) are ports that the Workers implement over Cloudflare
 //! bindings and tests implement natively. See `docs/ARCHITECTURE.md`.
 
+pub mod access;
 pub mod crypto;
 pub mod exact;
 pub mod lifecycle;

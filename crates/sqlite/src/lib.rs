@@ -74,8 +74,20 @@ impl SqliteDb {
         Self::from_connection(Connection::open(path).map_err(map_err)?)
     }
 
+    /// A database file with all migrations applied (idempotent), so several
+    /// threads can each open their own connection to it.
+    pub fn migrated_file(path: &Path) -> Result<Self, StorageError> {
+        let db = Self::open(path)?;
+        let migrations = read_migrations(&migrations_dir())
+            .map_err(|e| StorageError::Query(format!("reading migrations: {e}")))?;
+        db.apply(&migrations)?;
+        Ok(db)
+    }
+
     fn from_connection(conn: Connection) -> Result<Self, StorageError> {
-        conn.execute_batch("PRAGMA foreign_keys = ON;")
+        // Foreign keys as D1 enforces them; a busy timeout so that several
+        // connections to one file (concurrency tests) wait instead of failing.
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")
             .map_err(map_err)?;
         Ok(SqliteDb {
             conn: RefCell::new(conn),

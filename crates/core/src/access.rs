@@ -1,0 +1,231 @@
+//! Exact access on demand: hands out a usable Exact access token for a
+//! connection, refreshing it first when it is due, under the connection's
+//! lease in the database (the same lease the token cron takes), so that of
+//! all concurrent refreshers exactly one talks to Exact.
+//!
+//! The order matters because Exact's refresh tokens are single-use: take
+//! the lease, re-read the row (another holder may just have refreshed),
+//! refresh at Exact, and store the new tokens with the lifecycle state in
+//! one statement, retrying that write so a transient database fault after
+//! Exact has rotated cannot lose the only valid refresh token.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::crypto::{Secret, TokenKeyring};
+use crate::exact::ExactError;
+use crate::exact::oauth::{self, ExactApp};
+use crate::lifecycle::{ConnectionStatus, Effect, TokenEvent, transition};
+use crate::ports::{HttpTransport, Randomness};
+use crate::storage::connections::{self, Connection, ConnectionError};
+use crate::storage::{SqlExecutor, StorageError};
+
+/// How long a refresher may hold the lease before others may take over.
+pub const LEASE_TTL: Duration = Duration::seconds(30);
+/// Attempts to store rotated tokens before giving up.
+pub const STORE_ATTEMPTS: u32 = 4;
+
+/// A usable access token.
+#[derive(Debug, Clone)]
+pub struct FreshAccess {
+    pub access_token: Secret,
+    pub expires_at: DateTime<Utc>,
+    /// Whether this call refreshed at Exact.
+    pub refreshed: bool,
+}
+
+/// Why no access token could be handed out.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AccessError {
+    #[error("no such Exact connection")]
+    NoConnection,
+    /// The connection is `refresh_failed`: only a new sign-in helps.
+    #[error("the Exact connection must be reconnected")]
+    ReconnectNeeded,
+    /// Another refresher holds the lease; try again shortly.
+    #[error("another refresh of this connection is in progress")]
+    LeaseBusy,
+    /// The refresh failed; the lifecycle has recorded it.
+    /// `reconnect_needed` is set when this failure just made the connection
+    /// `refresh_failed`: the caller tells the user (once per incident).
+    #[error("refreshing the Exact token failed: {error}")]
+    Refresh {
+        error: ExactError,
+        reconnect_needed: bool,
+    },
+    /// Exact rotated the tokens but they could not be stored: the
+    /// connection is now `refresh_failed`, and the caller tells the user.
+    #[error("new Exact tokens could not be stored")]
+    TokensLost,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("stored tokens cannot be opened")]
+    Crypto,
+}
+
+impl From<ConnectionError> for AccessError {
+    fn from(e: ConnectionError) -> Self {
+        match e {
+            ConnectionError::Storage(s) => AccessError::Storage(s),
+            ConnectionError::Crypto(_) => AccessError::Crypto,
+        }
+    }
+}
+
+/// The effects of everything access needs.
+#[derive(Debug)]
+pub struct AccessContext<'a, D, H, R> {
+    pub db: &'a D,
+    pub http: &'a H,
+    pub rng: &'a R,
+    pub keyring: &'a TokenKeyring,
+    pub app: &'a ExactApp,
+}
+
+fn usable(
+    conn: &Connection,
+    keyring: &TokenKeyring,
+    now: DateTime<Utc>,
+) -> Result<Option<FreshAccess>, AccessError> {
+    if oauth::refresh_due(conn.access_expires_at, now) {
+        return Ok(None);
+    }
+    let (access, _) = connections::open_tokens(keyring, conn).map_err(|_| AccessError::Crypto)?;
+    Ok(Some(FreshAccess {
+        access_token: access,
+        expires_at: conn.access_expires_at,
+        refreshed: false,
+    }))
+}
+
+/// A usable access token for the connection, refreshed if due.
+/// `owner` names this caller in the lease (request id, cron run).
+pub async fn fresh_access<D: SqlExecutor, H: HttpTransport, R: Randomness>(
+    ctx: &AccessContext<'_, D, H, R>,
+    connection_id: &str,
+    owner: &str,
+    now: DateTime<Utc>,
+) -> Result<FreshAccess, AccessError> {
+    let conn = connections::find_by_id(ctx.db, connection_id)
+        .await?
+        .ok_or(AccessError::NoConnection)?;
+    if conn.state.status == ConnectionStatus::RefreshFailed {
+        return Err(AccessError::ReconnectNeeded);
+    }
+    if let Some(ok) = usable(&conn, ctx.keyring, now)? {
+        return Ok(ok);
+    }
+    refresh_now(ctx, connection_id, owner, now).await
+}
+
+/// Refreshes under the lease, whatever the token's age allows (the cron's
+/// entry point; `fresh_access` calls it when a refresh is due).
+pub async fn refresh_now<D: SqlExecutor, H: HttpTransport, R: Randomness>(
+    ctx: &AccessContext<'_, D, H, R>,
+    connection_id: &str,
+    owner: &str,
+    now: DateTime<Utc>,
+) -> Result<FreshAccess, AccessError> {
+    if !connections::try_take_lease(ctx.db, connection_id, owner, now, LEASE_TTL).await? {
+        return Err(AccessError::LeaseBusy);
+    }
+    // Under the lease: the row may have changed since we looked.
+    let conn = match connections::find_by_id(ctx.db, connection_id).await? {
+        Some(c) => c,
+        None => return Err(AccessError::NoConnection),
+    };
+    if conn.state.status == ConnectionStatus::RefreshFailed {
+        connections::release_lease(ctx.db, connection_id, owner).await?;
+        return Err(AccessError::ReconnectNeeded);
+    }
+    if let Some(ok) = usable(&conn, ctx.keyring, now)? {
+        connections::release_lease(ctx.db, connection_id, owner).await?;
+        return Ok(ok);
+    }
+    let (_, refresh_token) = match connections::open_tokens(ctx.keyring, &conn) {
+        Ok(t) => t,
+        Err(_) => {
+            connections::release_lease(ctx.db, connection_id, owner).await?;
+            return Err(AccessError::Crypto);
+        }
+    };
+    match oauth::refresh(
+        ctx.http,
+        ctx.app,
+        &refresh_token,
+        conn.access_expires_at,
+        now,
+    )
+    .await
+    {
+        Ok(tokens) => {
+            let exact = tokens.into_exact_tokens();
+            for attempt in 1..=STORE_ATTEMPTS {
+                match connections::store_refreshed(
+                    ctx.db,
+                    ctx.rng,
+                    ctx.keyring,
+                    connection_id,
+                    owner,
+                    &exact,
+                    now,
+                )
+                .await
+                {
+                    Ok(true) => {
+                        return Ok(FreshAccess {
+                            access_token: exact.access_token.clone(),
+                            expires_at: exact.access_expires_at,
+                            refreshed: true,
+                        });
+                    }
+                    // The lease was lost while we refreshed (we were too
+                    // slow); the tokens are still ours to store, so retake.
+                    Ok(false) => {
+                        let _ = connections::try_take_lease(
+                            ctx.db,
+                            connection_id,
+                            owner,
+                            now,
+                            LEASE_TTL,
+                        )
+                        .await;
+                    }
+                    Err(e) if e_is_retryable(&e) && attempt < STORE_ATTEMPTS => {}
+                    Err(_) => break,
+                }
+            }
+            // Exact has rotated: the stored refresh token is dead. Record
+            // that plainly instead of failing silently later.
+            let failed = transition(
+                &conn.state,
+                &TokenEvent::RefreshFailed(crate::lifecycle::RefreshFailure::Permanent(
+                    "new tokens could not be stored".into(),
+                )),
+                now,
+            );
+            let _ =
+                connections::store_state(ctx.db, connection_id, owner, &failed.state, now).await;
+            Err(AccessError::TokensLost)
+        }
+        Err(e) => {
+            let tr = transition(
+                &conn.state,
+                &TokenEvent::RefreshFailed(e.refresh_failure()),
+                now,
+            );
+            connections::store_state(ctx.db, connection_id, owner, &tr.state, now).await?;
+            let reconnect_needed = tr
+                .effects
+                .iter()
+                .any(|f| matches!(f, Effect::NotifyReconnectNeeded { .. }));
+            Err(AccessError::Refresh {
+                error: e,
+                reconnect_needed,
+            })
+        }
+    }
+}
+
+fn e_is_retryable(e: &ConnectionError) -> bool {
+    matches!(e, ConnectionError::Storage(s) if s.is_retryable())
+}
