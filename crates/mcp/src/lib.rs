@@ -1,0 +1,19 @@
+//! The MCP protocol engine, free of HTTP plumbing and of the Workers
+//! runtime: it takes what arrived (method, headers, body) and returns what
+//! to answer (status, headers, body), and delegates the tools to a
+//! [`ToolHost`].
+//!
+//! One engine serves both protocol eras on `POST /mcp`:
+//!
+//! - legacy revisions 2025-06-18 and 2025-11-25: `initialize` handshake
+//!   (answered statelessly, no session), `ping`, JSON responses;
+//! - the stateless 2026-07-28 revision: every request carries
+//!   `_meta["io.modelcontextprotocol/protocolVersion"]`, the mirrored
+//!   `Mcp-Method`/`Mcp-Name` headers are checked, `server/discover` is
+//!   served, results carry `resultType` and lists `ttlMs`/`cacheScope`.
+
+pub mod engine;
+pub mod http;
+
+pub use engine::{Engine, ServerIdentity, ToolCallOutcome, ToolHost};
+pub use http::{HttpCall, HttpReply, TransportPolicy, handle};
