@@ -15,8 +15,10 @@ use chrono::{TimeZone, Utc};
 use futures::executor::block_on;
 use serde::Serialize;
 
-/// OS randomness for the benchmark (core's fakes are deterministic).
-struct OsRandom;
+/// OS randomness for benchmarks and seeding (core's fakes are
+/// deterministic).
+#[derive(Debug, Clone, Copy)]
+pub struct OsRandom;
 
 impl Randomness for OsRandom {
     fn fill(&self, buf: &mut [u8]) -> Result<(), RandomnessUnavailable> {

@@ -133,6 +133,7 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
         "migrations applied to a fresh local D1 in {:.1?}",
         t.elapsed()
     );
+    let seeded = crate::e2e_mcp::seed(tools, &state)?;
 
     let mut servers = Vec::new();
     for w in WORKERS {
@@ -226,6 +227,11 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
         })(),
     );
 
+    if let Some(mcp) = servers.iter().find(|s| s.name == "mcp-server") {
+        for (name, result) in crate::e2e_mcp::checks(tools, &state, mcp.port, &seeded) {
+            suite.check(name, result);
+        }
+    }
     drop(servers);
     drop(nodb);
     let result = suite.finish();

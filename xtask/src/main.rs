@@ -6,6 +6,7 @@ mod bench;
 mod build;
 mod docs;
 mod e2e;
+mod e2e_mcp;
 mod migrations;
 mod process;
 mod tidy;

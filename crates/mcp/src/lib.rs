@@ -12,8 +12,10 @@
 //!   `Mcp-Method`/`Mcp-Name` headers are checked, `server/discover` is
 //!   served, results carry `resultType` and lists `ttlMs`/`cacheScope`.
 
+pub mod auth;
 pub mod engine;
 pub mod http;
+pub mod tools;
 
 pub use engine::{Engine, ServerIdentity, ToolCallOutcome, ToolHost};
 pub use http::{HttpCall, HttpReply, TransportPolicy, handle};

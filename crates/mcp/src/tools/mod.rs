@@ -1,0 +1,167 @@
+//! The bookkeeping tool catalogue behind the MCP engine: every tool's
+//! definition (input and output schema, annotations, descriptions with the
+//! Dutch words users say) and its implementation over core's ports, plus
+//! the metering every `tools/call` goes through.
+
+mod divisions;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use boekhouding_core::plan::Plan;
+use boekhouding_core::ports::Clock;
+use boekhouding_core::storage::usage::{self, AuthKind, CallRecord, Metered, Outcome, UsageMonth};
+use boekhouding_core::storage::{SqlExecutor, StorageError};
+
+use crate::engine::{ToolCallOutcome, ToolHost};
+
+/// Who is calling, as resolved from their credential.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: String,
+    pub plan: Plan,
+    pub auth: AuthKind,
+    pub client_name: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// Annotations every tool of this server carries: they only read.
+pub(crate) fn read_only() -> Value {
+    json!({"readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": true})
+}
+
+/// A tool's result or its failure.
+pub(crate) enum ToolResult {
+    Ok {
+        structured: Value,
+        text: String,
+        division: Option<i64>,
+    },
+    Failed {
+        message: String,
+        outcome: Outcome,
+    },
+}
+
+/// The catalogue for one authenticated request.
+#[derive(Debug)]
+pub struct Bookkeeping<'a, D, C> {
+    pub db: &'a D,
+    pub clock: &'a C,
+    pub principal: &'a Principal,
+    /// Where users manage their plan (for "upgrade" hints).
+    pub portal_url: &'a str,
+}
+
+const NAMES: [&str; 1] = ["list_divisions"];
+
+impl<D: SqlExecutor, C: Clock> Bookkeeping<'_, D, C> {
+    fn limit_message(&self, used: u64, now: DateTime<Utc>) -> String {
+        let month = UsageMonth::of(now);
+        let limits = self.principal.plan.limits();
+        let upgrade = self
+            .principal
+            .plan
+            .upgrade()
+            .map(|p| {
+                format!(
+                    " Upgrade to {p} ({} calls a month) at {}/dashboard.",
+                    p.limits().monthly_tool_calls,
+                    self.portal_url
+                )
+            })
+            .unwrap_or_default();
+        format!(
+            "Monthly limit reached: {used} of {} tool calls used on the {} plan. The counter resets on {}.{upgrade}",
+            limits.monthly_tool_calls,
+            self.principal.plan,
+            month.resets_at().format("%Y-%m-%d")
+        )
+    }
+
+    async fn run(&self, name: &str, args: &Value) -> Result<ToolResult, StorageError> {
+        match name {
+            "list_divisions" => divisions::list_divisions(self, args).await,
+            _ => Ok(ToolResult::Failed {
+                message: format!("Unknown tool {name}"),
+                outcome: Outcome::InvalidArguments,
+            }),
+        }
+    }
+}
+
+impl<D: SqlExecutor, C: Clock> ToolHost for Bookkeeping<'_, D, C> {
+    fn tools(&self) -> Vec<Value> {
+        vec![divisions::definition()]
+    }
+
+    async fn call(&self, name: &str, arguments: Value) -> ToolCallOutcome {
+        if !NAMES.contains(&name) {
+            return ToolCallOutcome::UnknownTool;
+        }
+        let started = self.clock.now();
+        let month = UsageMonth::of(started);
+        // Count before any work: a call over the limit costs nothing.
+        let metered = usage::try_count_call(
+            self.db,
+            &self.principal.user_id,
+            month,
+            self.principal.plan.limits().monthly_tool_calls,
+        )
+        .await;
+        let (outcome, division, result) = match metered {
+            Err(_) => {
+                return ToolCallOutcome::ToolError(
+                    "The service is temporarily unavailable; try again shortly.".into(),
+                );
+            }
+            Ok(Metered::LimitReached { used }) => (
+                Outcome::LimitExceeded,
+                None,
+                ToolCallOutcome::ToolError(self.limit_message(used, started)),
+            ),
+            Ok(Metered::Allowed { .. }) => match self.run(name, &arguments).await {
+                Ok(ToolResult::Ok {
+                    structured,
+                    text,
+                    division,
+                }) => (
+                    Outcome::Ok,
+                    division,
+                    ToolCallOutcome::Ok { structured, text },
+                ),
+                Ok(ToolResult::Failed { message, outcome }) => {
+                    (outcome, None, ToolCallOutcome::ToolError(message))
+                }
+                Err(_) => (
+                    Outcome::InternalError,
+                    None,
+                    ToolCallOutcome::ToolError(
+                        "The service is temporarily unavailable; try again shortly.".into(),
+                    ),
+                ),
+            },
+        };
+        let latency = (self.clock.now() - started)
+            .num_milliseconds()
+            .clamp(0, i64::from(u32::MAX)) as u32;
+        // The call is already counted; a failed log row must not fail it.
+        let _ = usage::record_call(
+            self.db,
+            &CallRecord {
+                user_id: self.principal.user_id.clone(),
+                auth: self.principal.auth.clone(),
+                tool: name.to_owned(),
+                division_code: division,
+                outcome,
+                latency_ms: latency,
+                exact_calls: 0,
+                request_id: self.principal.request_id.clone(),
+                client_name: self.principal.client_name.clone(),
+                at: started,
+            },
+        )
+        .await;
+        result
+    }
+}

@@ -1,0 +1,183 @@
+//! End-to-end checks of the MCP endpoint in workerd: authentication and
+//! its challenge, protected resource metadata, the protocol over HTTP,
+//! `list_divisions` answering from D1 for the key's own user only, and
+//! metering of every `tools/call`.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use boekhouding_core::crypto::{CredentialKind, issue_credential};
+use serde_json::{Value, json};
+
+use crate::bench::OsRandom;
+use crate::process::{HttpReply, d1_query, http_get, http_request};
+use crate::tools::Tools;
+
+/// Two users with keys; the first has two administrations.
+pub struct Seeded {
+    pub key: String,
+    pub stranger_key: String,
+}
+
+pub fn seed(tools: &Tools, state: &Path) -> Result<Seeded> {
+    let key =
+        issue_credential(&OsRandom, CredentialKind::ApiKey).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let other =
+        issue_credential(&OsRandom, CredentialKind::ApiKey).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sql = format!(
+        "INSERT INTO users (id, email, name, plan, created_at, updated_at) VALUES
+           ('e2e-user', 'e2e@example.nl', 'E2E', 'free', 0, 0), ('e2e-stranger', 'stranger@example.nl', NULL, 'free', 0, 0);
+         INSERT INTO api_keys (id, user_id, name, key_hash, key_prefix, created_at) VALUES
+           ('e2e-key', 'e2e-user', 'e2e', '{}', '{}', 0), ('e2e-key-2', 'e2e-stranger', 'e2e', '{}', '{}', 0);
+         INSERT INTO connections (id, user_id, region, access_token_sealed, refresh_token_sealed,
+           access_expires_at, refresh_expires_at, created_at, updated_at)
+           VALUES ('e2e-conn', 'e2e-user', 'nl', 'v1.1.unused', 'v1.1.unused', 0, 0, 0, 0);
+         INSERT INTO administrations (id, connection_id, division_code, name, is_active, is_default, created_at, updated_at) VALUES
+           ('e2e-a1', 'e2e-conn', 1000001, 'Bakkerij De Gouden Croissant B.V.', 1, 1, 0, 0),
+           ('e2e-a2', 'e2e-conn', 1000002, 'TechVision Consultancy B.V.', 1, 0, 0, 0),
+           ('e2e-a3', 'e2e-conn', 1000003, 'Switched off', 0, 0, 0, 0);",
+        key.hash, key.display_prefix, other.hash, other.display_prefix
+    );
+    d1_query(tools, state, &sql)?;
+    Ok(Seeded {
+        key: key.secret.expose().to_owned(),
+        stranger_key: other.secret.expose().to_owned(),
+    })
+}
+
+fn expect(cond: bool, msg: impl FnOnce() -> String) -> Result<()> {
+    if cond { Ok(()) } else { bail!(msg()) }
+}
+
+fn rpc(port: u16, key: Option<&str>, body: Value) -> Result<HttpReply> {
+    let auth = key.map(|k| format!("Bearer {k}"));
+    let mut headers = vec![
+        ("Accept", "application/json, text/event-stream"),
+        ("Content-Type", "application/json"),
+        ("MCP-Protocol-Version", "2025-11-25"),
+    ];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a.as_str()));
+    }
+    http_request(port, "POST", "/mcp", &headers, &body.to_string())
+}
+
+fn call(port: u16, key: &str, id: i64, method: &str, params: Value) -> Result<Value> {
+    let r = rpc(
+        port,
+        Some(key),
+        json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+    )?;
+    expect(r.status == 200, || {
+        format!("{method}: status {} body {}", r.status, r.body)
+    })?;
+    let v = r.json()?;
+    v.get("result")
+        .cloned()
+        .with_context(|| format!("{method}: no result in {v}"))
+}
+
+/// The checks, each returned with its name for the suite's report.
+pub fn checks(
+    tools: &Tools,
+    state: &Path,
+    port: u16,
+    seeded: &Seeded,
+) -> Vec<(&'static str, Result<()>)> {
+    let mut out = Vec::new();
+    out.push((
+        "mcp: no credential answers 401 with a resource_metadata challenge",
+        (|| {
+            let r = rpc(
+                port,
+                None,
+                json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+            )?;
+            expect(r.status == 401, || format!("status {}", r.status))?;
+            let www = r.header("www-authenticate").unwrap_or("");
+            expect(
+                www.contains("resource_metadata=\"")
+                    && www.contains("/.well-known/oauth-protected-resource/mcp"),
+                || www.to_owned(),
+            )?;
+            let bad = rpc(
+                port,
+                Some("pmjb_0000000000000000000000000000000000000000000000000000000000000000"),
+                json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+            )?;
+            expect(
+                bad.status == 401
+                    && bad
+                        .header("www-authenticate")
+                        .unwrap_or("")
+                        .contains("invalid_token"),
+                || format!("{} {:?}", bad.status, bad.headers),
+            )?;
+            let garbage = rpc(
+                port,
+                Some("' OR 1=1 --"),
+                json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+            )?;
+            expect(garbage.status == 401, || {
+                format!("garbage key: {}", garbage.status)
+            })
+        })(),
+    ));
+    out.push((
+        "mcp: protected resource metadata at the path and the root form",
+        (|| {
+            for path in [
+                "/.well-known/oauth-protected-resource/mcp",
+                "/.well-known/oauth-protected-resource",
+            ] {
+                let r = http_get(port, path)?;
+                expect(r.status == 200, || format!("{path}: {}", r.status))?;
+                let v = r.json()?;
+                expect(
+                    v["resource"].as_str().is_some_and(|s| s.ends_with("/mcp")),
+                    || v.to_string(),
+                )?;
+                expect(
+                    v["authorization_servers"]
+                        .as_array()
+                        .is_some_and(|a| !a.is_empty()),
+                    || v.to_string(),
+                )?;
+            }
+            Ok(())
+        })(),
+    ));
+    out.push(("mcp: initialize, tools/list with schemas and annotations, transport errors", (|| {
+        let init = call(port, &seeded.key, 1, "initialize", json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}}))?;
+        expect(init["protocolVersion"] == "2025-11-25" && init["instructions"].is_string(), || init.to_string())?;
+        let list = call(port, &seeded.key, 2, "tools/list", json!({}))?;
+        let tool = list["tools"].as_array().and_then(|t| t.iter().find(|t| t["name"] == "list_divisions")).cloned().context("list_divisions missing")?;
+        expect(tool["outputSchema"]["type"] == "object" && tool["annotations"]["readOnlyHint"] == true, || tool.to_string())?;
+        let auth = format!("Bearer {}", seeded.key);
+        let get = http_request(port, "GET", "/mcp", &[("Authorization", &auth), ("Accept", "text/event-stream")], "")?;
+        expect(get.status == 405, || format!("GET {}", get.status))?;
+        let bad = http_request(port, "POST", "/mcp", &[("Authorization", &auth), ("Accept", "application/json, text/event-stream"), ("Content-Type", "application/json")], "{oops")?;
+        expect(bad.status == 400 && bad.json()?["error"]["code"] == -32700, || bad.body.clone())
+    })()));
+    out.push(("mcp: list_divisions answers the key's own administrations and is metered", (|| {
+        let r = call(port, &seeded.key, 3, "tools/call", json!({"name": "list_divisions", "arguments": {}}))?;
+        expect(r["isError"] == false, || r.to_string())?;
+        let admins = r["structuredContent"]["administrations"].as_array().cloned().unwrap_or_default();
+        let codes: Vec<i64> = admins.iter().filter_map(|a| a["division"].as_i64()).collect();
+        expect(codes == vec![1_000_001, 1_000_002], || format!("codes {codes:?}"))?;
+        expect(admins[0]["is_default"] == true, || r.to_string())?;
+        let theirs = call(port, &seeded.stranger_key, 4, "tools/call", json!({"name": "list_divisions", "arguments": {}}))?;
+        expect(theirs["structuredContent"]["count"] == 0, || format!("another user's key saw {theirs}"))?;
+        let invalid = call(port, &seeded.key, 5, "tools/call", json!({"name": "list_divisions", "arguments": {"division": "1 OR 1=1"}}))?;
+        expect(invalid["isError"] == true, || invalid.to_string())?;
+        let unknown = rpc(port, Some(&seeded.key), json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {"name": "drop_everything", "arguments": {}}}))?;
+        expect(unknown.json()?["error"]["code"] == -32602, || unknown.body.clone())?;
+        let counted = d1_query(tools, state, "SELECT user_id, tool_calls FROM usage_counters ORDER BY user_id")?;
+        // Two calls of the seeded user (one ok, one invalid) and one of
+        // the stranger; tools/list and initialize are not counted.
+        expect(counted.len() == 2 && counted[0]["user_id"] == "e2e-stranger" && counted[0]["tool_calls"] == 1 && counted[1]["tool_calls"] == 2, || format!("{counted:?}"))?;
+        let rows = d1_query(tools, state, "SELECT auth_kind, outcome FROM api_usage WHERE user_id = 'e2e-user' ORDER BY id")?;
+        expect(rows.len() == 2 && rows[0]["auth_kind"] == "api_key" && rows[0]["outcome"] == "ok" && rows[1]["outcome"] == "invalid_arguments", || format!("{rows:?}"))
+    })()));
+    out
+}
