@@ -26,3 +26,13 @@ impl Randomness for WorkerRandomness {
         getrandom::fill(buf).map_err(|_| RandomnessUnavailable)
     }
 }
+
+/// Waits on the runtime's timer.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WorkerSleep;
+
+impl boekhouding_core::ports::Sleep for WorkerSleep {
+    async fn sleep_ms(&self, ms: u64) {
+        worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+    }
+}

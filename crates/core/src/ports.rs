@@ -89,3 +89,9 @@ pub trait KvCache {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cache unavailable: {0}")]
 pub struct CacheError(pub String);
+
+/// Waiting without blocking the runtime (a lease held by another request).
+#[allow(async_fn_in_trait)]
+pub trait Sleep {
+    async fn sleep_ms(&self, ms: u64);
+}

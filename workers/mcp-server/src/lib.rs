@@ -4,13 +4,15 @@
 //! protocol engine in `boekhouding-mcp`.
 
 use boekhouding_cf::d1::D1Executor;
-use boekhouding_cf::platform::WorkerClock;
+use boekhouding_cf::fetch::FetchTransport;
+use boekhouding_cf::platform::{WorkerClock, WorkerRandomness, WorkerSleep};
 use boekhouding_cf::{bindings, edge, health};
 use boekhouding_core::VERSION;
+use boekhouding_core::crypto::{Secret, TokenKeyring};
 use boekhouding_mcp::auth::{AuthError, authenticate, challenge};
 use boekhouding_mcp::engine::{Engine, ServerIdentity};
 use boekhouding_mcp::http::{HttpCall, HttpReply, TransportPolicy, handle};
-use boekhouding_mcp::tools::Bookkeeping;
+use boekhouding_mcp::tools::{Bookkeeping, ExactSettings, Platform};
 use serde_json::json;
 use worker::{Context, Env, Method, Request, Response, console_error, event};
 
@@ -21,6 +23,66 @@ const INSTRUCTIONS: &str = "Praat met je Boekhouding answers questions about the
 Start with list_divisions to see the administrations (administraties) this account may use and which is the default. \
 Every other tool takes an optional `division` code; without it the default administration is used. \
 All tools only read; amounts are in euros, dates ISO 8601.";
+
+/// The platform adapters behind the tools.
+struct WorkerPlatform {
+    db: D1Executor,
+    clock: WorkerClock,
+    http: FetchTransport,
+    rng: WorkerRandomness,
+    sleep: WorkerSleep,
+}
+
+impl Platform for WorkerPlatform {
+    type Db = D1Executor;
+    type Clock = WorkerClock;
+    type Http = FetchTransport;
+    type Rng = WorkerRandomness;
+    type Sleep = WorkerSleep;
+    fn db(&self) -> &D1Executor {
+        &self.db
+    }
+    fn clock(&self) -> &WorkerClock {
+        &self.clock
+    }
+    fn http(&self) -> &FetchTransport {
+        &self.http
+    }
+    fn rng(&self) -> &WorkerRandomness {
+        &self.rng
+    }
+    fn sleep(&self) -> &WorkerSleep {
+        &self.sleep
+    }
+}
+
+/// Exact settings from the environment; `None` (Exact tools then say so)
+/// when the keyring or the app registration is missing or malformed.
+fn exact_settings(env: &Env) -> Option<ExactSettings> {
+    let keyring = match bindings::secret(env, bindings::TOKEN_ENCRYPTION_KEY)
+        .map(|k| TokenKeyring::from_config(&k))
+    {
+        Some(Ok(k)) => k,
+        Some(Err(e)) => {
+            console_error!("{SERVICE}: TOKEN_ENCRYPTION_KEY is invalid: {e}");
+            return None;
+        }
+        None => return None,
+    };
+    let client_id = bindings::var_or(env, "EXACT_CLIENT_ID", "");
+    let client_secret = bindings::secret(env, "EXACT_CLIENT_SECRET").unwrap_or_default();
+    if client_id.is_empty() || client_secret.is_empty() {
+        return None;
+    }
+    let base = bindings::var_or(env, "EXACT_BASE_URL", "");
+    Some(ExactSettings {
+        keyring,
+        client_id,
+        client_secret: Secret::new(client_secret),
+        redirect_uri: bindings::var_or(env, "EXACT_REDIRECT_URI", ""),
+        base_url_override: (!base.is_empty()).then_some(base),
+    })
+}
 
 /// The public origin of this Worker (configurable, else the request's).
 fn public_origin(req: &Request, env: &Env) -> String {
@@ -73,8 +135,15 @@ async fn mcp(mut req: Request, env: &Env) -> worker::Result<Response> {
             );
         }
     };
+    let platform = WorkerPlatform {
+        db,
+        clock: WorkerClock,
+        http: FetchTransport::default(),
+        rng: WorkerRandomness,
+        sleep: WorkerSleep,
+    };
     let authorization = req.headers().get("authorization")?;
-    let mut principal = match authenticate(&db, authorization.as_deref()).await {
+    let mut principal = match authenticate(platform.db(), authorization.as_deref()).await {
         Ok(p) => p,
         Err(AuthError::Storage(e)) => {
             console_error!("{SERVICE}: authentication lookup failed: {e}");
@@ -110,12 +179,12 @@ async fn mcp(mut req: Request, env: &Env) -> worker::Result<Response> {
         instructions: INSTRUCTIONS.into(),
     });
     let portal = bindings::var_or(env, "AUTH_PORTAL_URL", &origin);
-    let clock = WorkerClock;
+    let settings = exact_settings(env);
     let host = Bookkeeping {
-        db: &db,
-        clock: &clock,
+        platform: &platform,
         principal: &principal,
         portal_url: &portal,
+        exact: settings.as_ref(),
     };
     let method = req.method().to_string();
     let policy = TransportPolicy {

@@ -227,3 +227,102 @@ pub async fn set_active(
         (Some(_), Limit::Unlimited) => Ok(Toggle::Changed),
     }
 }
+
+/// Why a requested administration cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DivisionError {
+    #[error("no Exact administration is connected and active; connect Exact Online in the portal")]
+    NoneActive,
+    #[error(
+        "administration {0} is not one of this account's active administrations; call list_divisions for the codes"
+    )]
+    NotAllowed(i64),
+}
+
+/// The administrations a plan lets the user query now: the active ones,
+/// default first, cut to the plan's limit (a downgrade may leave more
+/// switched on than the plan allows).
+pub fn allowed(active: &[Administration], plan: Plan) -> Vec<&Administration> {
+    let mut list: Vec<&Administration> = active.iter().filter(|a| a.is_active).collect();
+    list.sort_by_key(|a| (!a.is_default, a.division_code));
+    if let Limit::Capped(n) = plan.limits().administrations {
+        list.truncate(n as usize);
+    }
+    list
+}
+
+/// Picks the administration for a call: the requested one if the user may
+/// use it, else the default (or the first allowed).
+pub fn resolve(
+    active: &[Administration],
+    plan: Plan,
+    requested: Option<i64>,
+) -> Result<Administration, DivisionError> {
+    let allowed = allowed(active, plan);
+    match requested {
+        Some(code) => allowed
+            .into_iter()
+            .find(|a| a.division_code == code)
+            .cloned()
+            .ok_or(DivisionError::NotAllowed(code)),
+        None => allowed
+            .first()
+            .map(|a| (*a).clone())
+            .ok_or(DivisionError::NoneActive),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adm(code: i64, active: bool, default: bool) -> Administration {
+        Administration {
+            id: format!("a{code}"),
+            connection_id: "c".into(),
+            division_code: code,
+            name: format!("A{code}"),
+            is_active: active,
+            is_default: default,
+        }
+    }
+
+    #[test]
+    fn requested_divisions_are_checked_against_active_ones_and_the_plan() {
+        let list = vec![
+            adm(3, true, false),
+            adm(1, true, false),
+            adm(2, true, true),
+            adm(4, false, false),
+        ];
+        assert_eq!(
+            resolve(&list, Plan::Pro, None).unwrap().division_code,
+            2,
+            "default first"
+        );
+        assert_eq!(resolve(&list, Plan::Pro, Some(3)).unwrap().division_code, 3);
+        assert_eq!(
+            resolve(&list, Plan::Pro, Some(4)),
+            Err(DivisionError::NotAllowed(4)),
+            "switched off"
+        );
+        assert_eq!(
+            resolve(&list, Plan::Pro, Some(999)),
+            Err(DivisionError::NotAllowed(999)),
+            "another tenant's"
+        );
+        // Free allows two: the default and the lowest other code.
+        assert_eq!(
+            resolve(&list, Plan::Free, Some(3)),
+            Err(DivisionError::NotAllowed(3))
+        );
+        assert_eq!(
+            resolve(&list, Plan::Free, Some(1)).unwrap().division_code,
+            1
+        );
+        assert_eq!(
+            resolve(&[], Plan::Free, None),
+            Err(DivisionError::NoneActive)
+        );
+    }
+}

@@ -2,12 +2,11 @@
 
 use serde_json::{Value, json};
 
-use boekhouding_core::ports::Clock;
 use boekhouding_core::storage::administrations;
 use boekhouding_core::storage::usage::Outcome;
-use boekhouding_core::storage::{SqlExecutor, StorageError, connections};
+use boekhouding_core::storage::{StorageError, connections};
 
-use super::{Bookkeeping, ToolResult, read_only};
+use super::{Bookkeeping, Platform, ToolResult, read_only};
 
 pub fn definition() -> Value {
     json!({
@@ -32,8 +31,8 @@ pub fn definition() -> Value {
     })
 }
 
-pub(super) async fn list_divisions<D: SqlExecutor, C: Clock>(
-    ctx: &Bookkeeping<'_, D, C>,
+pub(super) async fn list_divisions<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
     args: &Value,
 ) -> Result<ToolResult, StorageError> {
     if args.as_object().is_some_and(|o| !o.is_empty()) {
@@ -42,8 +41,10 @@ pub(super) async fn list_divisions<D: SqlExecutor, C: Clock>(
             outcome: Outcome::InvalidArguments,
         });
     }
-    let conns = connections::list_for_user(ctx.db, &ctx.principal.user_id).await?;
-    let admins = administrations::active_for_user(ctx.db, &ctx.principal.user_id).await?;
+    let db = ctx.platform.db();
+    let conns = connections::list_for_user(db, &ctx.principal.user_id).await?;
+    let active = administrations::active_for_user(db, &ctx.principal.user_id).await?;
+    let admins = administrations::allowed(&active, ctx.principal.plan);
     let rows: Vec<Value> = admins
         .iter()
         .map(|a| {
@@ -81,5 +82,6 @@ pub(super) async fn list_divisions<D: SqlExecutor, C: Clock>(
         structured: json!({"count": rows.len(), "administrations": rows}),
         text,
         division: None,
+        exact_calls: 0,
     })
 }

@@ -4,12 +4,16 @@
 //! the metering every `tools/call` goes through.
 
 mod divisions;
+mod exact;
+mod ledger;
+
+pub use exact::ExactSettings;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use boekhouding_core::plan::Plan;
-use boekhouding_core::ports::Clock;
+use boekhouding_core::ports::{Clock, HttpTransport, Randomness, Sleep};
 use boekhouding_core::storage::usage::{self, AuthKind, CallRecord, Metered, Outcome, UsageMonth};
 use boekhouding_core::storage::{SqlExecutor, StorageError};
 
@@ -36,6 +40,7 @@ pub(crate) enum ToolResult {
         structured: Value,
         text: String,
         division: Option<i64>,
+        exact_calls: u32,
     },
     Failed {
         message: String,
@@ -43,19 +48,39 @@ pub(crate) enum ToolResult {
     },
 }
 
+/// The effects a request's tools use, as one bundle of ports.
+pub trait Platform {
+    type Db: SqlExecutor;
+    type Clock: Clock;
+    type Http: HttpTransport;
+    type Rng: Randomness;
+    type Sleep: Sleep;
+    fn db(&self) -> &Self::Db;
+    fn clock(&self) -> &Self::Clock;
+    fn http(&self) -> &Self::Http;
+    fn rng(&self) -> &Self::Rng;
+    fn sleep(&self) -> &Self::Sleep;
+}
+
 /// The catalogue for one authenticated request.
 #[derive(Debug)]
-pub struct Bookkeeping<'a, D, C> {
-    pub db: &'a D,
-    pub clock: &'a C,
+pub struct Bookkeeping<'a, P> {
+    pub platform: &'a P,
     pub principal: &'a Principal,
     /// Where users manage their plan (for "upgrade" hints).
     pub portal_url: &'a str,
+    /// Exact app registration and token keyring; `None` where Exact is not
+    /// configured (then Exact-backed tools say so).
+    pub exact: Option<&'a ExactSettings>,
 }
 
-const NAMES: [&str; 1] = ["list_divisions"];
+const NAMES: [&str; 3] = [
+    "list_divisions",
+    "get_gl_accounts",
+    "get_outstanding_invoices",
+];
 
-impl<D: SqlExecutor, C: Clock> Bookkeeping<'_, D, C> {
+impl<P: Platform> Bookkeeping<'_, P> {
     fn limit_message(&self, used: u64, now: DateTime<Utc>) -> String {
         let month = UsageMonth::of(now);
         let limits = self.principal.plan.limits();
@@ -82,6 +107,8 @@ impl<D: SqlExecutor, C: Clock> Bookkeeping<'_, D, C> {
     async fn run(&self, name: &str, args: &Value) -> Result<ToolResult, StorageError> {
         match name {
             "list_divisions" => divisions::list_divisions(self, args).await,
+            "get_gl_accounts" => ledger::get_gl_accounts(self, args).await,
+            "get_outstanding_invoices" => ledger::get_outstanding_invoices(self, args).await,
             _ => Ok(ToolResult::Failed {
                 message: format!("Unknown tool {name}"),
                 outcome: Outcome::InvalidArguments,
@@ -90,25 +117,30 @@ impl<D: SqlExecutor, C: Clock> Bookkeeping<'_, D, C> {
     }
 }
 
-impl<D: SqlExecutor, C: Clock> ToolHost for Bookkeeping<'_, D, C> {
+impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
     fn tools(&self) -> Vec<Value> {
-        vec![divisions::definition()]
+        vec![
+            divisions::definition(),
+            ledger::gl_accounts_definition(),
+            ledger::outstanding_definition(),
+        ]
     }
 
     async fn call(&self, name: &str, arguments: Value) -> ToolCallOutcome {
         if !NAMES.contains(&name) {
             return ToolCallOutcome::UnknownTool;
         }
-        let started = self.clock.now();
+        let started = self.platform.clock().now();
         let month = UsageMonth::of(started);
         // Count before any work: a call over the limit costs nothing.
         let metered = usage::try_count_call(
-            self.db,
+            self.platform.db(),
             &self.principal.user_id,
             month,
             self.principal.plan.limits().monthly_tool_calls,
         )
         .await;
+        let mut calls = 0;
         let (outcome, division, result) = match metered {
             Err(_) => {
                 return ToolCallOutcome::ToolError(
@@ -125,11 +157,15 @@ impl<D: SqlExecutor, C: Clock> ToolHost for Bookkeeping<'_, D, C> {
                     structured,
                     text,
                     division,
-                }) => (
-                    Outcome::Ok,
-                    division,
-                    ToolCallOutcome::Ok { structured, text },
-                ),
+                    exact_calls,
+                }) => {
+                    calls = exact_calls;
+                    (
+                        Outcome::Ok,
+                        division,
+                        ToolCallOutcome::Ok { structured, text },
+                    )
+                }
                 Ok(ToolResult::Failed { message, outcome }) => {
                     (outcome, None, ToolCallOutcome::ToolError(message))
                 }
@@ -142,12 +178,12 @@ impl<D: SqlExecutor, C: Clock> ToolHost for Bookkeeping<'_, D, C> {
                 ),
             },
         };
-        let latency = (self.clock.now() - started)
+        let latency = (self.platform.clock().now() - started)
             .num_milliseconds()
             .clamp(0, i64::from(u32::MAX)) as u32;
         // The call is already counted; a failed log row must not fail it.
         let _ = usage::record_call(
-            self.db,
+            self.platform.db(),
             &CallRecord {
                 user_id: self.principal.user_id.clone(),
                 auth: self.principal.auth.clone(),
@@ -155,7 +191,7 @@ impl<D: SqlExecutor, C: Clock> ToolHost for Bookkeeping<'_, D, C> {
                 division_code: division,
                 outcome,
                 latency_ms: latency,
-                exact_calls: 0,
+                exact_calls: calls,
                 request_id: self.principal.request_id.clone(),
                 client_name: self.principal.client_name.clone(),
                 at: started,

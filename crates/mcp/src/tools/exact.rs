@@ -1,0 +1,293 @@
+//! The way from a tool call to Exact: argument checking, the
+//! administration the call may use (validated against the user's active
+//! administrations and plan), a fresh access token under the connection's
+//! lease, and Exact errors turned into messages an assistant can act on.
+
+use boekhouding_core::access::{AccessContext, AccessError, fresh_access, refresh_now};
+use boekhouding_core::crypto::{Secret, TokenKeyring};
+use boekhouding_core::exact::oauth::ExactApp;
+use boekhouding_core::exact::{Division, ExactClient, ExactError, Listed, Query};
+use boekhouding_core::ports::{Clock, Sleep};
+use boekhouding_core::region::Region;
+use boekhouding_core::storage::administrations::{self, Administration, DivisionError};
+use boekhouding_core::storage::connections;
+use boekhouding_core::storage::usage::Outcome;
+use serde_json::{Map, Value};
+
+use super::{Bookkeeping, Platform, ToolResult};
+
+/// The Exact app registration and the token keyring.
+#[derive(Debug)]
+pub struct ExactSettings {
+    pub keyring: TokenKeyring,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub redirect_uri: String,
+    /// One base URL for every region (development against the sandbox or
+    /// another Exact-compatible server); `None` uses each region's host.
+    pub base_url_override: Option<String>,
+}
+
+impl ExactSettings {
+    pub fn app_for(&self, region: Region) -> ExactApp {
+        ExactApp {
+            base_url: self
+                .base_url_override
+                .clone()
+                .unwrap_or_else(|| region.default_base_url().to_owned()),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            redirect_uri: self.redirect_uri.clone(),
+        }
+    }
+}
+
+pub(super) fn failed(message: impl Into<String>, outcome: Outcome) -> ToolResult {
+    ToolResult::Failed {
+        message: message.into(),
+        outcome,
+    }
+}
+
+fn invalid(message: impl Into<String>) -> ToolResult {
+    failed(message, Outcome::InvalidArguments)
+}
+
+/// Checked tool arguments: unknown names and wrong types are refused with
+/// a message naming what is allowed.
+pub(super) struct Args<'v>(&'v Map<String, Value>);
+
+impl<'v> Args<'v> {
+    pub fn parse(v: &'v Value, allowed: &[&str]) -> Result<Self, ToolResult> {
+        let obj = v
+            .as_object()
+            .ok_or_else(|| invalid("Arguments must be an object."))?;
+        if let Some(bad) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(invalid(format!(
+                "Unknown argument `{bad}`. Allowed: {}.",
+                allowed.join(", ")
+            )));
+        }
+        Ok(Args(obj))
+    }
+
+    pub fn int(&self, name: &str, min: i64, max: i64) -> Result<Option<i64>, ToolResult> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match v.as_i64() {
+                Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+                _ => Err(invalid(format!(
+                    "`{name}` must be a whole number from {min} to {max}."
+                ))),
+            },
+        }
+    }
+
+    pub fn boolean(&self, name: &str) -> Result<Option<bool>, ToolResult> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(invalid(format!("`{name}` must be true or false."))),
+        }
+    }
+
+    pub fn choice(
+        &self,
+        name: &str,
+        options: &[&'static str],
+    ) -> Result<Option<&'static str>, ToolResult> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => options
+                .iter()
+                .find(|o| **o == s.as_str())
+                .map(|o| Some(*o))
+                .ok_or_else(|| {
+                    invalid(format!("`{name}` must be one of: {}.", options.join(", ")))
+                }),
+            Some(_) => Err(invalid(format!(
+                "`{name}` must be one of: {}.",
+                options.join(", ")
+            ))),
+        }
+    }
+
+    pub fn text(&self, name: &str, max_len: usize) -> Result<Option<String>, ToolResult> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.chars().count() <= max_len => {
+                Ok(Some(s.trim().to_owned()).filter(|s| !s.is_empty()))
+            }
+            Some(_) => Err(invalid(format!(
+                "`{name}` must be text of at most {max_len} characters."
+            ))),
+        }
+    }
+}
+
+/// The JSON Schema of the common `division` argument.
+pub(super) fn division_schema() -> Value {
+    serde_json::json!({"type": "integer", "minimum": 1, "description": "Exact division code (administratie) from list_divisions; the default administration when omitted."})
+}
+
+/// What an Exact error means for the assistant.
+pub(super) fn exact_failure(e: &ExactError) -> ToolResult {
+    match e {
+        ExactError::RateLimited { reset_at, .. } => failed(
+            format!(
+                "Exact Online's rate limit for this administration is used up until {} UTC; try again after that.",
+                reset_at.format("%H:%M")
+            ),
+            Outcome::UpstreamError,
+        ),
+        ExactError::Forbidden { .. } => failed(
+            "Exact Online refused access to this data for this administration (a module or user right is missing in Exact).",
+            Outcome::Forbidden,
+        ),
+        ExactError::Unauthorized | ExactError::InvalidGrant(_) => failed(
+            "The Exact Online connection is no longer authorised; reconnect Exact in the portal.",
+            Outcome::UpstreamError,
+        ),
+        _ => failed(
+            "Exact Online is temporarily unavailable; try again in a minute.",
+            Outcome::UpstreamError,
+        ),
+    }
+}
+
+/// An administration and a client for it.
+pub(super) struct Connected<'c, P: Platform> {
+    pub admin: Administration,
+    pub client: ExactClient<'c, P::Http, P::Clock>,
+    connection_id: String,
+    app: ExactApp,
+}
+
+/// Resolves the administration and a usable Exact client for a call.
+pub(super) async fn connect<'c, P: Platform>(
+    ctx: &'c Bookkeeping<'_, P>,
+    division: Option<i64>,
+) -> Result<Connected<'c, P>, ToolResult> {
+    let p = ctx.platform;
+    let internal = |_| {
+        failed(
+            "The service is temporarily unavailable; try again shortly.",
+            Outcome::InternalError,
+        )
+    };
+    let active = administrations::active_for_user(p.db(), &ctx.principal.user_id)
+        .await
+        .map_err(internal)?;
+    let admin =
+        administrations::resolve(&active, ctx.principal.plan, division).map_err(|e| match e {
+            DivisionError::NotAllowed(_) => failed(e.to_string(), Outcome::Forbidden),
+            DivisionError::NoneActive => failed(e.to_string(), Outcome::ToolError),
+        })?;
+    let settings = ctx.exact.ok_or_else(|| {
+        failed(
+            "Exact Online is not configured on this server.",
+            Outcome::InternalError,
+        )
+    })?;
+    let conn = connections::find_by_id(p.db(), &admin.connection_id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| failed("The Exact connection of this administration is gone; reconnect Exact in the portal.", Outcome::ToolError))?;
+    let app = settings.app_for(conn.region);
+    let access = AccessContext {
+        db: p.db(),
+        http: p.http(),
+        rng: p.rng(),
+        keyring: &settings.keyring,
+        app: &app,
+    };
+    let owner = ctx
+        .principal
+        .request_id
+        .clone()
+        .unwrap_or_else(|| "mcp".into());
+    let mut attempt = 0;
+    let token = loop {
+        let now = p.clock().now();
+        match fresh_access(&access, &conn.id, &owner, now).await {
+            Ok(a) => break a.access_token,
+            // Another request is refreshing this connection right now.
+            Err(AccessError::LeaseBusy) if attempt < 25 => {
+                attempt += 1;
+                p.sleep().sleep_ms(200).await;
+            }
+            Err(AccessError::ReconnectNeeded)
+            | Err(AccessError::Refresh {
+                reconnect_needed: true,
+                ..
+            }) => {
+                return Err(failed(
+                    format!(
+                        "The Exact Online connection needs to be renewed: sign in with Exact again at {}/connect.",
+                        ctx.portal_url
+                    ),
+                    Outcome::UpstreamError,
+                ));
+            }
+            Err(AccessError::Refresh { error, .. }) => return Err(exact_failure(&error)),
+            Err(_) => {
+                return Err(failed(
+                    "The service is temporarily unavailable; try again shortly.",
+                    Outcome::InternalError,
+                ));
+            }
+        }
+    };
+    let client = ExactClient::new(p.http(), p.clock(), &app.base_url, token);
+    Ok(Connected {
+        admin,
+        client,
+        connection_id: conn.id,
+        app,
+    })
+}
+
+impl<P: Platform> Connected<'_, P> {
+    pub fn division(&self) -> Division {
+        Division(self.admin.division_code)
+    }
+
+    /// Lists with one retry after an Exact 401 (a token revoked or expired
+    /// early), refreshing under the lease first.
+    pub async fn list(
+        &mut self,
+        ctx: &Bookkeeping<'_, P>,
+        query: &Query,
+        cap: usize,
+    ) -> Result<Listed, ToolResult> {
+        match self.client.list(self.division(), query, cap).await {
+            Err(ExactError::Unauthorized) => {
+                let settings = ctx
+                    .exact
+                    .ok_or_else(|| exact_failure(&ExactError::Unauthorized))?;
+                let p = ctx.platform;
+                let access = AccessContext {
+                    db: p.db(),
+                    http: p.http(),
+                    rng: p.rng(),
+                    keyring: &settings.keyring,
+                    app: &self.app,
+                };
+                let owner = ctx
+                    .principal
+                    .request_id
+                    .clone()
+                    .unwrap_or_else(|| "mcp".into());
+                match refresh_now(&access, &self.connection_id, &owner, p.clock().now()).await {
+                    Ok(fresh) => self.client.set_token(fresh.access_token),
+                    Err(_) => return Err(exact_failure(&ExactError::Unauthorized)),
+                }
+                self.client
+                    .list(self.division(), query, cap)
+                    .await
+                    .map_err(|e| exact_failure(&e))
+            }
+            other => other.map_err(|e| exact_failure(&e)),
+        }
+    }
+}

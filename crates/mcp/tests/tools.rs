@@ -1,0 +1,367 @@
+//! The bookkeeping tools end to end natively: the real migrations on
+//! SQLite, a user connected to the Exact sandbox through its OAuth flow,
+//! and every answer compared with the sandbox's own data.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use boekhouding_core::crypto::{Secret, TokenKeyring};
+use boekhouding_core::exact::oauth::{self, ExactApp};
+use boekhouding_core::plan::Plan;
+use boekhouding_core::ports::Sleep;
+use boekhouding_core::region::Region;
+use boekhouding_core::storage::administrations::{self, DivisionInfo};
+use boekhouding_core::storage::connections::{self, ExactIdentity, NewConnection};
+use boekhouding_core::storage::usage::AuthKind;
+use boekhouding_core::storage::users;
+use boekhouding_core::testing::{FakeClock, SeededRandomness};
+use boekhouding_mcp::engine::{ToolCallOutcome, ToolHost};
+use boekhouding_mcp::tools::{Bookkeeping, ExactSettings, Platform, Principal};
+use boekhouding_sqlite::SqliteDb;
+use exact_sandbox::transport::BlockingTransport;
+use exact_sandbox::{Sandbox, SandboxConfig};
+use futures::executor::block_on;
+use serde_json::{Value, json};
+
+const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+struct ThreadSleep;
+impl Sleep for ThreadSleep {
+    async fn sleep_ms(&self, ms: u64) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
+struct Native {
+    db: SqliteDb,
+    clock: FakeClock,
+    http: BlockingTransport,
+    rng: SeededRandomness,
+    sleep: ThreadSleep,
+}
+
+impl Platform for Native {
+    type Db = SqliteDb;
+    type Clock = FakeClock;
+    type Http = BlockingTransport;
+    type Rng = SeededRandomness;
+    type Sleep = ThreadSleep;
+    fn db(&self) -> &SqliteDb {
+        &self.db
+    }
+    fn clock(&self) -> &FakeClock {
+        &self.clock
+    }
+    fn http(&self) -> &BlockingTransport {
+        &self.http
+    }
+    fn rng(&self) -> &SeededRandomness {
+        &self.rng
+    }
+    fn sleep(&self) -> &ThreadSleep {
+        &self.sleep
+    }
+}
+
+struct World {
+    sandbox: Sandbox,
+    platform: Native,
+    settings: ExactSettings,
+    principal: Principal,
+}
+
+/// Logs in on the sandbox page and returns the code.
+fn login(sandbox: &Sandbox, http: &BlockingTransport, app: &ExactApp) -> String {
+    use boekhouding_core::ports::{HttpMethod, HttpRequest, HttpTransport};
+    let form = format!(
+        "client_id={}&redirect_uri={}&state=s&response_type=code&username=demo&password=demo&consent=allow",
+        app.client_id,
+        boekhouding_core::exact::query::encode(&app.redirect_uri)
+    );
+    let r = block_on(http.send(HttpRequest {
+        method: HttpMethod::Post,
+        url: format!("{}/api/oauth2/auth", sandbox.base_url()),
+        headers: vec![(
+            "Content-Type".into(),
+            "application/x-www-form-urlencoded".into(),
+        )],
+        body: Some(form),
+    }))
+    .unwrap();
+    let loc = r.header("location").unwrap();
+    boekhouding_core::exact::query::decode(
+        loc.split("code=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap(),
+    )
+}
+
+fn world(plan: Plan) -> World {
+    let sandbox = Sandbox::start(SandboxConfig::default()).unwrap();
+    let platform = Native {
+        db: SqliteDb::migrated().unwrap(),
+        clock: FakeClock::at(chrono::Utc::now()),
+        http: BlockingTransport::default(),
+        rng: SeededRandomness::new(9),
+        sleep: ThreadSleep,
+    };
+    let settings = ExactSettings {
+        keyring: TokenKeyring::from_config(KEY).unwrap(),
+        client_id: sandbox.client_id().into(),
+        client_secret: Secret::new(sandbox.client_secret()),
+        redirect_uri: "http://127.0.0.1:9/callback".into(),
+        base_url_override: Some(sandbox.base_url().into()),
+    };
+    let app = settings.app_for(Region::Nl);
+    let code = login(&sandbox, &platform.http, &app);
+    let now = boekhouding_core::ports::Clock::now(&platform.clock);
+    let tokens = block_on(oauth::exchange_code(&platform.http, &app, &code, now))
+        .unwrap()
+        .into_exact_tokens();
+    let user = block_on(users::upsert_by_email(
+        &platform.db,
+        &platform.rng,
+        "jan@example.nl",
+        None,
+        now,
+    ))
+    .unwrap();
+    block_on(users::set_plan(&platform.db, &user.id, plan, now)).unwrap();
+    let conn = block_on(connections::connect(
+        &platform.db,
+        &platform.rng,
+        &settings.keyring,
+        &NewConnection {
+            user_id: &user.id,
+            region: Region::Nl,
+            identity: &ExactIdentity::default(),
+            tokens: &tokens,
+        },
+        now,
+    ))
+    .unwrap();
+    let demo = sandbox
+        .dataset()
+        .users
+        .iter()
+        .find(|u| u.username == "demo")
+        .unwrap()
+        .clone();
+    let divisions: Vec<DivisionInfo> = sandbox
+        .dataset()
+        .companies
+        .iter()
+        .filter(|c| demo.divisions.contains(&c.division))
+        .map(|c| DivisionInfo {
+            code: c.division,
+            name: c.name.clone(),
+        })
+        .collect();
+    block_on(administrations::sync_for_connection(
+        &platform.db,
+        &platform.rng,
+        &conn.id,
+        Plan::Enterprise,
+        &divisions,
+        Some(demo.current_division),
+        now,
+    ))
+    .unwrap();
+    let principal = Principal {
+        user_id: user.id,
+        plan,
+        auth: AuthKind::ApiKey { key_id: "k".into() },
+        client_name: None,
+        request_id: Some("test".into()),
+    };
+    World {
+        sandbox,
+        platform,
+        settings,
+        principal,
+    }
+}
+
+impl World {
+    fn call(&self, tool: &str, args: Value) -> ToolCallOutcome {
+        let host = Bookkeeping {
+            platform: &self.platform,
+            principal: &self.principal,
+            portal_url: "https://portal.example",
+            exact: Some(&self.settings),
+        };
+        block_on(host.call(tool, args))
+    }
+
+    fn ok(&self, tool: &str, args: Value) -> Value {
+        match self.call(tool, args) {
+            ToolCallOutcome::Ok { structured, .. } => structured,
+            other => panic!("{tool}: {other:?}"),
+        }
+    }
+
+    fn error(&self, tool: &str, args: Value) -> String {
+        match self.call(tool, args) {
+            ToolCallOutcome::ToolError(m) => m,
+            other => panic!("{tool} should fail: {other:?}"),
+        }
+    }
+}
+
+fn cents(v: &Value) -> i64 {
+    (v.as_f64().unwrap() * 100.0).round() as i64
+}
+
+#[test]
+fn gl_accounts_match_the_chart_of_accounts() {
+    let w = world(Plan::Pro);
+    let default = 1_000_001;
+    let all = w.ok("get_gl_accounts", json!({}));
+    let source = w.sandbox.rows(default, "financial/GLAccounts");
+    assert_eq!(all["division"], default);
+    assert_eq!(all["count"].as_u64().unwrap() as usize, source.len());
+    assert_eq!(all["truncated"], false);
+    let mut codes: Vec<&str> = source.iter().map(|r| r["Code"].as_str().unwrap()).collect();
+    codes.sort_unstable();
+    let got: Vec<&str> = all["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, codes, "ordered by code");
+
+    let pl = w.ok("get_gl_accounts", json!({"type": "profitloss"}));
+    assert!(
+        pl["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["balance_type"] == "profit_loss")
+    );
+    let omzet = w.ok("get_gl_accounts", json!({"search": "omzet"}));
+    let found: Vec<&str> = omzet["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        found,
+        vec!["7000", "8000", "8100"],
+        "case-insensitive search in descriptions"
+    );
+    let capped = w.ok("get_gl_accounts", json!({"limit": 5}));
+    assert_eq!(
+        (capped["count"].as_u64(), capped["truncated"].as_bool()),
+        (Some(5), Some(true))
+    );
+    let other = w.ok(
+        "get_gl_accounts",
+        json!({"division": 1_000_002, "search": "8000"}),
+    );
+    assert_eq!(other["division"], 1_000_002);
+    // Hostile text is just text.
+    let hostile = w.ok("get_gl_accounts", json!({"search": "x' or Code ne '"}));
+    assert_eq!(hostile["count"], 0);
+}
+
+#[test]
+fn outstanding_invoices_tie_out_with_the_open_items() {
+    let w = world(Plan::Pro);
+    let r = w.ok("get_outstanding_invoices", json!({}));
+    for (key, path) in [
+        ("receivables", "read/financial/ReceivablesList"),
+        ("payables", "read/financial/PayablesList"),
+    ] {
+        let source = w.sandbox.rows(1_000_001, path);
+        let expected: i64 = source.iter().map(|s| cents(&s["Amount"])).sum();
+        assert_eq!(cents(&r[key]["total"]), expected, "{key}");
+        assert_eq!(r[key]["count"].as_u64().unwrap() as usize, source.len());
+        let items = r[key]["items"].as_array().unwrap();
+        let overdue: i64 = items
+            .iter()
+            .filter(|i| i["days_overdue"].as_i64().unwrap() > 0)
+            .map(|i| cents(&i["amount"]))
+            .sum();
+        assert_eq!(cents(&r[key]["overdue_total"]), overdue);
+        assert!(
+            items
+                .windows(2)
+                .all(|p| p[0]["days_overdue"].as_i64() >= p[1]["days_overdue"].as_i64()),
+            "most overdue first"
+        );
+    }
+    let dunning = w.ok(
+        "get_outstanding_invoices",
+        json!({"type": "receivable", "min_days_overdue": 30}),
+    );
+    assert!(dunning.get("payables").is_none());
+    assert!(
+        dunning["receivables"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["days_overdue"].as_i64().unwrap() >= 30)
+    );
+}
+
+#[test]
+fn divisions_are_checked_and_arguments_validated() {
+    let w = world(Plan::Pro);
+    let foreign = w.error("get_gl_accounts", json!({"division": 1_000_004}));
+    assert!(foreign.contains("not one of this account's"), "{foreign}");
+    for (args, needle) in [
+        (
+            json!({"division": "1000001"}),
+            "`division` must be a whole number",
+        ),
+        (json!({"type": "everything"}), "`type` must be one of"),
+        (
+            json!({"limit": 0}),
+            "`limit` must be a whole number from 1 to 1000",
+        ),
+        (json!({"search": 5}), "`search` must be text"),
+        (json!({"sql": "DROP"}), "Unknown argument `sql`"),
+    ] {
+        let m = w.error("get_gl_accounts", args);
+        assert!(m.contains(needle), "{m}");
+    }
+    let listed = w.ok("list_divisions", json!({}));
+    assert_eq!(listed["count"], 3);
+    assert_eq!(listed["administrations"][0]["is_default"], true);
+}
+
+#[test]
+fn the_free_plan_stops_at_its_monthly_limit_with_the_reset_date_and_the_upgrade() {
+    let w = world(Plan::Free);
+    // The free plan allows two administrations: the third is refused.
+    let third = w.error("get_gl_accounts", json!({"division": 1_000_003}));
+    assert!(third.contains("not one of this account's"), "{third}");
+    let month = boekhouding_core::storage::usage::UsageMonth::of(
+        boekhouding_core::ports::Clock::now(&w.platform.clock),
+    );
+    w.platform
+        .db
+        .raw()
+        .execute(
+            "INSERT INTO usage_counters (user_id, month, tool_calls) VALUES (?1, ?2, 198)
+             ON CONFLICT (user_id, month) DO UPDATE SET tool_calls = 198",
+            [&w.principal.user_id, &month.key()],
+        )
+        .unwrap();
+    let requests_before = w.sandbox.requests().len();
+    w.ok("list_divisions", json!({}));
+    w.ok("list_divisions", json!({}));
+    let over = w.error("get_gl_accounts", json!({}));
+    assert!(over.contains("Monthly limit reached: 200 of 200"), "{over}");
+    assert!(over.contains(&month.resets_at().format("%Y-%m-%d").to_string()));
+    assert!(over.contains("Upgrade to starter"));
+    assert_eq!(
+        w.sandbox.requests().len(),
+        requests_before,
+        "no Exact call after the limit"
+    );
+}
