@@ -8,6 +8,7 @@ pub mod access;
 pub mod crypto;
 pub mod exact;
 pub mod lifecycle;
+pub mod onboarding;
 pub mod plan;
 pub mod ports;
 pub mod region;

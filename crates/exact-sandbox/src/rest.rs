@@ -383,12 +383,19 @@ fn api(shared: &Shared, req: &Req, rest: &str) -> (Reply, Option<i64>) {
         Ok(h) => h,
         Err(r) => return (r, Some(division)),
     };
-    let mut reply = entity(shared, req, division, path, json_wanted);
+    let mut reply = entity(shared, req, division, path, json_wanted, &user.divisions);
     reply.headers.extend(headers);
     (reply, Some(division))
 }
 
-fn entity(shared: &Shared, req: &Req, division: i64, path: &str, json_wanted: bool) -> Reply {
+fn entity(
+    shared: &Shared,
+    req: &Req,
+    division: i64,
+    path: &str,
+    json_wanted: bool,
+    user_divisions: &[i64],
+) -> Reply {
     let Some(table) = shared.tables.get(&division) else {
         return Reply::exact_error(404, "Not found");
     };
@@ -402,7 +409,17 @@ fn entity(shared: &Shared, req: &Req, division: i64, path: &str, json_wanted: bo
             (path, None, false)
         };
     let is_function = entity_path == "read/financial/RevenueListByYear";
-    let rows: Vec<Row> = if is_function {
+    let rows: Vec<Row> = if entity_path == "system/Divisions" {
+        // Exact lists every division the user can access, whichever
+        // division the URL names.
+        user_divisions
+            .iter()
+            .filter_map(|d| shared.tables.get(d))
+            .filter_map(|t| t.get("system/Divisions"))
+            .flatten()
+            .cloned()
+            .collect()
+    } else if is_function {
         let Some(year) = req.query.get("year").and_then(|y| y.parse::<i32>().ok()) else {
             return Reply::exact_error(400, "The parameter 'year' is required.");
         };

@@ -319,3 +319,107 @@ fn a_database_fault_after_exact_rotated_does_not_lose_the_refresh_token() {
             .contains("could not be stored")
     );
 }
+
+#[test]
+fn onboarding_creates_the_user_connection_and_administrations_and_a_reconnect_keeps_choices() {
+    use boekhouding_core::onboarding;
+    use boekhouding_core::plan::Plan;
+    use boekhouding_core::storage::administrations;
+    let env = default_env();
+    let db = SqliteDb::migrated().unwrap();
+    let (rng, ring, app) = (SeededRandomness::new(5), keyring(), env.app());
+    let code = env.login("demo", "demo");
+    let done = block_on(onboarding::complete(
+        &db,
+        &env.http,
+        &rng,
+        &env.clock,
+        &ring,
+        &app,
+        Region::Nl,
+        &code,
+    ))
+    .unwrap();
+    let demo = env
+        .sandbox
+        .dataset()
+        .users
+        .iter()
+        .find(|u| u.username == "demo")
+        .unwrap()
+        .clone();
+    assert_eq!(done.user.email, demo.email);
+    assert_eq!(done.user.plan, Plan::Free);
+    let mut codes: Vec<i64> = done
+        .administrations
+        .iter()
+        .map(|a| a.division_code)
+        .collect();
+    codes.sort_unstable();
+    assert_eq!(codes, demo.divisions, "every division the consent allows");
+    let active: Vec<i64> = done
+        .administrations
+        .iter()
+        .filter(|a| a.is_active)
+        .map(|a| a.division_code)
+        .collect();
+    assert_eq!(active.len(), 2, "the free plan switches on two");
+    let default: Vec<i64> = done
+        .administrations
+        .iter()
+        .filter(|a| a.is_default)
+        .map(|a| a.division_code)
+        .collect();
+    assert_eq!(default, vec![demo.current_division]);
+
+    // The user switches one off; a reconnect keeps that and revives tokens.
+    let off = done
+        .administrations
+        .iter()
+        .find(|a| a.is_active && !a.is_default)
+        .unwrap();
+    block_on(administrations::set_active(
+        &db,
+        &done.user.id,
+        &off.id,
+        false,
+        Plan::Free,
+        env.clock_now(),
+    ))
+    .unwrap();
+    let again = block_on(onboarding::complete(
+        &db,
+        &env.http,
+        &rng,
+        &env.clock,
+        &ring,
+        &app,
+        Region::Nl,
+        &env.login("demo", "demo"),
+    ))
+    .unwrap();
+    assert_eq!(again.connection.id, done.connection.id);
+    assert_eq!(again.user.id, done.user.id);
+    assert!(
+        !again
+            .administrations
+            .iter()
+            .find(|a| a.id == off.id)
+            .unwrap()
+            .is_active
+    );
+    // A code can be used once only.
+    assert!(
+        block_on(onboarding::complete(
+            &db,
+            &env.http,
+            &rng,
+            &env.clock,
+            &ring,
+            &app,
+            Region::Nl,
+            &code
+        ))
+        .is_err()
+    );
+}
