@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::build::{self, WORKERS};
-use crate::process::{self, DevServer, apply_migrations_local, d1_query, free_port, http_get};
+use crate::process::{
+    self, DevOptions, DevServer, apply_migrations_local, d1_query, free_port, http_get,
+};
 use crate::tools::{self, Tools};
 use crate::{Options, project_root};
 
@@ -135,6 +137,36 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
     );
     let seeded = crate::e2e_mcp::seed(tools, &state)?;
 
+    // A local Exact (the sandbox) and an account connected to it through
+    // the real OAuth flow, written into the local D1 by core's onboarding.
+    let sandbox = exact_sandbox::Sandbox::start(exact_sandbox::SandboxConfig::default())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let secrets = crate::demo::local_secrets(&state, sandbox.client_secret())?;
+    let app = boekhouding_core::exact::oauth::ExactApp {
+        base_url: sandbox.base_url().to_owned(),
+        client_id: sandbox.client_id().to_owned(),
+        client_secret: boekhouding_core::crypto::Secret::new(sandbox.client_secret()),
+        redirect_uri: "http://127.0.0.1:8788/connect/callback".into(),
+    };
+    let code = crate::demo::sandbox_login(
+        &exact_sandbox::transport::BlockingTransport::default(),
+        &app,
+        "demo",
+        "demo",
+    )?;
+    let account = crate::demo::provision(
+        &crate::demo::local_d1_file(&state)?,
+        &secrets.token_key,
+        &app,
+        &code,
+        boekhouding_core::plan::Plan::Pro,
+    )?;
+    let exact_vars = [
+        ("GIT_COMMIT", commit.as_str()),
+        ("EXACT_CLIENT_ID", sandbox.client_id()),
+        ("EXACT_BASE_URL", sandbox.base_url()),
+        ("EXACT_REDIRECT_URI", app.redirect_uri.as_str()),
+    ];
     let mut servers = Vec::new();
     for w in WORKERS {
         let port = free_port()?;
@@ -144,8 +176,11 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
             &w.config(&root),
             &state,
             port,
-            &[("GIT_COMMIT", &commit)],
-            true,
+            &DevOptions {
+                vars: &exact_vars,
+                env_file: Some(&secrets.env_file),
+                own_group: true,
+            },
         )?);
     }
     let nodb_config = config_without_db(tools, &state)?;
@@ -155,8 +190,10 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
         &nodb_config,
         &state.join("nodb"),
         free_port()?,
-        &[],
-        true,
+        &DevOptions {
+            own_group: true,
+            ..DevOptions::default()
+        },
     );
     let t = Instant::now();
     for s in &mut servers {
@@ -231,6 +268,9 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
         for (name, result) in crate::e2e_mcp::checks(tools, &state, mcp.port, &seeded) {
             suite.check(name, result);
         }
+        for (name, result) in crate::e2e_mcp::exact_checks(mcp.port, &account, &sandbox) {
+            suite.check(name, result);
+        }
     }
     drop(servers);
     drop(nodb);
@@ -252,7 +292,43 @@ pub fn dev(opts: &Options) -> Result<()> {
     std::fs::create_dir_all(&state)?;
     apply_migrations_local(&tools, &state)?;
     let base = opts.port.unwrap_or(8787);
+
+    // The bundled Exact Online sandbox, and the demo user connected to it
+    // through the real OAuth flow (tokens sealed as in production).
+    let sandbox = exact_sandbox::Sandbox::start(exact_sandbox::SandboxConfig {
+        bind: format!("127.0.0.1:{}", opts.sandbox_port.unwrap_or(9700)),
+        ..exact_sandbox::SandboxConfig::default()
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let secrets = crate::demo::local_secrets(&state, sandbox.client_secret())?;
+    let app = boekhouding_core::exact::oauth::ExactApp {
+        base_url: sandbox.base_url().to_owned(),
+        client_id: sandbox.client_id().to_owned(),
+        client_secret: boekhouding_core::crypto::Secret::new(sandbox.client_secret()),
+        redirect_uri: format!("http://127.0.0.1:{}/connect/callback", base + 1),
+    };
+    let code = crate::demo::sandbox_login(
+        &exact_sandbox::transport::BlockingTransport::default(),
+        &app,
+        "demo",
+        "demo",
+    )?;
+    let account = crate::demo::provision_reusing_key(
+        &crate::demo::local_d1_file(&state)?,
+        &state.join("api-key"),
+        &secrets.token_key,
+        &app,
+        &code,
+        boekhouding_core::plan::Plan::Pro,
+    )?;
+
     let commit = process::commit_var(&root);
+    let vars = [
+        ("GIT_COMMIT", commit.as_str()),
+        ("EXACT_CLIENT_ID", sandbox.client_id()),
+        ("EXACT_BASE_URL", sandbox.base_url()),
+        ("EXACT_REDIRECT_URI", app.redirect_uri.as_str()),
+    ];
     let mut servers = Vec::new();
     for (i, w) in WORKERS.iter().enumerate() {
         // Same process group as xtask: Ctrl-C reaches every child.
@@ -262,13 +338,18 @@ pub fn dev(opts: &Options) -> Result<()> {
             &w.config(&root),
             &state,
             base + i as u16,
-            &[("GIT_COMMIT", &commit)],
-            false,
+            &DevOptions {
+                vars: &vars,
+                env_file: Some(&secrets.env_file),
+                own_group: false,
+            },
         )?);
     }
     for s in &mut servers {
         s.wait_ready("/health", READY_TIMEOUT)?;
     }
+    let mcp_url = format!("http://127.0.0.1:{base}/mcp");
+    let key = &account.api_key;
     println!(
         "\nPraat met je Boekhouding runs locally (state in {}):",
         state.display()
@@ -282,6 +363,29 @@ pub fn dev(opts: &Options) -> Result<()> {
             s.log.display()
         );
     }
+    println!(
+        "  {:<12} {}   (login demo/demo; admin API at /__admin/requests)",
+        "exact-sandbox",
+        sandbox.base_url()
+    );
+    println!(
+        "\nDemo user {} is connected to Exact (administrations {:?}).",
+        account.email, account.divisions
+    );
+    println!("MCP endpoint: {mcp_url}");
+    println!("API key:      {key}");
+    println!(
+        "\nClaude Code:\n  claude mcp add --transport http boekhouding {mcp_url} --header \"Authorization: Bearer {key}\""
+    );
+    println!(
+        "\nClaude Desktop (claude_desktop_config.json):\n  {{\"mcpServers\": {{\"boekhouding\": {{\"command\": \"npx\", \"args\": [\"mcp-remote\", \"{mcp_url}\", \"--header\", \"Authorization: Bearer {key}\"]}}}}}}"
+    );
+    println!(
+        "\nCursor (~/.cursor/mcp.json):\n  {{\"mcpServers\": {{\"boekhouding\": {{\"url\": \"{mcp_url}\", \"headers\": {{\"Authorization\": \"Bearer {key}\"}}}}}}}}"
+    );
+    println!(
+        "\nVS Code (.vscode/mcp.json):\n  {{\"servers\": {{\"boekhouding\": {{\"type\": \"http\", \"url\": \"{mcp_url}\", \"headers\": {{\"Authorization\": \"Bearer {key}\"}}}}}}}}"
+    );
     println!("\nPress Ctrl-C to stop everything.");
     loop {
         std::thread::sleep(Duration::from_millis(500));

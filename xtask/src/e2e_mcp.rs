@@ -181,3 +181,89 @@ pub fn checks(
     })()));
     out
 }
+
+fn tool(port: u16, key: &str, id: i64, name: &str, args: Value) -> Result<Value> {
+    let r = call(
+        port,
+        key,
+        id,
+        "tools/call",
+        json!({"name": name, "arguments": args}),
+    )?;
+    expect(r["isError"] == false, || format!("{name}: {r}"))?;
+    Ok(r["structuredContent"].clone())
+}
+
+fn cents(v: &Value) -> i64 {
+    (v.as_f64().unwrap_or(0.0) * 100.0).round() as i64
+}
+
+/// Exact-backed tools through the Worker: D1, sealed tokens opened in wasm,
+/// outbound fetch to the sandbox, answers equal to the sandbox's data.
+pub fn exact_checks(
+    port: u16,
+    account: &crate::demo::Account,
+    sandbox: &exact_sandbox::Sandbox,
+) -> Vec<(&'static str, Result<()>)> {
+    let key = account.api_key.as_str();
+    let division = account.divisions.first().copied().unwrap_or(0);
+    vec![
+        (
+            "mcp: get_gl_accounts from Exact equals the sandbox's chart of accounts",
+            (|| {
+                let r = tool(
+                    port,
+                    key,
+                    10,
+                    "get_gl_accounts",
+                    json!({"division": division}),
+                )?;
+                let source = sandbox.rows(division, "financial/GLAccounts");
+                expect(
+                    r["count"].as_u64() == Some(source.len() as u64) && r["truncated"] == false,
+                    || format!("{} vs {}", r["count"], source.len()),
+                )
+            })(),
+        ),
+        (
+            "mcp: get_outstanding_invoices ties out with the open items",
+            (|| {
+                let r = tool(
+                    port,
+                    key,
+                    11,
+                    "get_outstanding_invoices",
+                    json!({"type": "receivable"}),
+                )?;
+                let expected: i64 = sandbox
+                    .rows(division, "read/financial/ReceivablesList")
+                    .iter()
+                    .map(|x| cents(&x["Amount"]))
+                    .sum();
+                expect(cents(&r["receivables"]["total"]) == expected, || {
+                    format!("{} vs {expected}", r["receivables"]["total"])
+                })
+            })(),
+        ),
+        (
+            "mcp: another tenant's administration is refused",
+            (|| {
+                let r = call(
+                    port,
+                    key,
+                    12,
+                    "tools/call",
+                    json!({"name": "get_gl_accounts", "arguments": {"division": 1_000_004}}),
+                )?;
+                expect(
+                    r["isError"] == true
+                        && r["content"][0]["text"]
+                            .as_str()
+                            .unwrap_or("")
+                            .contains("not one of"),
+                    || r.to_string(),
+                )
+            })(),
+        ),
+    ]
+}

@@ -4,6 +4,7 @@
 
 mod bench;
 mod build;
+mod demo;
 mod docs;
 mod e2e;
 mod e2e_mcp;
@@ -23,7 +24,9 @@ usage: cargo xtask <command> [options]
 
 commands:
   setup                 install the pinned toolchain into .tools/ and wrangler/node_modules/
-  dev [--port N]        build, migrate a local D1 and run the three Workers in workerd
+  dev [--port N] [--sandbox-port N]
+                        build, migrate a local D1, start the Exact sandbox, connect a demo
+                        user through its OAuth flow, and run the three Workers in workerd
   test                  fmt, clippy, native tests, wasm build, end-to-end tests in workerd
   build [--dev]         build the three Workers and print their bundle sizes
   check                 repository checks: migration numbering, DATABASE.md in sync
@@ -123,6 +126,7 @@ pub struct Options {
     pub worker: Option<String>,
     pub version: Option<String>,
     pub port: Option<u16>,
+    pub sandbox_port: Option<u16>,
 }
 
 impl Options {
@@ -142,6 +146,13 @@ impl Options {
                 "--version" => o.version = Some(value("--version")?),
                 "--port" => {
                     o.port = Some(value("--port")?.parse().context("--port needs a number")?)
+                }
+                "--sandbox-port" => {
+                    o.sandbox_port = Some(
+                        value("--sandbox-port")?
+                            .parse()
+                            .context("--sandbox-port needs a number")?,
+                    )
                 }
                 other => bail!("unknown option {other:?}\n\n{USAGE}"),
             }

@@ -60,6 +60,18 @@ pub fn d1_query(tools: &Tools, state: &Path, sql: &str) -> Result<Vec<serde_json
         .unwrap_or_default())
 }
 
+/// How to start a `wrangler dev`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DevOptions<'a> {
+    /// Plain variables (`--var`); never secrets, wrangler prints them.
+    pub vars: &'a [(&'a str, &'a str)],
+    /// Secrets, loaded with `--env-file`.
+    pub env_file: Option<&'a Path>,
+    /// Its own process group, stopped as a whole on drop (tests); `dev`
+    /// shares xtask's group so Ctrl-C reaches it.
+    pub own_group: bool,
+}
+
 /// One `wrangler dev` process (and its workerd) in its own process group;
 /// dropping it stops them all.
 #[derive(Debug)]
@@ -77,8 +89,7 @@ impl DevServer {
         config: &Path,
         state: &Path,
         port: u16,
-        vars: &[(&str, &str)],
-        own_group: bool,
+        opts: &DevOptions<'_>,
     ) -> Result<Self> {
         std::fs::create_dir_all(state)?;
         let log = state.join(format!("{name}.log"));
@@ -94,10 +105,13 @@ impl DevServer {
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file);
-        for (k, v) in vars {
+        for (k, v) in opts.vars {
             cmd.args(["--var", &format!("{k}:{v}")]);
         }
-        if own_group {
+        if let Some(f) = opts.env_file {
+            cmd.arg("--env-file").arg(f);
+        }
+        if opts.own_group {
             cmd.process_group(0);
         }
         let child = cmd

@@ -1,0 +1,227 @@
+//! Provisioning a local account against an Exact-compatible server (the
+//! bundled sandbox by default): the real OAuth flow, core's onboarding
+//! (tokens sealed as in production) written into wrangler's local D1, and
+//! an API key. Used by `cargo xtask dev` and the end-to-end suite.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use boekhouding_core::crypto::{CREDENTIAL_BYTES, TokenKeyring};
+use boekhouding_core::exact::oauth::ExactApp;
+use boekhouding_core::onboarding;
+use boekhouding_core::plan::Plan;
+use boekhouding_core::ports::{Clock, HttpMethod, HttpRequest, HttpTransport, Randomness};
+use boekhouding_core::region::Region;
+use boekhouding_core::storage::{administrations, api_keys, users};
+use boekhouding_sqlite::SqliteDb;
+use chrono::{DateTime, Utc};
+use exact_sandbox::transport::BlockingTransport;
+use futures::executor::block_on;
+
+use crate::bench::OsRandom;
+
+/// The machine clock (xtask is native; core never reads it itself).
+#[derive(Debug, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Local secrets of one state directory, created once and reused.
+#[derive(Debug, Clone)]
+pub struct LocalSecrets {
+    pub token_key: String,
+    pub env_file: PathBuf,
+}
+
+/// Creates (or reads) `<state>/secrets.env` with a fresh AES key. The file
+/// stays in the ignored state directory; wrangler loads it with
+/// `--env-file`, so the key never appears on a command line or in logs.
+pub fn local_secrets(state: &Path, exact_client_secret: &str) -> Result<LocalSecrets> {
+    let env_file = state.join("secrets.env");
+    let key_file = state.join("token-key");
+    let token_key = match std::fs::read_to_string(&key_file) {
+        Ok(k) => k.trim().to_owned(),
+        Err(_) => {
+            let mut raw = [0u8; CREDENTIAL_BYTES];
+            OsRandom
+                .fill(&mut raw)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let k = format!("1:{}", hex::encode(raw));
+            std::fs::write(&key_file, &k)?;
+            k
+        }
+    };
+    std::fs::write(
+        &env_file,
+        format!("TOKEN_ENCRYPTION_KEY={token_key}\nEXACT_CLIENT_SECRET={exact_client_secret}\n"),
+    )?;
+    Ok(LocalSecrets {
+        token_key,
+        env_file,
+    })
+}
+
+/// wrangler's local D1 file under a `--persist-to` directory.
+pub fn local_d1_file(state: &Path) -> Result<PathBuf> {
+    let dir = state.join("v3/d1/miniflare-D1DatabaseObject");
+    let found = std::fs::read_dir(&dir)
+        .with_context(|| format!("no local D1 in {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "sqlite") && !p.ends_with("metadata.sqlite"));
+    found.with_context(|| format!("no local D1 database file in {}", dir.display()))
+}
+
+/// A provisioned local account.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub email: String,
+    pub api_key: String,
+    pub divisions: Vec<i64>,
+}
+
+/// Signs `username` in on an Exact-compatible server with a login form
+/// like the sandbox's and returns the authorization code.
+pub fn sandbox_login(
+    http: &BlockingTransport,
+    app: &ExactApp,
+    username: &str,
+    password: &str,
+) -> Result<String> {
+    let form = format!(
+        "client_id={}&redirect_uri={}&state=dev&response_type=code&username={username}&password={password}&consent=allow",
+        app.client_id,
+        boekhouding_core::exact::query::encode(&app.redirect_uri)
+    );
+    let r = block_on(http.send(HttpRequest {
+        method: HttpMethod::Post,
+        url: format!("{}/api/oauth2/auth", app.base_url),
+        headers: vec![(
+            "Content-Type".into(),
+            "application/x-www-form-urlencoded".into(),
+        )],
+        body: Some(form),
+    }))
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let location = r.header("location").context("the login did not redirect")?;
+    let code = location
+        .split("code=")
+        .nth(1)
+        .and_then(|c| c.split('&').next())
+        .context("no code in the redirect")?;
+    Ok(boekhouding_core::exact::query::decode(code))
+}
+
+/// Keeps using the API key stored in `key_file` while it is valid, so
+/// repeated `cargo xtask dev` runs keep one key; otherwise like
+/// [`provision`].
+pub fn provision_reusing_key(
+    d1_file: &Path,
+    key_file: &Path,
+    token_key: &str,
+    app: &ExactApp,
+    code: &str,
+    plan: Plan,
+) -> Result<Account> {
+    let existing = std::fs::read_to_string(key_file)
+        .ok()
+        .map(|k| k.trim().to_owned());
+    let (mut account, user_id) = onboard(d1_file, token_key, app, code, plan)?;
+    let db = SqliteDb::open(d1_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(k) = existing {
+        let still_valid = block_on(api_keys::find_active_by_secret(&db, &k))
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .is_some_and(|rec| rec.user_id == user_id);
+        if still_valid {
+            account.api_key = k;
+            return Ok(account);
+        }
+    }
+    account.api_key = issue_key(&db, &user_id, plan)?;
+    std::fs::write(key_file, &account.api_key)?;
+    Ok(account)
+}
+
+fn issue_key(db: &SqliteDb, user_id: &str, plan: Plan) -> Result<String> {
+    let key = block_on(api_keys::create(
+        db,
+        &OsRandom,
+        user_id,
+        plan,
+        "Local development",
+        Utc::now(),
+    ))
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(key.issued.secret.expose().to_owned())
+}
+
+/// Core's onboarding into the local D1; the plan is set so every
+/// administration can be switched on. Returns the account (without a key)
+/// and the user id.
+fn onboard(
+    d1_file: &Path,
+    token_key: &str,
+    app: &ExactApp,
+    code: &str,
+    plan: Plan,
+) -> Result<(Account, String)> {
+    let db = SqliteDb::open(d1_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let keyring = TokenKeyring::from_config(token_key).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let http = BlockingTransport::default();
+    let done = block_on(onboarding::complete(
+        &db,
+        &http,
+        &OsRandom,
+        &SystemClock,
+        &keyring,
+        app,
+        Region::Nl,
+        code,
+    ))
+    .map_err(|e| anyhow::anyhow!("connecting to Exact failed: {e}"))?;
+    if done.administrations.is_empty() {
+        bail!("the Exact user has no administrations");
+    }
+    let now = Utc::now();
+    block_on(users::set_plan(&db, &done.user.id, plan, now)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for a in done.administrations.iter().filter(|a| !a.is_active) {
+        block_on(administrations::set_active(
+            &db,
+            &done.user.id,
+            &a.id,
+            true,
+            plan,
+            now,
+        ))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let account = Account {
+        email: done.user.email,
+        api_key: String::new(),
+        divisions: done
+            .administrations
+            .iter()
+            .map(|a| a.division_code)
+            .collect(),
+    };
+    Ok((account, done.user.id))
+}
+
+/// Completes onboarding with `code` into the local D1 and issues a new API
+/// key.
+pub fn provision(
+    d1_file: &Path,
+    token_key: &str,
+    app: &ExactApp,
+    code: &str,
+    plan: Plan,
+) -> Result<Account> {
+    let (mut account, user_id) = onboard(d1_file, token_key, app, code, plan)?;
+    let db = SqliteDb::open(d1_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    account.api_key = issue_key(&db, &user_id, plan)?;
+    Ok(account)
+}
