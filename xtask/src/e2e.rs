@@ -271,6 +271,10 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
         for (name, result) in crate::e2e_mcp::exact_checks(mcp.port, &account, &sandbox) {
             suite.check(name, result);
         }
+        suite.check(
+            "mcp: the official Python SDK lists and calls every tool",
+            crate::e2e_mcp::sdk_check(tools, mcp.port, &account.api_key),
+        );
     }
     drop(servers);
     drop(nodb);

@@ -198,6 +198,27 @@ fn cents(v: &Value) -> i64 {
     (v.as_f64().unwrap_or(0.0) * 100.0).round() as i64
 }
 
+/// The official MCP Python SDK lists and calls every tool over HTTP.
+pub fn sdk_check(tools: &Tools, port: u16, key: &str) -> Result<()> {
+    let out = std::process::Command::new(&tools.python)
+        .arg(tools.root.join("tests/sdk/mcp_client.py"))
+        .arg(format!("http://127.0.0.1:{port}/mcp"))
+        .arg(key)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    expect(out.status.success(), || {
+        format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr))
+    })?;
+    expect(
+        stdout
+            .lines()
+            .filter(|l| l.contains("\"ok\": true"))
+            .count()
+            >= 3,
+        || stdout.to_string(),
+    )
+}
+
 /// Exact-backed tools through the Worker: D1, sealed tokens opened in wasm,
 /// outbound fetch to the sandbox, answers equal to the sandbox's data.
 pub fn exact_checks(

@@ -7,6 +7,7 @@
 //! | wasm-bindgen-cli | the `wasm-bindgen` version in `Cargo.lock` | `.tools/cargo/bin` |
 //! | worker-build | the `worker` version in `Cargo.lock` | `.tools/cargo/bin` |
 //! | Node 22, wrangler, esbuild, binaryen (wasm-opt) | `wrangler/package-lock.json` | `wrangler/node_modules` |
+//! | Python MCP SDK (end-to-end client) | `tests/sdk/requirements.lock` | `.tools/py` |
 //!
 //! worker-build would download wasm-bindgen, wasm-opt and esbuild from the
 //! internet; `WASM_BINDGEN_BIN`, `WASM_OPT_BIN` and `ESBUILD_BIN` point it
@@ -31,6 +32,8 @@ pub struct Tools {
     pub node_modules: PathBuf,
     pub wasm_opt: PathBuf,
     pub esbuild: PathBuf,
+    /// Python with the official MCP SDK, for end-to-end tests.
+    pub python: PathBuf,
 }
 
 impl Tools {
@@ -44,6 +47,7 @@ impl Tools {
             wasm_opt: nm.join(".bin/wasm-opt"),
             esbuild: nm.join("@esbuild/linux-x64/bin/esbuild"),
             node_modules: nm,
+            python: root.join(".tools/py/bin/python"),
         }
     }
 
@@ -104,7 +108,7 @@ fn output_of(cmd: &mut Command) -> Option<String> {
 }
 
 fn progress(n: usize, what: &str) -> Instant {
-    println!("setup [{n}/5] {what}");
+    println!("setup [{n}/6] {what}");
     Instant::now()
 }
 
@@ -223,6 +227,40 @@ pub fn setup() -> Result<Tools> {
         }
     }
     done(t, &format!("node {node}"));
+
+    let t = progress(
+        6,
+        "Python MCP SDK for end-to-end tests (tests/sdk/requirements.lock)",
+    );
+    let lock = std::fs::read(root.join("tests/sdk/requirements.lock"))
+        .context("tests/sdk/requirements.lock is missing")?;
+    let stamp_path = root.join(".tools/py-lock.sha256");
+    let want = hex::encode(Sha256::digest(&lock));
+    let have = std::fs::read_to_string(&stamp_path).unwrap_or_default();
+    if have.trim() == want && tools.python.exists() {
+        done(t, "up to date with requirements.lock");
+    } else {
+        run_cmd(
+            Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(root.join(".tools/py")),
+        )
+        .context("python3 with venv is required for the SDK tests")?;
+        run_cmd(
+            Command::new(&tools.python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-r",
+                ])
+                .arg(root.join("tests/sdk/requirements.lock")),
+        )?;
+        std::fs::write(&stamp_path, &want)?;
+        done(t, "installed");
+    }
     println!("setup complete in {:.1?}", started.elapsed());
     Ok(tools)
 }

@@ -1,0 +1,53 @@
+"""End-to-end check with the official MCP Python SDK: connect over
+Streamable HTTP with an API key, list the tools, call every one of them
+with realistic arguments, and validate what comes back.
+
+Usage: mcp_client.py <mcp url> <api key>
+Prints one JSON object per tool call and exits non-zero on any failure.
+"""
+
+import asyncio
+import json
+import sys
+
+from mcp import ClientSession
+from mcp.client.streamable_http import streamablehttp_client
+
+CALLS = {
+    "list_divisions": {},
+    "get_gl_accounts": {"type": "profitloss"},
+    "get_outstanding_invoices": {"type": "both", "min_days_overdue": 0},
+}
+
+
+async def main(url: str, key: str) -> int:
+    failures = 0
+    async with streamablehttp_client(url, headers={"Authorization": f"Bearer {key}"}) as (read, write, _):
+        async with ClientSession(read, write) as session:
+            init = await session.initialize()
+            print(json.dumps({"initialize": init.protocolVersion, "server": init.serverInfo.name}))
+            listed = await session.list_tools()
+            names = [t.name for t in listed.tools]
+            missing = sorted(set(CALLS) - set(names))
+            if missing:
+                print(json.dumps({"error": "tools missing", "missing": missing}))
+                return 1
+            for tool in listed.tools:
+                if tool.outputSchema is None or not tool.annotations or not tool.annotations.readOnlyHint:
+                    print(json.dumps({"tool": tool.name, "error": "no outputSchema or readOnlyHint"}))
+                    failures += 1
+                args = CALLS.get(tool.name, {})
+                # The SDK validates structuredContent against outputSchema.
+                result = await session.call_tool(tool.name, args)
+                ok = not result.isError and result.structuredContent is not None and result.content
+                print(json.dumps({"tool": tool.name, "ok": bool(ok), "keys": sorted((result.structuredContent or {}).keys())}))
+                failures += 0 if ok else 1
+            bad = await session.call_tool("get_gl_accounts", {"division": "not a number"})
+            if not bad.isError:
+                print(json.dumps({"error": "invalid arguments were accepted"}))
+                failures += 1
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(sys.argv[1], sys.argv[2])))
