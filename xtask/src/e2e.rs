@@ -408,9 +408,11 @@ pub fn bench() -> Result<()> {
     build::print_report(&report);
     let core = crate::bench::core_throughput()?;
     crate::bench::print(&core);
+    let mcp = crate::bench_mcp::run(&tools, &root)?;
+    crate::bench_mcp::print(&mcp);
     let out = root.join("bench-results");
     std::fs::create_dir_all(&out)?;
-    let json = serde_json::json!({ "bundles": report, "core": core });
+    let json = serde_json::json!({ "bundles": report, "core": core, "mcp_tools_call": mcp });
     std::fs::write(out.join("bench.json"), serde_json::to_string_pretty(&json)?)?;
     println!("written to bench-results/bench.json");
     Ok(())

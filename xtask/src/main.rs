@@ -3,6 +3,7 @@
 //! (see `tools.rs`), so a fresh clone needs nothing installed by hand.
 
 mod bench;
+mod bench_mcp;
 mod build;
 mod demo;
 mod docs;
@@ -35,7 +36,8 @@ commands:
   rollback --env E [--worker W] [--version ID]
                         put the previous (or given) version of the Workers back on 100%
   sandbox [args]        run the local Exact Online sandbox (see `cargo run -p exact-sandbox -- --help`)
-  bench                 measure bundle sizes, start-up compile time and core throughput
+  bench                 bundle sizes, start-up compile time, core throughput, and tools/call
+                        latency/throughput at 1, 8 and 32 clients in workerd against the sandbox
   db-docs               regenerate the schema section of docs/knowledge/DATABASE.md
 ";
 

@@ -1,0 +1,199 @@
+//! `cargo xtask bench`, MCP part: tools/call latency and throughput in
+//! workerd against the sandbox at 1, 8 and 32 concurrent clients, for a
+//! cheap tool (answered from D1) and an expensive one (two Exact lists),
+//! and Exact calls per tool call. Figures, never assertions.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::process::{DevOptions, DevServer, apply_migrations_local, free_port, http_request};
+use crate::tools::Tools;
+
+#[derive(Debug, Serialize)]
+pub struct LatencyRow {
+    pub tool: &'static str,
+    pub clients: usize,
+    pub calls: usize,
+    pub errors: usize,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub wall_secs: f64,
+    pub calls_per_sec: f64,
+    pub exact_calls_per_call: f64,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn one_call(port: u16, key: &str, tool: &str, args: &serde_json::Value, id: u64) -> Result<bool> {
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": args}});
+    let auth = format!("Bearer {key}");
+    let r = http_request(
+        port,
+        "POST",
+        "/mcp",
+        &[
+            ("Authorization", &auth),
+            ("Accept", "application/json, text/event-stream"),
+            ("Content-Type", "application/json"),
+        ],
+        &body.to_string(),
+    )?;
+    Ok(r.status == 200 && r.json()?["result"]["isError"] == false)
+}
+
+pub fn run(tools: &Tools, root: &Path) -> Result<Vec<LatencyRow>> {
+    let state = root.join(".state/bench");
+    if state.exists() {
+        std::fs::remove_dir_all(&state)?;
+    }
+    std::fs::create_dir_all(&state)?;
+    apply_migrations_local(tools, &state)?;
+    // Exact's limits would dominate a load test; the bench measures us.
+    let sandbox = exact_sandbox::Sandbox::start(exact_sandbox::SandboxConfig {
+        minutely_limit: 1_000_000,
+        daily_limit: 10_000_000,
+        ..exact_sandbox::SandboxConfig::default()
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let secrets = crate::demo::local_secrets(&state, sandbox.client_secret())?;
+    let app = boekhouding_core::exact::oauth::ExactApp {
+        base_url: sandbox.base_url().to_owned(),
+        client_id: sandbox.client_id().to_owned(),
+        client_secret: boekhouding_core::crypto::Secret::new(sandbox.client_secret()),
+        redirect_uri: "http://127.0.0.1:8788/connect/callback".into(),
+    };
+    let code = crate::demo::sandbox_login(
+        &exact_sandbox::transport::BlockingTransport::default(),
+        &app,
+        "demo",
+        "demo",
+    )?;
+    let account = crate::demo::provision(
+        &crate::demo::local_d1_file(&state)?,
+        &secrets.token_key,
+        &app,
+        &code,
+        boekhouding_core::plan::Plan::Enterprise,
+    )?;
+    let vars = [
+        ("EXACT_CLIENT_ID", sandbox.client_id()),
+        ("EXACT_BASE_URL", sandbox.base_url()),
+        ("EXACT_REDIRECT_URI", app.redirect_uri.as_str()),
+    ];
+    let port = free_port()?;
+    let mcp = crate::build::WORKERS[0];
+    let mut server = DevServer::start(
+        tools,
+        mcp.name,
+        &mcp.config(root),
+        &state,
+        port,
+        &DevOptions {
+            vars: &vars,
+            env_file: Some(&secrets.env_file),
+            own_group: true,
+        },
+    )?;
+    server.wait_ready("/health", Duration::from_secs(90))?;
+    let key = account.api_key.clone();
+    let cases: [(&'static str, serde_json::Value); 2] = [
+        ("list_divisions", json!({})),
+        ("get_outstanding_invoices", json!({"type": "both"})),
+    ];
+    let mut rows = Vec::new();
+    for (tool, args) in &cases {
+        // Warm up (and get a first token refresh out of the way).
+        let _ = one_call(port, &key, tool, args, 0);
+        for clients in [1usize, 8, 32] {
+            let per_client = match clients {
+                1 => 40,
+                8 => 15,
+                _ => 6,
+            };
+            let before = sandbox.requests().len();
+            let ids = AtomicU64::new(1);
+            let started = Instant::now();
+            let results: Vec<(f64, bool)> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..clients)
+                    .map(|_| {
+                        let (key, ids) = (&key, &ids);
+                        s.spawn(move || {
+                            (0..per_client)
+                                .map(|_| {
+                                    let t = Instant::now();
+                                    let ok = one_call(
+                                        port,
+                                        key,
+                                        tool,
+                                        args,
+                                        ids.fetch_add(1, Ordering::Relaxed),
+                                    )
+                                    .unwrap_or(false);
+                                    (t.elapsed().as_secs_f64() * 1000.0, ok)
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            });
+            let elapsed = started.elapsed().as_secs_f64();
+            let mut lat: Vec<f64> = results.iter().map(|(l, _)| *l).collect();
+            lat.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+            let exact_calls = sandbox.requests().len() - before;
+            rows.push(LatencyRow {
+                tool,
+                clients,
+                calls: results.len(),
+                errors: results.iter().filter(|(_, ok)| !ok).count(),
+                p50_ms: percentile(&lat, 0.50),
+                p95_ms: percentile(&lat, 0.95),
+                p99_ms: percentile(&lat, 0.99),
+                max_ms: lat.last().copied().unwrap_or(0.0),
+                wall_secs: elapsed,
+                calls_per_sec: results.len() as f64 / elapsed,
+                exact_calls_per_call: exact_calls as f64 / results.len().max(1) as f64,
+            });
+        }
+    }
+    drop(server);
+    Ok(rows)
+}
+
+pub fn print(rows: &[LatencyRow]) {
+    println!(
+        "| tool | clients | calls | errors | p50 | p95 | p99 | calls/s | Exact calls per call |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} | {:.2} |",
+            r.tool,
+            r.clients,
+            r.calls,
+            r.errors,
+            r.p50_ms,
+            r.p95_ms,
+            r.p99_ms,
+            r.calls_per_sec,
+            r.exact_calls_per_call
+        );
+    }
+    println!();
+}
