@@ -65,6 +65,7 @@ pub fn run(tools: &Tools, root: &Path) -> Result<Vec<LatencyRow>> {
     let sandbox = exact_sandbox::Sandbox::start(exact_sandbox::SandboxConfig {
         minutely_limit: 1_000_000,
         daily_limit: 10_000_000,
+        threads: 64,
         ..exact_sandbox::SandboxConfig::default()
     })
     .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -178,12 +179,12 @@ pub fn run(tools: &Tools, root: &Path) -> Result<Vec<LatencyRow>> {
 
 pub fn print(rows: &[LatencyRow]) {
     println!(
-        "| tool | clients | calls | errors | p50 | p95 | p99 | calls/s | Exact calls per call |"
+        "| tool | clients | calls | errors | p50 | p95 | p99 | max | wall | calls/s | Exact calls per call |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {} | {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} | {:.2} |",
+            "| {} | {} | {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.2} s | {:.1} | {:.2} |",
             r.tool,
             r.clients,
             r.calls,
@@ -191,6 +192,8 @@ pub fn print(rows: &[LatencyRow]) {
             r.p50_ms,
             r.p95_ms,
             r.p99_ms,
+            r.max_ms,
+            r.wall_secs,
             r.calls_per_sec,
             r.exact_calls_per_call
         );
