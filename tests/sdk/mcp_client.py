@@ -17,6 +17,11 @@ CALLS = {
     "list_divisions": {},
     "get_gl_accounts": {"type": "profitloss"},
     "get_outstanding_invoices": {"type": "both", "min_days_overdue": 0},
+    "get_trial_balance": {"year": 2025},
+    "get_profit_loss": {"year": 2025, "period_from": 1, "period_to": 12},
+    "get_balance_sheet": {"date": "2026-06-30"},
+    "get_aging_receivables": {},
+    "get_aging_payables": {},
 }
 
 

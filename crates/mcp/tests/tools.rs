@@ -365,3 +365,121 @@ fn the_free_plan_stops_at_its_monthly_limit_with_the_reset_date_and_the_upgrade(
         "no Exact call after the limit"
     );
 }
+
+#[test]
+fn trial_balance_sums_to_zero_and_matches_the_transaction_lines() {
+    let w = world(Plan::Pro);
+    let tb = w.ok("get_trial_balance", json!({"year": 2025}));
+    assert_eq!(cents(&tb["total_balance"]), 0, "every entry balances");
+    assert_eq!(cents(&tb["total_debit"]), cents(&tb["total_credit"]));
+    let lines = w
+        .sandbox
+        .rows(1_000_001, "financialtransaction/TransactionLines");
+    let mut per: std::collections::BTreeMap<String, i64> = Default::default();
+    for l in lines.iter().filter(|l| l["FinancialYear"] == 2025) {
+        *per.entry(l["GLAccountCode"].as_str().unwrap().to_owned())
+            .or_default() += cents(&l["AmountDC"]);
+    }
+    for a in tb["accounts"].as_array().unwrap() {
+        assert_eq!(
+            cents(&a["balance"]),
+            per[a["code"].as_str().unwrap()],
+            "{a}"
+        );
+    }
+    let h1 = w.ok("get_trial_balance", json!({"year": 2025, "period": 6}));
+    assert_eq!(cents(&h1["total_balance"]), 0);
+    assert!(cents(&h1["total_debit"]) < cents(&tb["total_debit"]));
+}
+
+#[test]
+fn profit_and_loss_result_equals_the_balance_sheets_current_year_result() {
+    let w = world(Plan::Pro);
+    let pl = w.ok(
+        "get_profit_loss",
+        json!({"year": 2026, "period_from": 1, "period_to": 11}),
+    );
+    let bs = w.ok("get_balance_sheet", json!({"date": "2026-11-30"}));
+    assert_eq!(cents(&pl["result"]), cents(&bs["current_year_result"]));
+    assert_eq!(
+        cents(&bs["total_assets"]),
+        cents(&bs["total_liabilities_and_equity"]),
+        "the balance sheet balances"
+    );
+    assert!(cents(&pl["revenue"]) > 0);
+    assert_eq!(
+        cents(&pl["result"]),
+        cents(&pl["revenue"]) - cents(&pl["cost_of_sales"]) - cents(&pl["other_costs"])
+    );
+    // Carry-forward: the bank balance at the end of 2026-01 includes 2025.
+    let bank = |date: &str| {
+        let b = w.ok("get_balance_sheet", json!({"date": date}));
+        b["assets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["code"] == "1100")
+            .map(|a| cents(&a["amount"]))
+            .unwrap_or(0)
+    };
+    let lines = w
+        .sandbox
+        .rows(1_000_001, "financialtransaction/TransactionLines");
+    let expected: i64 = lines
+        .iter()
+        .filter(|l| {
+            l["GLAccountCode"] == "1100"
+                && (l["FinancialYear"] == 2025
+                    || (l["FinancialYear"] == 2026 && l["FinancialPeriod"] == 1))
+        })
+        .map(|l| cents(&l["AmountDC"]))
+        .sum();
+    assert_eq!(bank("2026-01-15"), expected);
+    let prior = w.ok("get_balance_sheet", json!({"date": "2026-01-15"}));
+    let pl2025 = w.ok("get_profit_loss", json!({"year": 2025}));
+    assert_eq!(
+        cents(&prior["prior_years_result"]),
+        cents(&pl2025["result"]),
+        "2025's result is carried into equity"
+    );
+    assert!(
+        w.error("get_balance_sheet", json!({"date": "30-11-2026"}))
+            .contains("YYYY-MM-DD")
+    );
+    assert!(
+        w.error("get_profit_loss", json!({"period_from": 9, "period_to": 3}))
+            .contains("period_from")
+    );
+}
+
+#[test]
+fn aging_buckets_add_up_to_the_outstanding_totals() {
+    let w = world(Plan::Pro);
+    let open = w.ok("get_outstanding_invoices", json!({}));
+    for (tool, key) in [
+        ("get_aging_receivables", "receivables"),
+        ("get_aging_payables", "payables"),
+    ] {
+        let a = w.ok(tool, json!({}));
+        let b = &a["buckets"];
+        let sum: i64 = [
+            "not_due",
+            "days_1_30",
+            "days_31_60",
+            "days_61_90",
+            "days_over_90",
+        ]
+        .iter()
+        .map(|k| cents(&b[*k]))
+        .sum();
+        assert_eq!(sum, cents(&a["total"]));
+        assert_eq!(cents(&a["total"]), cents(&open[key]["total"]), "{tool}");
+        let per: i64 = a["relations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| cents(&r["total"]))
+            .sum();
+        assert_eq!(per, cents(&a["total"]));
+    }
+}

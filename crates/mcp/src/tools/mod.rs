@@ -6,6 +6,7 @@
 mod divisions;
 mod exact;
 mod ledger;
+mod reports;
 
 pub use exact::ExactSettings;
 
@@ -74,12 +75,6 @@ pub struct Bookkeeping<'a, P> {
     pub exact: Option<&'a ExactSettings>,
 }
 
-const NAMES: [&str; 3] = [
-    "list_divisions",
-    "get_gl_accounts",
-    "get_outstanding_invoices",
-];
-
 impl<P: Platform> Bookkeeping<'_, P> {
     fn limit_message(&self, used: u64, now: DateTime<Utc>) -> String {
         let month = UsageMonth::of(now);
@@ -109,6 +104,11 @@ impl<P: Platform> Bookkeeping<'_, P> {
             "list_divisions" => divisions::list_divisions(self, args).await,
             "get_gl_accounts" => ledger::get_gl_accounts(self, args).await,
             "get_outstanding_invoices" => ledger::get_outstanding_invoices(self, args).await,
+            "get_trial_balance" => reports::get_trial_balance(self, args).await,
+            "get_profit_loss" => reports::get_profit_loss(self, args).await,
+            "get_balance_sheet" => reports::get_balance_sheet(self, args).await,
+            "get_aging_receivables" => reports::get_aging(self, args, false).await,
+            "get_aging_payables" => reports::get_aging(self, args, true).await,
             _ => Ok(ToolResult::Failed {
                 message: format!("Unknown tool {name}"),
                 outcome: Outcome::InvalidArguments,
@@ -123,11 +123,17 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
             divisions::definition(),
             ledger::gl_accounts_definition(),
             ledger::outstanding_definition(),
+            reports::trial_balance_definition(),
+            reports::profit_loss_definition(),
+            reports::balance_sheet_definition(),
+            reports::aging_definition("receivables"),
+            reports::aging_definition("payables"),
         ]
     }
 
     async fn call(&self, name: &str, arguments: Value) -> ToolCallOutcome {
-        if !NAMES.contains(&name) {
+        // The catalogue is the one list of tool names.
+        if !self.tools().iter().any(|t| t["name"] == name) {
             return ToolCallOutcome::UnknownTool;
         }
         let started = self.platform.clock().now();

@@ -1,0 +1,521 @@
+//! Report tools computed from Exact's reporting balance: trial balance
+//! (proefbalans), profit and loss (winst- en verliesrekening), a balance
+//! sheet at a date with prior years carried forward (balans), revenue per
+//! period (omzet), and aging of open items (ouderdomsanalyse).
+
+use std::collections::BTreeMap;
+
+use boekhouding_core::exact::dates::parse_odata_day;
+use boekhouding_core::exact::{Cmp, Filter, Query};
+use boekhouding_core::ports::Clock;
+use boekhouding_core::storage::StorageError;
+use chrono::{Datelike, NaiveDate};
+use serde_json::{Value, json};
+
+use super::exact::{Args, Connected, connect, division_schema};
+use super::{Bookkeeping, Platform, ToolResult, read_only};
+
+const CAP: usize = 50_000;
+
+fn euros(c: i64) -> Value {
+    json!(c as f64 / 100.0)
+}
+
+fn cents(v: Option<&Value>) -> i64 {
+    (v.and_then(Value::as_f64).unwrap_or(0.0) * 100.0).round() as i64
+}
+
+fn s<'a>(r: &'a serde_json::Map<String, Value>, k: &str) -> &'a str {
+    r.get(k).and_then(Value::as_str).unwrap_or("")
+}
+
+fn year_schema() -> Value {
+    json!({"type": "integer", "minimum": 2000, "maximum": 2100, "description": "Financial year (boekjaar); the current year when omitted."})
+}
+
+/// One account's figures, keyed by GL code.
+#[derive(Default, Clone)]
+struct Acc {
+    description: String,
+    balance_type: String,
+    gl_type: i64,
+    debit: i64,
+    credit: i64,
+    amount: i64,
+}
+
+/// GL types by account id, for revenue/cost classification.
+async fn gl_types<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
+    conn: &mut Connected<'_, P>,
+) -> Result<BTreeMap<String, i64>, ToolResult> {
+    let q = Query::new("financial/GLAccounts", &["ID", "Type"]);
+    let listed = conn.list(ctx, &q, 10_000).await?;
+    Ok(listed
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                s(r, "ID").to_owned(),
+                r.get("Type").and_then(Value::as_i64).unwrap_or(0),
+            )
+        })
+        .collect())
+}
+
+/// Reporting balance rows matching `filter`, summed per GL account code.
+async fn balances<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
+    conn: &mut Connected<'_, P>,
+    filter: Filter,
+    types: &BTreeMap<String, i64>,
+) -> Result<(BTreeMap<String, Acc>, bool), ToolResult> {
+    let q = Query::new(
+        "financial/ReportingBalance",
+        &[
+            "GLAccount",
+            "GLAccountCode",
+            "GLAccountDescription",
+            "BalanceType",
+            "ReportingYear",
+            "ReportingPeriod",
+            "Amount",
+            "AmountDebit",
+            "AmountCredit",
+        ],
+    )
+    .filter(Some(filter));
+    let listed = conn.list(ctx, &q, CAP).await?;
+    let mut out: BTreeMap<String, Acc> = BTreeMap::new();
+    for r in &listed.rows {
+        let e = out
+            .entry(s(r, "GLAccountCode").trim().to_owned())
+            .or_default();
+        e.description = s(r, "GLAccountDescription").to_owned();
+        e.balance_type = s(r, "BalanceType").to_owned();
+        e.gl_type = types.get(s(r, "GLAccount")).copied().unwrap_or(0);
+        e.amount += cents(r.get("Amount"));
+        e.debit += cents(r.get("AmountDebit"));
+        e.credit += cents(r.get("AmountCredit"));
+    }
+    Ok((out, listed.truncated))
+}
+
+fn current_year<P: Platform>(ctx: &Bookkeeping<'_, P>) -> i64 {
+    i64::from(ctx.platform.clock().now().year())
+}
+
+pub fn trial_balance_definition() -> Value {
+    json!({
+        "name": "get_trial_balance",
+        "title": "Trial balance (proefbalans)",
+        "description": "The trial balance (proefbalans, saldibalans) of an Exact Online administration: debit, credit and balance per general ledger account (grootboekrekening) for a financial year, optionally up to a period. Debit and credit totals are equal.",
+        "inputSchema": {"type": "object", "properties": {
+            "division": division_schema(), "year": year_schema(),
+            "period": {"type": "integer", "minimum": 1, "maximum": 12, "description": "Up to and including this period (month); the whole year when omitted."}
+        }, "additionalProperties": false},
+        "outputSchema": {"type": "object", "properties": {
+            "division": {"type": "integer"}, "year": {"type": "integer"}, "up_to_period": {"type": "integer"},
+            "accounts": {"type": "array", "items": {"type": "object", "properties": {
+                "code": {"type": "string"}, "description": {"type": "string"}, "balance_type": {"type": "string"},
+                "debit": {"type": "number"}, "credit": {"type": "number"}, "balance": {"type": "number"}
+            }, "required": ["code", "debit", "credit", "balance"]}},
+            "total_debit": {"type": "number"}, "total_credit": {"type": "number"}, "total_balance": {"type": "number"}, "truncated": {"type": "boolean"}
+        }, "required": ["division", "year", "accounts", "total_debit", "total_credit", "total_balance", "truncated"]},
+        "annotations": read_only(),
+    })
+}
+
+pub(super) async fn get_trial_balance<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
+    args: &Value,
+) -> Result<ToolResult, StorageError> {
+    let parsed = (|| {
+        let a = Args::parse(args, &["division", "year", "period"])?;
+        Ok::<_, ToolResult>((
+            a.int("division", 1, 999_999_999)?,
+            a.int("year", 2000, 2100)?,
+            a.int("period", 1, 12)?,
+        ))
+    })();
+    let (division, year, period) = match parsed {
+        Ok(p) => p,
+        Err(r) => return Ok(r),
+    };
+    let year = year.unwrap_or_else(|| current_year(ctx));
+    let up_to = period.unwrap_or(12);
+    let mut conn = match connect(ctx, division).await {
+        Ok(c) => c,
+        Err(r) => return Ok(r),
+    };
+    let filter =
+        Filter::eq("ReportingYear", year).and(Filter::cmp("ReportingPeriod", Cmp::Le, up_to));
+    let (accs, truncated) = match balances(ctx, &mut conn, filter, &BTreeMap::new()).await {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let (td, tc, tb) = accs.values().fold((0, 0, 0), |(d, c, b), a| {
+        (d + a.debit, c + a.credit, b + a.amount)
+    });
+    let accounts: Vec<Value> = accs
+        .iter()
+        .map(|(code, a)| json!({"code": code, "description": a.description, "balance_type": if a.balance_type == "W" { "profit_loss" } else { "balance_sheet" }, "debit": euros(a.debit), "credit": euros(a.credit), "balance": euros(a.amount)}))
+        .collect();
+    let text = format!(
+        "Trial balance {year} up to period {up_to}: {} accounts, debit € {:.2}, credit € {:.2}, difference € {:.2}",
+        accounts.len(),
+        td as f64 / 100.0,
+        tc as f64 / 100.0,
+        tb as f64 / 100.0
+    );
+    Ok(ToolResult::Ok {
+        structured: json!({"division": conn.admin.division_code, "year": year, "up_to_period": up_to, "accounts": accounts, "total_debit": euros(td), "total_credit": euros(tc), "total_balance": euros(tb), "truncated": truncated}),
+        text,
+        division: Some(conn.admin.division_code),
+        exact_calls: conn.client.calls_made(),
+    })
+}
+
+pub fn profit_loss_definition() -> Value {
+    json!({
+        "name": "get_profit_loss",
+        "title": "Profit and loss (winst- en verliesrekening)",
+        "description": "Profit and loss statement (winst- en verliesrekening, resultatenrekening) for a financial year and a range of periods: revenue (omzet), cost of sales (kostprijs omzet), other costs (kosten) and the result (resultaat), with the amounts per general ledger account.",
+        "inputSchema": {"type": "object", "properties": {
+            "division": division_schema(), "year": year_schema(),
+            "period_from": {"type": "integer", "minimum": 1, "maximum": 12, "default": 1},
+            "period_to": {"type": "integer", "minimum": 1, "maximum": 12, "default": 12}
+        }, "additionalProperties": false},
+        "outputSchema": {"type": "object", "properties": {
+            "division": {"type": "integer"}, "year": {"type": "integer"}, "period_from": {"type": "integer"}, "period_to": {"type": "integer"},
+            "revenue": {"type": "number"}, "cost_of_sales": {"type": "number"}, "gross_margin": {"type": "number"}, "other_costs": {"type": "number"}, "result": {"type": "number"},
+            "lines": {"type": "array", "items": {"type": "object", "properties": {"code": {"type": "string"}, "description": {"type": "string"}, "category": {"type": "string"}, "amount": {"type": "number"}}, "required": ["code", "category", "amount"]}},
+            "truncated": {"type": "boolean"}
+        }, "required": ["division", "year", "revenue", "cost_of_sales", "other_costs", "result", "lines", "truncated"]},
+        "annotations": read_only(),
+    })
+}
+
+/// Revenue, cost of sales, other costs and result (cents, revenue and
+/// result positive when profitable) of profit-and-loss accounts.
+fn pl_totals(accs: &BTreeMap<String, Acc>) -> (i64, i64, i64, i64) {
+    let mut revenue = 0;
+    let mut cos = 0;
+    let mut other = 0;
+    for a in accs.values().filter(|a| a.balance_type == "W") {
+        match a.gl_type {
+            110 => revenue -= a.amount,
+            111 => cos += a.amount,
+            _ => other += a.amount,
+        }
+    }
+    (revenue, cos, other, revenue - cos - other)
+}
+
+pub(super) async fn get_profit_loss<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
+    args: &Value,
+) -> Result<ToolResult, StorageError> {
+    let parsed = (|| {
+        let a = Args::parse(args, &["division", "year", "period_from", "period_to"])?;
+        Ok::<_, ToolResult>((
+            a.int("division", 1, 999_999_999)?,
+            a.int("year", 2000, 2100)?,
+            a.int("period_from", 1, 12)?,
+            a.int("period_to", 1, 12)?,
+        ))
+    })();
+    let (division, year, from, to) = match parsed {
+        Ok(p) => p,
+        Err(r) => return Ok(r),
+    };
+    let (from, to) = (from.unwrap_or(1), to.unwrap_or(12));
+    if from > to {
+        return Ok(super::exact::failed(
+            "`period_from` must not be after `period_to`.",
+            boekhouding_core::storage::usage::Outcome::InvalidArguments,
+        ));
+    }
+    let year = year.unwrap_or_else(|| current_year(ctx));
+    let mut conn = match connect(ctx, division).await {
+        Ok(c) => c,
+        Err(r) => return Ok(r),
+    };
+    let types = match gl_types(ctx, &mut conn).await {
+        Ok(t) => t,
+        Err(r) => return Ok(r),
+    };
+    let filter = Filter::eq("ReportingYear", year)
+        .and(Filter::eq("BalanceType", "W"))
+        .and(Filter::cmp("ReportingPeriod", Cmp::Ge, from))
+        .and(Filter::cmp("ReportingPeriod", Cmp::Le, to));
+    let (accs, truncated) = match balances(ctx, &mut conn, filter, &types).await {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let (revenue, cos, other, result) = pl_totals(&accs);
+    let lines: Vec<Value> = accs
+        .iter()
+        .map(|(code, a)| {
+            let (category, amount) = match a.gl_type {
+                110 => ("revenue", -a.amount),
+                111 => ("cost_of_sales", a.amount),
+                _ => ("other_costs", a.amount),
+            };
+            json!({"code": code, "description": a.description, "category": category, "amount": euros(amount)})
+        })
+        .collect();
+    let text = format!(
+        "Profit and loss {year} periods {from}-{to}: revenue € {:.2}, cost of sales € {:.2}, other costs € {:.2}, result € {:.2}",
+        revenue as f64 / 100.0,
+        cos as f64 / 100.0,
+        other as f64 / 100.0,
+        result as f64 / 100.0
+    );
+    Ok(ToolResult::Ok {
+        structured: json!({"division": conn.admin.division_code, "year": year, "period_from": from, "period_to": to,
+            "revenue": euros(revenue), "cost_of_sales": euros(cos), "gross_margin": euros(revenue - cos), "other_costs": euros(other), "result": euros(result),
+            "lines": lines, "truncated": truncated}),
+        text,
+        division: Some(conn.admin.division_code),
+        exact_calls: conn.client.calls_made(),
+    })
+}
+
+pub fn balance_sheet_definition() -> Value {
+    json!({
+        "name": "get_balance_sheet",
+        "title": "Balance sheet at a date (balans)",
+        "description": "The balance sheet (balans) at the end of the month of a date: assets (activa) and liabilities and equity (passiva) per general ledger account, \
+    with every earlier year carried forward (so balances are true positions, not one year's movements), the result of prior years (onverdeelde winst) and the current year's result (resultaat lopend boekjaar) shown in equity. Assets equal liabilities plus equity.",
+        "inputSchema": {"type": "object", "properties": {
+            "division": division_schema(),
+            "date": {"type": "string", "format": "date", "description": "YYYY-MM-DD; the balance at the end of that month. Today when omitted."}
+        }, "additionalProperties": false},
+        "outputSchema": {"type": "object", "properties": {
+            "division": {"type": "integer"}, "as_of_period": {"type": "string"},
+            "assets": {"type": "array", "items": {"type": "object", "properties": {"code": {"type": "string"}, "description": {"type": "string"}, "amount": {"type": "number"}}, "required": ["code", "amount"]}},
+            "liabilities_and_equity": {"type": "array", "items": {"type": "object", "properties": {"code": {"type": "string"}, "description": {"type": "string"}, "amount": {"type": "number"}}, "required": ["code", "amount"]}},
+            "total_assets": {"type": "number"}, "total_liabilities_and_equity": {"type": "number"},
+            "prior_years_result": {"type": "number"}, "current_year_result": {"type": "number"}, "truncated": {"type": "boolean"}
+        }, "required": ["division", "assets", "liabilities_and_equity", "total_assets", "total_liabilities_and_equity", "current_year_result", "truncated"]},
+        "annotations": read_only(),
+    })
+}
+
+pub(super) async fn get_balance_sheet<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
+    args: &Value,
+) -> Result<ToolResult, StorageError> {
+    let parsed = (|| {
+        let a = Args::parse(args, &["division", "date"])?;
+        let date = match a.text("date", 10)? {
+            Some(d) => Some(NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(|_| {
+                super::exact::failed(
+                    "`date` must be a date as YYYY-MM-DD.",
+                    boekhouding_core::storage::usage::Outcome::InvalidArguments,
+                )
+            })?),
+            None => None,
+        };
+        Ok::<_, ToolResult>((a.int("division", 1, 999_999_999)?, date))
+    })();
+    let (division, date) = match parsed {
+        Ok(p) => p,
+        Err(r) => return Ok(r),
+    };
+    let date = date.unwrap_or_else(|| ctx.platform.clock().now().date_naive());
+    let (year, month) = (i64::from(date.year()), i64::from(date.month()));
+    let mut conn = match connect(ctx, division).await {
+        Ok(c) => c,
+        Err(r) => return Ok(r),
+    };
+    // Everything booked up to the end of that month, all years.
+    let upto = Filter::cmp("ReportingYear", Cmp::Lt, year)
+        .or(Filter::eq("ReportingYear", year).and(Filter::cmp("ReportingPeriod", Cmp::Le, month)));
+    let (bal, t1) = match balances(
+        ctx,
+        &mut conn,
+        Filter::eq("BalanceType", "B").and(upto.clone()),
+        &BTreeMap::new(),
+    )
+    .await
+    {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let (prior, t2) = match balances(
+        ctx,
+        &mut conn,
+        Filter::eq("BalanceType", "W").and(Filter::cmp("ReportingYear", Cmp::Lt, year)),
+        &BTreeMap::new(),
+    )
+    .await
+    {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let (current, t3) = match balances(
+        ctx,
+        &mut conn,
+        Filter::eq("BalanceType", "W")
+            .and(Filter::eq("ReportingYear", year))
+            .and(Filter::cmp("ReportingPeriod", Cmp::Le, month)),
+        &BTreeMap::new(),
+    )
+    .await
+    {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let prior_result: i64 = -prior.values().map(|a| a.amount).sum::<i64>();
+    let current_result: i64 = -current.values().map(|a| a.amount).sum::<i64>();
+    let mut assets = Vec::new();
+    let mut passiva = Vec::new();
+    let (mut ta, mut tp) = (0i64, 0i64);
+    for (code, a) in bal.iter().filter(|(_, a)| a.amount != 0) {
+        if a.amount > 0 {
+            ta += a.amount;
+            assets.push(
+                json!({"code": code, "description": a.description, "amount": euros(a.amount)}),
+            );
+        } else {
+            tp -= a.amount;
+            passiva.push(
+                json!({"code": code, "description": a.description, "amount": euros(-a.amount)}),
+            );
+        }
+    }
+    for (label, amount) in [
+        ("Resultaat voorgaande boekjaren", prior_result),
+        ("Resultaat lopend boekjaar", current_result),
+    ] {
+        if amount != 0 {
+            tp += amount;
+            passiva.push(json!({"code": "", "description": label, "amount": euros(amount)}));
+        }
+    }
+    let text = format!(
+        "Balance sheet at the end of {year}-{month:02}: assets € {:.2}, liabilities and equity € {:.2} (current year result € {:.2})",
+        ta as f64 / 100.0,
+        tp as f64 / 100.0,
+        current_result as f64 / 100.0
+    );
+    Ok(ToolResult::Ok {
+        structured: json!({"division": conn.admin.division_code, "as_of_period": format!("{year}-{month:02}"), "assets": assets, "liabilities_and_equity": passiva,
+            "total_assets": euros(ta), "total_liabilities_and_equity": euros(tp), "prior_years_result": euros(prior_result), "current_year_result": euros(current_result), "truncated": t1 || t2 || t3}),
+        text,
+        division: Some(conn.admin.division_code),
+        exact_calls: conn.client.calls_made(),
+    })
+}
+
+pub fn aging_definition(kind: &'static str) -> Value {
+    let (name, title, dutch) = if kind == "receivables" {
+        (
+            "get_aging_receivables",
+            "Aging of receivables",
+            "debiteuren",
+        )
+    } else {
+        ("get_aging_payables", "Aging of payables", "crediteuren")
+    };
+    json!({
+        "name": name,
+        "title": title,
+        "description": format!("Aging analysis (ouderdomsanalyse) of open {kind} ({dutch}): open amounts in euros by days past due: not yet due, 1-30, 31-60, 61-90 and over 90 days, in total and per relation."),
+        "inputSchema": {"type": "object", "properties": {"division": division_schema()}, "additionalProperties": false},
+        "outputSchema": {"type": "object", "properties": {
+            "division": {"type": "integer"}, "as_of": {"type": "string", "format": "date"},
+            "buckets": {"type": "object", "properties": {"not_due": {"type": "number"}, "days_1_30": {"type": "number"}, "days_31_60": {"type": "number"}, "days_61_90": {"type": "number"}, "days_over_90": {"type": "number"}}},
+            "total": {"type": "number"},
+            "relations": {"type": "array", "items": {"type": "object", "properties": {"relation": {"type": "string"}, "total": {"type": "number"}, "over_90": {"type": "number"}}, "required": ["relation", "total"]}},
+            "truncated": {"type": "boolean"}
+        }, "required": ["division", "as_of", "buckets", "total", "relations", "truncated"]},
+        "annotations": read_only(),
+    })
+}
+
+pub(super) async fn get_aging<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
+    args: &Value,
+    payables: bool,
+) -> Result<ToolResult, StorageError> {
+    let division =
+        match Args::parse(args, &["division"]).and_then(|a| a.int("division", 1, 999_999_999)) {
+            Ok(d) => d,
+            Err(r) => return Ok(r),
+        };
+    let mut conn = match connect(ctx, division).await {
+        Ok(c) => c,
+        Err(r) => return Ok(r),
+    };
+    let path = if payables {
+        "read/financial/PayablesList"
+    } else {
+        "read/financial/ReceivablesList"
+    };
+    let listed = match conn
+        .list(
+            ctx,
+            &Query::new(path, &["AccountName", "DueDate", "Amount"]),
+            CAP,
+        )
+        .await
+    {
+        Ok(l) => l,
+        Err(r) => return Ok(r),
+    };
+    let today = ctx.platform.clock().now().date_naive();
+    let mut buckets = [0i64; 5];
+    let mut per: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for r in &listed.rows {
+        let days = r
+            .get("DueDate")
+            .and_then(Value::as_str)
+            .and_then(|d| parse_odata_day(d).ok())
+            .map_or(0, |d| (today - d).num_days());
+        let amount = cents(r.get("Amount"));
+        let b = match days {
+            ..=0 => 0,
+            1..=30 => 1,
+            31..=60 => 2,
+            61..=90 => 3,
+            _ => 4,
+        };
+        buckets[b] += amount;
+        let e = per.entry(s(r, "AccountName").to_owned()).or_default();
+        e.0 += amount;
+        if b == 4 {
+            e.1 += amount;
+        }
+    }
+    let total: i64 = buckets.iter().sum();
+    let mut relations: Vec<(String, i64, i64)> =
+        per.into_iter().map(|(k, (t, o))| (k, t, o)).collect();
+    relations.sort_by_key(|(_, t, _)| std::cmp::Reverse(*t));
+    let text = format!(
+        "{}: not due € {:.2}, 1-30 € {:.2}, 31-60 € {:.2}, 61-90 € {:.2}, >90 € {:.2}; total € {:.2}",
+        if payables {
+            "Payables aging"
+        } else {
+            "Receivables aging"
+        },
+        buckets[0] as f64 / 100.0,
+        buckets[1] as f64 / 100.0,
+        buckets[2] as f64 / 100.0,
+        buckets[3] as f64 / 100.0,
+        buckets[4] as f64 / 100.0,
+        total as f64 / 100.0
+    );
+    Ok(ToolResult::Ok {
+        structured: json!({"division": conn.admin.division_code, "as_of": today.to_string(),
+            "buckets": {"not_due": euros(buckets[0]), "days_1_30": euros(buckets[1]), "days_31_60": euros(buckets[2]), "days_61_90": euros(buckets[3]), "days_over_90": euros(buckets[4])},
+            "total": euros(total),
+            "relations": relations.into_iter().map(|(r, t, o)| json!({"relation": r, "total": euros(t), "over_90": euros(o)})).collect::<Vec<_>>(),
+            "truncated": listed.truncated}),
+        text,
+        division: Some(conn.admin.division_code),
+        exact_calls: conn.client.calls_made(),
+    })
+}
