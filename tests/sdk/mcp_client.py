@@ -22,6 +22,10 @@ CALLS = {
     "get_balance_sheet": {"date": "2026-06-30"},
     "get_aging_receivables": {},
     "get_aging_payables": {},
+    "get_relations": {"type": "customer"},
+    "search_relations": {"query": "bakker"},
+    "get_revenue": {"year": 2025, "compare_previous_year": True},
+    "get_transactions": {"year": 2026, "period": 1, "limit": 100},
 }
 
 

@@ -483,3 +483,103 @@ fn aging_buckets_add_up_to_the_outstanding_totals() {
         assert_eq!(per, cents(&a["total"]));
     }
 }
+
+#[test]
+fn relations_revenue_and_transactions_match_the_books() {
+    let w = world(Plan::Pro);
+    let accounts = w.sandbox.rows(1_000_001, "crm/Accounts");
+    let customers = accounts
+        .iter()
+        .filter(|a| a["IsSales"] == true && a["Blocked"] == false)
+        .count();
+    let r = w.ok("get_relations", json!({"type": "customer", "limit": 1000}));
+    assert_eq!(r["count"].as_u64().unwrap() as usize, customers);
+    assert!(
+        r["relations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["is_customer"] == true && x["blocked"] == false)
+    );
+    let all = w.ok(
+        "get_relations",
+        json!({"active_only": false, "limit": 1000}),
+    );
+    assert_eq!(all["count"].as_u64().unwrap() as usize, accounts.len());
+    let capped = w.ok("get_relations", json!({"limit": 10}));
+    assert_eq!(
+        (capped["count"].as_u64(), capped["truncated"].as_bool()),
+        (Some(10), Some(true))
+    );
+
+    let found = w.ok("search_relations", json!({"query": "o'brien"}));
+    assert_eq!(found["count"], 1);
+    assert_eq!(found["relations"][0]["name"], "O'Brien Bouw & Zn.");
+    let kvk = accounts[5]["ChamberOfCommerce"].as_str().unwrap();
+    let by_kvk = w.ok(
+        "search_relations",
+        json!({"query": kvk, "search_field": "kvk"}),
+    );
+    assert_eq!(by_kvk["relations"][0]["kvk"], kvk);
+    assert!(
+        w.error("search_relations", json!({}))
+            .contains("`query` is required")
+    );
+
+    let rev = w.ok(
+        "get_revenue",
+        json!({"year": 2026, "compare_previous_year": true}),
+    );
+    let lines = w
+        .sandbox
+        .rows(1_000_001, "financialtransaction/TransactionLines");
+    let booked = |y: i64| -> i64 {
+        lines
+            .iter()
+            .filter(|l| {
+                l["FinancialYear"] == y
+                    && ["8000", "8100"].contains(&l["GLAccountCode"].as_str().unwrap())
+            })
+            .map(|l| -cents(&l["AmountDC"]))
+            .sum()
+    };
+    assert_eq!(cents(&rev["total"]), booked(2026));
+    assert_eq!(cents(&rev["previous_year_total"]), booked(2025));
+    let pl = w.ok("get_profit_loss", json!({"year": 2026}));
+    assert_eq!(
+        cents(&pl["revenue"]),
+        cents(&rev["total"]),
+        "revenue agrees across tools"
+    );
+
+    let tx = w.ok(
+        "get_transactions",
+        json!({"gl_account": "1100", "year": 2025, "limit": 5000}),
+    );
+    let bank: Vec<_> = lines
+        .iter()
+        .filter(|l| l["GLAccountCode"] == "1100" && l["FinancialYear"] == 2025)
+        .collect();
+    assert_eq!(tx["count"].as_u64().unwrap() as usize, bank.len());
+    assert_eq!(
+        cents(&tx["total"]),
+        bank.iter().map(|l| cents(&l["AmountDC"])).sum::<i64>()
+    );
+    assert_eq!(tx["truncated"], false);
+    let january = w.ok(
+        "get_transactions",
+        json!({"from_date": "2026-01-01", "to_date": "2026-01-31", "limit": 5000}),
+    );
+    assert!(
+        january["transactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["date"].as_str().unwrap().starts_with("2026-01"))
+    );
+    assert_eq!(cents(&january["total"]), 0, "whole entries balance");
+    assert!(
+        w.error("get_transactions", json!({"from_date": "1 januari"}))
+            .contains("YYYY-MM-DD")
+    );
+}

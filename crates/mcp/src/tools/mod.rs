@@ -6,6 +6,7 @@
 mod divisions;
 mod exact;
 mod ledger;
+mod relations;
 mod reports;
 
 pub use exact::ExactSettings;
@@ -105,6 +106,10 @@ impl<P: Platform> Bookkeeping<'_, P> {
             "get_gl_accounts" => ledger::get_gl_accounts(self, args).await,
             "get_outstanding_invoices" => ledger::get_outstanding_invoices(self, args).await,
             "get_trial_balance" => reports::get_trial_balance(self, args).await,
+            "get_relations" => relations::get_relations(self, args).await,
+            "search_relations" => relations::search_relations(self, args).await,
+            "get_revenue" => relations::get_revenue(self, args).await,
+            "get_transactions" => relations::get_transactions(self, args).await,
             "get_profit_loss" => reports::get_profit_loss(self, args).await,
             "get_balance_sheet" => reports::get_balance_sheet(self, args).await,
             "get_aging_receivables" => reports::get_aging(self, args, false).await,
@@ -123,6 +128,10 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
             divisions::definition(),
             ledger::gl_accounts_definition(),
             ledger::outstanding_definition(),
+            relations::relations_definition(),
+            relations::search_relations_definition(),
+            relations::revenue_definition(),
+            relations::transactions_definition(),
             reports::trial_balance_definition(),
             reports::profit_loss_definition(),
             reports::balance_sheet_definition(),
