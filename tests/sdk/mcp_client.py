@@ -26,6 +26,9 @@ CALLS = {
     "search_relations": {"query": "bakker"},
     "get_revenue": {"year": 2025, "compare_previous_year": True},
     "get_transactions": {"year": 2026, "period": 1, "limit": 100},
+    "get_sales_invoices": {"status": "open"},
+    "get_purchase_invoices": {"status": "all", "limit": 50},
+    "get_bank_transactions": {"from_date": "2026-01-01", "to_date": "2026-03-31"},
 }
 
 

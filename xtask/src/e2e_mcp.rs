@@ -172,6 +172,8 @@ pub fn checks(
         expect(invalid["isError"] == true, || invalid.to_string())?;
         let unknown = rpc(port, Some(&seeded.key), json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {"name": "drop_everything", "arguments": {}}}))?;
         expect(unknown.json()?["error"]["code"] == -32602, || unknown.body.clone())?;
+        let limited = rpc(port, Some(&seeded.key), json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"}))?;
+        expect(limited.header("x-ratelimit-limit") == Some("200") && limited.header("x-ratelimit-remaining") == Some("198"), || format!("{:?}", limited.headers))?;
         let counted = d1_query(tools, state, "SELECT user_id, tool_calls FROM usage_counters ORDER BY user_id")?;
         // Two calls of the seeded user (one ok, one invalid) and one of
         // the stranger; tools/list and initialize are not counted.

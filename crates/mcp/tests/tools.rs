@@ -583,3 +583,101 @@ fn relations_revenue_and_transactions_match_the_books() {
             .contains("YYYY-MM-DD")
     );
 }
+
+#[test]
+fn invoices_and_bank_lines_tie_out() {
+    let w = world(Plan::Pro);
+    let receivables: i64 = w
+        .sandbox
+        .rows(1_000_001, "read/financial/ReceivablesList")
+        .iter()
+        .map(|r| cents(&r["Amount"]))
+        .sum();
+    let all = w.ok("get_sales_invoices", json!({"limit": 1000}));
+    let source = w.sandbox.rows(1_000_001, "salesinvoice/SalesInvoices");
+    assert_eq!(all["count"].as_u64().unwrap() as usize, source.len());
+    assert_eq!(
+        cents(&all["total"]),
+        source.iter().map(|r| cents(&r["AmountDC"])).sum::<i64>()
+    );
+    assert_eq!(
+        cents(&all["open_total"]),
+        receivables,
+        "what is open equals the open items"
+    );
+    let open = w.ok(
+        "get_sales_invoices",
+        json!({"status": "open", "limit": 1000}),
+    );
+    let paid = w.ok(
+        "get_sales_invoices",
+        json!({"status": "paid", "limit": 1000}),
+    );
+    assert_eq!(
+        open["count"].as_u64().unwrap() + paid["count"].as_u64().unwrap(),
+        all["count"].as_u64().unwrap()
+    );
+    assert!(
+        open["invoices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["paid"] == false && cents(&i["open_amount"]) != 0)
+    );
+    let customer = source[0]["InvoiceTo"].as_str().unwrap();
+    let theirs = w.ok(
+        "get_sales_invoices",
+        json!({"customer_id": customer.to_uppercase(), "limit": 1000}),
+    );
+    assert!(
+        theirs["invoices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["relation_id"] == customer)
+    );
+    assert!(
+        w.error("get_sales_invoices", json!({"customer_id": "' or 1 eq 1"}))
+            .contains("GUID")
+    );
+
+    let payables: i64 = w
+        .sandbox
+        .rows(1_000_001, "read/financial/PayablesList")
+        .iter()
+        .map(|r| cents(&r["Amount"]))
+        .sum();
+    let purchases = w.ok("get_purchase_invoices", json!({"limit": 1000}));
+    assert_eq!(cents(&purchases["open_total"]), payables);
+
+    let bank = w.ok(
+        "get_bank_transactions",
+        json!({"from_date": "2025-01-01", "to_date": "2025-12-31", "limit": 5000}),
+    );
+    let lines = w
+        .sandbox
+        .rows(1_000_001, "financialtransaction/TransactionLines");
+    let bank_2025: i64 = lines
+        .iter()
+        .filter(|l| {
+            l["GLAccountCode"] == "1100" && l["FinancialYear"] == 2025 && l["JournalCode"] == "20"
+        })
+        .map(|l| cents(&l["AmountDC"]))
+        .sum();
+    assert_eq!(
+        cents(&bank["net"]),
+        bank_2025,
+        "bank lines equal the bank account's movements"
+    );
+    assert_eq!(
+        cents(&bank["received"]) - cents(&bank["paid"]),
+        cents(&bank["net"])
+    );
+    assert!(
+        w.error(
+            "get_bank_transactions",
+            json!({"from_date": "2025-12-31", "to_date": "2025-01-01"})
+        )
+        .contains("from_date")
+    );
+}

@@ -9,6 +9,8 @@ use boekhouding_cf::platform::{WorkerClock, WorkerRandomness, WorkerSleep};
 use boekhouding_cf::{bindings, edge, health};
 use boekhouding_core::VERSION;
 use boekhouding_core::crypto::{Secret, TokenKeyring};
+use boekhouding_core::ports::Clock;
+use boekhouding_core::storage::usage::{self, UsageMonth};
 use boekhouding_mcp::auth::{AuthError, authenticate, challenge};
 use boekhouding_mcp::engine::{Engine, ServerIdentity};
 use boekhouding_mcp::http::{HttpCall, HttpReply, TransportPolicy, handle};
@@ -210,7 +212,23 @@ async fn mcp(mut req: Request, env: &Env) -> worker::Result<Response> {
         &policy,
     )
     .await;
-    to_response(reply)
+    let mut response = to_response(reply)?;
+    // The plan's monthly tool-call budget, as clients expect to see it.
+    let now = platform.clock.now();
+    let month = UsageMonth::of(now);
+    if let Ok(used) = usage::monthly_calls(platform.db(), &principal.user_id, month).await {
+        let limit = principal.plan.limits().monthly_tool_calls;
+        let headers = response.headers_mut();
+        headers.set("X-RateLimit-Limit", &limit.to_string())?;
+        if let Some(left) = limit.remaining(used) {
+            headers.set("X-RateLimit-Remaining", &left.to_string())?;
+        }
+        headers.set(
+            "X-RateLimit-Reset",
+            &month.resets_at().timestamp().to_string(),
+        )?;
+    }
+    Ok(response)
 }
 
 #[event(fetch)]

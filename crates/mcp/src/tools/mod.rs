@@ -5,6 +5,7 @@
 
 mod divisions;
 mod exact;
+mod invoices;
 mod ledger;
 mod relations;
 mod reports;
@@ -106,6 +107,9 @@ impl<P: Platform> Bookkeeping<'_, P> {
             "get_gl_accounts" => ledger::get_gl_accounts(self, args).await,
             "get_outstanding_invoices" => ledger::get_outstanding_invoices(self, args).await,
             "get_trial_balance" => reports::get_trial_balance(self, args).await,
+            "get_sales_invoices" => invoices::get_invoices(self, args, false).await,
+            "get_purchase_invoices" => invoices::get_invoices(self, args, true).await,
+            "get_bank_transactions" => invoices::get_bank_transactions(self, args).await,
             "get_relations" => relations::get_relations(self, args).await,
             "search_relations" => relations::search_relations(self, args).await,
             "get_revenue" => relations::get_revenue(self, args).await,
@@ -129,6 +133,9 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
             ledger::gl_accounts_definition(),
             ledger::outstanding_definition(),
             relations::relations_definition(),
+            invoices::sales_definition(),
+            invoices::purchase_definition(),
+            invoices::bank_definition(),
             relations::search_relations_definition(),
             relations::revenue_definition(),
             relations::transactions_definition(),
