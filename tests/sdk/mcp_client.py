@@ -29,6 +29,9 @@ CALLS = {
     "get_sales_invoices": {"status": "open"},
     "get_purchase_invoices": {"status": "all", "limit": 50},
     "get_bank_transactions": {"from_date": "2026-01-01", "to_date": "2026-03-31"},
+    "get_vat_summary": {"year": 2025, "quarter": 4},
+    "get_cashflow_forecast": {"forecast_days": 60},
+    "get_financial_snapshot": {},
 }
 
 

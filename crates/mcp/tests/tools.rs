@@ -681,3 +681,127 @@ fn invoices_and_bank_lines_tie_out() {
         .contains("from_date")
     );
 }
+
+#[test]
+fn vat_cashflow_and_snapshot_agree_with_the_books_and_each_other() {
+    let w = world(Plan::Pro);
+    let lines = w
+        .sandbox
+        .rows(1_000_001, "financialtransaction/TransactionLines");
+    let vat = w.ok("get_vat_summary", json!({"year": 2025, "quarter": 2}));
+    assert_eq!(
+        (vat["period_from"].as_i64(), vat["period_to"].as_i64()),
+        (Some(4), Some(6))
+    );
+    let q2: Vec<_> = lines
+        .iter()
+        .filter(|l| {
+            l["FinancialYear"] == 2025
+                && (4..=6).contains(&l["FinancialPeriod"].as_i64().unwrap())
+                && l["GLAccountCode"].as_str().unwrap().starts_with("15")
+        })
+        .collect();
+    let credit: i64 = q2
+        .iter()
+        .map(|l| cents(&l["AmountDC"]))
+        .filter(|c| *c < 0)
+        .map(|c| -c)
+        .sum();
+    let debit: i64 = q2
+        .iter()
+        .map(|l| cents(&l["AmountDC"]))
+        .filter(|c| *c > 0)
+        .sum();
+    assert_eq!(
+        (cents(&vat["vat_to_pay"]), cents(&vat["vat_to_claim"])),
+        (credit, debit)
+    );
+    assert_eq!(cents(&vat["balance"]), credit - debit);
+    assert!(
+        w.error("get_vat_summary", json!({"quarter": 1, "period": 2}))
+            .contains("either")
+    );
+
+    let cf = w.ok("get_cashflow_forecast", json!({"forecast_days": 90}));
+    let bank: i64 = lines
+        .iter()
+        .filter(|l| l["GLAccountCode"] == "1100")
+        .map(|l| cents(&l["AmountDC"]))
+        .sum();
+    assert_eq!(
+        cents(&cf["bank_balance"]),
+        bank,
+        "every year carried forward"
+    );
+    assert_eq!(
+        cents(&cf["forecast_balance"]),
+        cents(&cf["bank_balance"]) + cents(&cf["expected_in"]) - cents(&cf["expected_out"])
+    );
+    let open = w.ok("get_outstanding_invoices", json!({}));
+    assert!(cents(&cf["expected_in"]) <= cents(&open["receivables"]["total"]));
+    assert!(
+        w.error("get_cashflow_forecast", json!({"forecast_days": 45}))
+            .contains("30, 60 or 90")
+    );
+
+    let snap = w.ok("get_financial_snapshot", json!({}));
+    assert_eq!(cents(&snap["cash"]), bank);
+    assert_eq!(
+        cents(&snap["receivables"]),
+        cents(&open["receivables"]["total"])
+    );
+    assert_eq!(cents(&snap["payables"]), cents(&open["payables"]["total"]));
+    assert_eq!(
+        cents(&snap["receivables_overdue"]),
+        cents(&open["receivables"]["overdue_total"])
+    );
+    let year = snap["year"].as_i64().unwrap();
+    let month =
+        chrono::Datelike::month(&boekhouding_core::ports::Clock::now(&w.platform.clock)) as i64;
+    let pl = w.ok(
+        "get_profit_loss",
+        json!({"year": year, "period_from": 1, "period_to": month}),
+    );
+    assert_eq!(
+        (cents(&snap["revenue_ytd"]), cents(&snap["result_ytd"])),
+        (cents(&pl["revenue"]), cents(&pl["result"]))
+    );
+}
+
+/// What clients see in `tools/list`, pinned: a renamed field or a changed
+/// schema fails here loudly. Regenerate with `UPDATE_SNAPSHOTS=1`.
+#[test]
+fn tools_list_snapshot() {
+    let w = world(Plan::Pro);
+    let host = Bookkeeping {
+        platform: &w.platform,
+        principal: &w.principal,
+        portal_url: "https://portal.example",
+        exact: Some(&w.settings),
+    };
+    let tools = host.tools();
+    let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), names.len(), "unique names");
+    assert_eq!(names.len(), 18);
+    for t in &tools {
+        assert_eq!(t["inputSchema"]["type"], "object", "{}", t["name"]);
+        assert_eq!(t["outputSchema"]["type"], "object", "{}", t["name"]);
+        assert_eq!(t["annotations"]["readOnlyHint"], true);
+        let d = t["description"].as_str().unwrap();
+        assert!(d.len() > 80, "{} needs a real description", t["name"]);
+    }
+    let rendered = serde_json::to_string_pretty(&Value::Array(tools)).unwrap() + "\n";
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/tools_list.json");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &rendered).unwrap();
+    }
+    let pinned = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        pinned == rendered,
+        "tools/list changed; review and run with UPDATE_SNAPSHOTS=1 to accept"
+    );
+}

@@ -519,3 +519,309 @@ pub(super) async fn get_aging<P: Platform>(
         exact_calls: conn.client.calls_made(),
     })
 }
+
+pub fn vat_definition() -> Value {
+    json!({
+        "name": "get_vat_summary",
+        "title": "VAT summary (btw-overzicht)",
+        "description": "VAT (btw, omzetbelasting) for a quarter or a month, from the VAT accounts in Exact Online: VAT charged on sales (af te dragen), VAT paid on purchases (voorbelasting, te vorderen) and the balance to pay or to reclaim, for preparing the VAT return (btw-aangifte). Defaults to the current quarter.",
+        "inputSchema": {"type": "object", "properties": {
+            "division": division_schema(), "year": year_schema(),
+            "quarter": {"type": "integer", "minimum": 1, "maximum": 4},
+            "period": {"type": "integer", "minimum": 1, "maximum": 12, "description": "A single month instead of a quarter."}
+        }, "additionalProperties": false},
+        "outputSchema": {"type": "object", "properties": {
+            "division": {"type": "integer"}, "year": {"type": "integer"}, "period_from": {"type": "integer"}, "period_to": {"type": "integer"},
+            "accounts": {"type": "array", "items": {"type": "object", "properties": {"code": {"type": "string"}, "description": {"type": "string"}, "to_pay": {"type": "number"}, "to_claim": {"type": "number"}}, "required": ["code", "to_pay", "to_claim"]}},
+            "vat_to_pay": {"type": "number"}, "vat_to_claim": {"type": "number"}, "balance": {"type": "number"}, "truncated": {"type": "boolean"}
+        }, "required": ["division", "year", "period_from", "period_to", "accounts", "vat_to_pay", "vat_to_claim", "balance", "truncated"]},
+        "annotations": read_only(),
+    })
+}
+
+pub(super) async fn get_vat_summary<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
+    args: &Value,
+) -> Result<ToolResult, StorageError> {
+    let parsed = (|| {
+        let a = Args::parse(args, &["division", "year", "quarter", "period"])?;
+        Ok::<_, ToolResult>((
+            a.int("division", 1, 999_999_999)?,
+            a.int("year", 2000, 2100)?,
+            a.int("quarter", 1, 4)?,
+            a.int("period", 1, 12)?,
+        ))
+    })();
+    let (division, year, quarter, period) = match parsed {
+        Ok(p) => p,
+        Err(r) => return Ok(r),
+    };
+    let now = ctx.platform.clock().now();
+    let year = year.unwrap_or_else(|| i64::from(now.year()));
+    let (from, to) = match (quarter, period) {
+        (Some(_), Some(_)) => {
+            return Ok(super::exact::failed(
+                "Give either `quarter` or `period`, not both.",
+                boekhouding_core::storage::usage::Outcome::InvalidArguments,
+            ));
+        }
+        (Some(q), None) => (q * 3 - 2, q * 3),
+        (None, Some(p)) => (p, p),
+        (None, None) => {
+            let q = (i64::from(now.month()) - 1) / 3 + 1;
+            (q * 3 - 2, q * 3)
+        }
+    };
+    let mut conn = match connect(ctx, division).await {
+        Ok(c) => c,
+        Err(r) => return Ok(r),
+    };
+    let types = match gl_types(ctx, &mut conn).await {
+        Ok(t) => t,
+        Err(r) => return Ok(r),
+    };
+    let filter = Filter::eq("ReportingYear", year)
+        .and(Filter::cmp("ReportingPeriod", Cmp::Ge, from))
+        .and(Filter::cmp("ReportingPeriod", Cmp::Le, to));
+    let (accs, truncated) = match balances(ctx, &mut conn, filter, &types).await {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let (mut pay, mut claim) = (0i64, 0i64);
+    let accounts: Vec<Value> = accs
+        .iter()
+        .filter(|(_, a)| a.gl_type == 24)
+        .map(|(code, a)| {
+            // Sales VAT is booked as credit (to pay); purchase VAT as debit.
+            let to_pay = a.credit;
+            let to_claim = a.debit;
+            pay += to_pay;
+            claim += to_claim;
+            json!({"code": code, "description": a.description, "to_pay": euros(to_pay), "to_claim": euros(to_claim)})
+        })
+        .collect();
+    let balance = pay - claim;
+    let text = format!(
+        "VAT {year} periods {from}-{to}: to pay € {:.2}, to claim € {:.2}, {} € {:.2}",
+        pay as f64 / 100.0,
+        claim as f64 / 100.0,
+        if balance >= 0 {
+            "balance to pay"
+        } else {
+            "balance to reclaim"
+        },
+        balance.abs() as f64 / 100.0
+    );
+    Ok(ToolResult::Ok {
+        structured: json!({"division": conn.admin.division_code, "year": year, "period_from": from, "period_to": to, "accounts": accounts,
+            "vat_to_pay": euros(pay), "vat_to_claim": euros(claim), "balance": euros(balance), "truncated": truncated}),
+        text,
+        division: Some(conn.admin.division_code),
+        exact_calls: conn.client.calls_made(),
+    })
+}
+
+pub fn cashflow_definition() -> Value {
+    json!({
+        "name": "get_cashflow_forecast",
+        "title": "Cash flow forecast (liquiditeitsprognose)",
+        "description": "A simple liquidity forecast (liquiditeitsprognose, kasstroom): today's bank and cash balance, plus open receivables (debiteuren) and minus open payables (crediteuren) falling due within the horizon (overdue ones included), giving the expected balance at the horizon.",
+        "inputSchema": {"type": "object", "properties": {
+            "division": division_schema(),
+            "forecast_days": {"type": "integer", "enum": [30, 60, 90], "default": 30}
+        }, "additionalProperties": false},
+        "outputSchema": {"type": "object", "properties": {
+            "division": {"type": "integer"}, "as_of": {"type": "string"}, "horizon": {"type": "string"},
+            "bank_balance": {"type": "number"}, "expected_in": {"type": "number"}, "expected_out": {"type": "number"},
+            "forecast_balance": {"type": "number"}, "warning": {"type": ["string", "null"]}
+        }, "required": ["division", "as_of", "horizon", "bank_balance", "expected_in", "expected_out", "forecast_balance"]},
+        "annotations": read_only(),
+    })
+}
+
+/// Bank and cash balance (GL types 10 and 12) through today, all years.
+async fn liquid_balance<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
+    conn: &mut Connected<'_, P>,
+    types: &BTreeMap<String, i64>,
+    today: NaiveDate,
+) -> Result<i64, ToolResult> {
+    let (y, m) = (i64::from(today.year()), i64::from(today.month()));
+    let upto = Filter::cmp("ReportingYear", Cmp::Lt, y)
+        .or(Filter::eq("ReportingYear", y).and(Filter::cmp("ReportingPeriod", Cmp::Le, m)));
+    let (accs, _) = balances(ctx, conn, Filter::eq("BalanceType", "B").and(upto), types).await?;
+    Ok(accs
+        .values()
+        .filter(|a| matches!(a.gl_type, 10 | 12))
+        .map(|a| a.amount)
+        .sum())
+}
+
+/// Open amounts falling due by `until` (overdue included).
+async fn due_by<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
+    conn: &mut Connected<'_, P>,
+    path: &'static str,
+    until: NaiveDate,
+) -> Result<(i64, i64), ToolResult> {
+    let listed = conn
+        .list(ctx, &Query::new(path, &["DueDate", "Amount"]), CAP)
+        .await?;
+    let mut due = 0;
+    let mut all = 0;
+    for r in &listed.rows {
+        let amount = cents(r.get("Amount"));
+        all += amount;
+        let d = r
+            .get("DueDate")
+            .and_then(Value::as_str)
+            .and_then(|d| parse_odata_day(d).ok());
+        if d.is_none_or(|d| d <= until) {
+            due += amount;
+        }
+    }
+    Ok((due, all))
+}
+
+pub(super) async fn get_cashflow_forecast<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
+    args: &Value,
+) -> Result<ToolResult, StorageError> {
+    let parsed = (|| {
+        let a = Args::parse(args, &["division", "forecast_days"])?;
+        let days = a.int("forecast_days", 1, 365)?.unwrap_or(30);
+        if ![30, 60, 90].contains(&days) {
+            return Err(super::exact::failed(
+                "`forecast_days` must be 30, 60 or 90.",
+                boekhouding_core::storage::usage::Outcome::InvalidArguments,
+            ));
+        }
+        Ok::<_, ToolResult>((a.int("division", 1, 999_999_999)?, days))
+    })();
+    let (division, days) = match parsed {
+        Ok(p) => p,
+        Err(r) => return Ok(r),
+    };
+    let today = ctx.platform.clock().now().date_naive();
+    let horizon = today + chrono::Duration::days(days);
+    let mut conn = match connect(ctx, division).await {
+        Ok(c) => c,
+        Err(r) => return Ok(r),
+    };
+    let types = match gl_types(ctx, &mut conn).await {
+        Ok(t) => t,
+        Err(r) => return Ok(r),
+    };
+    let bank = match liquid_balance(ctx, &mut conn, &types, today).await {
+        Ok(b) => b,
+        Err(r) => return Ok(r),
+    };
+    let (inflow, _) = match due_by(ctx, &mut conn, "read/financial/ReceivablesList", horizon).await
+    {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let (outflow, _) = match due_by(ctx, &mut conn, "read/financial/PayablesList", horizon).await {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let forecast = bank + inflow - outflow;
+    let warning = (forecast < 0).then(|| {
+        format!(
+            "The expected balance on {horizon} is negative: € {:.2}.",
+            forecast as f64 / 100.0
+        )
+    });
+    let text = format!(
+        "Cash now € {:.2}; expected in € {:.2}, out € {:.2} by {horizon}; forecast € {:.2}",
+        bank as f64 / 100.0,
+        inflow as f64 / 100.0,
+        outflow as f64 / 100.0,
+        forecast as f64 / 100.0
+    );
+    Ok(ToolResult::Ok {
+        structured: json!({"division": conn.admin.division_code, "as_of": today.to_string(), "horizon": horizon.to_string(), "bank_balance": euros(bank),
+            "expected_in": euros(inflow), "expected_out": euros(outflow), "forecast_balance": euros(forecast), "warning": warning}),
+        text,
+        division: Some(conn.admin.division_code),
+        exact_calls: conn.client.calls_made(),
+    })
+}
+
+pub fn snapshot_definition() -> Value {
+    json!({
+        "name": "get_financial_snapshot",
+        "title": "Financial snapshot (financieel overzicht)",
+        "description": "A one-call overview (financieel overzicht, KPI's) of an administration: revenue and result of the year so far, cash (liquide middelen), open receivables (debiteuren) with the overdue part, and open payables (crediteuren).",
+        "inputSchema": {"type": "object", "properties": {"division": division_schema()}, "additionalProperties": false},
+        "outputSchema": {"type": "object", "properties": {
+            "division": {"type": "integer"}, "as_of": {"type": "string"}, "year": {"type": "integer"},
+            "revenue_ytd": {"type": "number"}, "result_ytd": {"type": "number"}, "cash": {"type": "number"},
+            "receivables": {"type": "number"}, "receivables_overdue": {"type": "number"}, "payables": {"type": "number"}
+        }, "required": ["division", "as_of", "year", "revenue_ytd", "result_ytd", "cash", "receivables", "receivables_overdue", "payables"]},
+        "annotations": read_only(),
+    })
+}
+
+pub(super) async fn get_financial_snapshot<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
+    args: &Value,
+) -> Result<ToolResult, StorageError> {
+    let division =
+        match Args::parse(args, &["division"]).and_then(|a| a.int("division", 1, 999_999_999)) {
+            Ok(d) => d,
+            Err(r) => return Ok(r),
+        };
+    let today = ctx.platform.clock().now().date_naive();
+    let year = i64::from(today.year());
+    let mut conn = match connect(ctx, division).await {
+        Ok(c) => c,
+        Err(r) => return Ok(r),
+    };
+    let types = match gl_types(ctx, &mut conn).await {
+        Ok(t) => t,
+        Err(r) => return Ok(r),
+    };
+    let ytd = Filter::eq("ReportingYear", year)
+        .and(Filter::eq("BalanceType", "W"))
+        .and(Filter::cmp(
+            "ReportingPeriod",
+            Cmp::Le,
+            i64::from(today.month()),
+        ));
+    let (pl, _) = match balances(ctx, &mut conn, ytd, &types).await {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let (revenue, _, _, result) = pl_totals(&pl);
+    let cash = match liquid_balance(ctx, &mut conn, &types, today).await {
+        Ok(b) => b,
+        Err(r) => return Ok(r),
+    };
+    let yesterday = today - chrono::Duration::days(1);
+    let (overdue, receivables) =
+        match due_by(ctx, &mut conn, "read/financial/ReceivablesList", yesterday).await {
+            Ok(x) => x,
+            Err(r) => return Ok(r),
+        };
+    let (_, payables) = match due_by(ctx, &mut conn, "read/financial/PayablesList", today).await {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let text = format!(
+        "{year} so far: revenue € {:.2}, result € {:.2}; cash € {:.2}; receivables € {:.2} (overdue € {:.2}); payables € {:.2}",
+        revenue as f64 / 100.0,
+        result as f64 / 100.0,
+        cash as f64 / 100.0,
+        receivables as f64 / 100.0,
+        overdue as f64 / 100.0,
+        payables as f64 / 100.0
+    );
+    Ok(ToolResult::Ok {
+        structured: json!({"division": conn.admin.division_code, "as_of": today.to_string(), "year": year, "revenue_ytd": euros(revenue), "result_ytd": euros(result),
+            "cash": euros(cash), "receivables": euros(receivables), "receivables_overdue": euros(overdue), "payables": euros(payables)}),
+        text,
+        division: Some(conn.admin.division_code),
+        exact_calls: conn.client.calls_made(),
+    })
+}
