@@ -272,6 +272,10 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
             suite.check(name, result);
         }
         suite.check(
+            "mcp: the official conformance suite's generic scenarios pass",
+            crate::e2e_mcp::conformance_check(tools, mcp.port, &account.api_key),
+        );
+        suite.check(
             "mcp: the official Python SDK lists and calls every tool",
             crate::e2e_mcp::sdk_check(tools, mcp.port, &account.api_key),
         );

@@ -200,6 +200,71 @@ fn cents(v: &Value) -> i64 {
     (v.as_f64().unwrap_or(0.0) * 100.0).round() as i64
 }
 
+/// The generic scenarios of the official conformance suite that apply to
+/// a server with our own tools (the others call the suite's fixture tools,
+/// prompts and resources; see docs/knowledge/CONFORMANCE.md).
+pub const CONFORMANCE_SCENARIOS: [&str; 4] = [
+    "server-initialize",
+    "ping",
+    "tools-list",
+    "dns-rebinding-protection",
+];
+
+/// Runs the official MCP conformance suite through a loopback proxy that
+/// adds the API key (the suite cannot send one).
+pub fn conformance_check(tools: &Tools, port: u16, key: &str) -> Result<()> {
+    let proxy_port = crate::process::free_port()?;
+    let mut proxy = tools.node();
+    proxy
+        .arg(tools.root.join("tests/conformance/auth-proxy.mjs"))
+        .arg(proxy_port.to_string())
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg(key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut proxy, 0);
+    let mut child = proxy.spawn()?;
+    let result = (|| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", proxy_port)).is_err() {
+            expect(std::time::Instant::now() < deadline, || {
+                "the auth proxy did not start".into()
+            })?;
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let mut failures = Vec::new();
+        for scenario in CONFORMANCE_SCENARIOS {
+            let mut cmd = std::process::Command::new(tools.node_modules.join(".bin/conformance"));
+            tools.apply(&mut cmd);
+            let out = cmd
+                .args([
+                    "server",
+                    "--url",
+                    &format!("http://127.0.0.1:{proxy_port}/mcp"),
+                    "--scenario",
+                    scenario,
+                ])
+                .output()?;
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let passed = text
+                .lines()
+                .any(|l| l.starts_with("Passed:") && l.contains(" 0 failed"));
+            println!(
+                "    conformance {scenario}: {}",
+                text.lines()
+                    .find(|l| l.starts_with("Passed:"))
+                    .unwrap_or("no result")
+            );
+            if !(out.status.success() && passed) {
+                failures.push(format!("{scenario}: {text}"));
+            }
+        }
+        expect(failures.is_empty(), || failures.join("\n"))
+    })();
+    crate::process::stop_group(&mut child);
+    result
+}
+
 /// The official MCP Python SDK lists and calls every tool over HTTP.
 pub fn sdk_check(tools: &Tools, port: u16, key: &str) -> Result<()> {
     let out = std::process::Command::new(&tools.python)

@@ -54,6 +54,10 @@ pub struct TransportPolicy {
     pub allowed_origins: Vec<String>,
     /// Accepted `Host` values (DNS-rebinding guard); empty accepts any.
     pub allowed_hosts: Vec<String>,
+    /// A server on loopback (local development): loopback origins are
+    /// allowed and only loopback `Host` values accepted, which is what
+    /// protects a local server from DNS rebinding.
+    pub loopback: bool,
 }
 
 impl Default for TransportPolicy {
@@ -62,8 +66,40 @@ impl Default for TransportPolicy {
             max_body_bytes: 256 * 1024,
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
+            loopback: false,
         }
     }
+}
+
+/// `localhost`, `127.0.0.1` or `[::1]`, with an optional port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']')
+            .next()
+            .map(|h| format!("[{h}]"))
+            .unwrap_or_default()
+    } else {
+        host.rsplit_once(':')
+            .map_or(host, |(h, port)| {
+                if port.bytes().all(|b| b.is_ascii_digit()) {
+                    h
+                } else {
+                    host
+                }
+            })
+            .to_owned()
+    };
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "localhost" | "127.0.0.1" | "[::1]"
+    )
+}
+
+fn is_loopback_origin(origin: &str) -> bool {
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(is_loopback_host)
 }
 
 fn unreadable(code: i64, message: &str, status: u16) -> HttpReply {
@@ -92,8 +128,12 @@ pub async fn handle(
     }
     if let Some(origin) = call.header("origin")
         && !policy.allowed_origins.iter().any(|o| o == origin)
+        && !(policy.loopback && is_loopback_origin(origin))
     {
         return unreadable(-32000, "Origin not allowed", 403);
+    }
+    if policy.loopback && !call.header("host").is_some_and(is_loopback_host) {
+        return unreadable(-32000, "Host not allowed", 403);
     }
     if !policy.allowed_hosts.is_empty() {
         let host_ok = call.header("host").is_some_and(|h| {
@@ -230,5 +270,38 @@ pub async fn handle(
     match engine.dispatch(host, method, &params, era).await {
         Ok(result) => HttpReply::json(200, json!({"jsonrpc": "2.0", "id": id, "result": result})),
         Err(e) => HttpReply::rpc_error(&e, &id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_and_origins() {
+        for ok in [
+            "localhost",
+            "localhost:8787",
+            "127.0.0.1",
+            "127.0.0.1:1",
+            "[::1]",
+            "[::1]:8787",
+            "LOCALHOST:1",
+        ] {
+            assert!(is_loopback_host(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example.com",
+            "127.0.0.1.evil.com",
+            "localhost.evil",
+            "[::2]:80",
+            "10.0.0.1",
+            "",
+        ] {
+            assert!(!is_loopback_host(bad), "{bad}");
+        }
+        assert!(is_loopback_origin("http://127.0.0.1:18800"));
+        assert!(!is_loopback_origin("http://evil.example.com"));
+        assert!(!is_loopback_origin("http://localhost.evil.example.com"));
     }
 }

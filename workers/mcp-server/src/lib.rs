@@ -189,16 +189,20 @@ async fn mcp(mut req: Request, env: &Env) -> worker::Result<Response> {
         exact: settings.as_ref(),
     };
     let method = req.method().to_string();
+    // Browsers may call from the configured origins and this server's own.
+    let mut allowed_origins: Vec<String> = bindings::var_or(
+        env,
+        "ALLOWED_ORIGINS",
+        "https://claude.ai,https://chatgpt.com",
+    )
+    .split(',')
+    .map(|s| s.trim().to_owned())
+    .filter(|s| !s.is_empty())
+    .collect();
+    allowed_origins.push(origin.clone());
     let policy = TransportPolicy {
-        allowed_origins: bindings::var_or(
-            env,
-            "ALLOWED_ORIGINS",
-            "https://claude.ai,https://chatgpt.com",
-        )
-        .split(',')
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect(),
+        allowed_origins,
+        loopback: bindings::var_or(env, bindings::ENVIRONMENT, "local") == "local",
         ..TransportPolicy::default()
     };
     let reply = handle(
