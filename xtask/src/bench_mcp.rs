@@ -173,6 +173,30 @@ pub fn run(tools: &Tools, root: &Path) -> Result<Vec<LatencyRow>> {
             });
         }
     }
+    // Exact calls of a tool that reads cached reference data, cold and warm.
+    let pl = json!({"year": 2025});
+    for (label, id) in [
+        ("get_profit_loss (cold cache)", 900_001u64),
+        ("get_profit_loss (warm cache)", 900_002),
+    ] {
+        let before = sandbox.requests().len();
+        let t = Instant::now();
+        let ok = one_call(port, &key, "get_profit_loss", &pl, id).unwrap_or(false);
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        rows.push(LatencyRow {
+            tool: label,
+            clients: 1,
+            calls: 1,
+            errors: usize::from(!ok),
+            p50_ms: ms,
+            p95_ms: ms,
+            p99_ms: ms,
+            max_ms: ms,
+            wall_secs: ms / 1000.0,
+            calls_per_sec: 1000.0 / ms,
+            exact_calls_per_call: (sandbox.requests().len() - before) as f64,
+        });
+    }
     drop(server);
     Ok(rows)
 }

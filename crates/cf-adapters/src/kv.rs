@@ -51,3 +51,37 @@ impl KvCache for KvStoreCache {
             .map_err(|e| CacheError(e.to_string()))
     }
 }
+
+/// The cache when the binding may be missing: without it every read is a
+/// miss and writes are dropped, so the product works, only slower.
+#[derive(Debug)]
+pub struct OptionalCache(pub Option<KvStoreCache>);
+
+impl OptionalCache {
+    pub fn from_env(env: &worker::Env) -> Self {
+        OptionalCache(KvStoreCache::from_env(env).ok())
+    }
+}
+
+impl KvCache for OptionalCache {
+    async fn get(&self, key: &str) -> Result<Option<String>, CacheError> {
+        match &self.0 {
+            Some(c) => c.get(key).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn put(&self, key: &str, value: &str, ttl_seconds: u32) -> Result<(), CacheError> {
+        match &self.0 {
+            Some(c) => c.put(key, value, ttl_seconds).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), CacheError> {
+        match &self.0 {
+            Some(c) => c.delete(key).await,
+            None => Ok(()),
+        }
+    }
+}

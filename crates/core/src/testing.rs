@@ -65,3 +65,36 @@ impl Randomness for NoRandomness {
         Err(RandomnessUnavailable)
     }
 }
+
+/// An in-memory cache for tests (TTL is not modelled: entries stay).
+#[derive(Debug, Default)]
+pub struct MemoryCache(RefCell<std::collections::HashMap<String, String>>);
+
+impl MemoryCache {
+    pub fn len(&self) -> usize {
+        self.0.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.borrow().is_empty()
+    }
+}
+
+impl crate::ports::KvCache for MemoryCache {
+    async fn get(&self, key: &str) -> Result<Option<String>, crate::ports::CacheError> {
+        Ok(self.0.borrow().get(key).cloned())
+    }
+    async fn put(
+        &self,
+        key: &str,
+        value: &str,
+        _ttl_seconds: u32,
+    ) -> Result<(), crate::ports::CacheError> {
+        self.0.borrow_mut().insert(key.to_owned(), value.to_owned());
+        Ok(())
+    }
+    async fn delete(&self, key: &str) -> Result<(), crate::ports::CacheError> {
+        self.0.borrow_mut().remove(key);
+        Ok(())
+    }
+}

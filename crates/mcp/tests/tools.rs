@@ -13,7 +13,7 @@ use boekhouding_core::storage::administrations::{self, DivisionInfo};
 use boekhouding_core::storage::connections::{self, ExactIdentity, NewConnection};
 use boekhouding_core::storage::usage::AuthKind;
 use boekhouding_core::storage::users;
-use boekhouding_core::testing::{FakeClock, SeededRandomness};
+use boekhouding_core::testing::{FakeClock, MemoryCache, SeededRandomness};
 use boekhouding_mcp::engine::{ToolCallOutcome, ToolHost};
 use boekhouding_mcp::tools::{Bookkeeping, ExactSettings, Platform, Principal};
 use boekhouding_sqlite::SqliteDb;
@@ -37,6 +37,7 @@ struct Native {
     http: BlockingTransport,
     rng: SeededRandomness,
     sleep: ThreadSleep,
+    cache: MemoryCache,
 }
 
 impl Platform for Native {
@@ -45,6 +46,7 @@ impl Platform for Native {
     type Http = BlockingTransport;
     type Rng = SeededRandomness;
     type Sleep = ThreadSleep;
+    type Cache = MemoryCache;
     fn db(&self) -> &SqliteDb {
         &self.db
     }
@@ -59,6 +61,9 @@ impl Platform for Native {
     }
     fn sleep(&self) -> &ThreadSleep {
         &self.sleep
+    }
+    fn cache(&self) -> &MemoryCache {
+        &self.cache
     }
 }
 
@@ -106,6 +111,7 @@ fn world(plan: Plan) -> World {
         http: BlockingTransport::default(),
         rng: SeededRandomness::new(9),
         sleep: ThreadSleep,
+        cache: MemoryCache::default(),
     };
     let settings = ExactSettings {
         keyring: TokenKeyring::from_config(KEY).unwrap(),
@@ -804,4 +810,22 @@ fn tools_list_snapshot() {
         pinned == rendered,
         "tools/list changed; review and run with UPDATE_SNAPSHOTS=1 to accept"
     );
+}
+
+#[test]
+fn reference_data_is_cached_per_connection_and_division() {
+    let w = world(Plan::Pro);
+    let before = w.sandbox.requests().len();
+    let first = w.ok("get_profit_loss", json!({"year": 2025}));
+    let cold = w.sandbox.requests().len() - before;
+    let second = w.ok("get_profit_loss", json!({"year": 2025}));
+    let warm = w.sandbox.requests().len() - before - cold;
+    assert_eq!(first, second, "the cache does not change answers");
+    assert_eq!(warm + 1, cold, "the chart of accounts came from the cache");
+    assert_eq!(w.platform.cache.len(), 1);
+    w.ok(
+        "get_profit_loss",
+        json!({"year": 2025, "division": 1_000_002}),
+    );
+    assert_eq!(w.platform.cache.len(), 2, "one entry per administration");
 }

@@ -5,6 +5,7 @@
 
 use boekhouding_cf::d1::D1Executor;
 use boekhouding_cf::fetch::FetchTransport;
+use boekhouding_cf::kv::OptionalCache;
 use boekhouding_cf::platform::{WorkerClock, WorkerRandomness, WorkerSleep};
 use boekhouding_cf::{bindings, edge, health};
 use boekhouding_core::VERSION;
@@ -33,6 +34,7 @@ struct WorkerPlatform {
     http: FetchTransport,
     rng: WorkerRandomness,
     sleep: WorkerSleep,
+    cache: OptionalCache,
 }
 
 impl Platform for WorkerPlatform {
@@ -41,6 +43,7 @@ impl Platform for WorkerPlatform {
     type Http = FetchTransport;
     type Rng = WorkerRandomness;
     type Sleep = WorkerSleep;
+    type Cache = OptionalCache;
     fn db(&self) -> &D1Executor {
         &self.db
     }
@@ -55,6 +58,9 @@ impl Platform for WorkerPlatform {
     }
     fn sleep(&self) -> &WorkerSleep {
         &self.sleep
+    }
+    fn cache(&self) -> &OptionalCache {
+        &self.cache
     }
 }
 
@@ -143,6 +149,7 @@ async fn mcp(mut req: Request, env: &Env) -> worker::Result<Response> {
         http: FetchTransport::default(),
         rng: WorkerRandomness,
         sleep: WorkerSleep,
+        cache: OptionalCache::from_env(env),
     };
     let authorization = req.headers().get("authorization")?;
     let mut principal = match authenticate(platform.db(), authorization.as_deref()).await {

@@ -7,7 +7,7 @@ use boekhouding_core::access::{AccessContext, AccessError, fresh_access, refresh
 use boekhouding_core::crypto::{Secret, TokenKeyring};
 use boekhouding_core::exact::oauth::ExactApp;
 use boekhouding_core::exact::{Division, ExactClient, ExactError, Listed, Query};
-use boekhouding_core::ports::{Clock, Sleep};
+use boekhouding_core::ports::{Clock, KvCache, Sleep};
 use boekhouding_core::region::Region;
 use boekhouding_core::storage::administrations::{self, Administration, DivisionError};
 use boekhouding_core::storage::connections;
@@ -250,6 +250,50 @@ pub(super) async fn connect<'c, P: Platform>(
 impl<P: Platform> Connected<'_, P> {
     pub fn division(&self) -> Division {
         Division(self.admin.division_code)
+    }
+
+    /// Like [`Connected::list`] for slow-changing reference data, through
+    /// the cache. The key names the connection and the division, so one
+    /// tenant's data is never served to another (division numbers are
+    /// only unique within one Exact site).
+    pub async fn cached_list(
+        &mut self,
+        ctx: &Bookkeeping<'_, P>,
+        name: &str,
+        query: &Query,
+        cap: usize,
+        ttl_seconds: u32,
+    ) -> Result<Listed, ToolResult> {
+        let key = format!(
+            "exact:v1:{}:{}:{name}",
+            self.connection_id, self.admin.division_code
+        );
+        let cache = ctx.platform.cache();
+        if let Ok(Some(hit)) = cache.get(&key).await
+            && let Ok(Value::Array(rows)) = serde_json::from_str::<Value>(&hit)
+        {
+            let rows: Vec<Map<String, Value>> = rows
+                .into_iter()
+                .filter_map(|r| match r {
+                    Value::Object(o) => Some(o),
+                    _ => None,
+                })
+                .collect();
+            return Ok(Listed {
+                rows,
+                truncated: false,
+                pages: 0,
+            });
+        }
+        let listed = self.list(ctx, query, cap).await?;
+        if !listed.truncated {
+            let rows: Vec<Value> = listed.rows.iter().cloned().map(Value::Object).collect();
+            // A cache failure only costs speed.
+            let _ = cache
+                .put(&key, &Value::Array(rows).to_string(), ttl_seconds)
+                .await;
+        }
+        Ok(listed)
     }
 
     /// Lists with one retry after an Exact 401 (a token revoked or expired

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use boekhouding_core::plan::Plan;
-use boekhouding_core::ports::{Clock, HttpTransport, Randomness, Sleep};
+use boekhouding_core::ports::{Clock, HttpTransport, KvCache, Randomness, Sleep};
 use boekhouding_core::storage::usage::{self, AuthKind, CallRecord, Metered, Outcome, UsageMonth};
 use boekhouding_core::storage::{SqlExecutor, StorageError};
 
@@ -58,11 +58,15 @@ pub trait Platform {
     type Http: HttpTransport;
     type Rng: Randomness;
     type Sleep: Sleep;
+    type Cache: KvCache;
     fn db(&self) -> &Self::Db;
     fn clock(&self) -> &Self::Clock;
     fn http(&self) -> &Self::Http;
     fn rng(&self) -> &Self::Rng;
     fn sleep(&self) -> &Self::Sleep;
+    /// Slow-changing Exact reference data (eventually consistent; never
+    /// for anything that must be exact now).
+    fn cache(&self) -> &Self::Cache;
 }
 
 /// The catalogue for one authenticated request.

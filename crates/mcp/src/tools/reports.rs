@@ -49,8 +49,9 @@ async fn gl_types<P: Platform>(
     ctx: &Bookkeeping<'_, P>,
     conn: &mut Connected<'_, P>,
 ) -> Result<BTreeMap<String, i64>, ToolResult> {
+    // The chart of accounts changes rarely: an hour in the cache.
     let q = Query::new("financial/GLAccounts", &["ID", "Type"]);
-    let listed = conn.list(ctx, &q, 10_000).await?;
+    let listed = conn.cached_list(ctx, "gl-types", &q, 10_000, 3_600).await?;
     Ok(listed
         .rows
         .iter()
