@@ -62,38 +62,19 @@ pub fn run(tools: &Tools, root: &Path) -> Result<Vec<LatencyRow>> {
     std::fs::create_dir_all(&state)?;
     apply_migrations_local(tools, &state)?;
     // Exact's limits would dominate a load test; the bench measures us.
-    let sandbox = exact_sandbox::Sandbox::start(exact_sandbox::SandboxConfig {
-        minutely_limit: 1_000_000,
-        daily_limit: 10_000_000,
-        threads: 64,
-        ..exact_sandbox::SandboxConfig::default()
-    })
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let secrets = crate::demo::local_secrets(&state, sandbox.client_secret())?;
-    let app = boekhouding_core::exact::oauth::ExactApp {
-        base_url: sandbox.base_url().to_owned(),
-        client_id: sandbox.client_id().to_owned(),
-        client_secret: boekhouding_core::crypto::Secret::new(sandbox.client_secret()),
-        redirect_uri: "http://127.0.0.1:8788/connect/callback".into(),
-    };
-    let code = crate::demo::sandbox_login(
-        &exact_sandbox::transport::BlockingTransport::default(),
-        &app,
-        "demo",
-        "demo",
-    )?;
-    let account = crate::demo::provision(
-        &crate::demo::local_d1_file(&state)?,
-        &secrets.token_key,
-        &app,
-        &code,
+    let exact = crate::demo::LocalExact::start(
+        &state,
+        exact_sandbox::SandboxConfig {
+            minutely_limit: 1_000_000,
+            daily_limit: 10_000_000,
+            threads: 64,
+            ..exact_sandbox::SandboxConfig::default()
+        },
+        "http://127.0.0.1:8788/connect/callback".into(),
         boekhouding_core::plan::Plan::Enterprise,
+        None,
     )?;
-    let vars = [
-        ("EXACT_CLIENT_ID", sandbox.client_id()),
-        ("EXACT_BASE_URL", sandbox.base_url()),
-        ("EXACT_REDIRECT_URI", app.redirect_uri.as_str()),
-    ];
+    let (sandbox, account, vars) = (&exact.sandbox, &exact.account, exact.vars());
     let port = free_port()?;
     let mcp = crate::build::WORKERS[0];
     let mut server = DevServer::start(
@@ -104,7 +85,7 @@ pub fn run(tools: &Tools, root: &Path) -> Result<Vec<LatencyRow>> {
         port,
         &DevOptions {
             vars: &vars,
-            env_file: Some(&secrets.env_file),
+            env_file: Some(&exact.secrets.env_file),
             own_group: true,
         },
     )?;

@@ -225,3 +225,56 @@ pub fn provision(
     account.api_key = issue_key(&db, &user_id, plan)?;
     Ok(account)
 }
+
+/// A running local Exact (the sandbox) with a demo account connected to it
+/// in the local D1 of `state`, and what the Workers need to reach it.
+pub struct LocalExact {
+    pub sandbox: exact_sandbox::Sandbox,
+    pub secrets: LocalSecrets,
+    pub account: Account,
+    pub redirect_uri: String,
+}
+
+impl LocalExact {
+    /// Starts the sandbox, signs the `demo` user in through its OAuth page
+    /// and provisions the account. With `key_file`, an existing valid key
+    /// is kept across runs.
+    pub fn start(
+        state: &Path,
+        config: exact_sandbox::SandboxConfig,
+        redirect_uri: String,
+        plan: Plan,
+        key_file: Option<&Path>,
+    ) -> Result<Self> {
+        let sandbox = exact_sandbox::Sandbox::start(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let secrets = local_secrets(state, sandbox.client_secret())?;
+        let app = ExactApp {
+            base_url: sandbox.base_url().to_owned(),
+            client_id: sandbox.client_id().to_owned(),
+            client_secret: boekhouding_core::crypto::Secret::new(sandbox.client_secret()),
+            redirect_uri: redirect_uri.clone(),
+        };
+        let code = sandbox_login(&BlockingTransport::default(), &app, "demo", "demo")?;
+        let d1 = local_d1_file(state)?;
+        let account = match key_file {
+            Some(f) => provision_reusing_key(&d1, f, &secrets.token_key, &app, &code, plan)?,
+            None => provision(&d1, &secrets.token_key, &app, &code, plan)?,
+        };
+        Ok(LocalExact {
+            sandbox,
+            secrets,
+            account,
+            redirect_uri,
+        })
+    }
+
+    /// The plain variables the mcp-server needs (secrets go through
+    /// `secrets.env_file`).
+    pub fn vars(&self) -> [(&str, &str); 3] {
+        [
+            ("EXACT_CLIENT_ID", self.sandbox.client_id()),
+            ("EXACT_BASE_URL", self.sandbox.base_url()),
+            ("EXACT_REDIRECT_URI", self.redirect_uri.as_str()),
+        ]
+    }
+}

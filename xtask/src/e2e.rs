@@ -139,34 +139,16 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
 
     // A local Exact (the sandbox) and an account connected to it through
     // the real OAuth flow, written into the local D1 by core's onboarding.
-    let sandbox = exact_sandbox::Sandbox::start(exact_sandbox::SandboxConfig::default())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let secrets = crate::demo::local_secrets(&state, sandbox.client_secret())?;
-    let app = boekhouding_core::exact::oauth::ExactApp {
-        base_url: sandbox.base_url().to_owned(),
-        client_id: sandbox.client_id().to_owned(),
-        client_secret: boekhouding_core::crypto::Secret::new(sandbox.client_secret()),
-        redirect_uri: "http://127.0.0.1:8788/connect/callback".into(),
-    };
-    let code = crate::demo::sandbox_login(
-        &exact_sandbox::transport::BlockingTransport::default(),
-        &app,
-        "demo",
-        "demo",
-    )?;
-    let account = crate::demo::provision(
-        &crate::demo::local_d1_file(&state)?,
-        &secrets.token_key,
-        &app,
-        &code,
+    let exact = crate::demo::LocalExact::start(
+        &state,
+        exact_sandbox::SandboxConfig::default(),
+        "http://127.0.0.1:8788/connect/callback".into(),
         boekhouding_core::plan::Plan::Pro,
+        None,
     )?;
-    let exact_vars = [
-        ("GIT_COMMIT", commit.as_str()),
-        ("EXACT_CLIENT_ID", sandbox.client_id()),
-        ("EXACT_BASE_URL", sandbox.base_url()),
-        ("EXACT_REDIRECT_URI", app.redirect_uri.as_str()),
-    ];
+    let (sandbox, account) = (&exact.sandbox, &exact.account);
+    let mut exact_vars = vec![("GIT_COMMIT", commit.as_str())];
+    exact_vars.extend(exact.vars());
     let mut servers = Vec::new();
     for w in WORKERS {
         let port = free_port()?;
@@ -178,7 +160,7 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
             port,
             &DevOptions {
                 vars: &exact_vars,
-                env_file: Some(&secrets.env_file),
+                env_file: Some(&exact.secrets.env_file),
                 own_group: true,
             },
         )?);
@@ -268,7 +250,7 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
         for (name, result) in crate::e2e_mcp::checks(tools, &state, mcp.port, &seeded) {
             suite.check(name, result);
         }
-        for (name, result) in crate::e2e_mcp::exact_checks(mcp.port, &account, &sandbox) {
+        for (name, result) in crate::e2e_mcp::exact_checks(mcp.port, account, sandbox) {
             suite.check(name, result);
         }
         suite.check(
@@ -303,40 +285,20 @@ pub fn dev(opts: &Options) -> Result<()> {
 
     // The bundled Exact Online sandbox, and the demo user connected to it
     // through the real OAuth flow (tokens sealed as in production).
-    let sandbox = exact_sandbox::Sandbox::start(exact_sandbox::SandboxConfig {
-        bind: format!("127.0.0.1:{}", opts.sandbox_port.unwrap_or(9700)),
-        ..exact_sandbox::SandboxConfig::default()
-    })
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let secrets = crate::demo::local_secrets(&state, sandbox.client_secret())?;
-    let app = boekhouding_core::exact::oauth::ExactApp {
-        base_url: sandbox.base_url().to_owned(),
-        client_id: sandbox.client_id().to_owned(),
-        client_secret: boekhouding_core::crypto::Secret::new(sandbox.client_secret()),
-        redirect_uri: format!("http://127.0.0.1:{}/connect/callback", base + 1),
-    };
-    let code = crate::demo::sandbox_login(
-        &exact_sandbox::transport::BlockingTransport::default(),
-        &app,
-        "demo",
-        "demo",
-    )?;
-    let account = crate::demo::provision_reusing_key(
-        &crate::demo::local_d1_file(&state)?,
-        &state.join("api-key"),
-        &secrets.token_key,
-        &app,
-        &code,
+    let exact = crate::demo::LocalExact::start(
+        &state,
+        exact_sandbox::SandboxConfig {
+            bind: format!("127.0.0.1:{}", opts.sandbox_port.unwrap_or(9700)),
+            ..exact_sandbox::SandboxConfig::default()
+        },
+        format!("http://127.0.0.1:{}/connect/callback", base + 1),
         boekhouding_core::plan::Plan::Pro,
+        Some(&state.join("api-key")),
     )?;
-
+    let (sandbox, account) = (&exact.sandbox, &exact.account);
     let commit = process::commit_var(&root);
-    let vars = [
-        ("GIT_COMMIT", commit.as_str()),
-        ("EXACT_CLIENT_ID", sandbox.client_id()),
-        ("EXACT_BASE_URL", sandbox.base_url()),
-        ("EXACT_REDIRECT_URI", app.redirect_uri.as_str()),
-    ];
+    let mut vars = vec![("GIT_COMMIT", commit.as_str())];
+    vars.extend(exact.vars());
     let mut servers = Vec::new();
     for (i, w) in WORKERS.iter().enumerate() {
         // Same process group as xtask: Ctrl-C reaches every child.
@@ -348,7 +310,7 @@ pub fn dev(opts: &Options) -> Result<()> {
             base + i as u16,
             &DevOptions {
                 vars: &vars,
-                env_file: Some(&secrets.env_file),
+                env_file: Some(&exact.secrets.env_file),
                 own_group: false,
             },
         )?);

@@ -112,6 +112,16 @@ impl<'v> Args<'v> {
         }
     }
 
+    /// A date argument as `YYYY-MM-DD`.
+    pub fn date(&self, name: &str) -> Result<Option<chrono::NaiveDate>, ToolResult> {
+        match self.text(name, 10)? {
+            Some(d) => chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+                .map(Some)
+                .map_err(|_| invalid(format!("`{name}` must be a date as YYYY-MM-DD."))),
+            None => Ok(None),
+        }
+    }
+
     pub fn text(&self, name: &str, max_len: usize) -> Result<Option<String>, ToolResult> {
         match self.0.get(name) {
             None | Some(Value::Null) => Ok(None),

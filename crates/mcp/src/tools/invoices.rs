@@ -9,7 +9,7 @@ use boekhouding_core::exact::{Filter, Guid, Query};
 use boekhouding_core::ports::Clock;
 use boekhouding_core::storage::StorageError;
 use boekhouding_core::storage::usage::Outcome;
-use chrono::{Datelike, NaiveDate};
+use chrono::Datelike;
 use serde_json::{Value, json};
 
 use super::exact::{Args, connect, division_schema, failed};
@@ -23,20 +23,6 @@ fn day(v: Option<&Value>) -> Option<String> {
     v.and_then(Value::as_str)
         .and_then(|d| parse_odata_day(d).ok())
         .map(|d| d.to_string())
-}
-
-fn date_arg(a: &Args<'_>, name: &str) -> Result<Option<NaiveDate>, ToolResult> {
-    match a.text(name, 10)? {
-        Some(d) => NaiveDate::parse_from_str(&d, "%Y-%m-%d")
-            .map(Some)
-            .map_err(|_| {
-                failed(
-                    format!("`{name}` must be a date as YYYY-MM-DD."),
-                    Outcome::InvalidArguments,
-                )
-            }),
-        None => Ok(None),
-    }
 }
 
 fn guid_arg(a: &Args<'_>, name: &str) -> Result<Option<Guid>, ToolResult> {
@@ -141,8 +127,8 @@ pub(super) async fn get_invoices<P: Platform>(
             a.choice("status", &["open", "paid", "all"])?
                 .unwrap_or("all"),
             guid_arg(&a, side.relation_arg)?,
-            date_arg(&a, "from_date")?,
-            date_arg(&a, "to_date")?,
+            a.date("from_date")?,
+            a.date("to_date")?,
             a.int("limit", 1, 1000)?.unwrap_or(250) as usize,
         ))
     })();
@@ -285,8 +271,8 @@ pub(super) async fn get_bank_transactions<P: Platform>(
         let a = Args::parse(args, &["division", "from_date", "to_date", "limit"])?;
         Ok::<_, ToolResult>((
             a.int("division", 1, 999_999_999)?,
-            date_arg(&a, "from_date")?,
-            date_arg(&a, "to_date")?,
+            a.date("from_date")?,
+            a.date("to_date")?,
             a.int("limit", 1, 5000)?.unwrap_or(1000) as usize,
         ))
     })();

@@ -7,7 +7,7 @@ use boekhouding_core::exact::{Cmp, Filter, Query};
 use boekhouding_core::ports::Clock;
 use boekhouding_core::storage::StorageError;
 use boekhouding_core::storage::usage::Outcome;
-use chrono::{Datelike, NaiveDate};
+use chrono::Datelike;
 use serde_json::{Value, json};
 
 use super::exact::{Args, connect, division_schema, failed};
@@ -328,20 +328,6 @@ pub fn transactions_definition() -> Value {
     })
 }
 
-fn parse_date(a: &Args<'_>, name: &str) -> Result<Option<NaiveDate>, ToolResult> {
-    match a.text(name, 10)? {
-        Some(d) => NaiveDate::parse_from_str(&d, "%Y-%m-%d")
-            .map(Some)
-            .map_err(|_| {
-                failed(
-                    format!("`{name}` must be a date as YYYY-MM-DD."),
-                    Outcome::InvalidArguments,
-                )
-            }),
-        None => Ok(None),
-    }
-}
-
 pub(super) async fn get_transactions<P: Platform>(
     ctx: &Bookkeeping<'_, P>,
     args: &Value,
@@ -362,8 +348,8 @@ pub(super) async fn get_transactions<P: Platform>(
         )?;
         Ok::<_, ToolResult>((
             a.int("division", 1, 999_999_999)?,
-            parse_date(&a, "from_date")?,
-            parse_date(&a, "to_date")?,
+            a.date("from_date")?,
+            a.date("to_date")?,
             a.int("year", 2000, 2100)?,
             a.int("period", 1, 12)?,
             a.text("gl_account", 20)?,

@@ -310,15 +310,7 @@ pub(super) async fn get_balance_sheet<P: Platform>(
 ) -> Result<ToolResult, StorageError> {
     let parsed = (|| {
         let a = Args::parse(args, &["division", "date"])?;
-        let date = match a.text("date", 10)? {
-            Some(d) => Some(NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(|_| {
-                super::exact::failed(
-                    "`date` must be a date as YYYY-MM-DD.",
-                    boekhouding_core::storage::usage::Outcome::InvalidArguments,
-                )
-            })?),
-            None => None,
-        };
+        let date = a.date("date")?;
         Ok::<_, ToolResult>((a.int("division", 1, 999_999_999)?, date))
     })();
     let (division, date) = match parsed {
