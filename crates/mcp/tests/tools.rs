@@ -829,3 +829,72 @@ fn reference_data_is_cached_per_connection_and_division() {
     );
     assert_eq!(w.platform.cache.len(), 2, "one entry per administration");
 }
+
+/// Every string argument of every tool gets hostile text: the answer is an
+/// ordinary result or an actionable tool error, never a crash, never
+/// another tenant's data, never an internal detail.
+#[test]
+fn hostile_text_in_every_string_argument_is_harmless() {
+    let w = world(Plan::Pro);
+    let host = Bookkeeping {
+        platform: &w.platform,
+        principal: &w.principal,
+        portal_url: "https://portal.example",
+        exact: Some(&w.settings),
+    };
+    let hostile = [
+        "' or 1 eq 1 or Name eq '",
+        "x') or substringof('', Name) or ('",
+        "&$top=1&$filter=Name ne ''",
+        "'; DROP TABLE users; --",
+        "guid'00000000-0000-0000-0000-000000000000'",
+        "../../../etc/passwd",
+        "\u{0000}\u{202e}\u{feff}",
+        "%27%20or%20true",
+    ];
+    let mut calls = 0;
+    for tool in host.tools() {
+        let name = tool["name"].as_str().unwrap();
+        let props = tool["inputSchema"]["properties"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for (arg, schema) in props.iter().filter(|(_, s)| s["type"] == "string") {
+            for text in hostile {
+                let mut args = json!({arg.clone(): text});
+                if name == "search_relations" && arg != "query" {
+                    args["query"] = json!("bakker");
+                }
+                calls += 1;
+                match block_on(host.call(name, args.clone())) {
+                    ToolCallOutcome::Ok {
+                        structured,
+                        text: rendered,
+                    } => {
+                        // A filter that matched nothing, never widened to
+                        // everything.
+                        let shown = structured.to_string() + &rendered;
+                        assert!(
+                            !shown.contains("1000004"),
+                            "{name}({args}) leaked another administration"
+                        );
+                        if let Some(n) = structured["count"].as_u64() {
+                            assert_eq!(n, 0, "{name}({args}) widened the query");
+                        }
+                    }
+                    ToolCallOutcome::ToolError(message) => {
+                        for leak in ["StorageError", "SQLITE", "panicked", "sealed", "stampNL"] {
+                            assert!(
+                                !message.contains(leak),
+                                "{name}({args}) leaked {leak}: {message}"
+                            );
+                        }
+                    }
+                    ToolCallOutcome::UnknownTool => panic!("{name} vanished"),
+                }
+                let _ = schema;
+            }
+        }
+    }
+    assert!(calls > 40, "{calls} hostile calls");
+}
