@@ -278,3 +278,167 @@ impl LocalExact {
         ]
     }
 }
+
+/// Waits for the browser to come back to the OAuth callback on `listener`
+/// and returns the code. The `state` must match what was sent; anything
+/// else is answered and ignored until `timeout`.
+pub fn await_callback(
+    listener: &std::net::TcpListener,
+    expected_state: &str,
+    timeout: std::time::Duration,
+) -> Result<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let deadline = std::time::Instant::now() + timeout;
+    listener.set_nonblocking(true)?;
+    loop {
+        if std::time::Instant::now() > deadline {
+            bail!("no OAuth callback within {timeout:?}");
+        }
+        let (stream, _) = match listener.accept() {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        stream.set_nonblocking(false)?;
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let target = line.split_whitespace().nth(1).unwrap_or("");
+        let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+        let pairs: std::collections::BTreeMap<String, String> = query
+            .split('&')
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| {
+                (
+                    boekhouding_core::exact::query::decode(k),
+                    boekhouding_core::exact::query::decode(v),
+                )
+            })
+            .collect();
+        let (status, body, code) = match (pairs.get("code"), pairs.get("state")) {
+            (Some(code), Some(state)) if state == expected_state => (
+                200,
+                "Exact Online is connected. You can close this tab.",
+                Some(code.clone()),
+            ),
+            (_, _) if pairs.contains_key("error") => {
+                (400, "Exact Online refused the connection.", None)
+            }
+            _ => (400, "This is not the callback we are waiting for.", None),
+        };
+        let mut stream = stream;
+        let _ = write!(
+            stream,
+            "HTTP/1.1 {status} OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        if let Some(code) = code {
+            return Ok(code);
+        }
+        if pairs.contains_key("error") {
+            bail!("the authorization was refused: {:?}", pairs.get("error"));
+        }
+    }
+}
+
+/// Connects the demo user to another Exact-compatible server: prints the
+/// authorize URL, waits for the callback and provisions the account.
+pub fn connect_external(state: &Path, app: &ExactApp, plan: Plan) -> Result<Account> {
+    let redirect = app
+        .redirect_uri
+        .strip_prefix("http://")
+        .context("--exact-redirect-uri must be a loopback http:// URL")?;
+    let host_port = redirect.split('/').next().unwrap_or("");
+    let listener = std::net::TcpListener::bind(host_port)
+        .with_context(|| format!("cannot listen on {host_port} for the OAuth callback"))?;
+    let mut raw = [0u8; 16];
+    OsRandom
+        .fill(&mut raw)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let oauth_state = hex::encode(raw);
+    println!(
+        "\nOpen this URL in a browser and sign in with Exact Online:\n  {}\nWaiting for the callback on {} …",
+        boekhouding_core::exact::oauth::authorize_url(app, &oauth_state),
+        app.redirect_uri
+    );
+    let code = await_callback(&listener, &oauth_state, std::time::Duration::from_secs(600))?;
+    provision_reusing_key(
+        &local_d1_file(state)?,
+        &state.join("api-key"),
+        &local_secrets(state, app.client_secret.expose())?.token_key,
+        app,
+        &code,
+        plan,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The browser is simulated against a sandbox: its login page redirects
+    /// to our callback listener, which returns the code.
+    #[test]
+    fn the_callback_listener_takes_the_code_and_checks_the_state() {
+        let sandbox =
+            exact_sandbox::Sandbox::start(exact_sandbox::SandboxConfig::default()).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let redirect = format!("http://{}/callback", listener.local_addr().unwrap());
+        let app = ExactApp {
+            base_url: sandbox.base_url().to_owned(),
+            client_id: sandbox.client_id().to_owned(),
+            client_secret: boekhouding_core::crypto::Secret::new(sandbox.client_secret()),
+            redirect_uri: redirect.clone(),
+        };
+        let browser = {
+            let app = app.clone();
+            std::thread::spawn(move || {
+                let http = BlockingTransport::default();
+                // A wrong state first: ignored.
+                let _ = block_on(http.send(HttpRequest {
+                    method: HttpMethod::Get,
+                    url: format!("{}?code=x&state=forged", app.redirect_uri),
+                    headers: vec![],
+                    body: None,
+                }));
+                let form = format!(
+                    "client_id={}&redirect_uri={}&state=s3cret&response_type=code&username=demo&password=demo&consent=allow",
+                    app.client_id,
+                    boekhouding_core::exact::query::encode(&app.redirect_uri)
+                );
+                let r = block_on(http.send(HttpRequest {
+                    method: HttpMethod::Post,
+                    url: format!("{}/api/oauth2/auth", app.base_url),
+                    headers: vec![(
+                        "Content-Type".into(),
+                        "application/x-www-form-urlencoded".into(),
+                    )],
+                    body: Some(form),
+                }))
+                .unwrap();
+                let location = r.header("location").unwrap().to_owned();
+                block_on(http.send(HttpRequest {
+                    method: HttpMethod::Get,
+                    url: location,
+                    headers: vec![],
+                    body: None,
+                }))
+                .unwrap()
+            })
+        };
+        let code = await_callback(&listener, "s3cret", std::time::Duration::from_secs(20)).unwrap();
+        let answered = browser.join().unwrap();
+        assert_eq!(answered.status, 200);
+        assert!(code.contains('!'), "the sandbox's code reached us decoded");
+        let tokens = block_on(boekhouding_core::exact::oauth::exchange_code(
+            &BlockingTransport::default(),
+            &app,
+            &code,
+            Utc::now(),
+        ));
+        assert!(tokens.is_ok(), "the code is valid at the server");
+    }
+}

@@ -283,22 +283,65 @@ pub fn dev(opts: &Options) -> Result<()> {
     apply_migrations_local(&tools, &state)?;
     let base = opts.port.unwrap_or(8787);
 
-    // The bundled Exact Online sandbox, and the demo user connected to it
-    // through the real OAuth flow (tokens sealed as in production).
-    let exact = crate::demo::LocalExact::start(
-        &state,
-        exact_sandbox::SandboxConfig {
-            bind: format!("127.0.0.1:{}", opts.sandbox_port.unwrap_or(9700)),
-            ..exact_sandbox::SandboxConfig::default()
-        },
-        format!("http://127.0.0.1:{}/connect/callback", base + 1),
-        boekhouding_core::plan::Plan::Pro,
-        Some(&state.join("api-key")),
-    )?;
-    let (sandbox, account) = (&exact.sandbox, &exact.account);
+    // The bundled Exact Online sandbox, or another Exact-compatible server
+    // with --exact-url; either way the demo user connects through the real
+    // OAuth flow (tokens sealed as in production).
     let commit = process::commit_var(&root);
-    let mut vars = vec![("GIT_COMMIT", commit.as_str())];
-    vars.extend(exact.vars());
+    let mut vars: Vec<(String, String)> = vec![("GIT_COMMIT".into(), commit)];
+    let local;
+    let (account, env_file, exact_base) = match &opts.exact_url {
+        Some(url) => {
+            let app = boekhouding_core::exact::oauth::ExactApp {
+                base_url: url.trim_end_matches('/').to_owned(),
+                client_id: opts
+                    .exact_client_id
+                    .clone()
+                    .context("--exact-url needs --exact-client-id")?,
+                client_secret: boekhouding_core::crypto::Secret::new(
+                    opts.exact_client_secret
+                        .clone()
+                        .context("--exact-url needs --exact-client-secret")?,
+                ),
+                redirect_uri: opts
+                    .exact_redirect_uri
+                    .clone()
+                    .unwrap_or_else(|| "http://127.0.0.1:8790/callback".into()),
+            };
+            let account =
+                crate::demo::connect_external(&state, &app, boekhouding_core::plan::Plan::Pro)?;
+            vars.push(("EXACT_CLIENT_ID".into(), app.client_id.clone()));
+            vars.push(("EXACT_BASE_URL".into(), app.base_url.clone()));
+            vars.push(("EXACT_REDIRECT_URI".into(), app.redirect_uri.clone()));
+            local = None;
+            (account, state.join("secrets.env"), app.base_url)
+        }
+        None => {
+            let exact = crate::demo::LocalExact::start(
+                &state,
+                exact_sandbox::SandboxConfig {
+                    bind: format!("127.0.0.1:{}", opts.sandbox_port.unwrap_or(9700)),
+                    ..exact_sandbox::SandboxConfig::default()
+                },
+                format!("http://127.0.0.1:{}/connect/callback", base + 1),
+                boekhouding_core::plan::Plan::Pro,
+                Some(&state.join("api-key")),
+            )?;
+            vars.extend(
+                exact
+                    .vars()
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+            );
+            let out = (
+                exact.account.clone(),
+                exact.secrets.env_file.clone(),
+                exact.sandbox.base_url().to_owned(),
+            );
+            local = Some(exact);
+            out
+        }
+    };
+    let var_refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut servers = Vec::new();
     for (i, w) in WORKERS.iter().enumerate() {
         // Same process group as xtask: Ctrl-C reaches every child.
@@ -309,8 +352,8 @@ pub fn dev(opts: &Options) -> Result<()> {
             &state,
             base + i as u16,
             &DevOptions {
-                vars: &vars,
-                env_file: Some(&exact.secrets.env_file),
+                vars: &var_refs,
+                env_file: Some(&env_file),
                 own_group: false,
             },
         )?);
@@ -333,11 +376,13 @@ pub fn dev(opts: &Options) -> Result<()> {
             s.log.display()
         );
     }
-    println!(
-        "  {:<12} {}   (login demo/demo; admin API at /__admin/requests)",
-        "exact-sandbox",
-        sandbox.base_url()
-    );
+    match &local {
+        Some(_) => println!(
+            "  {:<12} {exact_base}   (login demo/demo; admin API at /__admin/requests)",
+            "exact-sandbox"
+        ),
+        None => println!("  {:<12} {exact_base}", "exact"),
+    }
     println!(
         "\nDemo user {} is connected to Exact (administrations {:?}).",
         account.email, account.divisions

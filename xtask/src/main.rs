@@ -27,7 +27,10 @@ commands:
   setup                 install the pinned toolchain into .tools/ and wrangler/node_modules/
   dev [--port N] [--sandbox-port N]
                         build, migrate a local D1, start the Exact sandbox, connect a demo
-                        user through its OAuth flow, and run the three Workers in workerd
+                        user through its OAuth flow, and run the three Workers in workerd;
+                        --exact-url URL --exact-client-id ID --exact-client-secret S
+                        [--exact-redirect-uri http://127.0.0.1:8790/callback] connects to
+                        another Exact-compatible server (e.g. a real Exact test company) instead
   test                  fmt, clippy, native tests, wasm build, end-to-end tests in workerd
   build [--dev]         build the three Workers and print their bundle sizes
   check                 repository checks: migration numbering, DATABASE.md in sync
@@ -129,6 +132,10 @@ pub struct Options {
     pub version: Option<String>,
     pub port: Option<u16>,
     pub sandbox_port: Option<u16>,
+    pub exact_url: Option<String>,
+    pub exact_client_id: Option<String>,
+    pub exact_client_secret: Option<String>,
+    pub exact_redirect_uri: Option<String>,
 }
 
 impl Options {
@@ -155,6 +162,14 @@ impl Options {
                             .parse()
                             .context("--sandbox-port needs a number")?,
                     )
+                }
+                "--exact-url" => o.exact_url = Some(value("--exact-url")?),
+                "--exact-client-id" => o.exact_client_id = Some(value("--exact-client-id")?),
+                "--exact-client-secret" => {
+                    o.exact_client_secret = Some(value("--exact-client-secret")?)
+                }
+                "--exact-redirect-uri" => {
+                    o.exact_redirect_uri = Some(value("--exact-redirect-uri")?)
                 }
                 other => bail!("unknown option {other:?}\n\n{USAGE}"),
             }

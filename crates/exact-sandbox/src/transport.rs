@@ -1,6 +1,7 @@
 //! A native, blocking implementation of core's `HttpTransport` for tests,
-//! tools and benchmarks that talk to the sandbox over real HTTP. Plain
-//! HTTP only: it is meant for loopback.
+//! tools and benchmarks that talk to the sandbox over real HTTP, and for
+//! `cargo xtask dev --exact-url` against a real Exact over HTTPS (rustls
+//! with the bundled web PKI roots).
 
 use std::time::Duration;
 
