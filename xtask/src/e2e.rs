@@ -254,6 +254,10 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
             suite.check(name, result);
         }
         suite.check(
+            "mcp: the stateless 2026-07-28 revision over HTTP",
+            crate::e2e_mcp::modern_era_check(mcp.port, &account.api_key),
+        );
+        suite.check(
             "mcp: the official conformance suite's generic scenarios pass",
             crate::e2e_mcp::conformance_check(tools, mcp.port, &account.api_key),
         );

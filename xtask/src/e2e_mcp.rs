@@ -286,6 +286,74 @@ pub fn sdk_check(tools: &Tools, port: u16, key: &str) -> Result<()> {
     )
 }
 
+/// The stateless 2026-07-28 revision through the Worker: discovery, a
+/// tool call with `_meta` and mirrored headers, and its errors.
+pub fn modern_era_check(port: u16, key: &str) -> Result<()> {
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1"},
+    });
+    let auth = format!("Bearer {key}");
+    let post = |method: &str, name: Option<&str>, params: Value| {
+        let mut headers = vec![
+            ("Authorization", auth.as_str()),
+            ("Accept", "application/json, text/event-stream"),
+            ("Content-Type", "application/json"),
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", method),
+        ];
+        if let Some(n) = name {
+            headers.push(("Mcp-Name", n));
+        }
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        http_request(port, "POST", "/mcp", &headers, &body.to_string())
+    };
+    let d = post("server/discover", None, json!({"_meta": meta}))?;
+    let dv = d.json()?;
+    expect(
+        d.status == 200
+            && dv["result"]["supportedVersions"][0] == "2026-07-28"
+            && dv["result"]["resultType"] == "complete",
+        || d.body.clone(),
+    )?;
+    let c = post(
+        "tools/call",
+        Some("list_divisions"),
+        json!({"name": "list_divisions", "arguments": {}, "_meta": meta}),
+    )?;
+    let cv = c.json()?;
+    expect(
+        c.status == 200
+            && cv["result"]["isError"] == false
+            && cv["result"]["structuredContent"]["count"]
+                .as_u64()
+                .unwrap_or(0)
+                > 0,
+        || c.body.clone(),
+    )?;
+    let l = post("tools/list", None, json!({"_meta": meta}))?;
+    let lv = l.json()?;
+    expect(
+        lv["result"]["ttlMs"].is_number() && lv["result"]["cacheScope"] == "private",
+        || l.body.clone(),
+    )?;
+    let mismatch = post(
+        "tools/call",
+        Some("get_gl_accounts"),
+        json!({"name": "list_divisions", "arguments": {}, "_meta": meta}),
+    )?;
+    expect(
+        mismatch.status == 400 && mismatch.json()?["error"]["code"] == -32020,
+        || mismatch.body.clone(),
+    )?;
+    let ping = post("ping", None, json!({"_meta": meta}))?;
+    expect(
+        ping.status == 404 && ping.json()?["error"]["code"] == -32601,
+        || ping.body.clone(),
+    )
+}
+
 /// Exact-backed tools through the Worker: D1, sealed tokens opened in wasm,
 /// outbound fetch to the sandbox, answers equal to the sandbox's data.
 pub fn exact_checks(
