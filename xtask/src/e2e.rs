@@ -149,10 +149,13 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
     let (sandbox, account) = (&exact.sandbox, &exact.account);
     let mut exact_vars = vec![("GIT_COMMIT", commit.as_str())];
     exact_vars.extend(exact.vars());
+    // One at a time: three workerd processes opening the same state
+    // directory at once can fail with SQLITE_BUSY.
+    let t = Instant::now();
     let mut servers = Vec::new();
     for w in WORKERS {
         let port = free_port()?;
-        servers.push(DevServer::start(
+        servers.push(DevServer::start_ready(
             tools,
             w.name,
             &w.config(&root),
@@ -163,8 +166,10 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
                 env_file: Some(&exact.secrets.env_file),
                 own_group: true,
             },
+            READY_TIMEOUT,
         )?);
     }
+    println!("three Workers ready in workerd in {:.1?}", t.elapsed());
     let nodb_config = config_without_db(tools, &state)?;
     let mut nodb = DevServer::start(
         tools,
@@ -177,11 +182,6 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
             ..DevOptions::default()
         },
     );
-    let t = Instant::now();
-    for s in &mut servers {
-        s.wait_ready("/health", READY_TIMEOUT)?;
-    }
-    println!("three Workers ready in workerd in {:.1?}", t.elapsed());
 
     let mut suite = Suite::default();
     for s in &servers {
@@ -349,7 +349,8 @@ pub fn dev(opts: &Options) -> Result<()> {
     let mut servers = Vec::new();
     for (i, w) in WORKERS.iter().enumerate() {
         // Same process group as xtask: Ctrl-C reaches every child.
-        servers.push(DevServer::start(
+        // One at a time (see run_suite).
+        servers.push(DevServer::start_ready(
             &tools,
             w.name,
             &w.config(&root),
@@ -360,10 +361,8 @@ pub fn dev(opts: &Options) -> Result<()> {
                 env_file: Some(&env_file),
                 own_group: false,
             },
+            READY_TIMEOUT,
         )?);
-    }
-    for s in &mut servers {
-        s.wait_ready("/health", READY_TIMEOUT)?;
     }
     let mcp_url = format!("http://127.0.0.1:{base}/mcp");
     let key = &account.api_key;

@@ -125,6 +125,32 @@ impl DevServer {
         })
     }
 
+    /// Starts and waits until `/health` answers; if the process dies
+    /// while starting (workerd can hit `SQLITE_BUSY` on a shared state
+    /// directory under load), it is started once more.
+    pub fn start_ready(
+        tools: &Tools,
+        name: &str,
+        config: &Path,
+        state: &Path,
+        port: u16,
+        opts: &DevOptions<'_>,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let mut server = Self::start(tools, name, config, state, port, opts)?;
+        match server.wait_ready("/health", timeout) {
+            Ok(()) => Ok(server),
+            Err(first) if server.has_exited() => {
+                println!("{name} died while starting; starting it once more ({first:#})");
+                drop(server);
+                let mut again = Self::start(tools, name, config, state, port, opts)?;
+                again.wait_ready("/health", timeout)?;
+                Ok(again)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
