@@ -132,14 +132,8 @@ pub(super) async fn get_invoices<P: Platform>(
             a.int("limit", 1, 1000)?.unwrap_or(250) as usize,
         ))
     })();
-    let (division, status, relation, from, to, limit) = match parsed {
-        Ok(p) => p,
-        Err(r) => return Ok(r),
-    };
-    let mut conn = match connect(ctx, division).await {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
+    let (division, status, relation, from, to, limit) = tool_try!(parsed);
+    let mut conn = tool_try!(connect(ctx, division).await);
     // What is open, per (relation, invoice number).
     let open = match conn
         .list(
@@ -189,10 +183,7 @@ pub(super) async fn get_invoices<P: Platform>(
     .orderby(side.date_field);
     // Status is known only after joining with the open items, so read all
     // matches (bounded) and cap after filtering.
-    let listed = match conn.list(ctx, &q, 20_000).await {
-        Ok(l) => l,
-        Err(r) => return Ok(r),
-    };
+    let listed = tool_try!(conn.list(ctx, &q, 20_000).await);
     let mut invoices = Vec::new();
     let (mut total, mut open_total) = (0i64, 0i64);
     for r in &listed.rows {
@@ -276,10 +267,7 @@ pub(super) async fn get_bank_transactions<P: Platform>(
             a.int("limit", 1, 5000)?.unwrap_or(1000) as usize,
         ))
     })();
-    let (division, from, to, limit) = match parsed {
-        Ok(p) => p,
-        Err(r) => return Ok(r),
-    };
+    let (division, from, to, limit) = tool_try!(parsed);
     let from = from.unwrap_or_else(|| today.with_day(1).unwrap_or(today));
     let to = to.unwrap_or(today);
     if from > to {
@@ -288,10 +276,7 @@ pub(super) async fn get_bank_transactions<P: Platform>(
             Outcome::InvalidArguments,
         ));
     }
-    let mut conn = match connect(ctx, division).await {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
+    let mut conn = tool_try!(connect(ctx, division).await);
     let q = Query::new(
         "financialtransaction/BankEntryLines",
         &[
@@ -304,10 +289,7 @@ pub(super) async fn get_bank_transactions<P: Platform>(
     )
     .filter(Some(Filter::ge("Date", from).and(Filter::le("Date", to))))
     .orderby("Date");
-    let listed = match conn.list(ctx, &q, limit).await {
-        Ok(l) => l,
-        Err(r) => return Ok(r),
-    };
+    let listed = tool_try!(conn.list(ctx, &q, limit).await);
     let (mut received, mut paid) = (0i64, 0i64);
     let transactions: Vec<Value> = listed
         .rows

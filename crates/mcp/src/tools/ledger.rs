@@ -73,14 +73,8 @@ pub(super) async fn get_gl_accounts<P: Platform>(
             a.int("limit", 1, 1000)?.unwrap_or(500) as usize,
         ))
     })();
-    let (division, kind, search, limit) = match parsed {
-        Ok(p) => p,
-        Err(r) => return Ok(r),
-    };
-    let mut conn = match connect(ctx, division).await {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
+    let (division, kind, search, limit) = tool_try!(parsed);
+    let mut conn = tool_try!(connect(ctx, division).await);
     let mut parts = Vec::new();
     match kind {
         "balance" => parts.push(Filter::eq("BalanceType", "B")),
@@ -105,10 +99,7 @@ pub(super) async fn get_gl_accounts<P: Platform>(
     )
     .filter(Filter::all(parts))
     .orderby("Code");
-    let listed = match conn.list(ctx, &query, limit).await {
-        Ok(l) => l,
-        Err(r) => return Ok(r),
-    };
+    let listed = tool_try!(conn.list(ctx, &query, limit).await);
     let accounts: Vec<Value> = listed
         .rows
         .iter()
@@ -195,14 +186,8 @@ pub(super) async fn get_outstanding_invoices<P: Platform>(
             a.int("min_days_overdue", 0, 3650)?,
         ))
     })();
-    let (division, kind, overdue_only, min_days) = match parsed {
-        Ok(p) => p,
-        Err(r) => return Ok(r),
-    };
-    let mut conn = match connect(ctx, division).await {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
+    let (division, kind, overdue_only, min_days) = tool_try!(parsed);
+    let mut conn = tool_try!(connect(ctx, division).await);
     let today = ctx.platform.clock().now().date_naive();
     let threshold = min_days.unwrap_or(if overdue_only { 1 } else { i64::MIN });
     let mut out = json!({"division": conn.admin.division_code, "as_of": today.to_string()});
@@ -230,10 +215,7 @@ pub(super) async fn get_outstanding_invoices<P: Platform>(
                 "Amount",
             ],
         );
-        let listed = match conn.list(ctx, &query, CAP).await {
-            Ok(l) => l,
-            Err(r) => return Ok(r),
-        };
+        let listed = tool_try!(conn.list(ctx, &query, CAP).await);
         let mut items: Vec<(i64, Value)> = listed
             .rows
             .iter()

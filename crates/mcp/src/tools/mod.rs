@@ -3,6 +3,17 @@
 //! Dutch words users say) and its implementation over core's ports, plus
 //! the metering every `tools/call` goes through.
 
+/// Inside a tool function: the value of an `Ok`, or return the failed
+/// tool result (an actionable message for the assistant) right away.
+macro_rules! tool_try {
+    ($e:expr) => {
+        match $e {
+            Ok(value) => value,
+            Err(failed) => return Ok(failed),
+        }
+    };
+}
+
 mod divisions;
 mod exact;
 mod invoices;

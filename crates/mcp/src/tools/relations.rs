@@ -85,14 +85,8 @@ pub(super) async fn get_relations<P: Platform>(
             a.int("limit", 1, 1000)?.unwrap_or(250) as usize,
         ))
     })();
-    let (division, kind, active_only, limit) = match parsed {
-        Ok(p) => p,
-        Err(r) => return Ok(r),
-    };
-    let mut conn = match connect(ctx, division).await {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
+    let (division, kind, active_only, limit) = tool_try!(parsed);
+    let mut conn = tool_try!(connect(ctx, division).await);
     // crm/Accounts has mandatory filtering; the role filter always applies.
     let role = match kind {
         "customer" => Filter::eq("IsSales", true),
@@ -107,10 +101,7 @@ pub(super) async fn get_relations<P: Platform>(
     let q = Query::new("crm/Accounts", &ACCOUNT_FIELDS)
         .filter(Some(filter))
         .orderby("Name");
-    let listed = match conn.list(ctx, &q, limit).await {
-        Ok(l) => l,
-        Err(r) => return Ok(r),
-    };
+    let listed = tool_try!(conn.list(ctx, &q, limit).await);
     let relations: Vec<Value> = listed.rows.iter().map(relation_json).collect();
     let text = format!(
         "{} relations{}:\n{}",
@@ -172,14 +163,8 @@ pub(super) async fn search_relations<P: Platform>(
                 .unwrap_or("name"),
         ))
     })();
-    let (division, query, field) = match parsed {
-        Ok(p) => p,
-        Err(r) => return Ok(r),
-    };
-    let mut conn = match connect(ctx, division).await {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
+    let (division, query, field) = tool_try!(parsed);
+    let mut conn = tool_try!(connect(ctx, division).await);
     let filter = match field {
         "code" => Filter::contains("Code", query.clone()),
         "kvk" => Filter::eq("ChamberOfCommerce", query.clone()),
@@ -189,10 +174,7 @@ pub(super) async fn search_relations<P: Platform>(
     let q = Query::new("crm/Accounts", &ACCOUNT_FIELDS)
         .filter(Some(filter))
         .orderby("Name");
-    let listed = match conn.list(ctx, &q, 50).await {
-        Ok(l) => l,
-        Err(r) => return Ok(r),
-    };
+    let listed = tool_try!(conn.list(ctx, &q, 50).await);
     let relations: Vec<Value> = listed.rows.iter().map(relation_json).collect();
     let text = if relations.is_empty() {
         format!("No relation matches {query:?} on {field}.")
@@ -249,15 +231,9 @@ pub(super) async fn get_revenue<P: Platform>(
             a.boolean("compare_previous_year")?.unwrap_or(false),
         ))
     })();
-    let (division, year, compare) = match parsed {
-        Ok(p) => p,
-        Err(r) => return Ok(r),
-    };
+    let (division, year, compare) = tool_try!(parsed);
     let year = year.unwrap_or_else(|| i64::from(ctx.platform.clock().now().year()));
-    let mut conn = match connect(ctx, division).await {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
+    let mut conn = tool_try!(connect(ctx, division).await);
     let mut by_year = Vec::new();
     for y in if compare {
         vec![year, year - 1]
@@ -265,10 +241,7 @@ pub(super) async fn get_revenue<P: Platform>(
         vec![year]
     } {
         let q = Query::new("read/financial/RevenueListByYear", &[]).param("year", y.to_string());
-        let listed = match conn.list(ctx, &q, 100).await {
-            Ok(l) => l,
-            Err(r) => return Ok(r),
-        };
+        let listed = tool_try!(conn.list(ctx, &q, 100).await);
         let mut per = [0i64; 12];
         for r in &listed.rows {
             let p = r.get("Period").and_then(Value::as_i64).unwrap_or(0);
@@ -357,14 +330,8 @@ pub(super) async fn get_transactions<P: Platform>(
             a.int("limit", 1, 5000)?.unwrap_or(500) as usize,
         ))
     })();
-    let (division, from, to, year, period, gl, journal, limit) = match parsed {
-        Ok(p) => p,
-        Err(r) => return Ok(r),
-    };
-    let mut conn = match connect(ctx, division).await {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
+    let (division, from, to, year, period, gl, journal, limit) = tool_try!(parsed);
+    let mut conn = tool_try!(connect(ctx, division).await);
     let mut parts = Vec::new();
     if let Some(d) = from {
         parts.push(Filter::ge("Date", d));
@@ -400,10 +367,7 @@ pub(super) async fn get_transactions<P: Platform>(
     )
     .filter(Filter::all(parts))
     .orderby("Date");
-    let listed = match conn.list(ctx, &q, limit).await {
-        Ok(l) => l,
-        Err(r) => return Ok(r),
-    };
+    let listed = tool_try!(conn.list(ctx, &q, limit).await);
     let mut total = 0i64;
     let transactions: Vec<Value> = listed
         .rows

@@ -139,22 +139,13 @@ pub(super) async fn get_trial_balance<P: Platform>(
             a.int("period", 1, 12)?,
         ))
     })();
-    let (division, year, period) = match parsed {
-        Ok(p) => p,
-        Err(r) => return Ok(r),
-    };
+    let (division, year, period) = tool_try!(parsed);
     let year = year.unwrap_or_else(|| current_year(ctx));
     let up_to = period.unwrap_or(12);
-    let mut conn = match connect(ctx, division).await {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
+    let mut conn = tool_try!(connect(ctx, division).await);
     let filter =
         Filter::eq("ReportingYear", year).and(Filter::cmp("ReportingPeriod", Cmp::Le, up_to));
-    let (accs, truncated) = match balances(ctx, &mut conn, filter, &BTreeMap::new()).await {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
+    let (accs, truncated) = tool_try!(balances(ctx, &mut conn, filter, &BTreeMap::new()).await);
     let (td, tc, tb) = accs.values().fold((0, 0, 0), |(d, c, b), a| {
         (d + a.debit, c + a.credit, b + a.amount)
     });
@@ -226,10 +217,7 @@ pub(super) async fn get_profit_loss<P: Platform>(
             a.int("period_to", 1, 12)?,
         ))
     })();
-    let (division, year, from, to) = match parsed {
-        Ok(p) => p,
-        Err(r) => return Ok(r),
-    };
+    let (division, year, from, to) = tool_try!(parsed);
     let (from, to) = (from.unwrap_or(1), to.unwrap_or(12));
     if from > to {
         return Ok(super::exact::failed(
@@ -238,22 +226,13 @@ pub(super) async fn get_profit_loss<P: Platform>(
         ));
     }
     let year = year.unwrap_or_else(|| current_year(ctx));
-    let mut conn = match connect(ctx, division).await {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
-    let types = match gl_types(ctx, &mut conn).await {
-        Ok(t) => t,
-        Err(r) => return Ok(r),
-    };
+    let mut conn = tool_try!(connect(ctx, division).await);
+    let types = tool_try!(gl_types(ctx, &mut conn).await);
     let filter = Filter::eq("ReportingYear", year)
         .and(Filter::eq("BalanceType", "W"))
         .and(Filter::cmp("ReportingPeriod", Cmp::Ge, from))
         .and(Filter::cmp("ReportingPeriod", Cmp::Le, to));
-    let (accs, truncated) = match balances(ctx, &mut conn, filter, &types).await {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
+    let (accs, truncated) = tool_try!(balances(ctx, &mut conn, filter, &types).await);
     let (revenue, cos, other, result) = pl_totals(&accs);
     let lines: Vec<Value> = accs
         .iter()
@@ -313,16 +292,10 @@ pub(super) async fn get_balance_sheet<P: Platform>(
         let date = a.date("date")?;
         Ok::<_, ToolResult>((a.int("division", 1, 999_999_999)?, date))
     })();
-    let (division, date) = match parsed {
-        Ok(p) => p,
-        Err(r) => return Ok(r),
-    };
+    let (division, date) = tool_try!(parsed);
     let date = date.unwrap_or_else(|| ctx.platform.clock().now().date_naive());
     let (year, month) = (i64::from(date.year()), i64::from(date.month()));
-    let mut conn = match connect(ctx, division).await {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
+    let mut conn = tool_try!(connect(ctx, division).await);
     // Everything booked up to the end of that month, all years.
     let upto = Filter::cmp("ReportingYear", Cmp::Lt, year)
         .or(Filter::eq("ReportingYear", year).and(Filter::cmp("ReportingPeriod", Cmp::Le, month)));
@@ -435,14 +408,8 @@ pub(super) async fn get_aging<P: Platform>(
     payables: bool,
 ) -> Result<ToolResult, StorageError> {
     let division =
-        match Args::parse(args, &["division"]).and_then(|a| a.int("division", 1, 999_999_999)) {
-            Ok(d) => d,
-            Err(r) => return Ok(r),
-        };
-    let mut conn = match connect(ctx, division).await {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
+        tool_try!(Args::parse(args, &["division"]).and_then(|a| a.int("division", 1, 999_999_999)));
+    let mut conn = tool_try!(connect(ctx, division).await);
     let path = if payables {
         "read/financial/PayablesList"
     } else {
@@ -545,10 +512,7 @@ pub(super) async fn get_vat_summary<P: Platform>(
             a.int("period", 1, 12)?,
         ))
     })();
-    let (division, year, quarter, period) = match parsed {
-        Ok(p) => p,
-        Err(r) => return Ok(r),
-    };
+    let (division, year, quarter, period) = tool_try!(parsed);
     let now = ctx.platform.clock().now();
     let year = year.unwrap_or_else(|| i64::from(now.year()));
     let (from, to) = match (quarter, period) {
@@ -565,21 +529,12 @@ pub(super) async fn get_vat_summary<P: Platform>(
             (q * 3 - 2, q * 3)
         }
     };
-    let mut conn = match connect(ctx, division).await {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
-    let types = match gl_types(ctx, &mut conn).await {
-        Ok(t) => t,
-        Err(r) => return Ok(r),
-    };
+    let mut conn = tool_try!(connect(ctx, division).await);
+    let types = tool_try!(gl_types(ctx, &mut conn).await);
     let filter = Filter::eq("ReportingYear", year)
         .and(Filter::cmp("ReportingPeriod", Cmp::Ge, from))
         .and(Filter::cmp("ReportingPeriod", Cmp::Le, to));
-    let (accs, truncated) = match balances(ctx, &mut conn, filter, &types).await {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
+    let (accs, truncated) = tool_try!(balances(ctx, &mut conn, filter, &types).await);
     let (mut pay, mut claim) = (0i64, 0i64);
     let accounts: Vec<Value> = accs
         .iter()
@@ -691,33 +646,19 @@ pub(super) async fn get_cashflow_forecast<P: Platform>(
         }
         Ok::<_, ToolResult>((a.int("division", 1, 999_999_999)?, days))
     })();
-    let (division, days) = match parsed {
-        Ok(p) => p,
-        Err(r) => return Ok(r),
-    };
+    let (division, days) = tool_try!(parsed);
     let today = ctx.platform.clock().now().date_naive();
     let horizon = today + chrono::Duration::days(days);
-    let mut conn = match connect(ctx, division).await {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
-    let types = match gl_types(ctx, &mut conn).await {
-        Ok(t) => t,
-        Err(r) => return Ok(r),
-    };
-    let bank = match liquid_balance(ctx, &mut conn, &types, today).await {
-        Ok(b) => b,
-        Err(r) => return Ok(r),
-    };
+    let mut conn = tool_try!(connect(ctx, division).await);
+    let types = tool_try!(gl_types(ctx, &mut conn).await);
+    let bank = tool_try!(liquid_balance(ctx, &mut conn, &types, today).await);
     let (inflow, _) = match due_by(ctx, &mut conn, "read/financial/ReceivablesList", horizon).await
     {
         Ok(x) => x,
         Err(r) => return Ok(r),
     };
-    let (outflow, _) = match due_by(ctx, &mut conn, "read/financial/PayablesList", horizon).await {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
+    let (outflow, _) =
+        tool_try!(due_by(ctx, &mut conn, "read/financial/PayablesList", horizon).await);
     let forecast = bank + inflow - outflow;
     let warning = (forecast < 0).then(|| {
         format!(
@@ -761,20 +702,11 @@ pub(super) async fn get_financial_snapshot<P: Platform>(
     args: &Value,
 ) -> Result<ToolResult, StorageError> {
     let division =
-        match Args::parse(args, &["division"]).and_then(|a| a.int("division", 1, 999_999_999)) {
-            Ok(d) => d,
-            Err(r) => return Ok(r),
-        };
+        tool_try!(Args::parse(args, &["division"]).and_then(|a| a.int("division", 1, 999_999_999)));
     let today = ctx.platform.clock().now().date_naive();
     let year = i64::from(today.year());
-    let mut conn = match connect(ctx, division).await {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
-    let types = match gl_types(ctx, &mut conn).await {
-        Ok(t) => t,
-        Err(r) => return Ok(r),
-    };
+    let mut conn = tool_try!(connect(ctx, division).await);
+    let types = tool_try!(gl_types(ctx, &mut conn).await);
     let ytd = Filter::eq("ReportingYear", year)
         .and(Filter::eq("BalanceType", "W"))
         .and(Filter::cmp(
@@ -782,25 +714,14 @@ pub(super) async fn get_financial_snapshot<P: Platform>(
             Cmp::Le,
             i64::from(today.month()),
         ));
-    let (pl, _) = match balances(ctx, &mut conn, ytd, &types).await {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
+    let (pl, _) = tool_try!(balances(ctx, &mut conn, ytd, &types).await);
     let (revenue, _, _, result) = pl_totals(&pl);
-    let cash = match liquid_balance(ctx, &mut conn, &types, today).await {
-        Ok(b) => b,
-        Err(r) => return Ok(r),
-    };
+    let cash = tool_try!(liquid_balance(ctx, &mut conn, &types, today).await);
     let yesterday = today - chrono::Duration::days(1);
     let (overdue, receivables) =
-        match due_by(ctx, &mut conn, "read/financial/ReceivablesList", yesterday).await {
-            Ok(x) => x,
-            Err(r) => return Ok(r),
-        };
-    let (_, payables) = match due_by(ctx, &mut conn, "read/financial/PayablesList", today).await {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
+        tool_try!(due_by(ctx, &mut conn, "read/financial/ReceivablesList", yesterday).await);
+    let (_, payables) =
+        tool_try!(due_by(ctx, &mut conn, "read/financial/PayablesList", today).await);
     let text = format!(
         "{year} so far: revenue € {:.2}, result € {:.2}; cash € {:.2}; receivables € {:.2} (overdue € {:.2}); payables € {:.2}",
         revenue as f64 / 100.0,
