@@ -24,3 +24,39 @@ pub fn var_or(env: &Env, name: &str, default: &str) -> String {
 pub fn secret(env: &Env, name: &str) -> Option<String> {
     env.secret(name).ok().map(|s| s.to_string())
 }
+
+/// Why the Exact settings are unusable; logged by the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExactSettingsError {
+    #[error("TOKEN_ENCRYPTION_KEY is not configured")]
+    NoKey,
+    #[error("TOKEN_ENCRYPTION_KEY is invalid: {0}")]
+    BadKey(String),
+    #[error("EXACT_CLIENT_ID or EXACT_CLIENT_SECRET is not configured")]
+    NoApp,
+}
+
+/// The Exact app registration and token keyring from the environment:
+/// `TOKEN_ENCRYPTION_KEY`, `EXACT_CLIENT_SECRET` (secrets) and
+/// `EXACT_CLIENT_ID`, `EXACT_REDIRECT_URI`, `EXACT_BASE_URL` (variables).
+pub fn exact_settings(
+    env: &Env,
+) -> Result<boekhouding_core::access::ExactSettings, ExactSettingsError> {
+    use boekhouding_core::crypto::{Secret, TokenKeyring};
+    let key = secret(env, TOKEN_ENCRYPTION_KEY).ok_or(ExactSettingsError::NoKey)?;
+    let keyring =
+        TokenKeyring::from_config(&key).map_err(|e| ExactSettingsError::BadKey(e.to_string()))?;
+    let client_id = var_or(env, "EXACT_CLIENT_ID", "");
+    let client_secret = secret(env, "EXACT_CLIENT_SECRET").unwrap_or_default();
+    if client_id.is_empty() || client_secret.is_empty() {
+        return Err(ExactSettingsError::NoApp);
+    }
+    let base = var_or(env, "EXACT_BASE_URL", "");
+    Ok(boekhouding_core::access::ExactSettings {
+        keyring,
+        client_id,
+        client_secret: Secret::new(client_secret),
+        redirect_uri: var_or(env, "EXACT_REDIRECT_URI", ""),
+        base_url_override: (!base.is_empty()).then_some(base),
+    })
+}

@@ -17,6 +17,39 @@ impl Clock for WorkerClock {
     }
 }
 
+/// A scheduled run's clock: the time the run was scheduled for, moving
+/// forward with the wall clock, and never behind the wall clock. In
+/// production the two agree (give or take the trigger's delay); locally a
+/// trigger may name a future time (`/cdn-cgi/handler/scheduled?time=`),
+/// which is how tests run the cron days ahead without waiting.
+#[derive(Debug, Clone, Copy)]
+pub struct ScheduledClock {
+    scheduled: DateTime<Utc>,
+    wall_start: DateTime<Utc>,
+}
+
+impl ScheduledClock {
+    /// From `ScheduledEvent::schedule()` (epoch milliseconds).
+    pub fn from_epoch_ms(ms: f64) -> Self {
+        let wall_start = WorkerClock.now();
+        let scheduled = Utc
+            .timestamp_millis_opt(ms as i64)
+            .single()
+            .unwrap_or(wall_start);
+        ScheduledClock {
+            scheduled,
+            wall_start,
+        }
+    }
+}
+
+impl Clock for ScheduledClock {
+    fn now(&self) -> DateTime<Utc> {
+        let wall = WorkerClock.now();
+        (self.scheduled + (wall - self.wall_start)).max(wall)
+    }
+}
+
 /// The runtime's cryptographic random source.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct WorkerRandomness;

@@ -14,10 +14,38 @@ use chrono::{DateTime, Duration, Utc};
 use crate::crypto::{Secret, TokenKeyring};
 use crate::exact::ExactError;
 use crate::exact::oauth::{self, ExactApp};
-use crate::lifecycle::{ConnectionStatus, Effect, TokenEvent, transition};
+use crate::lifecycle::{ConnectionStatus, Effect, RefreshFailure, TokenEvent, transition};
 use crate::ports::{HttpTransport, Randomness};
+use crate::region::Region;
 use crate::storage::connections::{self, Connection, ConnectionError};
 use crate::storage::{SqlExecutor, StorageError};
+
+/// The Exact app registration and the token keyring, as every Worker that
+/// talks to Exact configures them.
+#[derive(Debug)]
+pub struct ExactSettings {
+    pub keyring: TokenKeyring,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub redirect_uri: String,
+    /// One base URL for every region (development against the sandbox or
+    /// another Exact-compatible server); `None` uses each region's host.
+    pub base_url_override: Option<String>,
+}
+
+impl ExactSettings {
+    pub fn app_for(&self, region: Region) -> ExactApp {
+        ExactApp {
+            base_url: self
+                .base_url_override
+                .clone()
+                .unwrap_or_else(|| region.default_base_url().to_owned()),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            redirect_uri: self.redirect_uri.clone(),
+        }
+    }
+}
 
 /// How long a refresher may hold the lease before others may take over.
 pub const LEASE_TTL: Duration = Duration::seconds(30);
@@ -51,6 +79,8 @@ pub enum AccessError {
     Refresh {
         error: ExactError,
         reconnect_needed: bool,
+        /// When the cron retries (a transient failure that was counted).
+        retry_at: Option<DateTime<Utc>>,
     },
     /// Exact rotated the tokens but they could not be stored: the
     /// connection is now `refresh_failed`, and the caller tells the user.
@@ -117,22 +147,100 @@ pub async fn fresh_access<D: SqlExecutor, H: HttpTransport, R: Randomness>(
     refresh_now(ctx, connection_id, owner, now).await
 }
 
-/// Refreshes under the lease, whatever the token's age allows (the cron's
-/// entry point; `fresh_access` calls it when a refresh is due).
+/// Takes the lease (reading the row under it in the same round trip);
+/// `LeaseBusy` when someone else holds it.
+async fn lease<D: SqlExecutor, H, R>(
+    ctx: &AccessContext<'_, D, H, R>,
+    connection_id: &str,
+    owner: &str,
+    now: DateTime<Utc>,
+) -> Result<Connection, AccessError> {
+    match connections::take_lease(ctx.db, connection_id, owner, now, LEASE_TTL).await? {
+        Some(conn) => Ok(conn),
+        None => match connections::find_by_id(ctx.db, connection_id).await? {
+            Some(_) => Err(AccessError::LeaseBusy),
+            None => Err(AccessError::NoConnection),
+        },
+    }
+}
+
+/// Refreshes under the lease if the token's age allows it (on-demand
+/// entry point; `fresh_access` calls it when a refresh is due). A refresh
+/// before a scheduled retry is allowed (a user is waiting), but its
+/// transient failure does not spend a retry.
 pub async fn refresh_now<D: SqlExecutor, H: HttpTransport, R: Randomness>(
     ctx: &AccessContext<'_, D, H, R>,
     connection_id: &str,
     owner: &str,
     now: DateTime<Utc>,
 ) -> Result<FreshAccess, AccessError> {
-    if !connections::try_take_lease(ctx.db, connection_id, owner, now, LEASE_TTL).await? {
-        return Err(AccessError::LeaseBusy);
-    }
-    // Under the lease: the row may have changed since we looked.
-    let conn = match connections::find_by_id(ctx.db, connection_id).await? {
-        Some(c) => c,
-        None => return Err(AccessError::NoConnection),
+    let conn = lease(ctx, connection_id, owner, now).await?;
+    refresh_locked(ctx, conn, owner, now).await
+}
+
+/// What the cron did with one due connection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CronRefresh {
+    /// Exact handed out new tokens and they are stored.
+    Refreshed,
+    /// Nothing to do any more: someone else refreshed, holds the lease, or
+    /// the retry is not due yet (a duplicate queue message).
+    Skipped(&'static str),
+    /// A transient failure: retry scheduled by the lifecycle.
+    RetryScheduled { at: Option<DateTime<Utc>> },
+    /// The connection is now `refresh_failed`; the user is told by the
+    /// notice sweep.
+    Failed,
+}
+
+/// The cron's entry point: refreshes a connection the due query picked,
+/// re-checking under the lease that it is still due.
+pub async fn refresh_for_cron<D: SqlExecutor, H: HttpTransport, R: Randomness>(
+    ctx: &AccessContext<'_, D, H, R>,
+    connection_id: &str,
+    owner: &str,
+    now: DateTime<Utc>,
+) -> Result<CronRefresh, AccessError> {
+    let conn = match lease(ctx, connection_id, owner, now).await {
+        Ok(c) => c,
+        Err(AccessError::LeaseBusy) => return Ok(CronRefresh::Skipped("lease busy")),
+        Err(AccessError::NoConnection) => return Ok(CronRefresh::Skipped("connection gone")),
+        Err(e) => return Err(e),
     };
+    let not_yet = conn.state.status == ConnectionStatus::RetryPending
+        && conn.state.next_retry_at.is_some_and(|at| at > now);
+    if not_yet || conn.state.status == ConnectionStatus::RefreshFailed {
+        connections::release_lease(ctx.db, connection_id, owner).await?;
+        return Ok(CronRefresh::Skipped(if not_yet {
+            "retry not due"
+        } else {
+            "refresh failed"
+        }));
+    }
+    match refresh_locked(ctx, conn, owner, now).await {
+        Ok(a) if a.refreshed => Ok(CronRefresh::Refreshed),
+        Ok(_) => Ok(CronRefresh::Skipped("already fresh")),
+        Err(AccessError::Refresh {
+            reconnect_needed: true,
+            ..
+        })
+        | Err(AccessError::TokensLost) => Ok(CronRefresh::Failed),
+        Err(AccessError::Refresh { retry_at, .. }) => {
+            Ok(CronRefresh::RetryScheduled { at: retry_at })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The refresh itself, with the lease held and `conn` read under it.
+/// Every path releases the lease.
+async fn refresh_locked<D: SqlExecutor, H: HttpTransport, R: Randomness>(
+    ctx: &AccessContext<'_, D, H, R>,
+    conn: Connection,
+    owner: &str,
+    now: DateTime<Utc>,
+) -> Result<FreshAccess, AccessError> {
+    let connection_id = conn.id.as_str();
     if conn.state.status == ConnectionStatus::RefreshFailed {
         connections::release_lease(ctx.db, connection_id, owner).await?;
         return Err(AccessError::ReconnectNeeded);
@@ -148,6 +256,8 @@ pub async fn refresh_now<D: SqlExecutor, H: HttpTransport, R: Randomness>(
             return Err(AccessError::Crypto);
         }
     };
+    let early = conn.state.status == ConnectionStatus::RetryPending
+        && conn.state.next_retry_at.is_some_and(|at| at > now);
     match oauth::refresh(
         ctx.http,
         ctx.app,
@@ -190,7 +300,10 @@ pub async fn refresh_now<D: SqlExecutor, H: HttpTransport, R: Randomness>(
                         )
                         .await;
                     }
-                    Err(e) if e_is_retryable(&e) && attempt < STORE_ATTEMPTS => {}
+                    // Any storage failure is retried: Exact has already
+                    // rotated, so the stored refresh token is dead and
+                    // these tokens are the only live ones.
+                    Err(ConnectionError::Storage(_)) if attempt < STORE_ATTEMPTS => {}
                     Err(_) => break,
                 }
             }
@@ -198,7 +311,7 @@ pub async fn refresh_now<D: SqlExecutor, H: HttpTransport, R: Randomness>(
             // that plainly instead of failing silently later.
             let failed = transition(
                 &conn.state,
-                &TokenEvent::RefreshFailed(crate::lifecycle::RefreshFailure::Permanent(
+                &TokenEvent::RefreshFailed(RefreshFailure::Permanent(
                     "new tokens could not be stored".into(),
                 )),
                 now,
@@ -208,11 +321,18 @@ pub async fn refresh_now<D: SqlExecutor, H: HttpTransport, R: Randomness>(
             Err(AccessError::TokensLost)
         }
         Err(e) => {
-            let tr = transition(
-                &conn.state,
-                &TokenEvent::RefreshFailed(e.refresh_failure()),
-                now,
-            );
+            let failure = e.refresh_failure();
+            if early && matches!(failure, RefreshFailure::Transient(_)) {
+                // An on-demand attempt ahead of the schedule: the
+                // schedule stands, no retry is spent.
+                connections::release_lease(ctx.db, connection_id, owner).await?;
+                return Err(AccessError::Refresh {
+                    error: e,
+                    reconnect_needed: false,
+                    retry_at: conn.state.next_retry_at,
+                });
+            }
+            let tr = transition(&conn.state, &TokenEvent::RefreshFailed(failure), now);
             connections::store_state(ctx.db, connection_id, owner, &tr.state, now).await?;
             let reconnect_needed = tr
                 .effects
@@ -221,11 +341,8 @@ pub async fn refresh_now<D: SqlExecutor, H: HttpTransport, R: Randomness>(
             Err(AccessError::Refresh {
                 error: e,
                 reconnect_needed,
+                retry_at: tr.state.next_retry_at,
             })
         }
     }
-}
-
-fn e_is_retryable(e: &ConnectionError) -> bool {
-    matches!(e, ConnectionError::Storage(s) if s.is_retryable())
 }

@@ -7,7 +7,9 @@
 pub mod access;
 pub mod crypto;
 pub mod exact;
+pub mod cron;
 pub mod lifecycle;
+pub mod mail;
 pub mod onboarding;
 pub mod plan;
 pub mod ports;

@@ -12,6 +12,7 @@
 
 pub mod data;
 mod http;
+pub mod mail;
 mod oauth;
 pub mod odata;
 pub mod reports;
@@ -44,6 +45,8 @@ pub struct SandboxConfig {
     pub minutely_limit: u32,
     pub daily_limit: u32,
     pub threads: usize,
+    /// The API key the mail catcher (`POST /emails`) accepts.
+    pub mail_api_key: String,
 }
 
 impl Default for SandboxConfig {
@@ -61,6 +64,7 @@ impl Default for SandboxConfig {
             minutely_limit: 60,
             daily_limit: 5_000,
             threads: 16,
+            mail_api_key: "re_sandbox_local".into(),
         }
     }
 }
@@ -175,6 +179,20 @@ impl Sandbox {
             .lock()
             .map(|s| s.log.clone())
             .unwrap_or_default()
+    }
+
+    /// Mails the catcher accepted, oldest first.
+    pub fn mails(&self) -> Vec<mail::CaughtMail> {
+        self.shared
+            .state
+            .lock()
+            .map(|s| s.mails.clone())
+            .unwrap_or_default()
+    }
+
+    /// The API key the mail catcher accepts.
+    pub fn mail_api_key(&self) -> &str {
+        &self.shared.config.mail_api_key
     }
 
     /// Blocks until the server stops (the binary's main loop).

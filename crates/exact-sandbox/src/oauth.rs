@@ -170,6 +170,34 @@ fn issue(shared: &Shared, st: &mut crate::state::Inner, user_id: &str) -> Reply 
     )
 }
 
+/// A token pair for a user as if signed in long enough ago that its access
+/// token has just expired (so a refresh is allowed at once): bulk set-up
+/// for benchmarks through the admin API.
+pub fn mint_expired_grant(
+    shared: &Shared,
+    st: &mut crate::state::Inner,
+    user_id: &str,
+) -> serde_json::Value {
+    let now = st.now();
+    let access = st.token("stampNL001.", shared.config.data.seed);
+    let refresh = st.token("", shared.config.data.seed.wrapping_add(1));
+    st.refresh.insert(
+        refresh.clone(),
+        RefreshGrant {
+            user_id: user_id.to_owned(),
+            client_id: shared.config.client_id.clone(),
+            expires_at: now + Duration::days(REFRESH_LIFETIME_DAYS),
+            access_expires_at: now,
+            used: false,
+        },
+    );
+    json!({
+        "access_token": access,
+        "refresh_token": refresh,
+        "refresh_expires_at": (now + Duration::days(REFRESH_LIFETIME_DAYS)).to_rfc3339(),
+    })
+}
+
 /// `POST /api/oauth2/token` (form-encoded, credentials in the body).
 pub fn token(shared: &Shared, req: &Req) -> (Reply, Option<String>) {
     let form = req.form();

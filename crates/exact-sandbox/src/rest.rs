@@ -80,6 +80,7 @@ fn route(shared: &Shared, req: &Req) -> (Reply, Option<String>, Option<i64>) {
             (r, g, None)
         }
         ("GET", "/docs/SysAttachment.aspx") => (attachment(shared, req), None, None),
+        ("POST", "/emails") => (crate::mail::send(shared, req), None, None),
         ("GET", p) if p.starts_with("/api/v1/") => {
             let (r, d) = api(shared, req, &p["/api/v1/".len()..]);
             (r, None, d)
@@ -143,6 +144,17 @@ fn admin(shared: &Shared, req: &Req) -> Reply {
             Reply::json(200, &json!({"now": st.now().to_rfc3339()}))
         }
         ("GET", "/__admin/requests") => Reply::json(200, &json!(st.log)),
+        ("GET", "/__admin/mails") => Reply::json(200, &json!(st.mails)),
+        ("POST", "/__admin/grants") => match body["username"].as_str().and_then(user_of) {
+            Some(uid) => {
+                let count = body["count"].as_u64().unwrap_or(1).min(100_000);
+                let grants: Vec<Value> = (0..count)
+                    .map(|_| crate::oauth::mint_expired_grant(shared, &mut st, &uid))
+                    .collect();
+                Reply::json(200, &json!({"grants": grants}))
+            }
+            None => Reply::json(404, &json!({"error": "unknown username"})),
+        },
         ("DELETE", "/__admin/requests") => {
             st.log.clear();
             Reply::json(200, &json!({"cleared": true}))
@@ -151,6 +163,7 @@ fn admin(shared: &Shared, req: &Req) -> Reply {
             st.faults.clear();
             st.log.clear();
             st.windows.clear();
+            st.mails.clear();
             Reply::json(200, &json!({"reset": true}))
         }
         _ => Reply::json(404, &json!({"error": "unknown admin endpoint"})),

@@ -88,6 +88,8 @@ pub struct Inner {
     pub faults: VecDeque<Fault>,
     pub log: Vec<LogEntry>,
     pub counter: u64,
+    /// Mails accepted by the Resend-compatible catcher.
+    pub mails: Vec<crate::mail::CaughtMail>,
 }
 
 impl Inner {

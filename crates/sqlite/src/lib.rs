@@ -135,6 +135,24 @@ impl SqliteDb {
         *self.fail_next.borrow_mut() = n;
     }
 
+    /// SQLite's plan for a statement (`EXPLAIN QUERY PLAN`), one line per
+    /// step, e.g. `SEARCH connections USING INDEX idx_... (status=? AND
+    /// next_retry_at<?)`: tests prove a query uses an index with it.
+    pub fn query_plan(&self, stmt: &Statement) -> Result<Vec<String>, StorageError> {
+        let conn = self.conn.borrow();
+        let sql = format!("EXPLAIN QUERY PLAN {}", stmt.sql);
+        let mut prepared = conn.prepare(&sql).map_err(map_err)?;
+        let params: Vec<Param<'_>> = stmt.params.iter().map(Param).collect();
+        let mut rows = prepared
+            .query(rusqlite::params_from_iter(params.iter()))
+            .map_err(map_err)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(map_err)? {
+            out.push(row.get::<_, String>(3).map_err(map_err)?);
+        }
+        Ok(out)
+    }
+
     /// Runs raw SQL outside the port, for test set-up and assertions.
     pub fn raw(&self) -> std::cell::Ref<'_, Connection> {
         self.conn.borrow()

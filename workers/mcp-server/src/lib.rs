@@ -9,7 +9,7 @@ use boekhouding_cf::kv::OptionalCache;
 use boekhouding_cf::platform::{WorkerClock, WorkerRandomness, WorkerSleep};
 use boekhouding_cf::{bindings, edge, health};
 use boekhouding_core::VERSION;
-use boekhouding_core::crypto::{Secret, TokenKeyring};
+
 use boekhouding_core::ports::Clock;
 use boekhouding_core::storage::usage::{self, UsageMonth};
 use boekhouding_mcp::auth::{AuthError, authenticate, challenge};
@@ -67,29 +67,15 @@ impl Platform for WorkerPlatform {
 /// Exact settings from the environment; `None` (Exact tools then say so)
 /// when the keyring or the app registration is missing or malformed.
 fn exact_settings(env: &Env) -> Option<ExactSettings> {
-    let keyring = match bindings::secret(env, bindings::TOKEN_ENCRYPTION_KEY)
-        .map(|k| TokenKeyring::from_config(&k))
-    {
-        Some(Ok(k)) => k,
-        Some(Err(e)) => {
-            console_error!("{SERVICE}: TOKEN_ENCRYPTION_KEY is invalid: {e}");
-            return None;
+    match bindings::exact_settings(env) {
+        Ok(s) => Some(s),
+        // Not configured at all: the tools say so; misconfigured: logged.
+        Err(bindings::ExactSettingsError::NoKey | bindings::ExactSettingsError::NoApp) => None,
+        Err(e) => {
+            console_error!("{SERVICE}: {e}");
+            None
         }
-        None => return None,
-    };
-    let client_id = bindings::var_or(env, "EXACT_CLIENT_ID", "");
-    let client_secret = bindings::secret(env, "EXACT_CLIENT_SECRET").unwrap_or_default();
-    if client_id.is_empty() || client_secret.is_empty() {
-        return None;
     }
-    let base = bindings::var_or(env, "EXACT_BASE_URL", "");
-    Some(ExactSettings {
-        keyring,
-        client_id,
-        client_secret: Secret::new(client_secret),
-        redirect_uri: bindings::var_or(env, "EXACT_REDIRECT_URI", ""),
-        base_url_override: (!base.is_empty()).then_some(base),
-    })
 }
 
 /// The public origin of this Worker (configurable, else the request's).

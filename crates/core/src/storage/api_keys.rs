@@ -191,16 +191,18 @@ pub async fn touch_last_used(
     Ok(())
 }
 
+/// Deletes keys revoked before `cutoff` (housekeeping batches it).
+pub fn purge_revoked_statement(cutoff: DateTime<Utc>) -> Statement {
+    Statement::new(
+        "DELETE FROM api_keys WHERE revoked_at IS NOT NULL AND revoked_at < ?",
+        vec![cutoff.into()],
+    )
+}
+
 /// Deletes keys revoked before `cutoff`; returns how many.
 pub async fn purge_revoked_before(
     db: &impl SqlExecutor,
     cutoff: DateTime<Utc>,
 ) -> Result<u64, StorageError> {
-    Ok(db
-        .execute(Statement::new(
-            "DELETE FROM api_keys WHERE revoked_at IS NOT NULL AND revoked_at < ?",
-            vec![cutoff.into()],
-        ))
-        .await?
-        .changes)
+    Ok(db.execute(purge_revoked_statement(cutoff)).await?.changes)
 }

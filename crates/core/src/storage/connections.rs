@@ -416,3 +416,294 @@ pub async fn touch_last_used(
     .await?;
     Ok(())
 }
+
+/// Takes the refresh lease if nobody holds a live one and returns the row
+/// as it is under the lease, in one statement (one database round trip:
+/// the cron's per-invocation subrequest budget is small). `None`: someone
+/// else holds the lease, or there is no such connection.
+pub async fn take_lease(
+    db: &impl SqlExecutor,
+    id: &str,
+    owner: &str,
+    now: DateTime<Utc>,
+    ttl: Duration,
+) -> Result<Option<Connection>, StorageError> {
+    query_one::<Row>(
+        db,
+        Statement::new(
+            concat!(
+                "UPDATE connections SET lease_owner = ?, lease_expires_at = ?
+                 WHERE id = ? AND (lease_owner IS NULL OR lease_expires_at <= ?) RETURNING ",
+                "id, user_id, region, exact_user_id, exact_user_name, exact_email, ",
+                "access_token_sealed, refresh_token_sealed, access_expires_at, refresh_expires_at, ",
+                "token_generation, status, retry_count, next_retry_at, last_error, lease_owner, ",
+                "lease_expires_at, last_refreshed_at, last_used_at"
+            ),
+            vec![owner.into(), (now + ttl).into(), id.into(), now.into()],
+        ),
+    )
+    .await?
+    .map(Connection::try_from)
+    .transpose()
+}
+
+/// Records that the connection served a request, at most once per
+/// `granularity` (a write per tool call would double the database load
+/// for a value the cron only needs to the minute).
+pub async fn touch_last_used_if_stale(
+    db: &impl SqlExecutor,
+    conn: &Connection,
+    now: DateTime<Utc>,
+    granularity: Duration,
+) -> Result<(), StorageError> {
+    if conn.last_used_at.is_some_and(|t| now - t < granularity) {
+        return Ok(());
+    }
+    touch_last_used(db, &conn.id, now).await
+}
+
+/// Why the token cron should refresh a connection now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DueReason {
+    /// `retry_pending` and its next retry time has come.
+    Retry,
+    /// Recently used and its access token is (about to be) expired, so the
+    /// next tool call does not wait for a refresh.
+    InUse,
+    /// Quiet, and its refresh token nears the end of its 30 days.
+    KeepAlive,
+}
+
+impl DueReason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DueReason::Retry => "retry",
+            DueReason::InUse => "in_use",
+            DueReason::KeepAlive => "keep_alive",
+        }
+    }
+}
+
+/// A connection the cron should refresh, and since when it has been due.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct DueConnection {
+    pub id: String,
+    pub region: Region,
+    pub reason: DueReason,
+    pub due_at: DateTime<Utc>,
+}
+
+/// Which connections count as due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DueWindows {
+    /// Connections used within this span are "in use".
+    pub in_use: Duration,
+    /// Refresh a quiet connection when its refresh token has this little
+    /// life left.
+    pub keep_alive_before: Duration,
+    /// Exact's refresh window before access-token expiry.
+    pub refresh_window: Duration,
+}
+
+/// The selection query: three index range scans (one per reason, each
+/// ordered by its own due time and limited), merged by due time. Kept as
+/// a constant so the `EXPLAIN QUERY PLAN` test checks the very text.
+pub const DUE_SQL: &str = "SELECT id, region, reason, due_at FROM (
+        SELECT id, region, 'retry' AS reason, next_retry_at AS due_at FROM connections
+         WHERE status = 'retry_pending' AND next_retry_at <= ?
+         ORDER BY next_retry_at LIMIT ?)
+    UNION ALL SELECT id, region, reason, due_at FROM (
+        SELECT id, region, 'in_use' AS reason, access_expires_at - ? AS due_at FROM connections
+         WHERE status = 'active' AND access_expires_at > ? AND access_expires_at <= ?
+           AND last_used_at >= ?
+         ORDER BY access_expires_at LIMIT ?)
+    UNION ALL SELECT id, region, reason, due_at FROM (
+        SELECT id, region, 'keep_alive' AS reason, refresh_expires_at - ? AS due_at FROM connections
+         WHERE status = 'active' AND refresh_expires_at <= ?
+         ORDER BY refresh_expires_at LIMIT ?)
+    ORDER BY due_at, id LIMIT ?";
+
+/// Parameters of [`DUE_SQL`].
+pub fn due_statement(now: DateTime<Utc>, w: &DueWindows, limit: u32) -> Statement {
+    let window = w.refresh_window.num_seconds();
+    let keep = w.keep_alive_before.num_seconds();
+    Statement::new(
+        DUE_SQL,
+        vec![
+            now.into(),
+            limit.into(),
+            window.into(),
+            // An access token that expired before the in-use span began
+            // belongs to a connection nobody is using.
+            (now - w.in_use).into(),
+            (now + w.refresh_window).into(),
+            (now - w.in_use).into(),
+            limit.into(),
+            keep.into(),
+            (now + w.keep_alive_before).into(),
+            limit.into(),
+            limit.into(),
+        ],
+    )
+}
+
+/// Up to `limit` connections due for a refresh, the longest-due first; a
+/// connection due for two reasons appears once, under its earliest.
+pub async fn due_for_refresh(
+    db: &impl SqlExecutor,
+    now: DateTime<Utc>,
+    windows: &DueWindows,
+    limit: u32,
+) -> Result<Vec<DueConnection>, StorageError> {
+    #[derive(Deserialize)]
+    struct DueRow {
+        id: String,
+        region: String,
+        reason: String,
+        due_at: i64,
+    }
+    let rows: Vec<DueRow> = query_all(db, due_statement(now, windows, limit)).await?;
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        if !seen.insert(r.id.clone()) {
+            continue;
+        }
+        let reason = match r.reason.as_str() {
+            "retry" => DueReason::Retry,
+            "in_use" => DueReason::InUse,
+            "keep_alive" => DueReason::KeepAlive,
+            other => return Err(StorageError::Decode(format!("due reason {other:?}"))),
+        };
+        out.push(DueConnection {
+            region: r
+                .region
+                .parse()
+                .map_err(|e: crate::region::UnknownRegion| StorageError::Decode(e.to_string()))?,
+            id: r.id,
+            reason,
+            due_at: from_unix(r.due_at)?,
+        });
+    }
+    Ok(out)
+}
+
+/// What the user must be told about a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// The connection is `refresh_failed`: sign in with Exact again.
+    ReconnectNeeded,
+    /// The refresh token lapses soon and the cron has not managed to
+    /// refresh it yet.
+    LapsingSoon,
+}
+
+/// A connection whose user must hear from us, with what the mail needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub kind: NoticeKind,
+    pub connection_id: String,
+    pub user_id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub locale: String,
+    pub region: Region,
+    pub last_error: Option<String>,
+    pub refresh_expires_at: DateTime<Utc>,
+    pub token_generation: i64,
+}
+
+pub const NOTICE_SQL: &str = "SELECT * FROM (
+        SELECT c.id, 'reconnect' AS kind, c.user_id, u.email, u.name, u.locale, c.region,
+               c.last_error, c.refresh_expires_at, c.token_generation
+          FROM connections c INDEXED BY idx_connections_unnotified
+          JOIN users u ON u.id = c.user_id
+         WHERE c.status = 'refresh_failed' AND c.reconnect_notified_at IS NULL
+         ORDER BY c.updated_at LIMIT ?)
+    UNION ALL SELECT * FROM (
+        SELECT c.id, 'lapse' AS kind, c.user_id, u.email, u.name, u.locale, c.region,
+               c.last_error, c.refresh_expires_at, c.token_generation
+          FROM connections c JOIN users u ON u.id = c.user_id
+         WHERE c.status IN ('active', 'retry_pending')
+           AND c.refresh_expires_at > ? AND c.refresh_expires_at <= ?
+           AND (c.lapse_warned_for IS NULL OR c.lapse_warned_for <> c.refresh_expires_at)
+         ORDER BY c.refresh_expires_at LIMIT ?)";
+
+pub fn notice_statement(now: DateTime<Utc>, lapse_warning_before: Duration, limit: u32) -> Statement {
+    Statement::new(
+        NOTICE_SQL,
+        vec![
+            limit.into(),
+            now.into(),
+            (now + lapse_warning_before).into(),
+            limit.into(),
+        ],
+    )
+}
+
+/// Connections whose user has not yet been told what they must know.
+pub async fn needing_notice(
+    db: &impl SqlExecutor,
+    now: DateTime<Utc>,
+    lapse_warning_before: Duration,
+    limit: u32,
+) -> Result<Vec<Notice>, StorageError> {
+    #[derive(Deserialize)]
+    struct NoticeRow {
+        id: String,
+        kind: String,
+        user_id: String,
+        email: String,
+        name: Option<String>,
+        locale: String,
+        region: String,
+        last_error: Option<String>,
+        refresh_expires_at: i64,
+        token_generation: i64,
+    }
+    let rows: Vec<NoticeRow> =
+        query_all(db, notice_statement(now, lapse_warning_before, limit)).await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(Notice {
+                kind: if r.kind == "reconnect" {
+                    NoticeKind::ReconnectNeeded
+                } else {
+                    NoticeKind::LapsingSoon
+                },
+                region: r
+                    .region
+                    .parse()
+                    .map_err(|e: crate::region::UnknownRegion| StorageError::Decode(e.to_string()))?,
+                refresh_expires_at: from_unix(r.refresh_expires_at)?,
+                connection_id: r.id,
+                user_id: r.user_id,
+                email: r.email,
+                name: r.name,
+                locale: r.locale,
+                last_error: r.last_error,
+                token_generation: r.token_generation,
+            })
+        })
+        .collect()
+}
+
+/// Marks a notice as given; runs in the same batch as the queued mail, so
+/// the mail and the mark land together or not at all.
+pub fn mark_noticed_statement(notice: &Notice, now: DateTime<Utc>) -> Statement {
+    match notice.kind {
+        NoticeKind::ReconnectNeeded => Statement::new(
+            "UPDATE connections SET reconnect_notified_at = ?
+             WHERE id = ? AND status = 'refresh_failed'",
+            vec![now.into(), notice.connection_id.clone().into()],
+        ),
+        NoticeKind::LapsingSoon => Statement::new(
+            "UPDATE connections SET lapse_warned_for = ? WHERE id = ?",
+            vec![
+                notice.refresh_expires_at.into(),
+                notice.connection_id.clone().into(),
+            ],
+        ),
+    }
+}

@@ -14,7 +14,39 @@ pub struct RunSummary {
     pub failed: u32,
     pub skipped: u32,
     pub emails_sent: u32,
+    pub emails_failed: u32,
     pub purged: u32,
+    /// Connections handed to the queue (fan-out mode).
+    pub enqueued: u32,
+    /// Calls to Exact's token endpoint.
+    pub exact_calls: u32,
+    /// Database round trips (statements and batches), the run's other
+    /// subrequest cost.
+    pub d1_queries: u32,
+    /// The longest any refreshed connection had been due, in seconds.
+    pub longest_wait_s: u32,
+}
+
+/// Which part of the cron a run row describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunMode {
+    /// A scheduled run that refreshes by itself.
+    #[default]
+    Inline,
+    /// A scheduled run that hands due connections to the queue.
+    Enqueue,
+    /// A queue consumer invocation.
+    Consume,
+}
+
+impl RunMode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RunMode::Inline => "inline",
+            RunMode::Enqueue => "enqueue",
+            RunMode::Consume => "consume",
+        }
+    }
 }
 
 /// How a run ended.
@@ -40,12 +72,13 @@ impl RunOutcome {
 pub async fn start(
     db: &impl SqlExecutor,
     cron: &str,
+    mode: RunMode,
     now: DateTime<Utc>,
 ) -> Result<i64, StorageError> {
     let done = db
         .execute(Statement::new(
-            "INSERT INTO cron_runs (cron, started_at) VALUES (?, ?)",
-            vec![cron.into(), now.into()],
+            "INSERT INTO cron_runs (cron, mode, started_at) VALUES (?, ?, ?)",
+            vec![cron.into(), mode.as_str().into(), now.into()],
         ))
         .await?;
     done.last_row_id
@@ -65,7 +98,9 @@ pub async fn finish(
     let duration_ms = (now - started).num_milliseconds().max(0);
     db.execute(Statement::new(
         "UPDATE cron_runs SET finished_at = ?, due = ?, refreshed = ?, retried = ?, failed = ?,
-            skipped = ?, emails_sent = ?, purged = ?, duration_ms = ?, outcome = ?, notes = ?
+            skipped = ?, emails_sent = ?, emails_failed = ?, purged = ?, enqueued = ?,
+            exact_calls = ?, d1_queries = ?, longest_wait_s = ?, duration_ms = ?, outcome = ?,
+            notes = ?
          WHERE id = ?",
         vec![
             now.into(),
@@ -75,7 +110,12 @@ pub async fn finish(
             summary.failed.into(),
             summary.skipped.into(),
             summary.emails_sent.into(),
+            summary.emails_failed.into(),
             summary.purged.into(),
+            summary.enqueued.into(),
+            summary.exact_calls.into(),
+            summary.d1_queries.into(),
+            summary.longest_wait_s.into(),
             duration_ms.into(),
             outcome.as_str().into(),
             notes.into(),
@@ -84,6 +124,14 @@ pub async fn finish(
     ))
     .await?;
     Ok(())
+}
+
+/// Run rows older than `before`.
+pub fn purge_statement(before: DateTime<Utc>) -> Statement {
+    Statement::new(
+        "DELETE FROM cron_runs WHERE started_at < ?",
+        vec![before.into()],
+    )
 }
 
 /// A recorded run, newest first in [`recent`].

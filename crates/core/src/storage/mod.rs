@@ -17,6 +17,9 @@ pub mod administrations;
 pub mod api_keys;
 pub mod connections;
 pub mod cron_runs;
+pub mod email_queue;
+pub mod oauth;
+pub mod sessions;
 pub mod usage;
 pub mod users;
 

@@ -182,7 +182,30 @@ pub async fn record_call(db: &impl SqlExecutor, call: &CallRecord) -> Result<(),
     Ok(())
 }
 
-/// Per-tool totals of a user's calls in a month, for the dashboard.
+/// Retention of per-call rows: older ones are folded into
+/// `usage_rollups` (monthly totals per user and tool) and deleted, in one
+/// atomic batch so no call is counted twice or lost. Returns both
+/// statements; the second's change count is the number purged.
+pub fn roll_up_and_purge_statements(cutoff: DateTime<Utc>) -> [Statement; 2] {
+    [
+        Statement::new(
+            "INSERT INTO usage_rollups (user_id, month, tool, calls, errors, total_latency_ms)
+             SELECT user_id, strftime('%Y-%m', at, 'unixepoch'), tool, COUNT(*),
+                    SUM(outcome <> 'ok'), SUM(latency_ms)
+               FROM api_usage INDEXED BY idx_api_usage_at WHERE at < ?
+              GROUP BY user_id, strftime('%Y-%m', at, 'unixepoch'), tool
+             ON CONFLICT (user_id, month, tool) DO UPDATE SET
+                calls = calls + excluded.calls,
+                errors = errors + excluded.errors,
+                total_latency_ms = total_latency_ms + excluded.total_latency_ms",
+            vec![cutoff.into()],
+        ),
+        Statement::new("DELETE FROM api_usage WHERE at < ?", vec![cutoff.into()]),
+    ]
+}
+
+/// Per-tool totals of a user's calls in a month, for the dashboard (the
+/// per-call rows still kept plus the roll-ups of purged ones).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ToolUsage {
     pub tool: String,
@@ -202,10 +225,19 @@ pub async fn tool_usage(
     super::query_all(
         db,
         Statement::new(
-            "SELECT tool, COUNT(*) AS calls, SUM(outcome <> 'ok') AS errors
-             FROM api_usage WHERE user_id = ? AND at >= ? AND at < ?
+            "SELECT tool, SUM(calls) AS calls, SUM(errors) AS errors FROM (
+                SELECT tool, COUNT(*) AS calls, SUM(outcome <> 'ok') AS errors
+                  FROM api_usage WHERE user_id = ? AND at >= ? AND at < ? GROUP BY tool
+                UNION ALL
+                SELECT tool, calls, errors FROM usage_rollups WHERE user_id = ? AND month = ?)
              GROUP BY tool ORDER BY calls DESC, tool",
-            vec![user_id.into(), from.into(), month.resets_at().into()],
+            vec![
+                user_id.into(),
+                from.into(),
+                month.resets_at().into(),
+                user_id.into(),
+                month.key().into(),
+            ],
         ),
     )
     .await

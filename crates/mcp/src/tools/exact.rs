@@ -4,11 +4,9 @@
 //! lease, and Exact errors turned into messages an assistant can act on.
 
 use boekhouding_core::access::{AccessContext, AccessError, fresh_access, refresh_now};
-use boekhouding_core::crypto::{Secret, TokenKeyring};
 use boekhouding_core::exact::oauth::ExactApp;
 use boekhouding_core::exact::{Division, ExactClient, ExactError, Listed, Query};
 use boekhouding_core::ports::{Clock, KvCache, Sleep};
-use boekhouding_core::region::Region;
 use boekhouding_core::storage::administrations::{self, Administration, DivisionError};
 use boekhouding_core::storage::connections;
 use boekhouding_core::storage::usage::Outcome;
@@ -16,31 +14,11 @@ use serde_json::{Map, Value};
 
 use super::{Bookkeeping, Platform, ToolResult};
 
-/// The Exact app registration and the token keyring.
-#[derive(Debug)]
-pub struct ExactSettings {
-    pub keyring: TokenKeyring,
-    pub client_id: String,
-    pub client_secret: Secret,
-    pub redirect_uri: String,
-    /// One base URL for every region (development against the sandbox or
-    /// another Exact-compatible server); `None` uses each region's host.
-    pub base_url_override: Option<String>,
-}
+pub use boekhouding_core::access::ExactSettings;
 
-impl ExactSettings {
-    pub fn app_for(&self, region: Region) -> ExactApp {
-        ExactApp {
-            base_url: self
-                .base_url_override
-                .clone()
-                .unwrap_or_else(|| region.default_base_url().to_owned()),
-            client_id: self.client_id.clone(),
-            client_secret: self.client_secret.clone(),
-            redirect_uri: self.redirect_uri.clone(),
-        }
-    }
-}
+/// How stale `connections.last_used_at` may get before a tool call
+/// rewrites it.
+const LAST_USED_GRANULARITY_MINUTES: i64 = 5;
 
 pub(super) fn failed(message: impl Into<String>, outcome: Outcome) -> ToolResult {
     ToolResult::Failed {
@@ -203,6 +181,15 @@ pub(super) async fn connect<'c, P: Platform>(
         .await
         .map_err(internal)?
         .ok_or_else(|| failed("The Exact connection of this administration is gone; reconnect Exact in the portal.", Outcome::ToolError))?;
+    // Tells the token cron this connection is in use (at most one write
+    // per few minutes); a failure here must not fail the tool call.
+    let _ = connections::touch_last_used_if_stale(
+        p.db(),
+        &conn,
+        p.clock().now(),
+        chrono::Duration::minutes(LAST_USED_GRANULARITY_MINUTES),
+    )
+    .await;
     let app = settings.app_for(conn.region);
     let access = AccessContext {
         db: p.db(),

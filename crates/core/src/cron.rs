@@ -1,0 +1,585 @@
+//! The token cron's work, over ports only: refresh the connections that
+//! are due (inline, or handed to a queue and refreshed by its consumer),
+//! tell users what they must know, deliver queued mail, and purge what
+//! may no longer be kept. Each step is bounded, so one invocation stays
+//! within the platform's subrequest budget, and each step's failure is
+//! recorded without stopping the others.
+//!
+//! Due work is taken oldest-due first, so when there is more than one run
+//! can do, what is left is the most recently due and nothing starves.
+
+use std::cell::Cell;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::access::{AccessContext, CronRefresh, ExactSettings, refresh_for_cron};
+use crate::exact::oauth::REFRESH_WINDOW;
+use crate::mail::{self, Delivery, MailSettings};
+use crate::ports::{Clock, HttpRequest, HttpResponse, HttpTransport, Randomness, TransportError};
+use crate::storage::connections::{self, DueConnection, DueWindows};
+use crate::storage::cron_runs::{RunOutcome, RunSummary};
+use crate::storage::{
+    Executed, Row, SqlExecutor, Statement, StorageError, api_keys, cron_runs, email_queue, oauth,
+    sessions, usage,
+};
+
+/// Messages per `sendBatch` (the Queues limit).
+pub const QUEUE_BATCH: usize = 100;
+
+/// How the cron behaves; every field has a production default and can be
+/// set per deployment (see [`CronConfig::from_lookup`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CronConfig {
+    /// Exact token calls per invocation. The default keeps a whole run
+    /// (3 subrequests per refresh plus about 13 for the rest) under the
+    /// free plan's 50 subrequests.
+    pub max_refreshes: u32,
+    /// Mails delivered per invocation (one subrequest each).
+    pub max_emails: u32,
+    /// Notices (reconnect / lapse warnings) queued per invocation.
+    pub max_notices: u32,
+    /// Connections handed to the queue per invocation in fan-out mode.
+    pub max_enqueue: u32,
+    pub windows: DueWindows,
+    /// Warn when a refresh token lapses within this span and has not been
+    /// renewed yet.
+    pub lapse_warning_before: Duration,
+    /// Per-call usage rows older than this are rolled up and deleted.
+    pub usage_retention: Duration,
+    /// Revoked API keys are kept this long (for the audit trail).
+    pub revoked_key_retention: Duration,
+    /// Sent and failed mails, and run rows, are kept this long.
+    pub log_retention: Duration,
+}
+
+impl Default for CronConfig {
+    fn default() -> Self {
+        CronConfig {
+            max_refreshes: 10,
+            max_emails: 5,
+            max_notices: 20,
+            max_enqueue: 1_000,
+            windows: DueWindows {
+                in_use: Duration::minutes(60),
+                keep_alive_before: Duration::days(7),
+                refresh_window: REFRESH_WINDOW,
+            },
+            lapse_warning_before: Duration::days(3),
+            usage_retention: Duration::days(90),
+            revoked_key_retention: Duration::days(30),
+            log_retention: Duration::days(90),
+        }
+    }
+}
+
+/// A configuration value that is not a number in range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name} must be a whole number from {min} to {max}, got {value:?}")]
+pub struct CronConfigError {
+    pub name: &'static str,
+    pub value: String,
+    pub min: u32,
+    pub max: u32,
+}
+
+impl CronConfig {
+    /// Reads `CRON_MAX_REFRESHES`, `CRON_MAX_EMAILS`, `CRON_MAX_ENQUEUE`,
+    /// `CRON_KEEP_ALIVE_DAYS` and `CRON_IN_USE_MINUTES` through `get`;
+    /// absent ones keep their default.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, CronConfigError> {
+        let mut cfg = CronConfig::default();
+        let num = |name: &'static str, min: u32, max: u32| -> Result<Option<u32>, CronConfigError> {
+            match get(name).filter(|v| !v.trim().is_empty()) {
+                None => Ok(None),
+                Some(v) => match v.trim().parse::<u32>() {
+                    Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+                    _ => Err(CronConfigError {
+                        name,
+                        value: v,
+                        min,
+                        max,
+                    }),
+                },
+            }
+        };
+        if let Some(n) = num("CRON_MAX_REFRESHES", 0, 10_000)? {
+            cfg.max_refreshes = n;
+        }
+        if let Some(n) = num("CRON_MAX_EMAILS", 0, 1_000)? {
+            cfg.max_emails = n;
+        }
+        if let Some(n) = num("CRON_MAX_ENQUEUE", 1, 100_000)? {
+            cfg.max_enqueue = n;
+        }
+        if let Some(n) = num("CRON_KEEP_ALIVE_DAYS", 1, 29)? {
+            cfg.windows.keep_alive_before = Duration::days(i64::from(n));
+        }
+        if let Some(n) = num("CRON_IN_USE_MINUTES", 0, 1_440)? {
+            cfg.windows.in_use = Duration::minutes(i64::from(n));
+        }
+        Ok(cfg)
+    }
+}
+
+/// Counts the calls through an effect (database round trips, HTTP
+/// requests), so each run can report its subrequest cost.
+#[derive(Debug)]
+pub struct Counting<'a, T> {
+    inner: &'a T,
+    calls: Cell<u32>,
+}
+
+impl<'a, T> Counting<'a, T> {
+    pub fn new(inner: &'a T) -> Self {
+        Counting {
+            inner,
+            calls: Cell::new(0),
+        }
+    }
+
+    pub fn calls(&self) -> u32 {
+        self.calls.get()
+    }
+
+    fn bump(&self) {
+        self.calls.set(self.calls.get().saturating_add(1));
+    }
+}
+
+impl<T: SqlExecutor> SqlExecutor for Counting<'_, T> {
+    async fn query(&self, stmt: Statement) -> Result<Vec<Row>, StorageError> {
+        self.bump();
+        self.inner.query(stmt).await
+    }
+    async fn execute(&self, stmt: Statement) -> Result<Executed, StorageError> {
+        self.bump();
+        self.inner.execute(stmt).await
+    }
+    async fn batch(&self, stmts: Vec<Statement>) -> Result<Vec<Executed>, StorageError> {
+        self.bump();
+        self.inner.batch(stmts).await
+    }
+}
+
+impl<T: HttpTransport> HttpTransport for Counting<'_, T> {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        self.bump();
+        self.inner.send(request).await
+    }
+}
+
+/// The port for fan-out: hand due connections to a queue whose consumer
+/// calls [`consume`]. Cloudflare Queues in production; a vector in tests.
+#[allow(async_fn_in_trait)]
+pub trait RefreshQueue {
+    /// Sends at most [`QUEUE_BATCH`] messages in one call.
+    async fn send_batch(&self, batch: &[DueConnection]) -> Result<(), QueueError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("queue unavailable: {0}")]
+pub struct QueueError(pub String);
+
+/// Everything a run uses.
+#[derive(Debug)]
+pub struct CronEnv<'a, D, H, R, C> {
+    pub db: &'a D,
+    pub http: &'a H,
+    pub rng: &'a R,
+    /// The run's clock: the scheduled time moving forward with the wall
+    /// clock in production; a fake in tests.
+    pub clock: &'a C,
+    /// `None` when the deployment has no Exact app configured.
+    pub exact: Option<&'a ExactSettings>,
+    /// `None` when no mail provider is configured: mails stay queued.
+    pub mail: Option<&'a MailSettings>,
+    /// Base URL of the customer portal, for links in mails.
+    pub portal_url: &'a str,
+    /// Names this run in leases and logs.
+    pub owner: &'a str,
+}
+
+/// Where due connections go.
+#[derive(Debug)]
+pub enum Refreshing<'q, Q> {
+    /// Refresh them in this run, up to `max_refreshes`.
+    Inline,
+    /// Hand them to the queue, up to `max_enqueue`.
+    Enqueue(&'q Q),
+}
+
+/// A finished run: its counters, outcome and a secret-free note.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    pub summary: RunSummary,
+    pub outcome: RunOutcome,
+    pub notes: Vec<String>,
+}
+
+impl RunReport {
+    fn problem(&mut self, what: impl Into<String>) {
+        self.notes.push(what.into());
+        if self.outcome == RunOutcome::Ok {
+            self.outcome = RunOutcome::Partial;
+        }
+    }
+}
+
+/// One scheduled run: refresh (or enqueue) what is due, queue notices,
+/// deliver mail, housekeeping.
+pub async fn run_tick<D, H, R, C, Q>(
+    env: &CronEnv<'_, D, H, R, C>,
+    cfg: &CronConfig,
+    refreshing: Refreshing<'_, Q>,
+) -> RunReport
+where
+    D: SqlExecutor,
+    H: HttpTransport,
+    R: Randomness,
+    C: Clock,
+    Q: RefreshQueue,
+{
+    let db = Counting::new(env.db);
+    let http = Counting::new(env.http);
+    let counted = CronEnv {
+        db: &db,
+        http: &http,
+        rng: env.rng,
+        clock: env.clock,
+        exact: env.exact,
+        mail: env.mail,
+        portal_url: env.portal_url,
+        owner: env.owner,
+    };
+    let mut report = RunReport {
+        summary: RunSummary::default(),
+        outcome: RunOutcome::Ok,
+        notes: Vec::new(),
+    };
+    match refreshing {
+        Refreshing::Inline => refresh_due(&counted, &http, cfg, &mut report).await,
+        Refreshing::Enqueue(queue) => enqueue_due(&counted, cfg, queue, &mut report).await,
+    }
+    report.summary.exact_calls = http.calls();
+    queue_notices(&counted, cfg, &mut report).await;
+    deliver_mail(&counted, cfg, &mut report).await;
+    housekeeping(&counted, cfg, &mut report).await;
+    report.summary.d1_queries = db.calls();
+    report
+}
+
+/// A queue consumer invocation: refreshes the connections of one batch.
+/// Returns the report and, per message, whether to acknowledge it
+/// (`false`: the platform redelivers it later).
+pub async fn consume<D, H, R, C>(
+    env: &CronEnv<'_, D, H, R, C>,
+    messages: &[DueConnection],
+) -> (RunReport, Vec<bool>)
+where
+    D: SqlExecutor,
+    H: HttpTransport,
+    R: Randomness,
+    C: Clock,
+{
+    let db = Counting::new(env.db);
+    let http = Counting::new(env.http);
+    let mut report = RunReport {
+        summary: RunSummary {
+            due: u32::try_from(messages.len()).unwrap_or(u32::MAX),
+            ..RunSummary::default()
+        },
+        outcome: RunOutcome::Ok,
+        notes: Vec::new(),
+    };
+    let mut acks = Vec::with_capacity(messages.len());
+    match env.exact {
+        None => {
+            report.outcome = RunOutcome::Error;
+            report.notes.push("Exact is not configured".into());
+            acks.resize(messages.len(), false);
+        }
+        Some(exact) => {
+            for due in messages {
+                let ok = refresh_one(&db, &http, env, exact, due, &mut report).await;
+                acks.push(ok);
+            }
+        }
+    }
+    report.summary.exact_calls = http.calls();
+    report.summary.d1_queries = db.calls();
+    (report, acks)
+}
+
+/// Refreshes one due connection and counts the outcome; `false` when a
+/// storage failure means it should be tried again.
+async fn refresh_one<D, H, R, C>(
+    db: &D,
+    http: &H,
+    env: &CronEnv<'_, impl SqlExecutor, impl HttpTransport, R, C>,
+    exact: &ExactSettings,
+    due: &DueConnection,
+    report: &mut RunReport,
+) -> bool
+where
+    D: SqlExecutor,
+    H: HttpTransport,
+    R: Randomness,
+    C: Clock,
+{
+    let app = exact.app_for(due.region);
+    let ctx = AccessContext {
+        db,
+        http,
+        rng: env.rng,
+        keyring: &exact.keyring,
+        app: &app,
+    };
+    let now = env.clock.now();
+    let s = &mut report.summary;
+    match refresh_for_cron(&ctx, &due.id, env.owner, now).await {
+        Ok(CronRefresh::Refreshed) => {
+            s.refreshed += 1;
+            let waited = (now - due.due_at).num_seconds().max(0);
+            s.longest_wait_s = s
+                .longest_wait_s
+                .max(u32::try_from(waited).unwrap_or(u32::MAX));
+            true
+        }
+        Ok(CronRefresh::Skipped(_)) => {
+            s.skipped += 1;
+            true
+        }
+        Ok(CronRefresh::RetryScheduled { .. }) => {
+            s.retried += 1;
+            true
+        }
+        Ok(CronRefresh::Failed) => {
+            s.failed += 1;
+            true
+        }
+        Err(e) => {
+            s.failed += 1;
+            let retry = matches!(e, crate::access::AccessError::Storage(_));
+            report.problem(format!("connection {}: {e}", due.id));
+            !retry
+        }
+    }
+}
+
+/// `calls` is the run's counted transport (the same one `env.http` is),
+/// read to stop when the Exact call budget is spent.
+async fn refresh_due<D, H, R, C, T>(
+    env: &CronEnv<'_, D, H, R, C>,
+    calls: &Counting<'_, T>,
+    cfg: &CronConfig,
+    report: &mut RunReport,
+) where
+    D: SqlExecutor,
+    H: HttpTransport,
+    R: Randomness,
+    C: Clock,
+{
+    let Some(exact) = env.exact else {
+        report.outcome = RunOutcome::Error;
+        report.notes.push("Exact is not configured: no refreshes".into());
+        return;
+    };
+    if cfg.max_refreshes == 0 {
+        return;
+    }
+    // Some picked connections may be skipped (lease busy, already fresh),
+    // so pick more than the call budget, but never unboundedly.
+    let pick = cfg.max_refreshes.saturating_mul(2).min(200);
+    let due = match connections::due_for_refresh(env.db, env.clock.now(), &cfg.windows, pick).await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            report.outcome = RunOutcome::Error;
+            report.notes.push(format!("selecting due connections: {e}"));
+            return;
+        }
+    };
+    report.summary.due = u32::try_from(due.len()).unwrap_or(u32::MAX);
+    let calls_at_start = calls.calls();
+    let mut handled = 0usize;
+    for d in &due {
+        if calls.calls().saturating_sub(calls_at_start) >= cfg.max_refreshes {
+            break;
+        }
+        refresh_one(env.db, env.http, env, exact, d, report).await;
+        handled += 1;
+    }
+    if handled < due.len() {
+        report.problem(format!(
+            "call budget of {} spent: {} due connection(s) left for the next run",
+            cfg.max_refreshes,
+            due.len() - handled
+        ));
+    }
+}
+
+async fn enqueue_due<D, H, R, C, Q>(
+    env: &CronEnv<'_, D, H, R, C>,
+    cfg: &CronConfig,
+    queue: &Q,
+    report: &mut RunReport,
+) where
+    D: SqlExecutor,
+    C: Clock,
+    Q: RefreshQueue,
+{
+    let due =
+        match connections::due_for_refresh(env.db, env.clock.now(), &cfg.windows, cfg.max_enqueue)
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                report.outcome = RunOutcome::Error;
+                report.notes.push(format!("selecting due connections: {e}"));
+                return;
+            }
+        };
+    report.summary.due = u32::try_from(due.len()).unwrap_or(u32::MAX);
+    for chunk in due.chunks(QUEUE_BATCH) {
+        match queue.send_batch(chunk).await {
+            Ok(()) => {
+                report.summary.enqueued += u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+            }
+            Err(e) => {
+                report.problem(format!("enqueueing: {e}"));
+                break;
+            }
+        }
+    }
+}
+
+async fn queue_notices<D, H, R, C>(env: &CronEnv<'_, D, H, R, C>, cfg: &CronConfig, report: &mut RunReport)
+where
+    D: SqlExecutor,
+    C: Clock,
+{
+    let now = env.clock.now();
+    let notices =
+        match connections::needing_notice(env.db, now, cfg.lapse_warning_before, cfg.max_notices)
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                report.problem(format!("selecting notices: {e}"));
+                return;
+            }
+        };
+    if notices.is_empty() {
+        return;
+    }
+    // The mail and the "told" mark land together: either the user gets
+    // exactly one mail for the incident or the next run tries again.
+    let mut stmts = Vec::with_capacity(notices.len() * 2);
+    for n in &notices {
+        stmts.push(email_queue::enqueue_statement(
+            &mail::notice_mail(n, env.portal_url),
+            now,
+        ));
+        stmts.push(connections::mark_noticed_statement(n, now));
+    }
+    if let Err(e) = env.db.batch(stmts).await {
+        report.problem(format!("queueing notices: {e}"));
+    }
+}
+
+/// How long a claimed mail is reserved for this run.
+const MAIL_CLAIM: Duration = Duration::minutes(10);
+
+async fn deliver_mail<D, H, R, C>(env: &CronEnv<'_, D, H, R, C>, cfg: &CronConfig, report: &mut RunReport)
+where
+    D: SqlExecutor,
+    H: HttpTransport,
+    C: Clock,
+{
+    let Some(settings) = env.mail else {
+        return;
+    };
+    if cfg.max_emails == 0 {
+        return;
+    }
+    let now = env.clock.now();
+    let claimed = match email_queue::claim_due(env.db, now, cfg.max_emails, MAIL_CLAIM).await {
+        Ok(c) => c,
+        Err(e) => {
+            report.problem(format!("claiming mail: {e}"));
+            return;
+        }
+    };
+    if claimed.is_empty() {
+        return;
+    }
+    let mut marks = Vec::with_capacity(claimed.len());
+    for m in &claimed {
+        let now = env.clock.now();
+        match mail::deliver(env.http, settings, m).await {
+            Delivery::Sent { provider_id } => {
+                report.summary.emails_sent += 1;
+                marks.push(email_queue::mark_sent_statement(m.id, &provider_id, now));
+            }
+            Delivery::RetryLater(why) => match mail::next_attempt(m.attempts, now) {
+                Some(at) => marks.push(email_queue::mark_retry_statement(m.id, at, &why)),
+                None => {
+                    report.summary.emails_failed += 1;
+                    marks.push(email_queue::mark_failed_statement(m.id, &why, now));
+                }
+            },
+            Delivery::Rejected(why) => {
+                report.summary.emails_failed += 1;
+                marks.push(email_queue::mark_failed_statement(m.id, &why, now));
+            }
+        }
+    }
+    if let Err(e) = env.db.batch(marks).await {
+        // The claim expires and a later run sends again; the provider's
+        // idempotency key keeps the user from getting it twice.
+        report.problem(format!("recording mail results: {e}"));
+    }
+}
+
+/// The purges, in one atomic batch.
+pub fn housekeeping_statements(now: DateTime<Utc>, cfg: &CronConfig) -> Vec<Statement> {
+    let [rollup, purge_usage] = usage::roll_up_and_purge_statements(now - cfg.usage_retention);
+    vec![
+        sessions::purge_expired_statement(now),
+        oauth::purge_expired_codes_statement(now),
+        oauth::purge_expired_refreshable_statement(now),
+        oauth::purge_expired_access_only_statement(now),
+        api_keys::purge_revoked_statement(now - cfg.revoked_key_retention),
+        rollup,
+        purge_usage,
+        email_queue::purge_statement(now - cfg.log_retention),
+        cron_runs::purge_statement(now - cfg.log_retention),
+    ]
+}
+
+/// Index of the roll-up insert in [`housekeeping_statements`]: its change
+/// count is rows written, not purged.
+const ROLLUP_INDEX: usize = 5;
+
+async fn housekeeping<D, H, R, C>(env: &CronEnv<'_, D, H, R, C>, cfg: &CronConfig, report: &mut RunReport)
+where
+    D: SqlExecutor,
+    C: Clock,
+{
+    match env
+        .db
+        .batch(housekeeping_statements(env.clock.now(), cfg))
+        .await
+    {
+        Ok(done) => {
+            let purged: u64 = done
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != ROLLUP_INDEX)
+                .map(|(_, e)| e.changes)
+                .sum();
+            report.summary.purged = u32::try_from(purged).unwrap_or(u32::MAX);
+        }
+        Err(e) => report.problem(format!("housekeeping: {e}")),
+    }
+}
