@@ -88,20 +88,21 @@ impl CronConfig {
     /// absent ones keep their default.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, CronConfigError> {
         let mut cfg = CronConfig::default();
-        let num = |name: &'static str, min: u32, max: u32| -> Result<Option<u32>, CronConfigError> {
-            match get(name).filter(|v| !v.trim().is_empty()) {
-                None => Ok(None),
-                Some(v) => match v.trim().parse::<u32>() {
-                    Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
-                    _ => Err(CronConfigError {
-                        name,
-                        value: v,
-                        min,
-                        max,
-                    }),
-                },
-            }
-        };
+        let num =
+            |name: &'static str, min: u32, max: u32| -> Result<Option<u32>, CronConfigError> {
+                match get(name).filter(|v| !v.trim().is_empty()) {
+                    None => Ok(None),
+                    Some(v) => match v.trim().parse::<u32>() {
+                        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+                        _ => Err(CronConfigError {
+                            name,
+                            value: v,
+                            min,
+                            max,
+                        }),
+                    },
+                }
+            };
         if let Some(n) = num("CRON_MAX_REFRESHES", 0, 10_000)? {
             cfg.max_refreshes = n;
         }
@@ -381,7 +382,9 @@ async fn refresh_due<D, H, R, C, T>(
 {
     let Some(exact) = env.exact else {
         report.outcome = RunOutcome::Error;
-        report.notes.push("Exact is not configured: no refreshes".into());
+        report
+            .notes
+            .push("Exact is not configured: no refreshes".into());
         return;
     };
     if cfg.max_refreshes == 0 {
@@ -453,8 +456,11 @@ async fn enqueue_due<D, H, R, C, Q>(
     }
 }
 
-async fn queue_notices<D, H, R, C>(env: &CronEnv<'_, D, H, R, C>, cfg: &CronConfig, report: &mut RunReport)
-where
+async fn queue_notices<D, H, R, C>(
+    env: &CronEnv<'_, D, H, R, C>,
+    cfg: &CronConfig,
+    report: &mut RunReport,
+) where
     D: SqlExecutor,
     C: Clock,
 {
@@ -490,8 +496,11 @@ where
 /// How long a claimed mail is reserved for this run.
 const MAIL_CLAIM: Duration = Duration::minutes(10);
 
-async fn deliver_mail<D, H, R, C>(env: &CronEnv<'_, D, H, R, C>, cfg: &CronConfig, report: &mut RunReport)
-where
+async fn deliver_mail<D, H, R, C>(
+    env: &CronEnv<'_, D, H, R, C>,
+    cfg: &CronConfig,
+    report: &mut RunReport,
+) where
     D: SqlExecutor,
     H: HttpTransport,
     C: Clock,
@@ -561,8 +570,11 @@ pub fn housekeeping_statements(now: DateTime<Utc>, cfg: &CronConfig) -> Vec<Stat
 /// count is rows written, not purged.
 const ROLLUP_INDEX: usize = 5;
 
-async fn housekeeping<D, H, R, C>(env: &CronEnv<'_, D, H, R, C>, cfg: &CronConfig, report: &mut RunReport)
-where
+async fn housekeeping<D, H, R, C>(
+    env: &CronEnv<'_, D, H, R, C>,
+    cfg: &CronConfig,
+    report: &mut RunReport,
+) where
     D: SqlExecutor,
     C: Clock,
 {

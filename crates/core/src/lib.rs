@@ -5,9 +5,9 @@
 //! bindings and tests implement natively. See `docs/ARCHITECTURE.md`.
 
 pub mod access;
+pub mod cron;
 pub mod crypto;
 pub mod exact;
-pub mod cron;
 pub mod lifecycle;
 pub mod mail;
 pub mod onboarding;

@@ -28,7 +28,9 @@ pub struct MailSettings {
 /// What one delivery attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
-    Sent { provider_id: String },
+    Sent {
+        provider_id: String,
+    },
     /// Worth another attempt later (network, 429, 5xx, provider auth).
     RetryLater(String),
     /// The provider refused this mail (bad address, validation): final.
@@ -103,13 +105,15 @@ fn provider_message(body: &str) -> String {
 /// `None`: give up.
 pub fn next_attempt(attempts: u32, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let idx = usize::try_from(attempts).ok()?.checked_sub(1)?;
-    RETRY_MINUTES
-        .get(idx)
-        .map(|m| now + Duration::minutes(*m))
+    RETRY_MINUTES.get(idx).map(|m| now + Duration::minutes(*m))
 }
 
 fn esc(s: &str) -> String {
-    html_escape::encode_safe(s).into_owned()
+    html_escape::encode_text(s).into_owned()
+}
+
+fn esc_attr(s: &str) -> String {
+    html_escape::encode_double_quoted_attribute(s).into_owned()
 }
 
 fn dutch(locale: &str) -> bool {
@@ -136,10 +140,12 @@ fn page(greeting_html: &str, paragraphs: &[String], link: &str, button: &str) ->
     }
     html.push_str(&format!(
         "<p><a href=\"{}\" style=\"background:#1d4ed8;color:#fff;padding:10px 16px;border-radius:6px;text-decoration:none\">{}</a></p>",
-        esc(link),
+        esc_attr(link),
         esc(button)
     ));
-    html.push_str("<p style=\"color:#666;font-size:12px\">Praat met je Boekhouding</p></body></html>");
+    html.push_str(
+        "<p style=\"color:#666;font-size:12px\">Praat met je Boekhouding</p></body></html>",
+    );
     html
 }
 
@@ -157,7 +163,10 @@ pub fn notice_mail(notice: &Notice, portal_url: &str) -> NewEmail {
     let nl = dutch(&notice.locale);
     let link = reconnect_link(portal_url, notice);
     let (greet_text, greet_html) = greeting(notice);
-    let lapse = notice.refresh_expires_at.format("%Y-%m-%d %H:%M UTC").to_string();
+    let lapse = notice
+        .refresh_expires_at
+        .format("%Y-%m-%d %H:%M UTC")
+        .to_string();
     let (template, subject, paragraphs, button, dedupe) = match notice.kind {
         NoticeKind::ReconnectNeeded => (
             "reconnect_needed",
@@ -197,11 +206,17 @@ pub fn notice_mail(notice: &Notice, portal_url: &str) -> NewEmail {
                 ]
             } else {
                 vec![
-                    format!("We have not been able to renew your Exact Online connection lately. Unless that succeeds before {lapse}, it will expire."),
+                    format!(
+                        "We have not been able to renew your Exact Online connection lately. Unless that succeeds before {lapse}, it will expire."
+                    ),
                     "We keep trying automatically. To be sure, reconnect now.".to_owned(),
                 ]
             },
-            if nl { "Nu opnieuw koppelen" } else { "Reconnect now" },
+            if nl {
+                "Nu opnieuw koppelen"
+            } else {
+                "Reconnect now"
+            },
             format!(
                 "lapse:{}:{}",
                 notice.connection_id,
@@ -214,7 +229,9 @@ pub fn notice_mail(notice: &Notice, portal_url: &str) -> NewEmail {
         text.push_str(p);
         text.push_str("\n\n");
     }
-    text.push_str(&format!("{button}: {link}\n\n-- \nPraat met je Boekhouding\n"));
+    text.push_str(&format!(
+        "{button}: {link}\n\n-- \nPraat met je Boekhouding\n"
+    ));
     NewEmail {
         user_id: Some(notice.user_id.clone()),
         to: notice.email.clone(),
@@ -249,11 +266,18 @@ mod tests {
 
     #[test]
     fn hostile_names_are_escaped_in_html_and_the_link_names_the_region() {
-        let n = notice(NoticeKind::ReconnectNeeded, "<script>alert(1)</script>&\"", "nl");
+        let n = notice(
+            NoticeKind::ReconnectNeeded,
+            "<script>alert(1)</script>&",
+            "nl",
+        );
         let m = notice_mail(&n, "https://portal.example/");
         assert!(!m.html.contains("<script>"), "{}", m.html);
         assert!(m.html.contains("&lt;script&gt;"));
-        assert!(m.html.contains("href=\"https://portal.example/connect?region=be\""));
+        assert!(
+            m.html
+                .contains("href=\"https://portal.example/connect?region=be\"")
+        );
         assert!(m.text.contains("https://portal.example/connect?region=be"));
         assert_eq!(m.subject, "Actie nodig: koppel Exact Online opnieuw");
         assert_eq!(m.dedupe_key.as_deref(), Some("reconnect:c1:7"));
@@ -266,7 +290,11 @@ mod tests {
         assert_eq!(m.subject, "Your Exact Online connection expires soon");
         assert!(m.text.starts_with("Dear Ann,"));
         assert!(m.text.contains("2026-12-01 08:00 UTC"));
-        assert!(m.dedupe_key.as_deref().is_some_and(|k| k.starts_with("lapse:c1:")));
+        assert!(
+            m.dedupe_key
+                .as_deref()
+                .is_some_and(|k| k.starts_with("lapse:c1:"))
+        );
     }
 
     #[test]

@@ -61,7 +61,10 @@ pub(crate) fn send(shared: &Shared, req: &Req) -> Reply {
     let key = req.header("idempotency-key").map(str::to_owned);
     // Same key: the same mail, accepted once.
     if let Some(k) = &key
-        && let Some(prior) = st.mails.iter().find(|m| m.idempotency_key.as_ref() == Some(k))
+        && let Some(prior) = st
+            .mails
+            .iter()
+            .find(|m| m.idempotency_key.as_ref() == Some(k))
     {
         return Reply::json(200, &json!({"id": prior.id}));
     }

@@ -5,9 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use boekhouding_core::cron::{CronConfig, housekeeping_statements};
-use boekhouding_core::storage::connections::{self, Notice, NoticeKind};
-use boekhouding_core::storage::{Statement, SqlValue, email_queue};
 use boekhouding_core::region::Region;
+use boekhouding_core::storage::connections::{self, Notice, NoticeKind};
+use boekhouding_core::storage::{SqlValue, Statement, email_queue};
 use boekhouding_sqlite::SqliteDb;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
@@ -136,7 +136,8 @@ fn every_housekeeping_purge_is_an_index_range() {
     for stmt in housekeeping_statements(now(), &CronConfig::default()) {
         let plan = plan_without_scans(&db, &stmt);
         assert!(
-            plan.iter().any(|s| s.contains("USING INDEX") || s.contains("USING COVERING INDEX")),
+            plan.iter()
+                .any(|s| s.contains("USING INDEX") || s.contains("USING COVERING INDEX")),
             "{}\n{plan:#?}",
             stmt.sql
         );

@@ -634,7 +634,13 @@ fn call_records_keep_the_auth_kind_and_aggregate_per_tool() {
 #[test]
 fn cron_runs_are_recorded_with_their_counters() {
     let f = fixture();
-    let id = block_on(cron_runs::start(&f.db, "*/5 * * * *", cron_runs::RunMode::Inline, now())).unwrap();
+    let id = block_on(cron_runs::start(
+        &f.db,
+        "*/5 * * * *",
+        cron_runs::RunMode::Inline,
+        now(),
+    ))
+    .unwrap();
     let summary = RunSummary {
         due: 4,
         refreshed: 3,

@@ -81,7 +81,11 @@ fn setup(env: &Env) -> Result<Setup, String> {
     let queue_mode = match bindings::var_or(env, "REFRESH_MODE", "inline").as_str() {
         "inline" => false,
         "queue" => true,
-        other => return Err(format!("REFRESH_MODE must be inline or queue, got {other:?}")),
+        other => {
+            return Err(format!(
+                "REFRESH_MODE must be inline or queue, got {other:?}"
+            ));
+        }
     };
     Ok(Setup {
         db,
@@ -156,16 +160,16 @@ async fn run(cron: &str, env: &Env, clock: &ScheduledClock) -> Result<(i64, RunR
     };
     let mut report = if s.queue_mode {
         match env.queue(REFRESH_QUEUE) {
-            Ok(q) => {
-                cron::run_tick(&cenv, &s.config, Refreshing::Enqueue(&WorkerQueue(q))).await
-            }
+            Ok(q) => cron::run_tick(&cenv, &s.config, Refreshing::Enqueue(&WorkerQueue(q))).await,
             Err(e) => return Err(format!("queue mode without a {REFRESH_QUEUE} binding: {e}")),
         }
     } else {
         cron::run_tick::<_, _, _, _, WorkerQueue>(&cenv, &s.config, Refreshing::Inline).await
     };
     if s.mail.is_none() {
-        report.notes.push("no MAIL_API_KEY: mail stays queued".into());
+        report
+            .notes
+            .push("no MAIL_API_KEY: mail stays queued".into());
     }
     finish(&s.db, id, &report, started, clock.now()).await?;
     Ok((id, report))

@@ -630,7 +630,11 @@ pub const NOTICE_SQL: &str = "SELECT * FROM (
            AND (c.lapse_warned_for IS NULL OR c.lapse_warned_for <> c.refresh_expires_at)
          ORDER BY c.refresh_expires_at LIMIT ?)";
 
-pub fn notice_statement(now: DateTime<Utc>, lapse_warning_before: Duration, limit: u32) -> Statement {
+pub fn notice_statement(
+    now: DateTime<Utc>,
+    lapse_warning_before: Duration,
+    limit: u32,
+) -> Statement {
     Statement::new(
         NOTICE_SQL,
         vec![
@@ -675,7 +679,9 @@ pub async fn needing_notice(
                 region: r
                     .region
                     .parse()
-                    .map_err(|e: crate::region::UnknownRegion| StorageError::Decode(e.to_string()))?,
+                    .map_err(|e: crate::region::UnknownRegion| {
+                        StorageError::Decode(e.to_string())
+                    })?,
                 refresh_expires_at: from_unix(r.refresh_expires_at)?,
                 connection_id: r.id,
                 user_id: r.user_id,
