@@ -67,7 +67,6 @@ pub fn run(tools: &Tools, root: &Path) -> Result<Vec<LatencyRow>> {
         exact_sandbox::SandboxConfig {
             minutely_limit: 1_000_000,
             daily_limit: 10_000_000,
-            threads: 64,
             ..exact_sandbox::SandboxConfig::default()
         },
         "http://127.0.0.1:8788/connect/callback".into(),

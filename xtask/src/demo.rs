@@ -40,7 +40,12 @@ pub struct LocalSecrets {
 /// Creates (or reads) `<state>/secrets.env` with a fresh AES key. The file
 /// stays in the ignored state directory; wrangler loads it with
 /// `--env-file`, so the key never appears on a command line or in logs.
-pub fn local_secrets(state: &Path, exact_client_secret: &str) -> Result<LocalSecrets> {
+/// `mail_api_key` is the local mail catcher's key (the sandbox's), if any.
+pub fn local_secrets(
+    state: &Path,
+    exact_client_secret: &str,
+    mail_api_key: Option<&str>,
+) -> Result<LocalSecrets> {
     let env_file = state.join("secrets.env");
     let key_file = state.join("token-key");
     let token_key = match std::fs::read_to_string(&key_file) {
@@ -55,10 +60,12 @@ pub fn local_secrets(state: &Path, exact_client_secret: &str) -> Result<LocalSec
             k
         }
     };
-    std::fs::write(
-        &env_file,
-        format!("TOKEN_ENCRYPTION_KEY={token_key}\nEXACT_CLIENT_SECRET={exact_client_secret}\n"),
-    )?;
+    let mut vars =
+        format!("TOKEN_ENCRYPTION_KEY={token_key}\nEXACT_CLIENT_SECRET={exact_client_secret}\n");
+    if let Some(k) = mail_api_key {
+        vars.push_str(&format!("MAIL_API_KEY={k}\n"));
+    }
+    std::fs::write(&env_file, vars)?;
     Ok(LocalSecrets {
         token_key,
         env_file,
@@ -247,7 +254,7 @@ impl LocalExact {
         key_file: Option<&Path>,
     ) -> Result<Self> {
         let sandbox = exact_sandbox::Sandbox::start(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let secrets = local_secrets(state, sandbox.client_secret())?;
+        let secrets = local_secrets(state, sandbox.client_secret(), Some(sandbox.mail_api_key()))?;
         let app = ExactApp {
             base_url: sandbox.base_url().to_owned(),
             client_id: sandbox.client_id().to_owned(),
@@ -268,13 +275,24 @@ impl LocalExact {
         })
     }
 
-    /// The plain variables the mcp-server needs (secrets go through
-    /// `secrets.env_file`).
-    pub fn vars(&self) -> [(&str, &str); 3] {
+    /// The sandbox as an Exact app registration.
+    pub fn app(&self) -> ExactApp {
+        ExactApp {
+            base_url: self.sandbox.base_url().to_owned(),
+            client_id: self.sandbox.client_id().to_owned(),
+            client_secret: boekhouding_core::crypto::Secret::new(self.sandbox.client_secret()),
+            redirect_uri: self.redirect_uri.clone(),
+        }
+    }
+
+    /// The plain variables the Workers need to reach the sandbox, as Exact
+    /// and as the mail provider (secrets go through `secrets.env_file`).
+    pub fn vars(&self) -> [(&str, &str); 4] {
         [
             ("EXACT_CLIENT_ID", self.sandbox.client_id()),
             ("EXACT_BASE_URL", self.sandbox.base_url()),
             ("EXACT_REDIRECT_URI", self.redirect_uri.as_str()),
+            ("MAIL_API_URL", self.sandbox.base_url()),
         ]
     }
 }
@@ -368,7 +386,7 @@ pub fn connect_external(state: &Path, app: &ExactApp, plan: Plan) -> Result<Acco
     provision_reusing_key(
         &local_d1_file(state)?,
         &state.join("api-key"),
-        &local_secrets(state, app.client_secret.expose())?.token_key,
+        &local_secrets(state, app.client_secret.expose(), None)?.token_key,
         app,
         &code,
         plan,

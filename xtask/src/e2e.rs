@@ -147,8 +147,24 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
         None,
     )?;
     let (sandbox, account) = (&exact.sandbox, &exact.account);
+    // A second customer (the sandbox's `other` login), whose connection the
+    // token-cron checks break and mend without touching the first.
+    let other = crate::demo::provision(
+        &crate::demo::local_d1_file(&state)?,
+        &exact.secrets.token_key,
+        &exact.app(),
+        &crate::demo::sandbox_login(
+            &exact_sandbox::transport::BlockingTransport::default(),
+            &exact.app(),
+            "other",
+            "other",
+        )?,
+        boekhouding_core::plan::Plan::Pro,
+    )?;
     let mut exact_vars = vec![("GIT_COMMIT", commit.as_str())];
     exact_vars.extend(exact.vars());
+    // Short, so the cron's timeout check does not wait long.
+    exact_vars.push(("HTTP_TIMEOUT_MS", "1500"));
     // One at a time: three workerd processes opening the same state
     // directory at once can fail with SQLITE_BUSY.
     let t = Instant::now();
@@ -246,7 +262,12 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
         })(),
     );
 
-    if let Some(mcp) = servers.iter().find(|s| s.name == "mcp-server") {
+    let only = std::env::var("PMJB_E2E_ONLY").unwrap_or_default();
+    if let Some(mcp) = servers
+        .iter()
+        .find(|s| s.name == "mcp-server")
+        .filter(|_| only.is_empty() || only.contains("mcp"))
+    {
         for (name, result) in crate::e2e_mcp::checks(tools, &state, mcp.port, &seeded) {
             suite.check(name, result);
         }
@@ -266,6 +287,17 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
             crate::e2e_mcp::sdk_check(tools, mcp.port, &account.api_key),
         );
     }
+    if only.is_empty() || only.contains("cron") {
+        cron_checks(
+            tools,
+            &mut suite,
+            &mut servers,
+            &state,
+            &exact,
+            &other,
+            &exact_vars,
+        );
+    }
     drop(servers);
     drop(nodb);
     let result = suite.finish();
@@ -275,6 +307,89 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
         println!("logs kept in {}", state.display());
     }
     result
+}
+
+/// The token-cron checks, in an order where each leaves what the next
+/// needs: the keep-alive check moves the sandbox's clock 40 days ahead, so
+/// it runs last.
+fn cron_checks(
+    tools: &Tools,
+    suite: &mut Suite,
+    servers: &mut [DevServer],
+    state: &Path,
+    exact: &crate::demo::LocalExact,
+    other: &crate::demo::Account,
+    vars: &[(&str, &str)],
+) {
+    use crate::e2e_cron as c;
+    let root = project_root();
+    let Some(mcp_port) = servers
+        .iter()
+        .find(|s| s.name == "mcp-server")
+        .map(|s| s.port)
+    else {
+        suite.check("token-cron checks", Err(anyhow::anyhow!("no mcp-server")));
+        return;
+    };
+    let Some(cron) = servers.iter_mut().find(|s| s.name == "token-cron") else {
+        suite.check("token-cron checks", Err(anyhow::anyhow!("no token-cron")));
+        return;
+    };
+    let d1 = match crate::demo::local_d1_file(state) {
+        Ok(d) => d,
+        Err(e) => {
+            suite.check("token-cron checks", Err(e));
+            return;
+        }
+    };
+    let config = WORKERS
+        .iter()
+        .find(|w| w.name == "token-cron")
+        .map(|w| w.config(&root))
+        .unwrap_or_default();
+    let world = |port| c::CronWorld {
+        d1: d1.clone(),
+        sandbox: &exact.sandbox,
+        cron_port: port,
+        mcp_port,
+        demo: &exact.account,
+        other,
+    };
+    let w = world(cron.port);
+    suite.check(
+        "token-cron: a tick and 50 concurrent tool calls needing one refresh cause exactly one refresh at Exact",
+        c::race_check(&w),
+    );
+    suite.check(
+        "token-cron: 503, timeout and 429 at Exact give retry_pending on the 5/15/60-minute schedule, then recovery",
+        c::backoff_check(&w),
+    );
+    suite.check(
+        "token-cron: D1 failing right after Exact rotated loses no refresh token",
+        c::lost_store_check(&w),
+    );
+    suite.check(
+        "token-cron: invalid_grant gives refresh_failed and exactly one mail with a reconnect link",
+        c::invalid_grant_check(&w),
+    );
+    let env_file = exact.secrets.env_file.clone();
+    let mut queue_vars = vars.to_vec();
+    queue_vars.push(("REFRESH_MODE", "queue"));
+    let opts = |v| DevOptions {
+        vars: v,
+        env_file: Some(&env_file),
+        own_group: true,
+    };
+    suite.check(
+        "token-cron: fan-out mode enqueues due connections and the queue consumer refreshes them",
+        c::restart_cron(tools, cron, &config, state, &opts(&queue_vars))
+            .and_then(|()| c::queue_check(&world(cron.port))),
+    );
+    suite.check(
+        "token-cron: a quiet connection is kept alive past 30 days (40 simulated days)",
+        c::restart_cron(tools, cron, &config, state, &opts(vars))
+            .and_then(|()| c::keep_alive_check(&world(cron.port))),
+    );
 }
 
 pub fn dev(opts: &Options) -> Result<()> {

@@ -31,7 +31,7 @@ pub fn seed(tools: &Tools, state: &Path) -> Result<Seeded> {
            ('e2e-key', 'e2e-user', 'e2e', '{}', '{}', 0), ('e2e-key-2', 'e2e-stranger', 'e2e', '{}', '{}', 0);
          INSERT INTO connections (id, user_id, region, access_token_sealed, refresh_token_sealed,
            access_expires_at, refresh_expires_at, created_at, updated_at)
-           VALUES ('e2e-conn', 'e2e-user', 'nl', 'v1.1.unused', 'v1.1.unused', 0, 0, 0, 0);
+           VALUES ('e2e-conn', 'e2e-user', 'nl', 'v1.1.unused', 'v1.1.unused', 0, 4102444800, 0, 0);
          INSERT INTO administrations (id, connection_id, division_code, name, is_active, is_default, created_at, updated_at) VALUES
            ('e2e-a1', 'e2e-conn', 1000001, 'Bakkerij De Gouden Croissant B.V.', 1, 1, 0, 0),
            ('e2e-a2', 'e2e-conn', 1000002, 'TechVision Consultancy B.V.', 1, 0, 0, 0),
@@ -184,7 +184,7 @@ pub fn checks(
     out
 }
 
-fn tool(port: u16, key: &str, id: i64, name: &str, args: Value) -> Result<Value> {
+pub(crate) fn tool(port: u16, key: &str, id: i64, name: &str, args: Value) -> Result<Value> {
     let r = call(
         port,
         key,

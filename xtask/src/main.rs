@@ -8,6 +8,7 @@ mod build;
 mod demo;
 mod docs;
 mod e2e;
+mod e2e_cron;
 mod e2e_mcp;
 mod migrations;
 mod process;

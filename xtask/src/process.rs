@@ -183,6 +183,13 @@ impl DevServer {
     }
 }
 
+impl DevServer {
+    /// Stops the process group now (dropping does the same).
+    pub fn stop(&mut self) {
+        stop_group(&mut self.child);
+    }
+}
+
 impl Drop for DevServer {
     fn drop(&mut self) {
         stop_group(&mut self.child);

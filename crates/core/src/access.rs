@@ -15,7 +15,7 @@ use crate::crypto::{Secret, TokenKeyring};
 use crate::exact::ExactError;
 use crate::exact::oauth::{self, ExactApp};
 use crate::lifecycle::{ConnectionStatus, Effect, RefreshFailure, TokenEvent, transition};
-use crate::ports::{HttpTransport, Randomness};
+use crate::ports::{HttpTransport, Randomness, Sleep};
 use crate::region::Region;
 use crate::storage::connections::{self, Connection, ConnectionError};
 use crate::storage::{SqlExecutor, StorageError};
@@ -51,6 +51,9 @@ impl ExactSettings {
 pub const LEASE_TTL: Duration = Duration::seconds(30);
 /// Attempts to store rotated tokens before giving up.
 pub const STORE_ATTEMPTS: u32 = 4;
+/// Waits before store attempt 2, 3 and 4: a database blip of a few
+/// seconds must not cost the only live refresh token.
+pub const STORE_BACKOFF_MS: [u64; 3] = [200, 1_000, 3_000];
 
 /// A usable access token.
 #[derive(Debug, Clone)]
@@ -103,10 +106,12 @@ impl From<ConnectionError> for AccessError {
 
 /// The effects of everything access needs.
 #[derive(Debug)]
-pub struct AccessContext<'a, D, H, R> {
+pub struct AccessContext<'a, D, H, R, S> {
     pub db: &'a D,
     pub http: &'a H,
     pub rng: &'a R,
+    /// Waits between attempts to store rotated tokens.
+    pub sleep: &'a S,
     pub keyring: &'a TokenKeyring,
     pub app: &'a ExactApp,
 }
@@ -129,8 +134,8 @@ fn usable(
 
 /// A usable access token for the connection, refreshed if due.
 /// `owner` names this caller in the lease (request id, cron run).
-pub async fn fresh_access<D: SqlExecutor, H: HttpTransport, R: Randomness>(
-    ctx: &AccessContext<'_, D, H, R>,
+pub async fn fresh_access<D: SqlExecutor, H: HttpTransport, R: Randomness, S: Sleep>(
+    ctx: &AccessContext<'_, D, H, R, S>,
     connection_id: &str,
     owner: &str,
     now: DateTime<Utc>,
@@ -149,8 +154,8 @@ pub async fn fresh_access<D: SqlExecutor, H: HttpTransport, R: Randomness>(
 
 /// Takes the lease (reading the row under it in the same round trip);
 /// `LeaseBusy` when someone else holds it.
-async fn lease<D: SqlExecutor, H, R>(
-    ctx: &AccessContext<'_, D, H, R>,
+async fn lease<D: SqlExecutor, H, R, S>(
+    ctx: &AccessContext<'_, D, H, R, S>,
     connection_id: &str,
     owner: &str,
     now: DateTime<Utc>,
@@ -168,8 +173,8 @@ async fn lease<D: SqlExecutor, H, R>(
 /// entry point; `fresh_access` calls it when a refresh is due). A refresh
 /// before a scheduled retry is allowed (a user is waiting), but its
 /// transient failure does not spend a retry.
-pub async fn refresh_now<D: SqlExecutor, H: HttpTransport, R: Randomness>(
-    ctx: &AccessContext<'_, D, H, R>,
+pub async fn refresh_now<D: SqlExecutor, H: HttpTransport, R: Randomness, S: Sleep>(
+    ctx: &AccessContext<'_, D, H, R, S>,
     connection_id: &str,
     owner: &str,
     now: DateTime<Utc>,
@@ -195,8 +200,8 @@ pub enum CronRefresh {
 
 /// The cron's entry point: refreshes a connection the due query picked,
 /// re-checking under the lease that it is still due.
-pub async fn refresh_for_cron<D: SqlExecutor, H: HttpTransport, R: Randomness>(
-    ctx: &AccessContext<'_, D, H, R>,
+pub async fn refresh_for_cron<D: SqlExecutor, H: HttpTransport, R: Randomness, S: Sleep>(
+    ctx: &AccessContext<'_, D, H, R, S>,
     connection_id: &str,
     owner: &str,
     now: DateTime<Utc>,
@@ -234,8 +239,8 @@ pub async fn refresh_for_cron<D: SqlExecutor, H: HttpTransport, R: Randomness>(
 
 /// The refresh itself, with the lease held and `conn` read under it.
 /// Every path releases the lease.
-async fn refresh_locked<D: SqlExecutor, H: HttpTransport, R: Randomness>(
-    ctx: &AccessContext<'_, D, H, R>,
+async fn refresh_locked<D: SqlExecutor, H: HttpTransport, R: Randomness, S: Sleep>(
+    ctx: &AccessContext<'_, D, H, R, S>,
     conn: Connection,
     owner: &str,
     now: DateTime<Utc>,
@@ -303,7 +308,13 @@ async fn refresh_locked<D: SqlExecutor, H: HttpTransport, R: Randomness>(
                     // Any storage failure is retried: Exact has already
                     // rotated, so the stored refresh token is dead and
                     // these tokens are the only live ones.
-                    Err(ConnectionError::Storage(_)) if attempt < STORE_ATTEMPTS => {}
+                    Err(ConnectionError::Storage(_)) if attempt < STORE_ATTEMPTS => {
+                        let wait = STORE_BACKOFF_MS
+                            .get(attempt as usize - 1)
+                            .copied()
+                            .unwrap_or(1_000);
+                        ctx.sleep.sleep_ms(wait).await;
+                    }
                     Err(_) => break,
                 }
             }

@@ -15,7 +15,9 @@ use chrono::{DateTime, Duration, Utc};
 use crate::access::{AccessContext, CronRefresh, ExactSettings, refresh_for_cron};
 use crate::exact::oauth::REFRESH_WINDOW;
 use crate::mail::{self, Delivery, MailSettings};
-use crate::ports::{Clock, HttpRequest, HttpResponse, HttpTransport, Randomness, TransportError};
+use crate::ports::{
+    Clock, HttpRequest, HttpResponse, HttpTransport, Randomness, Sleep, TransportError,
+};
 use crate::storage::connections::{self, DueConnection, DueWindows};
 use crate::storage::cron_runs::{RunOutcome, RunSummary};
 use crate::storage::{
@@ -183,13 +185,15 @@ pub struct QueueError(pub String);
 
 /// Everything a run uses.
 #[derive(Debug)]
-pub struct CronEnv<'a, D, H, R, C> {
+pub struct CronEnv<'a, D, H, R, C, S> {
     pub db: &'a D,
     pub http: &'a H,
     pub rng: &'a R,
     /// The run's clock: the scheduled time moving forward with the wall
     /// clock in production; a fake in tests.
     pub clock: &'a C,
+    /// Waits between attempts to store rotated tokens.
+    pub sleep: &'a S,
     /// `None` when the deployment has no Exact app configured.
     pub exact: Option<&'a ExactSettings>,
     /// `None` when no mail provider is configured: mails stay queued.
@@ -228,8 +232,8 @@ impl RunReport {
 
 /// One scheduled run: refresh (or enqueue) what is due, queue notices,
 /// deliver mail, housekeeping.
-pub async fn run_tick<D, H, R, C, Q>(
-    env: &CronEnv<'_, D, H, R, C>,
+pub async fn run_tick<D, H, R, C, S, Q>(
+    env: &CronEnv<'_, D, H, R, C, S>,
     cfg: &CronConfig,
     refreshing: Refreshing<'_, Q>,
 ) -> RunReport
@@ -238,6 +242,7 @@ where
     H: HttpTransport,
     R: Randomness,
     C: Clock,
+    S: Sleep,
     Q: RefreshQueue,
 {
     let db = Counting::new(env.db);
@@ -247,6 +252,7 @@ where
         http: &http,
         rng: env.rng,
         clock: env.clock,
+        sleep: env.sleep,
         exact: env.exact,
         mail: env.mail,
         portal_url: env.portal_url,
@@ -272,8 +278,8 @@ where
 /// A queue consumer invocation: refreshes the connections of one batch.
 /// Returns the report and, per message, whether to acknowledge it
 /// (`false`: the platform redelivers it later).
-pub async fn consume<D, H, R, C>(
-    env: &CronEnv<'_, D, H, R, C>,
+pub async fn consume<D, H, R, C, S>(
+    env: &CronEnv<'_, D, H, R, C, S>,
     messages: &[DueConnection],
 ) -> (RunReport, Vec<bool>)
 where
@@ -281,6 +287,7 @@ where
     H: HttpTransport,
     R: Randomness,
     C: Clock,
+    S: Sleep,
 {
     let db = Counting::new(env.db);
     let http = Counting::new(env.http);
@@ -313,10 +320,10 @@ where
 
 /// Refreshes one due connection and counts the outcome; `false` when a
 /// storage failure means it should be tried again.
-async fn refresh_one<D, H, R, C>(
+async fn refresh_one<D, H, R, C, S>(
     db: &D,
     http: &H,
-    env: &CronEnv<'_, impl SqlExecutor, impl HttpTransport, R, C>,
+    env: &CronEnv<'_, impl SqlExecutor, impl HttpTransport, R, C, S>,
     exact: &ExactSettings,
     due: &DueConnection,
     report: &mut RunReport,
@@ -326,12 +333,14 @@ where
     H: HttpTransport,
     R: Randomness,
     C: Clock,
+    S: Sleep,
 {
     let app = exact.app_for(due.region);
     let ctx = AccessContext {
         db,
         http,
         rng: env.rng,
+        sleep: env.sleep,
         keyring: &exact.keyring,
         app: &app,
     };
@@ -369,8 +378,8 @@ where
 
 /// `calls` is the run's counted transport (the same one `env.http` is),
 /// read to stop when the Exact call budget is spent.
-async fn refresh_due<D, H, R, C, T>(
-    env: &CronEnv<'_, D, H, R, C>,
+async fn refresh_due<D, H, R, C, S, T>(
+    env: &CronEnv<'_, D, H, R, C, S>,
     calls: &Counting<'_, T>,
     cfg: &CronConfig,
     report: &mut RunReport,
@@ -379,6 +388,7 @@ async fn refresh_due<D, H, R, C, T>(
     H: HttpTransport,
     R: Randomness,
     C: Clock,
+    S: Sleep,
 {
     let Some(exact) = env.exact else {
         report.outcome = RunOutcome::Error;
@@ -421,8 +431,8 @@ async fn refresh_due<D, H, R, C, T>(
     }
 }
 
-async fn enqueue_due<D, H, R, C, Q>(
-    env: &CronEnv<'_, D, H, R, C>,
+async fn enqueue_due<D, H, R, C, S, Q>(
+    env: &CronEnv<'_, D, H, R, C, S>,
     cfg: &CronConfig,
     queue: &Q,
     report: &mut RunReport,
@@ -456,8 +466,8 @@ async fn enqueue_due<D, H, R, C, Q>(
     }
 }
 
-async fn queue_notices<D, H, R, C>(
-    env: &CronEnv<'_, D, H, R, C>,
+async fn queue_notices<D, H, R, C, S>(
+    env: &CronEnv<'_, D, H, R, C, S>,
     cfg: &CronConfig,
     report: &mut RunReport,
 ) where
@@ -496,8 +506,8 @@ async fn queue_notices<D, H, R, C>(
 /// How long a claimed mail is reserved for this run.
 const MAIL_CLAIM: Duration = Duration::minutes(10);
 
-async fn deliver_mail<D, H, R, C>(
-    env: &CronEnv<'_, D, H, R, C>,
+async fn deliver_mail<D, H, R, C, S>(
+    env: &CronEnv<'_, D, H, R, C, S>,
     cfg: &CronConfig,
     report: &mut RunReport,
 ) where
@@ -570,8 +580,8 @@ pub fn housekeeping_statements(now: DateTime<Utc>, cfg: &CronConfig) -> Vec<Stat
 /// count is rows written, not purged.
 const ROLLUP_INDEX: usize = 5;
 
-async fn housekeeping<D, H, R, C>(
-    env: &CronEnv<'_, D, H, R, C>,
+async fn housekeeping<D, H, R, C, S>(
+    env: &CronEnv<'_, D, H, R, C, S>,
     cfg: &CronConfig,
     report: &mut RunReport,
 ) where

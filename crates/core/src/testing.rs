@@ -98,3 +98,20 @@ impl crate::ports::KvCache for MemoryCache {
         Ok(())
     }
 }
+
+/// A [`Sleep`](crate::ports::Sleep) that returns at once and records each
+/// requested wait, so tests can assert a backoff without waiting it out.
+#[derive(Debug, Default)]
+pub struct RecordingSleep(RefCell<Vec<u64>>);
+
+impl RecordingSleep {
+    pub fn waits(&self) -> Vec<u64> {
+        self.0.borrow().clone()
+    }
+}
+
+impl crate::ports::Sleep for RecordingSleep {
+    async fn sleep_ms(&self, ms: u64) {
+        self.0.borrow_mut().push(ms);
+    }
+}

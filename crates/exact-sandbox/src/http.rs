@@ -1,11 +1,9 @@
-//! Small HTTP helpers over tiny_http: the parsed request the handlers see
-//! and the responses they build (JSON, Exact error bodies, HTML, redirects).
+//! The parsed request the handlers see and the responses they build
+//! (JSON, Exact error bodies, HTML, redirects); `server` does the wire.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 
 use boekhouding_core::exact::query::decode;
-use tiny_http::{Header, Response};
 
 /// A request as the handlers see it.
 #[derive(Debug, Clone)]
@@ -21,28 +19,23 @@ pub struct Req {
 }
 
 impl Req {
-    pub fn from_tiny(r: &mut tiny_http::Request) -> Req {
-        let url = r.url().to_owned();
-        let (path, qs) = url.split_once('?').unwrap_or((&url, ""));
-        let mut body = String::new();
-        // Bodies are small forms or JSON; cap what we read.
-        let _ = r.as_reader().take(1 << 20).read_to_string(&mut body);
+    /// From a request target (`/path?query`), lower-cased headers and
+    /// the body.
+    pub fn new(
+        method: String,
+        target: &str,
+        headers: Vec<(String, String)>,
+        body: String,
+        loopback: bool,
+    ) -> Req {
+        let (path, qs) = target.split_once('?').unwrap_or((target, ""));
         Req {
-            method: r.method().as_str().to_owned(),
+            method,
             path: decode_path(path),
             query: parse_pairs(qs),
-            headers: r
-                .headers()
-                .iter()
-                .map(|h| {
-                    (
-                        h.field.as_str().as_str().to_ascii_lowercase(),
-                        h.value.as_str().to_owned(),
-                    )
-                })
-                .collect(),
+            headers,
             body,
-            loopback: r.remote_addr().is_some_and(|a| a.ip().is_loopback()),
+            loopback,
         }
     }
 
@@ -127,16 +120,6 @@ impl Reply {
     pub fn with_header(mut self, k: &str, v: &str) -> Reply {
         self.headers.push((k.into(), v.into()));
         self
-    }
-
-    pub fn into_tiny(self) -> Response<std::io::Cursor<Vec<u8>>> {
-        let mut resp = Response::from_data(self.body).with_status_code(self.status);
-        for (k, v) in self.headers {
-            if let Ok(h) = Header::from_bytes(k.as_bytes(), v.as_bytes()) {
-                resp.add_header(h);
-            }
-        }
-        resp
     }
 }
 

@@ -17,12 +17,12 @@ mod oauth;
 pub mod odata;
 pub mod reports;
 mod rest;
+mod server;
 mod state;
 pub mod transport;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use chrono::NaiveDate;
 
@@ -44,7 +44,6 @@ pub struct SandboxConfig {
     pub redirect_uris: Vec<String>,
     pub minutely_limit: u32,
     pub daily_limit: u32,
-    pub threads: usize,
     /// The API key the mail catcher (`POST /emails`) accepts.
     pub mail_api_key: String,
 }
@@ -63,7 +62,6 @@ impl Default for SandboxConfig {
             redirect_uris: Vec::new(),
             minutely_limit: 60,
             daily_limit: 5_000,
-            threads: 16,
             mail_api_key: "re_sandbox_local".into(),
         }
     }
@@ -82,8 +80,7 @@ pub(crate) struct Shared {
 /// A running sandbox; dropping it stops the server.
 pub struct Sandbox {
     shared: Arc<Shared>,
-    server: Arc<tiny_http::Server>,
-    threads: Vec<JoinHandle<()>>,
+    server: Option<server::Server>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -104,14 +101,15 @@ pub struct StartError {
 
 impl Sandbox {
     pub fn start(config: SandboxConfig) -> Result<Sandbox, StartError> {
-        let server = tiny_http::Server::http(&config.bind).map_err(|e| StartError {
+        let start_error = |reason: String| StartError {
             bind: config.bind.clone(),
-            reason: e.to_string(),
-        })?;
-        let addr = server.server_addr().to_ip().ok_or_else(|| StartError {
-            bind: config.bind.clone(),
-            reason: "not an IP listener".into(),
-        })?;
+            reason,
+        };
+        let listener =
+            std::net::TcpListener::bind(&config.bind).map_err(|e| start_error(e.to_string()))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| start_error(e.to_string()))?;
         let base_url = format!("http://{addr}");
         let data = data::generate(&config.data);
         let tables = reports::build_tables(&data);
@@ -122,24 +120,14 @@ impl Sandbox {
             state: Mutex::new(state::Inner::default()),
             base_url,
         });
-        let server = Arc::new(server);
-        let threads = (0..shared.config.threads.max(1))
-            .map(|_| {
-                let server = Arc::clone(&server);
-                let shared = Arc::clone(&shared);
-                std::thread::spawn(move || {
-                    while let Ok(mut request) = server.recv() {
-                        let req = http::Req::from_tiny(&mut request);
-                        let reply = rest::handle(&shared, &req);
-                        let _ = request.respond(reply.into_tiny());
-                    }
-                })
-            })
-            .collect();
+        let server =
+            server::Server::start(listener, Arc::clone(&shared)).map_err(|e| StartError {
+                bind: shared.config.bind.clone(),
+                reason: e.to_string(),
+            })?;
         Ok(Sandbox {
             shared,
-            server,
-            threads,
+            server: Some(server),
         })
     }
 
@@ -197,19 +185,8 @@ impl Sandbox {
 
     /// Blocks until the server stops (the binary's main loop).
     pub fn wait(mut self) {
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        for _ in 0..self.threads.len() {
-            self.server.unblock();
-        }
-        for t in self.threads.drain(..) {
-            let _ = t.join();
+        if let Some(server) = self.server.take() {
+            server.wait();
         }
     }
 }

@@ -17,7 +17,7 @@ use boekhouding_core::lifecycle::ConnectionStatus;
 use boekhouding_core::region::Region;
 use boekhouding_core::storage::connections::{self, ExactIdentity, NewConnection};
 use boekhouding_core::storage::{Executed, Row, SqlExecutor, Statement, StorageError, users};
-use boekhouding_core::testing::SeededRandomness;
+use boekhouding_core::testing::{RecordingSleep, SeededRandomness};
 use boekhouding_sqlite::SqliteDb;
 use common::{Env, default_env};
 use futures::executor::block_on;
@@ -67,6 +67,7 @@ fn a_fresh_token_is_used_as_is_and_a_due_one_is_refreshed_once() {
         db: &db,
         http: &env.http,
         rng: &rng,
+        sleep: &RecordingSleep::default(),
         keyring: &ring,
         app: &app,
     };
@@ -122,6 +123,7 @@ fn concurrent_callers_cause_exactly_one_refresh_at_exact() {
                         db: &db,
                         http: &http,
                         rng: &rng,
+                        sleep: &RecordingSleep::default(),
                         keyring: &ring,
                         app: &app,
                     };
@@ -164,6 +166,7 @@ fn transient_failures_schedule_a_retry_and_permanent_ones_need_a_reconnect() {
         db: &db,
         http: &env.http,
         rng: &rng,
+        sleep: &RecordingSleep::default(),
         keyring: &ring,
         app: &app,
     };
@@ -270,6 +273,7 @@ fn a_database_fault_after_exact_rotated_does_not_lose_the_refresh_token() {
         db: &flaky,
         http: &env.http,
         rng: &rng,
+        sleep: &RecordingSleep::default(),
         keyring: &ring,
         app: &app,
     };
@@ -281,6 +285,7 @@ fn a_database_fault_after_exact_rotated_does_not_lose_the_refresh_token() {
         db: &db,
         http: &env.http,
         rng: &rng,
+        sleep: &RecordingSleep::default(),
         keyring: &ring,
         app: &app,
     };
@@ -301,6 +306,7 @@ fn a_database_fault_after_exact_rotated_does_not_lose_the_refresh_token() {
         db: &broken,
         http: &env.http,
         rng: &rng,
+        sleep: &RecordingSleep::default(),
         keyring: &ring,
         app: &app,
     };

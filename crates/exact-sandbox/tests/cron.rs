@@ -28,7 +28,7 @@ use boekhouding_core::storage::cron_runs::RunOutcome;
 use boekhouding_core::storage::email_queue::{self, NewEmail};
 use boekhouding_core::storage::usage::{self, UsageMonth};
 use boekhouding_core::storage::{Executed, Row, SqlExecutor, Statement, StorageError, users};
-use boekhouding_core::testing::SeededRandomness;
+use boekhouding_core::testing::{RecordingSleep, SeededRandomness};
 use boekhouding_sqlite::SqliteDb;
 use chrono::{DateTime, Duration, Utc};
 use common::Env;
@@ -46,6 +46,7 @@ struct World {
     rng: SeededRandomness,
     exact: ExactSettings,
     mail: MailSettings,
+    sleep: RecordingSleep,
 }
 
 /// Never used: the inline mode's queue type.
@@ -97,6 +98,7 @@ impl World {
             rng: SeededRandomness::new(9),
             exact,
             mail,
+            sleep: RecordingSleep::default(),
         }
     }
 
@@ -154,13 +156,20 @@ impl World {
     fn cenv<'a, D: SqlExecutor>(
         &'a self,
         db: &'a D,
-    ) -> CronEnv<'a, D, BlockingTransport, SeededRandomness, boekhouding_core::testing::FakeClock>
-    {
+    ) -> CronEnv<
+        'a,
+        D,
+        BlockingTransport,
+        SeededRandomness,
+        boekhouding_core::testing::FakeClock,
+        RecordingSleep,
+    > {
         CronEnv {
             db,
             http: &self.env.http,
             rng: &self.rng,
             clock: &self.env.clock,
+            sleep: &self.sleep,
             exact: Some(&self.exact),
             mail: Some(&self.mail),
             portal_url: PORTAL,
@@ -460,6 +469,11 @@ fn a_database_failure_after_rotation_keeps_the_new_token_or_says_so() {
         Refreshing::<NoQueue>::Inline,
     ));
     assert_eq!(r.summary.refreshed, 1, "{r:?}");
+    assert_eq!(
+        w.sleep.waits(),
+        vec![200, 1_000],
+        "backed off between writes"
+    );
     // What was stored is the rotated token: it refreshes again later.
     w.env.advance(600);
     w.sql(&format!(
@@ -533,6 +547,7 @@ fn a_quiet_connection_is_kept_alive_for_sixty_days() {
         db: &w.db,
         http: &w.env.http,
         rng: &w.rng,
+        sleep: &RecordingSleep::default(),
         keyring: &w.exact.keyring,
         app: &app,
     };

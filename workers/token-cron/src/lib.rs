@@ -10,7 +10,7 @@
 use boekhouding_cf::bindings::{self, ExactSettingsError};
 use boekhouding_cf::d1::D1Executor;
 use boekhouding_cf::fetch::FetchTransport;
-use boekhouding_cf::platform::{ScheduledClock, WorkerClock, WorkerRandomness};
+use boekhouding_cf::platform::{ScheduledClock, WorkerClock, WorkerRandomness, WorkerSleep};
 use boekhouding_cf::{edge, health};
 use boekhouding_core::access::ExactSettings;
 use boekhouding_core::cron::{
@@ -153,6 +153,7 @@ async fn run(cron: &str, env: &Env, clock: &ScheduledClock) -> Result<(i64, RunR
         http: &s.http,
         rng: &rng,
         clock,
+        sleep: &WorkerSleep,
         exact: s.exact.as_ref(),
         mail: s.mail.as_ref(),
         portal_url: &s.portal_url,
@@ -164,7 +165,7 @@ async fn run(cron: &str, env: &Env, clock: &ScheduledClock) -> Result<(i64, RunR
             Err(e) => return Err(format!("queue mode without a {REFRESH_QUEUE} binding: {e}")),
         }
     } else {
-        cron::run_tick::<_, _, _, _, WorkerQueue>(&cenv, &s.config, Refreshing::Inline).await
+        cron::run_tick::<_, _, _, _, _, WorkerQueue>(&cenv, &s.config, Refreshing::Inline).await
     };
     if s.mail.is_none() {
         report
@@ -242,6 +243,7 @@ pub async fn queue(
         http: &s.http,
         rng: &rng,
         clock: &clock,
+        sleep: &WorkerSleep,
         exact: s.exact.as_ref(),
         mail: s.mail.as_ref(),
         portal_url: &s.portal_url,

@@ -195,6 +195,7 @@ pub(super) async fn connect<'c, P: Platform>(
         db: p.db(),
         http: p.http(),
         rng: p.rng(),
+        sleep: p.sleep(),
         keyring: &settings.keyring,
         app: &app,
     };
@@ -311,6 +312,7 @@ impl<P: Platform> Connected<'_, P> {
                     db: p.db(),
                     http: p.http(),
                     rng: p.rng(),
+                    sleep: p.sleep(),
                     keyring: &settings.keyring,
                     app: &self.app,
                 };
