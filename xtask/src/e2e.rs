@@ -539,9 +539,16 @@ pub fn bench() -> Result<()> {
     crate::bench::print(&core);
     let mcp = crate::bench_mcp::run(&tools, &root)?;
     crate::bench_mcp::print(&mcp);
+    let cron = crate::bench_cron::run(&tools, &root)?;
+    crate::bench_cron::print(&cron);
     let out = root.join("bench-results");
     std::fs::create_dir_all(&out)?;
-    let json = serde_json::json!({ "bundles": report, "core": core, "mcp_tools_call": mcp });
+    let json = serde_json::json!({
+        "bundles": report,
+        "core": core,
+        "mcp_tools_call": mcp,
+        "token_cron": cron,
+    });
     std::fs::write(out.join("bench.json"), serde_json::to_string_pretty(&json)?)?;
     println!("written to bench-results/bench.json");
     Ok(())

@@ -3,6 +3,7 @@
 //! (see `tools.rs`), so a fresh clone needs nothing installed by hand.
 
 mod bench;
+mod bench_cron;
 mod bench_mcp;
 mod build;
 mod demo;
