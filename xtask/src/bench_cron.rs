@@ -6,6 +6,7 @@
 //! round trips per tick, and the longest any connection waited after it
 //! became due. Figures, never assertions.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,7 @@ pub struct CronRow {
     pub d1_queries_per_tick_mean: f64,
     pub d1_queries_per_tick_max: i64,
     pub longest_wait_minutes: f64,
+    pub mean_wait_minutes: f64,
     pub wall_ms_per_tick_mean: f64,
     pub wall_secs: f64,
 }
@@ -171,32 +173,39 @@ fn populate(
     Ok(())
 }
 
-/// Connections due at `at`, counted with the cron's own query.
-fn due_count(d1: &Path, at: DateTime<Utc>) -> Result<usize> {
+/// Connections due at `at`, by the cron's own query: id → since when.
+fn due_at(d1: &Path, at: DateTime<Utc>) -> Result<HashMap<String, i64>> {
     let db = SqliteDb::open(d1).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(
         block_on(connections::due_for_refresh(&db, at, &windows(), 100_000))
             .map_err(|e| anyhow::anyhow!("{e}"))?
-            .len(),
+            .into_iter()
+            .map(|d| (d.id, d.due_at.timestamp()))
+            .collect(),
     )
 }
 
-/// When each connection first became due (from the data), so waits are
-/// measured from the later of that and the start of the run.
-fn longest_wait(d1: &Path, t0: i64) -> Result<f64> {
+/// Per connection of `initial` that was refreshed: how long after it
+/// became due (or after the run started, if it was due before) that
+/// happened, in minutes: (longest, mean).
+fn waits(d1: &Path, initial: &HashMap<String, i64>, t0: i64) -> Result<(f64, f64)> {
     let db = SqliteDb::open(d1).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let keep = windows().keep_alive_before.num_seconds();
     let rows = block_on(db.query(Statement::new(
-        "SELECT MAX(last_refreshed_at - MAX(?, due)) AS wait FROM (
-            SELECT last_refreshed_at, CASE
-                WHEN status = 'retry_pending' THEN next_retry_at
-                ELSE MIN(refresh_expires_at - ?, CASE WHEN last_used_at IS NOT NULL
-                     THEN access_expires_at - 30 ELSE refresh_expires_at - ? END) END AS due
-              FROM connections WHERE id LIKE 'bench-conn-%' AND last_refreshed_at > ?)",
-        vec![t0.into(), keep.into(), keep.into(), t0.into()],
+        "SELECT id, last_refreshed_at FROM connections WHERE last_refreshed_at > ?",
+        vec![t0.into()],
     )))
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(rows.first().and_then(|r| r["wait"].as_f64()).unwrap_or(0.0) / 60.0)
+    let waits: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| {
+            let due = initial.get(r["id"].as_str()?)?;
+            let at = r["last_refreshed_at"].as_i64()?;
+            Some((at - (*due).max(t0)).max(0) as f64 / 60.0)
+        })
+        .collect();
+    let longest = waits.iter().copied().fold(0.0, f64::max);
+    let mean = waits.iter().sum::<f64>() / waits.len().max(1) as f64;
+    Ok((longest, mean))
 }
 
 /// Waits until the queue consumer has handled every message enqueued so
@@ -262,7 +271,8 @@ fn run_scenario(tools: &Tools, root: &Path, s: &Scenario) -> Result<CronRow> {
         s.name,
         t.elapsed()
     );
-    let due_at_start = due_count(&d1, t0)?;
+    let initial = due_at(&d1, t0)?;
+    let due_at_start = initial.len();
     let mut vars: Vec<(&str, &str)> = vec![
         ("EXACT_CLIENT_ID", sandbox.client_id()),
         ("EXACT_BASE_URL", sandbox.base_url()),
@@ -297,7 +307,14 @@ fn run_scenario(tools: &Tools, root: &Path, s: &Scenario) -> Result<CronRow> {
         } else {
             t0 + chrono::Duration::seconds(TICK * i64::from(ticks))
         };
-        if due_count(&d1, at)? == 0 || ticks >= 2_000 {
+        // Done when nothing that was due at the start is due any more
+        // (refreshed, or no longer in use); newly due work is the next
+        // run's ordinary load.
+        let still = due_at(&d1, at)?
+            .keys()
+            .filter(|id| initial.contains_key(*id))
+            .count();
+        if still == 0 || ticks >= 2_000 {
             break;
         }
         let path = if s.queue {
@@ -318,6 +335,7 @@ fn run_scenario(tools: &Tools, root: &Path, s: &Scenario) -> Result<CronRow> {
         }
     }
     let wall_secs = started.elapsed().as_secs_f64();
+    let wait = waits(&d1, &initial, t0.timestamp())?;
     let db = SqliteDb::open(&d1).map_err(|e| anyhow::anyhow!("{e}"))?;
     let runs = block_on(db.query(Statement::new(
         "SELECT mode, exact_calls, d1_queries, refreshed FROM cron_runs",
@@ -355,7 +373,8 @@ fn run_scenario(tools: &Tools, root: &Path, s: &Scenario) -> Result<CronRow> {
         exact_calls_per_tick_max: calls.iter().copied().max().unwrap_or(0),
         d1_queries_per_tick_mean: mean(&queries),
         d1_queries_per_tick_max: queries.iter().copied().max().unwrap_or(0),
-        longest_wait_minutes: longest_wait(&d1, t0.timestamp())?,
+        longest_wait_minutes: wait.0,
+        mean_wait_minutes: wait.1,
         wall_ms_per_tick_mean: tick_ms.iter().sum::<f64>() / tick_ms.len().max(1) as f64,
         wall_secs,
     })
@@ -392,20 +411,20 @@ pub fn run(tools: &Tools, root: &Path) -> Result<Vec<CronRow>> {
 pub fn print(rows: &[CronRow]) {
     println!("\ntoken-cron with {CONNECTIONS} connections (workerd + local D1 + sandbox):");
     println!(
-        "  {:<52} {:>6} {:>6} {:>9} {:>14} {:>14} {:>10} {:>9} {:>8}",
+        "  {:<52} {:>6} {:>6} {:>9} {:>14} {:>14} {:>18} {:>9} {:>8}",
         "mode",
         "due",
         "ticks",
         "refreshed",
         "Exact/tick",
         "D1/tick",
-        "max wait",
+        "wait max (mean)",
         "ms/tick",
         "wall s"
     );
     for r in rows {
         println!(
-            "  {:<52} {:>6} {:>6} {:>9} {:>6.1} (max {:>3}) {:>6.1} (max {:>3}) {:>7.0} min {:>9.0} {:>8.1}",
+            "  {:<52} {:>6} {:>6} {:>9} {:>6.1} (max {:>3}) {:>6.1} (max {:>3}) {:>6.0} ({:>4.0}) min {:>9.0} {:>8.1}",
             r.mode,
             r.due_at_start,
             r.ticks_until_clear,
@@ -415,6 +434,7 @@ pub fn print(rows: &[CronRow]) {
             r.d1_queries_per_tick_mean,
             r.d1_queries_per_tick_max,
             r.longest_wait_minutes,
+            r.mean_wait_minutes,
             r.wall_ms_per_tick_mean,
             r.wall_secs
         );

@@ -401,8 +401,11 @@ async fn refresh_due<D, H, R, C, S, T>(
         return;
     }
     // Some picked connections may be skipped (lease busy, already fresh),
-    // so pick more than the call budget, but never unboundedly.
-    let pick = cfg.max_refreshes.saturating_mul(2).min(200);
+    // so pick a little more than the call budget.
+    let pick = cfg
+        .max_refreshes
+        .saturating_add(cfg.max_refreshes / 2)
+        .saturating_add(5);
     let due = match connections::due_for_refresh(env.db, env.clock.now(), &cfg.windows, pick).await
     {
         Ok(d) => d,
