@@ -243,13 +243,22 @@ fn drain(d1: &Path) -> Result<()> {
 }
 
 struct Scenario {
+    key: &'static str,
     name: &'static str,
     vars: Vec<(&'static str, String)>,
     queue: bool,
 }
 
 fn run_scenario(tools: &Tools, root: &Path, s: &Scenario) -> Result<CronRow> {
-    let state = root.join(format!(".state/bench-cron-{}", s.name.replace(' ', "-")));
+    let slug: String = s
+        .name
+        .split(' ')
+        .next()
+        .unwrap_or("run")
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    let state = root.join(format!(".state/bench-cron-{slug}-{}", s.key));
     if state.exists() {
         std::fs::remove_dir_all(&state)?;
     }
@@ -316,6 +325,9 @@ fn run_scenario(tools: &Tools, root: &Path, s: &Scenario) -> Result<CronRow> {
             .count();
         if still == 0 || ticks >= 2_000 {
             break;
+        }
+        if std::env::var("PMJB_BENCH_VERBOSE").is_ok() {
+            println!("    tick {ticks}: {still} of the initial backlog still due");
         }
         let path = if s.queue {
             "/cdn-cgi/handler/scheduled?cron=*/5+*+*+*+*".to_owned()
@@ -386,23 +398,31 @@ fn run_scenario(tools: &Tools, root: &Path, s: &Scenario) -> Result<CronRow> {
 pub fn run(tools: &Tools, root: &Path) -> Result<Vec<CronRow>> {
     let scenarios = [
         Scenario {
+            key: "free",
             name: "inline, free plan (10 refreshes/tick)",
             vars: vec![],
             queue: false,
         },
         Scenario {
+            key: "paid",
             name: "inline, paid plan (500 refreshes/tick)",
             vars: vec![("CRON_MAX_REFRESHES", "500".into())],
             queue: false,
         },
         Scenario {
+            key: "queue",
             name: "queue fan-out (1,000 enqueued/tick, batches of 10)",
             vars: vec![("REFRESH_MODE", "queue".into())],
             queue: true,
         },
     ];
+    // `PMJB_BENCH_CRON=queue` (or `free`, `paid`) runs one scenario.
+    let only = std::env::var("PMJB_BENCH_CRON").unwrap_or_default();
     let mut rows = Vec::new();
-    for s in &scenarios {
+    for s in scenarios
+        .iter()
+        .filter(|s| only.is_empty() || s.key == only)
+    {
         rows.push(run_scenario(tools, root, s)?);
     }
     Ok(rows)

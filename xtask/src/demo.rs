@@ -10,7 +10,7 @@ use boekhouding_core::crypto::{CREDENTIAL_BYTES, TokenKeyring};
 use boekhouding_core::exact::oauth::ExactApp;
 use boekhouding_core::onboarding;
 use boekhouding_core::plan::Plan;
-use boekhouding_core::ports::{Clock, HttpMethod, HttpRequest, HttpTransport, Randomness};
+use boekhouding_core::ports::{Clock, Randomness};
 use boekhouding_core::region::Region;
 use boekhouding_core::storage::{administrations, api_keys, users};
 use boekhouding_sqlite::SqliteDb;
@@ -99,28 +99,8 @@ pub fn sandbox_login(
     username: &str,
     password: &str,
 ) -> Result<String> {
-    let form = format!(
-        "client_id={}&redirect_uri={}&state=dev&response_type=code&username={username}&password={password}&consent=allow",
-        app.client_id,
-        boekhouding_core::exact::query::encode(&app.redirect_uri)
-    );
-    let r = block_on(http.send(HttpRequest {
-        method: HttpMethod::Post,
-        url: format!("{}/api/oauth2/auth", app.base_url),
-        headers: vec![(
-            "Content-Type".into(),
-            "application/x-www-form-urlencoded".into(),
-        )],
-        body: Some(form),
-    }))
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let location = r.header("location").context("the login did not redirect")?;
-    let code = location
-        .split("code=")
-        .nth(1)
-        .and_then(|c| c.split('&').next())
-        .context("no code in the redirect")?;
-    Ok(boekhouding_core::exact::query::decode(code))
+    exact_sandbox::login::sign_in(http, app, username, password, "dev")
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Keeps using the API key stored in `key_file` while it is valid, so
@@ -396,6 +376,7 @@ pub fn connect_external(state: &Path, app: &ExactApp, plan: Plan) -> Result<Acco
 #[cfg(test)]
 mod tests {
     use super::*;
+    use boekhouding_core::ports::{HttpMethod, HttpRequest, HttpTransport};
 
     /// The browser is simulated against a sandbox: its login page redirects
     /// to our callback listener, which returns the code.

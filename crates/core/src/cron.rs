@@ -219,9 +219,21 @@ pub struct RunReport {
     pub summary: RunSummary,
     pub outcome: RunOutcome,
     pub notes: Vec<String>,
+    /// Why connections were skipped, by reason.
+    pub skips: std::collections::BTreeMap<&'static str, u32>,
 }
 
 impl RunReport {
+    /// The notes and skip reasons as one secret-free line for the run row.
+    pub fn notes_line(&self) -> Option<String> {
+        let mut parts = self.notes.clone();
+        if !self.skips.is_empty() {
+            let skips: Vec<String> = self.skips.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            parts.push(format!("skipped: {}", skips.join(", ")));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
     fn problem(&mut self, what: impl Into<String>) {
         self.notes.push(what.into());
         if self.outcome == RunOutcome::Ok {
@@ -262,6 +274,7 @@ where
         summary: RunSummary::default(),
         outcome: RunOutcome::Ok,
         notes: Vec::new(),
+        skips: Default::default(),
     };
     match refreshing {
         Refreshing::Inline => refresh_due(&counted, &http, cfg, &mut report).await,
@@ -298,6 +311,7 @@ where
         },
         outcome: RunOutcome::Ok,
         notes: Vec::new(),
+        skips: Default::default(),
     };
     let mut acks = Vec::with_capacity(messages.len());
     match env.exact {
@@ -355,8 +369,9 @@ where
                 .max(u32::try_from(waited).unwrap_or(u32::MAX));
             true
         }
-        Ok(CronRefresh::Skipped(_)) => {
+        Ok(CronRefresh::Skipped(why)) => {
             s.skipped += 1;
+            *report.skips.entry(why).or_insert(0) += 1;
             true
         }
         Ok(CronRefresh::RetryScheduled { .. }) => {

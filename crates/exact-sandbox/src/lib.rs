@@ -12,6 +12,7 @@
 
 pub mod data;
 mod http;
+pub mod login;
 pub mod mail;
 mod oauth;
 pub mod odata;

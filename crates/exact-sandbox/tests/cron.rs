@@ -739,3 +739,25 @@ fn fan_out_mode_enqueues_and_the_consumer_refreshes_each_connection_once() {
     assert!(acks.iter().all(|a| *a));
     assert_eq!(w.refreshes(), 150);
 }
+
+#[test]
+fn a_keep_alive_waits_for_a_valid_access_token_to_run_out_instead_of_skipping_every_tick() {
+    let w = World::new();
+    let id = w.connections(1, |_| Duration::days(2))[0].clone();
+    // In use a minute ago with a token valid for five more minutes.
+    w.sql(&format!(
+        "UPDATE connections SET access_expires_at = {}, last_used_at = {} WHERE id = '{id}'",
+        (w.now() + Duration::minutes(5)).timestamp(),
+        (w.now() - Duration::minutes(1)).timestamp()
+    ));
+    let r = w.tick();
+    assert_eq!(
+        (r.summary.due, r.summary.skipped, r.summary.exact_calls),
+        (0, 0, 0),
+        "{r:?}"
+    );
+    w.later(Duration::minutes(5));
+    let r = w.tick();
+    assert_eq!(r.summary.refreshed, 1, "{r:?}");
+    assert!(w.conn(&id).refresh_expires_at > w.now() + Duration::days(29));
+}

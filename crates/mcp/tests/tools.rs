@@ -75,32 +75,8 @@ struct World {
 }
 
 /// Logs in on the sandbox page and returns the code.
-fn login(sandbox: &Sandbox, http: &BlockingTransport, app: &ExactApp) -> String {
-    use boekhouding_core::ports::{HttpMethod, HttpRequest, HttpTransport};
-    let form = format!(
-        "client_id={}&redirect_uri={}&state=s&response_type=code&username=demo&password=demo&consent=allow",
-        app.client_id,
-        boekhouding_core::exact::query::encode(&app.redirect_uri)
-    );
-    let r = block_on(http.send(HttpRequest {
-        method: HttpMethod::Post,
-        url: format!("{}/api/oauth2/auth", sandbox.base_url()),
-        headers: vec![(
-            "Content-Type".into(),
-            "application/x-www-form-urlencoded".into(),
-        )],
-        body: Some(form),
-    }))
-    .unwrap();
-    let loc = r.header("location").unwrap();
-    boekhouding_core::exact::query::decode(
-        loc.split("code=")
-            .nth(1)
-            .unwrap()
-            .split('&')
-            .next()
-            .unwrap(),
-    )
+fn login(http: &BlockingTransport, app: &ExactApp) -> String {
+    exact_sandbox::login::sign_in(http, app, "demo", "demo", "s").unwrap()
 }
 
 fn world(plan: Plan) -> World {
@@ -121,7 +97,7 @@ fn world(plan: Plan) -> World {
         base_url_override: Some(sandbox.base_url().into()),
     };
     let app = settings.app_for(Region::Nl);
-    let code = login(&sandbox, &platform.http, &app);
+    let code = login(&platform.http, &app);
     let now = boekhouding_core::ports::Clock::now(&platform.clock);
     let tokens = block_on(oauth::exchange_code(&platform.http, &app, &code, now))
         .unwrap()

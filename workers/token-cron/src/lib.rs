@@ -128,11 +128,10 @@ pub async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 }
 
 fn notes(report: &RunReport) -> String {
-    if report.notes.is_empty() {
-        String::new()
-    } else {
-        format!("; {}", report.notes.join("; "))
-    }
+    report
+        .notes_line()
+        .map(|n| format!("; {n}"))
+        .unwrap_or_default()
 }
 
 async fn run(cron: &str, env: &Env, clock: &ScheduledClock) -> Result<(i64, RunReport), String> {
@@ -186,7 +185,7 @@ async fn finish(
     let mut summary = report.summary;
     // This write is a round trip too.
     summary.d1_queries = summary.d1_queries.saturating_add(2);
-    let notes = (!report.notes.is_empty()).then(|| report.notes.join("; "));
+    let notes = report.notes_line();
     cron_runs::finish(
         db,
         id,

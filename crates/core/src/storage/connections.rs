@@ -520,7 +520,7 @@ pub const DUE_SQL: &str = "SELECT id, region, reason, due_at FROM (
          ORDER BY access_expires_at LIMIT ?)
     UNION ALL SELECT id, region, reason, due_at FROM (
         SELECT id, region, 'keep_alive' AS reason, refresh_expires_at - ? AS due_at FROM connections
-         WHERE status = 'active' AND refresh_expires_at <= ?
+         WHERE status = 'active' AND refresh_expires_at <= ? AND access_expires_at <= ?
          ORDER BY refresh_expires_at LIMIT ?)
     ORDER BY due_at, id LIMIT ?";
 
@@ -542,6 +542,9 @@ pub fn due_statement(now: DateTime<Utc>, w: &DueWindows, limit: u32) -> Statemen
             limit.into(),
             keep.into(),
             (now + w.keep_alive_before).into(),
+            // Exact refuses a refresh while the access token is valid; a
+            // connection in use is renewed once its token runs out.
+            (now + w.refresh_window).into(),
             limit.into(),
             limit.into(),
         ],

@@ -92,29 +92,7 @@ impl Env {
         );
         assert_eq!(page.status, 200);
         assert!(page.body.contains("name=\"password\""));
-        let form = format!(
-            "client_id={}&redirect_uri={}&state=st4te&response_type=code&username={username}&password={password}&consent=allow",
-            app.client_id,
-            boekhouding_core::exact::query::encode(REDIRECT)
-        );
-        let r = self.send(
-            HttpMethod::Post,
-            "/api/oauth2/auth",
-            &[("Content-Type", "application/x-www-form-urlencoded")],
-            Some(&form),
-        );
-        assert_eq!(r.status, 302, "{}", r.body);
-        let location = r.header("location").unwrap().to_owned();
-        assert!(location.starts_with(REDIRECT));
-        assert!(location.contains("state=st4te"));
-        let code = location
-            .split("code=")
-            .nth(1)
-            .unwrap()
-            .split('&')
-            .next()
-            .unwrap();
-        boekhouding_core::exact::query::decode(code)
+        exact_sandbox::login::sign_in(&self.http, &app, username, password, "st4te").unwrap()
     }
 
     pub fn connect(&self, username: &str) -> TokenSet {
