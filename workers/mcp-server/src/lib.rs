@@ -11,6 +11,7 @@ use boekhouding_cf::{bindings, edge, health};
 use boekhouding_core::VERSION;
 
 use boekhouding_core::ports::Clock;
+use boekhouding_core::storage::StorageError;
 use boekhouding_core::storage::usage::{self, UsageMonth};
 use boekhouding_mcp::auth::{AuthError, authenticate, challenge};
 use boekhouding_mcp::engine::{Engine, ServerIdentity};
@@ -117,16 +118,40 @@ fn to_response(reply: HttpReply) -> worker::Result<Response> {
     Ok(response)
 }
 
+/// Failures of this Worker's own plumbing, answered through the edge once.
+#[derive(Debug, thiserror::Error)]
+enum ServerError {
+    #[error("database unavailable")]
+    Database(#[source] StorageError),
+}
+
+impl edge::EdgeError for ServerError {
+    fn status(&self) -> u16 {
+        match self {
+            ServerError::Database(_) => 503,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            ServerError::Database(_) => "unavailable",
+        }
+    }
+    fn public_message(&self) -> String {
+        match self {
+            ServerError::Database(_) => {
+                "Service temporarily unavailable; try again shortly.".into()
+            }
+        }
+    }
+}
+
 async fn mcp(mut req: Request, env: &Env) -> worker::Result<Response> {
     let origin = public_origin(&req, env);
+    let request_id = edge::request_id(&req);
     let db = match D1Executor::from_env(env) {
         Ok(db) => db,
         Err(e) => {
-            console_error!("{SERVICE}: {e}");
-            return edge::json_response(
-                503,
-                &json!({"error": "unavailable", "message": "Service temporarily unavailable"}),
-            );
+            return edge::error_response(SERVICE, &request_id, &ServerError::Database(e));
         }
     };
     let platform = WorkerPlatform {
@@ -141,12 +166,10 @@ async fn mcp(mut req: Request, env: &Env) -> worker::Result<Response> {
     let mut principal = match authenticate(platform.db(), authorization.as_deref()).await {
         Ok(p) => p,
         Err(AuthError::Storage(e)) => {
-            console_error!("{SERVICE}: authentication lookup failed: {e}");
-            return edge::json_response(
-                503,
-                &json!({"error": "unavailable", "message": "Service temporarily unavailable"}),
-            );
+            return edge::error_response(SERVICE, &request_id, &ServerError::Database(e));
         }
+        // The MCP authorization challenge (a JSON-RPC error body and
+        // RFC 9728's WWW-Authenticate), not an internal failure.
         Err(e) => {
             let mut r = edge::json_response(
                 401,
@@ -160,7 +183,7 @@ async fn mcp(mut req: Request, env: &Env) -> worker::Result<Response> {
         }
     };
     principal.client_name = req.headers().get("user-agent")?;
-    principal.request_id = Some(edge::request_id(&req));
+    principal.request_id = Some(request_id);
     let headers: Vec<(String, String)> = req.headers().entries().collect();
     let body = if req.method() == Method::Post {
         req.bytes().await?
