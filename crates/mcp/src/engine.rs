@@ -1,6 +1,6 @@
 //! JSON-RPC dispatch for both protocol eras: version negotiation, the
-//! lifecycle methods, and `tools/list` / `tools/call` delegated to a
-//! [`ToolHost`].
+//! lifecycle methods, and tools, prompts, resources and completions
+//! delegated to a [`ToolHost`].
 
 use serde_json::{Map, Value, json};
 
@@ -22,6 +22,7 @@ pub mod code {
     pub const METHOD_NOT_FOUND: i64 = -32601;
     pub const INVALID_PARAMS: i64 = -32602;
     pub const INTERNAL_ERROR: i64 = -32603;
+    pub const RESOURCE_NOT_FOUND: i64 = -32002;
     pub const HEADER_MISMATCH: i64 = -32020;
     pub const UNSUPPORTED_VERSION: i64 = -32022;
 }
@@ -48,14 +49,83 @@ pub enum ToolCallOutcome {
     UnknownTool,
 }
 
-/// What serves the tools. Single-threaded like the Workers runtime.
+/// Why a prompt, resource or completion request was not answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostError {
+    /// Unknown prompt, missing or invalid argument (-32602).
+    InvalidParams(String),
+    /// No resource at that URI (-32002).
+    ResourceNotFound(String),
+    /// Our own failure (database); the message never reaches the client.
+    Unavailable,
+}
+
+impl HostError {
+    fn into_rpc(self) -> RpcError {
+        match self {
+            HostError::InvalidParams(m) => RpcError::new(code::INVALID_PARAMS, m, 200),
+            HostError::ResourceNotFound(uri) => {
+                RpcError::new(code::RESOURCE_NOT_FOUND, "Resource not found", 200)
+                    .with_data(json!({"uri": uri}))
+            }
+            HostError::Unavailable => RpcError::new(
+                code::INTERNAL_ERROR,
+                "The service is temporarily unavailable; try again shortly.",
+                200,
+            ),
+        }
+    }
+}
+
+/// What serves the tools, prompts and resources. Single-threaded like the
+/// Workers runtime. Prompts, resources and completions default to none.
 #[allow(async_fn_in_trait)]
 pub trait ToolHost {
     /// Tool definitions (`name`, `description`, `inputSchema`, …) in a
     /// deterministic order.
     fn tools(&self) -> Vec<Value>;
     async fn call(&self, name: &str, arguments: Value) -> ToolCallOutcome;
+
+    /// Prompt definitions (`name`, `title`, `description`, `arguments`).
+    fn prompts(&self) -> Vec<Value> {
+        Vec::new()
+    }
+    /// A prompt's `{description, messages}` for string arguments.
+    async fn get_prompt(
+        &self,
+        name: &str,
+        _arguments: &Map<String, Value>,
+    ) -> Result<Value, HostError> {
+        Err(HostError::InvalidParams(format!("Unknown prompt: {name}")))
+    }
+    /// Concrete resources (`uri`, `name`, `title`, `description`, `mimeType`).
+    fn resources(&self) -> Vec<Value> {
+        Vec::new()
+    }
+    /// Resource templates (`uriTemplate`, `name`, …).
+    fn resource_templates(&self) -> Vec<Value> {
+        Vec::new()
+    }
+    /// The `contents` of a resource.
+    async fn read_resource(&self, uri: &str) -> Result<Vec<Value>, HostError> {
+        Err(HostError::ResourceNotFound(uri.to_owned()))
+    }
+    /// Completion values for an argument of a prompt (`ref/prompt`) or a
+    /// resource template (`ref/resource`), given what is typed so far and
+    /// the arguments already chosen.
+    async fn complete(
+        &self,
+        _reference: &Value,
+        _argument: &str,
+        _typed: &str,
+        _context: &Map<String, Value>,
+    ) -> Result<Vec<String>, HostError> {
+        Ok(Vec::new())
+    }
 }
+
+/// Completion answers carry at most this many values.
+const MAX_COMPLETIONS: usize = 100;
 
 /// A JSON-RPC error with the HTTP status it is answered with.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,7 +179,24 @@ pub struct Engine {
 }
 
 fn capabilities() -> Value {
-    json!({"tools": {"listChanged": false}})
+    json!({
+        "tools": {"listChanged": false},
+        "prompts": {"listChanged": false},
+        "resources": {"listChanged": false, "subscribe": false},
+        "completions": {},
+    })
+}
+
+/// A list method's `cursor`: we never page, so any cursor is invalid.
+fn no_cursor(params: &Value) -> Result<(), RpcError> {
+    match params.get("cursor").filter(|c| !c.is_null()) {
+        Some(c) => Err(RpcError::new(
+            code::INVALID_PARAMS,
+            format!("Invalid cursor: {c}"),
+            200,
+        )),
+        None => Ok(()),
+    }
 }
 
 impl Engine {
@@ -225,14 +312,95 @@ impl Engine {
                 })
             }
             "tools/list" => {
-                if let Some(c) = params.get("cursor").filter(|c| !c.is_null()) {
+                no_cursor(params)?;
+                json!({"tools": host.tools()})
+            }
+            "prompts/list" => {
+                no_cursor(params)?;
+                json!({"prompts": host.prompts()})
+            }
+            "prompts/get" => {
+                let Some(name) = params.get("name").and_then(Value::as_str) else {
                     return Err(RpcError::new(
                         code::INVALID_PARAMS,
-                        format!("Invalid cursor: {c}"),
+                        "prompts/get needs params.name",
+                        200,
+                    ));
+                };
+                let empty = Map::new();
+                let args = match params.get("arguments") {
+                    None | Some(Value::Null) => &empty,
+                    Some(Value::Object(m)) if m.values().all(Value::is_string) => m,
+                    Some(_) => {
+                        return Err(RpcError::new(
+                            code::INVALID_PARAMS,
+                            "prompt arguments must be an object of strings",
+                            200,
+                        ));
+                    }
+                };
+                host.get_prompt(name, args)
+                    .await
+                    .map_err(HostError::into_rpc)?
+            }
+            "resources/list" => {
+                no_cursor(params)?;
+                json!({"resources": host.resources()})
+            }
+            "resources/templates/list" => {
+                no_cursor(params)?;
+                json!({"resourceTemplates": host.resource_templates()})
+            }
+            "resources/read" => {
+                let Some(uri) = params.get("uri").and_then(Value::as_str) else {
+                    return Err(RpcError::new(
+                        code::INVALID_PARAMS,
+                        "resources/read needs params.uri",
+                        200,
+                    ));
+                };
+                let contents = host.read_resource(uri).await.map_err(HostError::into_rpc)?;
+                json!({"contents": contents})
+            }
+            "completion/complete" => {
+                let reference = params.get("ref").cloned().unwrap_or(Value::Null);
+                let kind = reference.get("type").and_then(Value::as_str);
+                if !matches!(kind, Some("ref/prompt" | "ref/resource")) {
+                    return Err(RpcError::new(
+                        code::INVALID_PARAMS,
+                        "completion/complete needs ref of type ref/prompt or ref/resource",
                         200,
                     ));
                 }
-                json!({"tools": host.tools()})
+                let Some(argument) = params
+                    .get("argument")
+                    .and_then(|a| a.get("name"))
+                    .and_then(Value::as_str)
+                else {
+                    return Err(RpcError::new(
+                        code::INVALID_PARAMS,
+                        "completion/complete needs argument.name",
+                        200,
+                    ));
+                };
+                let typed = params
+                    .get("argument")
+                    .and_then(|a| a.get("value"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let empty = Map::new();
+                let context = params
+                    .get("context")
+                    .and_then(|c| c.get("arguments"))
+                    .and_then(Value::as_object)
+                    .unwrap_or(&empty);
+                let mut values = host
+                    .complete(&reference, argument, typed, context)
+                    .await
+                    .map_err(HostError::into_rpc)?;
+                let total = values.len();
+                values.truncate(MAX_COMPLETIONS);
+                json!({"completion": {"values": values, "total": total, "hasMore": total > MAX_COMPLETIONS}})
             }
             "tools/call" => {
                 let Some(name) = params.get("name").and_then(Value::as_str) else {

@@ -14,7 +14,7 @@ use boekhouding_core::storage::connections::{self, ExactIdentity, NewConnection}
 use boekhouding_core::storage::usage::AuthKind;
 use boekhouding_core::storage::users;
 use boekhouding_core::testing::{FakeClock, MemoryCache, SeededRandomness};
-use boekhouding_mcp::engine::{ToolCallOutcome, ToolHost};
+use boekhouding_mcp::engine::{Engine, Era, RpcError, ServerIdentity, ToolCallOutcome, ToolHost};
 use boekhouding_mcp::tools::{Bookkeeping, ExactSettings, Platform, Principal};
 use boekhouding_sqlite::SqliteDb;
 use exact_sandbox::transport::BlockingTransport;
@@ -873,4 +873,335 @@ fn hostile_text_in_every_string_argument_is_harmless() {
         }
     }
     assert!(calls > 40, "{calls} hostile calls");
+}
+
+impl World {
+    fn rpc(&self, method: &str, params: Value, era: Era) -> Result<Value, RpcError> {
+        let host = Bookkeeping {
+            platform: &self.platform,
+            principal: &self.principal,
+            portal_url: "https://portal.example",
+            exact: Some(&self.settings),
+        };
+        let engine = Engine::new(ServerIdentity {
+            name: "t".into(),
+            title: "T".into(),
+            version: "0".into(),
+            instructions: String::new(),
+        });
+        block_on(engine.dispatch(&host, method, &params, era))
+    }
+
+    fn prompt_text(&self, name: &str, args: Value) -> String {
+        let r = self
+            .rpc(
+                "prompts/get",
+                json!({"name": name, "arguments": args}),
+                Era::Legacy,
+            )
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert_eq!(r["messages"][0]["role"], "user");
+        r["messages"][0]["content"]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+#[test]
+fn every_prompt_is_served_in_dutch_and_english_for_the_callers_administrations() {
+    let w = world(Plan::Enterprise);
+    let listed = w.rpc("prompts/list", json!({}), Era::Legacy).unwrap();
+    let names: Vec<&str> = listed["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "financial_analysis",
+            "invoice_summary",
+            "cash_flow_overview",
+            "financial_health_check",
+            "debtor_collection",
+            "vat_preparation"
+        ]
+    );
+    let company = |code: i64| {
+        w.sandbox
+            .dataset()
+            .companies
+            .iter()
+            .find(|c| c.division == code)
+            .unwrap()
+            .name
+            .clone()
+    };
+    let default = w
+        .sandbox
+        .dataset()
+        .users
+        .iter()
+        .find(|u| u.username == "demo")
+        .unwrap()
+        .current_division;
+    for name in names {
+        let nl = w.prompt_text(name, json!({}));
+        let en = w.prompt_text(name, json!({"language": "en", "division": "1000002"}));
+        assert!(nl.contains(&company(default)), "{name}: {nl}");
+        assert!(
+            en.contains(&company(1_000_002)) && en.contains("division 1000002"),
+            "{name}: {en}"
+        );
+        assert_ne!(nl, en);
+        // Every tool a prompt names exists.
+        let tools = w.rpc("tools/list", json!({}), Era::Legacy).unwrap();
+        for word in en.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if word.starts_with("get_") {
+                assert!(
+                    tools["tools"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|t| t["name"] == word),
+                    "{name} names unknown tool {word}"
+                );
+            }
+        }
+    }
+    let vat = w.prompt_text(
+        "vat_preparation",
+        json!({"period": "2026-q3", "language": "en"}),
+    );
+    assert!(vat.contains("2026-Q3 (2026-07-01 to 2026-09-30)"), "{vat}");
+
+    // Wrong input is refused with the reason, nothing else.
+    for (name, args, says) in [
+        (
+            "financial_analysis",
+            json!({"division": "1000004"}),
+            "not one of your administrations",
+        ),
+        (
+            "financial_analysis",
+            json!({"division": "x'; DROP TABLE users"}),
+            "division code",
+        ),
+        (
+            "vat_preparation",
+            json!({"period": "2026-Q5"}),
+            "quarter like 2026-Q3",
+        ),
+        (
+            "invoice_summary",
+            json!({"type": "credit"}),
+            "sales or purchase",
+        ),
+        ("cash_flow_overview", json!({"months": "48"}), "1 to 12"),
+        ("debtor_collection", json!({"language": "de"}), "nl or en"),
+        (
+            "financial_health_check",
+            json!({"year": "2026"}),
+            "Unknown argument",
+        ),
+        ("no_such_prompt", json!({}), "Unknown prompt"),
+    ] {
+        let e = w
+            .rpc(
+                "prompts/get",
+                json!({"name": name, "arguments": args}),
+                Era::Legacy,
+            )
+            .unwrap_err();
+        assert_eq!(e.code, -32602, "{name}");
+        assert!(e.message.contains(says), "{name}: {}", e.message);
+    }
+    let e = w
+        .rpc(
+            "prompts/get",
+            json!({"name": "invoice_summary", "arguments": {"type": 1}}),
+            Era::Legacy,
+        )
+        .unwrap_err();
+    assert_eq!(e.code, -32602);
+}
+
+#[test]
+fn resources_show_the_account_and_never_another_tenant_or_a_token() {
+    let w = world(Plan::Starter);
+    let listed = w.rpc("resources/list", json!({}), Era::Legacy).unwrap();
+    let uris: Vec<&str> = listed["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["uri"].as_str().unwrap())
+        .collect();
+    assert_eq!(uris, ["exact://divisions", "exact://connections"]);
+    let templates = w
+        .rpc("resources/templates/list", json!({}), Era::Legacy)
+        .unwrap();
+    assert_eq!(
+        templates["resourceTemplates"][0]["uriTemplate"],
+        "exact://divisions/{division}"
+    );
+
+    let read = |uri: &str| -> Value {
+        let r = w
+            .rpc("resources/read", json!({"uri": uri}), Era::Legacy)
+            .unwrap();
+        assert_eq!(r["contents"][0]["uri"], uri);
+        assert_eq!(r["contents"][0]["mimeType"], "application/json");
+        serde_json::from_str(r["contents"][0]["text"].as_str().unwrap()).unwrap()
+    };
+    let divisions = read("exact://divisions");
+    assert_eq!(divisions["count"], 3, "{divisions}");
+    // The starter plan allows fewer administrations than the user has.
+    let usable = divisions["administrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["usable"] == true)
+        .count() as u64;
+    assert_eq!(
+        usable as i64,
+        Plan::Starter.limits().administrations.cap_for_sql().min(3)
+    );
+
+    let conns = read("exact://connections");
+    assert_eq!(conns["connections"][0]["status"], "active");
+    assert_eq!(conns["connections"][0]["needs_reconnect"], false);
+    let conn = block_on(connections::list_for_user(
+        &w.platform.db,
+        &w.principal.user_id,
+    ))
+    .unwrap()
+    .remove(0);
+    let (access, refresh) = connections::open_tokens(&w.settings.keyring, &conn).unwrap();
+    let text = conns.to_string();
+    for secret in [
+        access.expose(),
+        refresh.expose(),
+        conn.access_token_sealed.as_str(),
+    ] {
+        assert!(!text.contains(secret));
+    }
+
+    let one = read("exact://divisions/1000002");
+    assert_eq!(one["division"], 1_000_002);
+    assert_eq!(one["connection"]["status"], "active");
+    // Another tenant's administration and nonsense are simply not found.
+    for uri in [
+        "exact://divisions/1000004",
+        "exact://divisions/abc",
+        "exact://nope",
+        "file:///etc/passwd",
+    ] {
+        let e = w
+            .rpc("resources/read", json!({"uri": uri}), Era::Legacy)
+            .unwrap_err();
+        assert_eq!(e.code, -32002, "{uri}");
+        assert_eq!(e.data.unwrap()["uri"], uri);
+    }
+}
+
+#[test]
+fn completions_offer_the_callers_administrations_periods_and_choices() {
+    let w = world(Plan::Enterprise);
+    let complete = |reference: Value, arg: &str, typed: &str| -> Vec<String> {
+        let r = w
+            .rpc(
+                "completion/complete",
+                json!({"ref": reference, "argument": {"name": arg, "value": typed}}),
+                Era::Legacy,
+            )
+            .unwrap();
+        assert!(
+            r["completion"]["total"].as_u64().unwrap() <= 100 || r["completion"]["hasMore"] == true
+        );
+        serde_json::from_value(r["completion"]["values"].clone()).unwrap()
+    };
+    let prompt = json!({"type": "ref/prompt", "name": "vat_preparation"});
+    assert_eq!(
+        complete(prompt.clone(), "division", ""),
+        ["1000001", "1000002", "1000003"]
+    );
+    let bakery = w
+        .sandbox
+        .dataset()
+        .companies
+        .iter()
+        .find(|c| c.division == 1_000_001)
+        .unwrap()
+        .name
+        .to_lowercase();
+    let word = bakery.split_whitespace().next().unwrap();
+    assert_eq!(
+        complete(prompt.clone(), "division", word),
+        ["1000001"],
+        "{word}"
+    );
+    assert!(complete(prompt.clone(), "division", "1000004").is_empty());
+    let year = chrono::Utc::now().format("%Y").to_string();
+    let quarters = complete(prompt.clone(), "period", &format!("{year}-Q"));
+    assert!(!quarters.is_empty() && quarters.iter().all(|q| q.starts_with(&format!("{year}-Q"))));
+    assert_eq!(complete(prompt.clone(), "language", "E"), ["en"]);
+    let template = json!({"type": "ref/resource", "uri": "exact://divisions/{division}"});
+    assert_eq!(complete(template, "division", "100000").len(), 3);
+    let e = w
+        .rpc(
+            "completion/complete",
+            json!({"ref": prompt, "argument": {"name": "nonsense", "value": ""}}),
+            Era::Legacy,
+        )
+        .unwrap_err();
+    assert_eq!(e.code, -32602);
+}
+
+#[test]
+fn prompts_and_resources_are_served_in_the_stateless_revision_too() {
+    let w = world(Plan::Enterprise);
+    for (method, params) in [
+        ("prompts/list", json!({})),
+        ("resources/list", json!({})),
+        ("resources/templates/list", json!({})),
+    ] {
+        let r = w.rpc(method, params, Era::Modern).unwrap();
+        assert_eq!(r["resultType"], "complete", "{method}");
+        assert_eq!(r["ttlMs"], 60_000, "{method}");
+    }
+    let r = w
+        .rpc(
+            "prompts/get",
+            json!({"name": "financial_health_check"}),
+            Era::Modern,
+        )
+        .unwrap();
+    assert_eq!(r["resultType"], "complete");
+    assert!(
+        r["messages"][0]["content"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("get_aging_receivables")
+    );
+    let r = w
+        .rpc(
+            "resources/read",
+            json!({"uri": "exact://divisions"}),
+            Era::Modern,
+        )
+        .unwrap();
+    assert_eq!(r["resultType"], "complete");
+    let caps = w
+        .rpc(
+            "initialize",
+            json!({"protocolVersion": "2025-11-25"}),
+            Era::Legacy,
+        )
+        .unwrap()["capabilities"]
+        .clone();
+    for c in ["tools", "prompts", "resources", "completions"] {
+        assert!(caps.get(c).is_some(), "{c} missing from {caps}");
+    }
 }

@@ -18,20 +18,21 @@ mod divisions;
 mod exact;
 mod invoices;
 mod ledger;
+mod prompts;
 mod relations;
 mod reports;
 
 pub use exact::ExactSettings;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use boekhouding_core::plan::Plan;
 use boekhouding_core::ports::{Clock, HttpTransport, KvCache, Randomness, Sleep};
 use boekhouding_core::storage::usage::{self, AuthKind, CallRecord, Metered, Outcome, UsageMonth};
 use boekhouding_core::storage::{SqlExecutor, StorageError};
 
-use crate::engine::{ToolCallOutcome, ToolHost};
+use crate::engine::{HostError, ToolCallOutcome, ToolHost};
 
 /// Who is calling, as resolved from their credential.
 #[derive(Debug, Clone)]
@@ -166,6 +167,40 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
             reports::aging_definition("receivables"),
             reports::aging_definition("payables"),
         ]
+    }
+
+    fn prompts(&self) -> Vec<Value> {
+        prompts::definitions()
+    }
+
+    async fn get_prompt(
+        &self,
+        name: &str,
+        arguments: &Map<String, Value>,
+    ) -> Result<Value, HostError> {
+        prompts::get(self, name, arguments).await
+    }
+
+    fn resources(&self) -> Vec<Value> {
+        prompts::resources()
+    }
+
+    fn resource_templates(&self) -> Vec<Value> {
+        prompts::templates()
+    }
+
+    async fn read_resource(&self, uri: &str) -> Result<Vec<Value>, HostError> {
+        prompts::read(self, uri).await
+    }
+
+    async fn complete(
+        &self,
+        reference: &Value,
+        argument: &str,
+        typed: &str,
+        _context: &Map<String, Value>,
+    ) -> Result<Vec<String>, HostError> {
+        prompts::complete(self, reference, argument, typed).await
     }
 
     async fn call(&self, name: &str, arguments: Value) -> ToolCallOutcome {
