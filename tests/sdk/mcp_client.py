@@ -1,6 +1,8 @@
 """End-to-end check with the official MCP Python SDK: connect over
 Streamable HTTP with an API key, list the tools, call every one of them
-with realistic arguments, and validate what comes back.
+with realistic arguments, and validate what comes back; then list and get
+every prompt (Dutch and English), read every resource and the division
+template, and complete prompt arguments.
 
 Usage: mcp_client.py <mcp url> <api key>
 Prints one JSON object per tool call and exits non-zero on any failure.
@@ -61,7 +63,49 @@ async def main(url: str, key: str) -> int:
             if not bad.isError:
                 print(json.dumps({"error": "invalid arguments were accepted"}))
                 failures += 1
+            failures += await prompts_and_resources(session)
     return 1 if failures else 0
+
+
+PROMPTS = ["financial_analysis", "invoice_summary", "cash_flow_overview",
+           "financial_health_check", "debtor_collection", "vat_preparation"]
+
+
+async def prompts_and_resources(session: ClientSession) -> int:
+    failures = 0
+    listed = await session.list_prompts()
+    names = [p.name for p in listed.prompts]
+    if names != PROMPTS:
+        print(json.dumps({"error": "prompts", "listed": names}))
+        return 1
+    divisions = json.loads((await session.read_resource("exact://divisions")).contents[0].text)
+    usable = [a["division"] for a in divisions["administrations"] if a["usable"]]
+    for name in PROMPTS:
+        for language in ("nl", "en"):
+            got = await session.get_prompt(name, {"language": language, "division": str(usable[-1])})
+            text = got.messages[0].content.text
+            ok = got.messages[0].role == "user" and str(usable[-1]) in text and "get_" in text
+            print(json.dumps({"prompt": name, "language": language, "ok": ok}))
+            failures += 0 if ok else 1
+    resources = await session.list_resources()
+    uris = [str(r.uri) for r in resources.resources]
+    templates = await session.list_resource_templates()
+    template = templates.resourceTemplates[0].uriTemplate if templates.resourceTemplates else None
+    connections = json.loads((await session.read_resource("exact://connections")).contents[0].text)
+    one = json.loads((await session.read_resource(f"exact://divisions/{usable[0]}")).contents[0].text)
+    ok = (uris == ["exact://divisions", "exact://connections"]
+          and template == "exact://divisions/{division}"
+          and connections["connections"][0]["status"] == "active"
+          and one["division"] == usable[0])
+    print(json.dumps({"resources": uris, "template": template, "ok": ok}))
+    failures += 0 if ok else 1
+    from mcp.types import PromptReference
+    done = await session.complete(PromptReference(type="ref/prompt", name="vat_preparation"),
+                                  {"name": "division", "value": ""})
+    ok = sorted(done.completion.values) == sorted(str(d) for d in usable)
+    print(json.dumps({"completion": done.completion.values, "ok": ok}))
+    failures += 0 if ok else 1
+    return failures
 
 
 if __name__ == "__main__":

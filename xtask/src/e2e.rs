@@ -275,7 +275,7 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
             suite.check(name, result);
         }
         suite.check(
-            "mcp: the stateless 2026-07-28 revision over HTTP",
+            "mcp: the stateless 2026-07-28 revision over HTTP (tools, prompts, resources)",
             crate::e2e_mcp::modern_era_check(mcp.port, &account.api_key),
         );
         suite.check(
@@ -283,7 +283,7 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
             crate::e2e_mcp::conformance_check(tools, mcp.port, &account.api_key),
         );
         suite.check(
-            "mcp: the official Python SDK lists and calls every tool",
+            "mcp: the official Python SDK calls every tool, gets every prompt in both languages, reads every resource and completes arguments",
             crate::e2e_mcp::sdk_check(tools, mcp.port, &account.api_key),
         );
     }

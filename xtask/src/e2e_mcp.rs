@@ -281,7 +281,8 @@ pub fn sdk_check(tools: &Tools, port: u16, key: &str) -> Result<()> {
             .lines()
             .filter(|l| l.contains("\"ok\": true"))
             .count()
-            >= 3,
+            // 18 tools, 6 prompts in two languages, resources, completion.
+            >= 32,
         || stdout.to_string(),
     )
 }
@@ -346,6 +347,37 @@ pub fn modern_era_check(port: u16, key: &str) -> Result<()> {
     expect(
         mismatch.status == 400 && mismatch.json()?["error"]["code"] == -32020,
         || mismatch.body.clone(),
+    )?;
+    let pl = post("prompts/list", None, json!({"_meta": meta}))?;
+    let plv = pl.json()?;
+    expect(
+        plv["result"]["prompts"].as_array().map(Vec::len) == Some(6)
+            && plv["result"]["resultType"] == "complete",
+        || pl.body.clone(),
+    )?;
+    let pg = post(
+        "prompts/get",
+        Some("vat_preparation"),
+        json!({"name": "vat_preparation", "arguments": {"period": "2026-Q3", "language": "en"}, "_meta": meta}),
+    )?;
+    expect(
+        pg.json()?["result"]["messages"][0]["content"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("2026-Q3") && t.contains("get_vat_summary")),
+        || pg.body.clone(),
+    )?;
+    let rr = post(
+        "resources/read",
+        Some("exact://connections"),
+        json!({"uri": "exact://connections", "_meta": meta}),
+    )?;
+    let rrv = rr.json()?;
+    expect(
+        rrv["result"]["contents"][0]["uri"] == "exact://connections"
+            && rrv["result"]["contents"][0]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("\"status\":\"active\"")),
+        || rr.body.clone(),
     )?;
     let ping = post("ping", None, json!({"_meta": meta}))?;
     expect(
