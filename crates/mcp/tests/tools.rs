@@ -767,7 +767,10 @@ fn tools_list_snapshot() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), names.len(), "unique names");
-    assert_eq!(names.len(), 18);
+    assert_eq!(names.len(), 18 + LIST_TOOLS.len());
+    for (tool, ..) in LIST_TOOLS {
+        assert!(names.contains(tool), "{tool} missing");
+    }
     for t in &tools {
         assert_eq!(t["inputSchema"]["type"], "object", "{}", t["name"]);
         assert_eq!(t["outputSchema"]["type"], "object", "{}", t["name"]);
@@ -1204,4 +1207,238 @@ fn prompts_and_resources_are_served_in_the_stateless_revision_too() {
     for c in ["tools", "prompts", "resources", "completions"] {
         assert!(caps.get(c).is_some(), "{c} missing from {caps}");
     }
+}
+
+/// Each declared list tool: (tool, Exact entity, result key, amount field
+/// of the sandbox rows summed into `total`).
+const LIST_TOOLS: &[(&str, &str, &str, Option<&str>)] = &[
+    (
+        "get_sales_orders",
+        "salesorder/SalesOrders",
+        "orders",
+        Some("AmountDC"),
+    ),
+    (
+        "get_purchase_orders",
+        "purchaseorder/PurchaseOrders",
+        "orders",
+        Some("AmountDC"),
+    ),
+    (
+        "get_quotations",
+        "crm/Quotations",
+        "quotations",
+        Some("AmountDC"),
+    ),
+    ("get_items", "logistics/Items", "items", None),
+    (
+        "get_stock_positions",
+        "inventory/StockPositions",
+        "positions",
+        None,
+    ),
+    (
+        "get_projects",
+        "project/Projects",
+        "projects",
+        Some("BudgetedAmount"),
+    ),
+    (
+        "get_time_transactions",
+        "project/TimeTransactions",
+        "entries",
+        Some("AmountFC"),
+    ),
+    (
+        "get_project_invoices",
+        "project/InvoiceTerms",
+        "terms",
+        Some("Amount"),
+    ),
+    ("get_currencies", "general/Currencies", "currencies", None),
+    (
+        "get_currency_rates",
+        "financial/ExchangeRates",
+        "rates",
+        None,
+    ),
+    ("get_cost_centers", "hrm/Costcenters", "cost_centers", None),
+    (
+        "get_fixed_assets",
+        "assets/Assets",
+        "assets",
+        Some("PurchasePrice"),
+    ),
+    (
+        "get_depreciation_schedule",
+        "assets/DepreciationSchedules",
+        "lines",
+        Some("Amount"),
+    ),
+    (
+        "get_opportunities",
+        "crm/Opportunities",
+        "opportunities",
+        Some("AmountDC"),
+    ),
+    (
+        "get_sales_contracts",
+        "subscription/Subscriptions",
+        "contracts",
+        None,
+    ),
+    (
+        "get_sales_prices",
+        "logistics/SalesItemPrices",
+        "prices",
+        None,
+    ),
+    (
+        "get_journal_entries",
+        "generaljournalentry/GeneralJournalEntries",
+        "entries",
+        None,
+    ),
+];
+
+fn sum_cents(rows: &[serde_json::Map<String, Value>], field: &str) -> i64 {
+    rows.iter().map(|r| cents(&r[field])).sum()
+}
+
+#[test]
+fn every_list_tool_ties_out_with_the_sandbox_in_every_administration() {
+    let w = world(Plan::Enterprise);
+    for (tool, entity, key, amount) in LIST_TOOLS {
+        for division in [1_000_001i64, 1_000_002, 1_000_003] {
+            let source = w.sandbox.rows(division, entity);
+            let r = w.ok(tool, json!({"division": division}));
+            let listed = r[*key].as_array().unwrap();
+            let expected = source.len().min(250);
+            assert_eq!(listed.len(), expected, "{tool} in {division}");
+            assert_eq!(r["count"], expected as u64, "{tool}");
+            assert_eq!(r["truncated"], source.len() > 250, "{tool}");
+            if let (Some(field), false) = (amount, source.len() > 250) {
+                assert_eq!(
+                    cents(&r["total"]),
+                    sum_cents(&source, field),
+                    "{tool} total in {division}"
+                );
+            }
+        }
+    }
+    // A small limit truncates and says so.
+    let busiest = [1_000_001i64, 1_000_002, 1_000_003]
+        .into_iter()
+        .max_by_key(|d| w.sandbox.rows(*d, "project/TimeTransactions").len())
+        .unwrap();
+    assert!(w.sandbox.rows(busiest, "project/TimeTransactions").len() > 3);
+    let r = w.ok("get_time_transactions", json!({"division": busiest, "limit": 3}));
+    assert_eq!(
+        (r["count"].as_u64(), r["truncated"].as_bool()),
+        (Some(3), Some(true))
+    );
+}
+
+#[test]
+fn list_tool_filters_select_exactly_the_matching_rows() {
+    let w = world(Plan::Enterprise);
+    let d = 1_000_002;
+    let day =
+        |v: &Value| boekhouding_core::exact::dates::parse_odata_day(v.as_str().unwrap_or("")).ok();
+    let orders = w.sandbox.rows(d, "salesorder/SalesOrders");
+    let open = orders.iter().filter(|o| o["Status"] == 12).count();
+    let r = w.ok("get_sales_orders", json!({"division": d, "status": "open"}));
+    assert_eq!(r["count"], open as u64);
+    let from = chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+    let to = chrono::NaiveDate::from_ymd_opt(2026, 6, 30).unwrap();
+    let in_range: Vec<_> = orders
+        .iter()
+        .filter(|o| day(&o["OrderDate"]).is_some_and(|x| x >= from && x <= to))
+        .collect();
+    let r = w.ok(
+        "get_sales_orders",
+        json!({"division": d, "from_date": "2026-03-01", "to_date": "2026-06-30"}),
+    );
+    assert_eq!(r["count"], in_range.len() as u64);
+    assert!(r["orders"].as_array().unwrap().iter().all(|o| {
+        let x = o["date"].as_str().unwrap();
+        ("2026-03-01"..="2026-06-30").contains(&x)
+    }));
+
+    let hours = w.sandbox.rows(d, "project/TimeTransactions");
+    if let Some(p) = hours
+        .first()
+        .map(|h| h["ProjectCode"].as_str().unwrap().to_owned())
+    {
+        let expected = hours
+            .iter()
+            .filter(|h| h["ProjectCode"] == p.as_str())
+            .count()
+            .min(250);
+        let r = w.ok(
+            "get_time_transactions",
+            json!({"division": d, "project": p}),
+        );
+        assert_eq!(r["count"], expected as u64);
+    }
+    let rates = w.sandbox.rows(d, "financial/ExchangeRates");
+    let usd = rates
+        .iter()
+        .filter(|r| r["TargetCurrency"] == "USD")
+        .count();
+    let r = w.ok(
+        "get_currency_rates",
+        json!({"division": d, "currency": "USD"}),
+    );
+    assert_eq!(r["count"], usd as u64);
+    let dep = w.sandbox.rows(d, "assets/DepreciationSchedules");
+    let y2026 = dep.iter().filter(|r| r["Year"] == 2026).count();
+    let r = w.ok(
+        "get_depreciation_schedule",
+        json!({"division": d, "year": 2026}),
+    );
+    assert_eq!(r["count"], y2026 as u64);
+
+    // Hostile and invalid arguments are refused or harmless, never injected.
+    for (tool, args, says) in [
+        (
+            "get_sales_orders",
+            json!({"status": "shipped"}),
+            "must be one of",
+        ),
+        (
+            "get_sales_orders",
+            json!({"from_date": "2026-07-01", "to_date": "2026-01-01"}),
+            "must not be after",
+        ),
+        (
+            "get_sales_orders",
+            json!({"from_date": "01-07-2026"}),
+            "YYYY-MM-DD",
+        ),
+        (
+            "get_depreciation_schedule",
+            json!({"year": 1999}),
+            "2000 to 2100",
+        ),
+        (
+            "get_currencies",
+            json!({"currency": "USD"}),
+            "Unknown argument",
+        ),
+        ("get_journal_entries", json!({"period": 13}), "1 to 12"),
+    ] {
+        let m = w.error(tool, args);
+        assert!(m.contains(says), "{tool}: {m}");
+    }
+    let r = w.ok(
+        "get_currency_rates",
+        json!({"division": d, "currency": "X'Y"}),
+    );
+    assert_eq!(r["count"], 0);
+    let r = w.ok(
+        "get_items",
+        json!({"division": d, "search": "' or 1 eq 1 or '"}),
+    );
+    assert_eq!(r["count"], 0);
 }

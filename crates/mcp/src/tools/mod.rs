@@ -18,6 +18,7 @@ mod divisions;
 mod exact;
 mod invoices;
 mod ledger;
+mod lists;
 mod prompts;
 mod relations;
 mod reports;
@@ -137,10 +138,13 @@ impl<P: Platform> Bookkeeping<'_, P> {
             "get_balance_sheet" => reports::get_balance_sheet(self, args).await,
             "get_aging_receivables" => reports::get_aging(self, args, false).await,
             "get_aging_payables" => reports::get_aging(self, args, true).await,
-            _ => Ok(ToolResult::Failed {
-                message: format!("Unknown tool {name}"),
-                outcome: Outcome::InvalidArguments,
-            }),
+            other => match lists::TOOLS.iter().find(|t| t.name == other) {
+                Some(t) => lists::run(self, t, args).await,
+                None => Ok(ToolResult::Failed {
+                    message: format!("Unknown tool {name}"),
+                    outcome: Outcome::InvalidArguments,
+                }),
+            },
         }
     }
 }
@@ -167,6 +171,9 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
             reports::aging_definition("receivables"),
             reports::aging_definition("payables"),
         ]
+        .into_iter()
+        .chain(lists::TOOLS.iter().map(lists::definition))
+        .collect()
     }
 
     fn prompts(&self) -> Vec<Value> {
