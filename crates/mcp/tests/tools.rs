@@ -767,7 +767,7 @@ fn tools_list_snapshot() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), names.len(), "unique names");
-    assert_eq!(names.len(), 18 + LIST_TOOLS.len());
+    assert_eq!(names.len(), 20 + LIST_TOOLS.len());
     for (tool, ..) in LIST_TOOLS {
         assert!(names.contains(tool), "{tool} missing");
     }
@@ -1299,6 +1299,12 @@ const LIST_TOOLS: &[(&str, &str, &str, Option<&str>)] = &[
         "entries",
         None,
     ),
+    (
+        "get_document_attachments",
+        "documents/DocumentAttachments",
+        "attachments",
+        None,
+    ),
 ];
 
 fn sum_cents(rows: &[serde_json::Map<String, Value>], field: &str) -> i64 {
@@ -1332,7 +1338,10 @@ fn every_list_tool_ties_out_with_the_sandbox_in_every_administration() {
         .max_by_key(|d| w.sandbox.rows(*d, "project/TimeTransactions").len())
         .unwrap();
     assert!(w.sandbox.rows(busiest, "project/TimeTransactions").len() > 3);
-    let r = w.ok("get_time_transactions", json!({"division": busiest, "limit": 3}));
+    let r = w.ok(
+        "get_time_transactions",
+        json!({"division": busiest, "limit": 3}),
+    );
     assert_eq!(
         (r["count"].as_u64(), r["truncated"].as_bool()),
         (Some(3), Some(true))
@@ -1441,4 +1450,81 @@ fn list_tool_filters_select_exactly_the_matching_rows() {
         json!({"division": d, "search": "' or 1 eq 1 or '"}),
     );
     assert_eq!(r["count"], 0);
+}
+
+#[test]
+fn the_sales_funnel_and_recurring_revenue_tie_out_with_the_opportunities_and_subscriptions() {
+    let w = world(Plan::Enterprise);
+    for d in [1_000_001i64, 1_000_002, 1_000_003] {
+        let opps = w.sandbox.rows(d, "crm/Opportunities");
+        let open: Vec<_> = opps
+            .iter()
+            .filter(|o| o["OpportunityStatus"] == 1)
+            .collect();
+        let r = w.ok("get_sales_funnel", json!({"division": d}));
+        assert_eq!(r["count"], open.len() as u64, "{d}");
+        let amount: i64 = open.iter().map(|o| cents(&o["AmountDC"])).sum();
+        assert!((cents(&r["amount"]) - amount).abs() <= 1, "{d}");
+        let weighted: f64 = open
+            .iter()
+            .map(|o| o["AmountDC"].as_f64().unwrap() * o["Probability"].as_f64().unwrap())
+            .sum();
+        assert!(
+            (r["weighted_amount"].as_f64().unwrap() - weighted).abs()
+                < 0.05 * open.len().max(1) as f64
+        );
+        let stage_total: u64 = r["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(stage_total, open.len() as u64);
+        let all = w.ok(
+            "get_sales_funnel",
+            json!({"division": d, "include_closed": true}),
+        );
+        let won = opps.iter().filter(|o| o["OpportunityStatus"] == 2).count() as u64;
+        let lost = opps.iter().filter(|o| o["OpportunityStatus"] == 3).count() as u64;
+        assert_eq!(
+            (all["won"].as_u64(), all["lost"].as_u64()),
+            (Some(won), Some(lost))
+        );
+        if won + lost > 0 {
+            let rate = won as f64 / (won + lost) as f64;
+            assert!((all["win_rate"].as_f64().unwrap() - rate).abs() < 1e-9);
+        }
+
+        // MRR on a fixed date from the subscriptions and their lines.
+        let as_of = chrono::NaiveDate::from_ymd_opt(2026, 6, 30).unwrap();
+        let day = |v: &Value| {
+            boekhouding_core::exact::dates::parse_odata_day(v.as_str().unwrap_or("")).ok()
+        };
+        let subs = w.sandbox.rows(d, "subscription/Subscriptions");
+        let lines = w.sandbox.rows(d, "subscription/SubscriptionLines");
+        let active: Vec<_> = subs
+            .iter()
+            .filter(|s| {
+                day(&s["StartDate"]).is_some_and(|x| x <= as_of)
+                    && day(&s["EndDate"]).is_none_or(|x| x >= as_of)
+            })
+            .collect();
+        let mrr: i64 = active
+            .iter()
+            .map(|s| {
+                lines
+                    .iter()
+                    .filter(|l| l["EntryID"] == s["EntryID"])
+                    .map(|l| cents(&l["AmountDC"]))
+                    .sum::<i64>()
+            })
+            .sum();
+        let r = w.ok(
+            "get_recurring_revenue",
+            json!({"division": d, "as_of": "2026-06-30"}),
+        );
+        assert_eq!(r["active_contracts"], active.len() as u64, "{d}");
+        assert_eq!(cents(&r["mrr"]), mrr, "{d}");
+        assert_eq!(cents(&r["arr"]), mrr * 12, "{d}");
+    }
 }

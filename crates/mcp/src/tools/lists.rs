@@ -488,6 +488,28 @@ pub const TOOLS: &[ListTool] = &[
         base: None,
     },
     ListTool {
+        name: "get_document_attachments",
+        title: "Document attachments (bijlagen)",
+        description: "Lists the files attached to documents in Exact Online (bijlagen, e.g. invoice PDFs) with file name, size in bytes, the document they belong to and the download address.",
+        entity: "documents/DocumentAttachments",
+        plural: "attachments",
+        fields: &[
+            f("ID", "id", Kind::Text),
+            f("Document", "document_id", Kind::Text),
+            f("FileName", "file_name", Kind::Text),
+            f("FileSize", "size_bytes", Kind::Int),
+            f("Url", "url", Kind::Text),
+        ],
+        order: "FileName",
+        args: &[ArgSpec::Contains {
+            arg: "file_name",
+            field: "FileName",
+            description: "Part of the file name.",
+        }],
+        total: None,
+        base: None,
+    },
+    ListTool {
         name: "get_journal_entries",
         title: "Journal entries (memoriaalboekingen)",
         description: "Lists general journal entries (memoriaalboekingen) with entry number, journal, financial year and period, description and status; filter by year and period.",

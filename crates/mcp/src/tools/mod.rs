@@ -14,6 +14,7 @@ macro_rules! tool_try {
     };
 }
 
+mod crm;
 mod divisions;
 mod exact;
 mod invoices;
@@ -138,6 +139,8 @@ impl<P: Platform> Bookkeeping<'_, P> {
             "get_balance_sheet" => reports::get_balance_sheet(self, args).await,
             "get_aging_receivables" => reports::get_aging(self, args, false).await,
             "get_aging_payables" => reports::get_aging(self, args, true).await,
+            "get_sales_funnel" => crm::get_sales_funnel(self, args).await,
+            "get_recurring_revenue" => crm::get_recurring_revenue(self, args).await,
             other => match lists::TOOLS.iter().find(|t| t.name == other) {
                 Some(t) => lists::run(self, t, args).await,
                 None => Ok(ToolResult::Failed {
@@ -170,6 +173,8 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
             reports::balance_sheet_definition(),
             reports::aging_definition("receivables"),
             reports::aging_definition("payables"),
+            crm::funnel_definition(),
+            crm::recurring_definition(),
         ]
         .into_iter()
         .chain(lists::TOOLS.iter().map(lists::definition))

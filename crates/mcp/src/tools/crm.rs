@@ -1,0 +1,248 @@
+//! Sales pipeline and recurring revenue: the sales funnel by stage
+//! (verkooptrechter) and monthly recurring revenue from subscriptions
+//! (MRR/ARR, abonnementsomzet).
+
+use std::collections::BTreeMap;
+
+use boekhouding_core::exact::dates::parse_odata_day;
+use boekhouding_core::exact::{Filter, Query};
+use boekhouding_core::ports::Clock;
+use boekhouding_core::storage::StorageError;
+use serde_json::{Value, json};
+
+use super::exact::{Args, connect, division_schema};
+use super::{Bookkeeping, Platform, ToolResult, read_only};
+
+/// Rows read per entity at most; beyond this the answer says `truncated`.
+const CAP: usize = 5_000;
+
+fn cents(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+pub fn funnel_definition() -> Value {
+    json!({
+        "name": "get_sales_funnel",
+        "title": "Sales funnel (verkooptrechter)",
+        "description": "The sales pipeline from Exact Online's opportunities (verkoopkansen) per stage: number, amount in euros and probability-weighted amount; with closed ones included also the won and lost counts and the win rate (won / (won + lost)).",
+        "inputSchema": {"type": "object", "properties": {
+            "division": division_schema(),
+            "include_closed": {"type": "boolean", "default": false, "description": "Include won and lost opportunities."}
+        }, "additionalProperties": false},
+        "outputSchema": {"type": "object", "properties": {
+            "division": {"type": "integer"},
+            "stages": {"type": "array", "items": {"type": "object", "properties": {
+                "stage": {"type": "string"}, "count": {"type": "integer"},
+                "amount": {"type": "number"}, "weighted_amount": {"type": "number"}
+            }, "required": ["stage", "count", "amount", "weighted_amount"]}},
+            "count": {"type": "integer"}, "amount": {"type": "number"}, "weighted_amount": {"type": "number"},
+            "won": {"type": "integer"}, "lost": {"type": "integer"}, "win_rate": {"type": ["number", "null"]},
+            "truncated": {"type": "boolean"}
+        }, "required": ["division", "stages", "count", "amount", "weighted_amount", "truncated"]},
+        "annotations": read_only(),
+    })
+}
+
+pub(super) async fn get_sales_funnel<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
+    args: &Value,
+) -> Result<ToolResult, StorageError> {
+    let parsed = (|| {
+        let a = Args::parse(args, &["division", "include_closed"])?;
+        Ok::<_, ToolResult>((
+            a.int("division", 1, 999_999_999)?,
+            a.boolean("include_closed")?.unwrap_or(false),
+        ))
+    })();
+    let (division, include_closed) = tool_try!(parsed);
+    let mut conn = tool_try!(connect(ctx, division).await);
+    let q = Query::new(
+        "crm/Opportunities",
+        &[
+            "AmountDC",
+            "Probability",
+            "OpportunityStageDescription",
+            "OpportunityStatus",
+        ],
+    )
+    .filter((!include_closed).then(|| Filter::eq("OpportunityStatus", 1i64)))
+    .orderby("OpportunityStageDescription");
+    let listed = tool_try!(conn.list(ctx, &q, CAP).await);
+    let mut stages: BTreeMap<String, (u64, f64, f64)> = BTreeMap::new();
+    let (mut won, mut lost) = (0u64, 0u64);
+    for r in &listed.rows {
+        let amount = r.get("AmountDC").and_then(Value::as_f64).unwrap_or(0.0);
+        let p = r.get("Probability").and_then(Value::as_f64).unwrap_or(0.0);
+        let stage = r
+            .get("OpportunityStageDescription")
+            .and_then(Value::as_str)
+            .unwrap_or("(none)")
+            .to_owned();
+        match r.get("OpportunityStatus").and_then(Value::as_i64) {
+            Some(2) => won += 1,
+            Some(3) => lost += 1,
+            _ => {}
+        }
+        let e = stages.entry(stage).or_default();
+        e.0 += 1;
+        e.1 += amount;
+        e.2 += amount * p;
+    }
+    let mut rows: Vec<Value> = stages
+        .into_iter()
+        .map(|(stage, (n, amount, weighted))| {
+            json!({"stage": stage, "count": n, "amount": cents(amount), "weighted_amount": cents(weighted)})
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b["weighted_amount"]
+            .as_f64()
+            .partial_cmp(&a["weighted_amount"].as_f64())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let amount = cents(rows.iter().filter_map(|r| r["amount"].as_f64()).sum());
+    let weighted = cents(
+        rows.iter()
+            .filter_map(|r| r["weighted_amount"].as_f64())
+            .sum(),
+    );
+    let win_rate = (won + lost > 0).then(|| won as f64 / (won + lost) as f64);
+    let mut text = format!(
+        "{} opportunities, € {amount:.2} in the pipeline, € {weighted:.2} weighted by probability{}:",
+        listed.rows.len(),
+        if listed.truncated { " (truncated)" } else { "" }
+    );
+    for r in &rows {
+        text.push_str(&format!(
+            "\n{}: {} × € {} (weighted € {})",
+            r["stage"].as_str().unwrap_or(""),
+            r["count"],
+            r["amount"],
+            r["weighted_amount"]
+        ));
+    }
+    if let Some(w) = win_rate {
+        text.push_str(&format!(
+            "\nWin rate {:.0} % ({won} won, {lost} lost)",
+            w * 100.0
+        ));
+    }
+    Ok(ToolResult::Ok {
+        structured: json!({
+            "division": conn.admin.division_code, "stages": rows, "count": listed.rows.len(),
+            "amount": amount, "weighted_amount": weighted, "won": won, "lost": lost,
+            "win_rate": win_rate, "truncated": listed.truncated,
+        }),
+        text,
+        division: Some(conn.admin.division_code),
+        exact_calls: conn.client.calls_made(),
+    })
+}
+
+pub fn recurring_definition() -> Value {
+    json!({
+        "name": "get_recurring_revenue",
+        "title": "Recurring revenue (MRR/ARR)",
+        "description": "Monthly recurring revenue (MRR, maandelijks terugkerende omzet) and its yearly value (ARR) from the subscriptions (abonnementen) running on a date, with the number of active contracts and the largest customers.",
+        "inputSchema": {"type": "object", "properties": {
+            "division": division_schema(),
+            "as_of": {"type": "string", "format": "date", "description": "Date to measure on (YYYY-MM-DD); today when left out."}
+        }, "additionalProperties": false},
+        "outputSchema": {"type": "object", "properties": {
+            "division": {"type": "integer"}, "as_of": {"type": "string", "format": "date"},
+            "mrr": {"type": "number"}, "arr": {"type": "number"}, "active_contracts": {"type": "integer"},
+            "top_customers": {"type": "array", "items": {"type": "object", "properties": {
+                "customer": {"type": "string"}, "mrr": {"type": "number"}
+            }, "required": ["customer", "mrr"]}},
+            "truncated": {"type": "boolean"}
+        }, "required": ["division", "as_of", "mrr", "arr", "active_contracts", "top_customers", "truncated"]},
+        "annotations": read_only(),
+    })
+}
+
+pub(super) async fn get_recurring_revenue<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
+    args: &Value,
+) -> Result<ToolResult, StorageError> {
+    let parsed = (|| {
+        let a = Args::parse(args, &["division", "as_of"])?;
+        Ok::<_, ToolResult>((a.int("division", 1, 999_999_999)?, a.date("as_of")?))
+    })();
+    let (division, as_of) = tool_try!(parsed);
+    let as_of = as_of.unwrap_or_else(|| ctx.platform.clock().now().date_naive());
+    let mut conn = tool_try!(connect(ctx, division).await);
+    let subs = tool_try!(
+        conn.list(
+            ctx,
+            &Query::new(
+                "subscription/Subscriptions",
+                &["EntryID", "OrderedByName", "StartDate", "EndDate"],
+            )
+            .orderby("StartDate"),
+            CAP,
+        )
+        .await
+    );
+    let lines = tool_try!(
+        conn.list(
+            ctx,
+            &Query::new("subscription/SubscriptionLines", &["EntryID", "AmountDC"]),
+            CAP,
+        )
+        .await
+    );
+    let day = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .and_then(|s| parse_odata_day(s).ok())
+    };
+    let mut per_customer: BTreeMap<String, f64> = BTreeMap::new();
+    let mut active = 0u64;
+    for s in &subs.rows {
+        let started = day(s.get("StartDate")).is_some_and(|d| d <= as_of);
+        let running = day(s.get("EndDate")).is_none_or(|d| d >= as_of);
+        if !(started && running) {
+            continue;
+        }
+        active += 1;
+        let id = s.get("EntryID").and_then(Value::as_str).unwrap_or("");
+        let monthly: f64 = lines
+            .rows
+            .iter()
+            .filter(|l| l.get("EntryID").and_then(Value::as_str) == Some(id))
+            .filter_map(|l| l.get("AmountDC").and_then(Value::as_f64))
+            .sum();
+        let customer = s
+            .get("OrderedByName")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        *per_customer.entry(customer).or_default() += monthly;
+    }
+    let mrr = cents(per_customer.values().sum());
+    let mut top: Vec<(String, f64)> = per_customer.into_iter().collect();
+    top.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
+    top.truncate(10);
+    let top_json: Vec<Value> = top
+        .iter()
+        .map(|(c, m)| json!({"customer": c, "mrr": cents(*m)}))
+        .collect();
+    let truncated = subs.truncated || lines.truncated;
+    let text = format!(
+        "On {as_of}: MRR € {mrr:.2}, ARR € {:.2}, {active} active contracts{}.{}",
+        mrr * 12.0,
+        if truncated { " (truncated)" } else { "" },
+        top.iter()
+            .map(|(c, m)| format!("\n{c}: € {:.2}/month", cents(*m)))
+            .collect::<String>()
+    );
+    Ok(ToolResult::Ok {
+        structured: json!({
+            "division": conn.admin.division_code, "as_of": as_of.to_string(), "mrr": mrr,
+            "arr": cents(mrr * 12.0), "active_contracts": active, "top_customers": top_json,
+            "truncated": truncated,
+        }),
+        text,
+        division: Some(conn.admin.division_code),
+        exact_calls: conn.client.calls_made(),
+    })
+}
