@@ -767,7 +767,7 @@ fn tools_list_snapshot() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), names.len(), "unique names");
-    assert_eq!(names.len(), 20 + LIST_TOOLS.len());
+    assert_eq!(names.len(), 21 + LIST_TOOLS.len());
     for (tool, ..) in LIST_TOOLS {
         assert!(names.contains(tool), "{tool} missing");
     }
@@ -1527,4 +1527,22 @@ fn the_sales_funnel_and_recurring_revenue_tie_out_with_the_opportunities_and_sub
         assert_eq!(cents(&r["mrr"]), mrr, "{d}");
         assert_eq!(cents(&r["arr"]), mrr * 12, "{d}");
     }
+}
+
+#[test]
+fn the_aging_analysis_is_both_aging_tools_in_one_with_the_net_position() {
+    let w = world(Plan::Enterprise);
+    let both = w.ok("get_aging_analysis", json!({"division": 1_000_002}));
+    let rec = w.ok("get_aging_receivables", json!({"division": 1_000_002}));
+    let pay = w.ok("get_aging_payables", json!({"division": 1_000_002}));
+    assert_eq!(both["receivables"], rec);
+    assert_eq!(both["payables"], pay);
+    assert_eq!(
+        cents(&both["net_position"]),
+        cents(&rec["total"]) - cents(&pay["total"])
+    );
+    assert!(
+        w.error("get_aging_analysis", json!({"division": 1_000_004}))
+            .contains("not one of")
+    );
 }

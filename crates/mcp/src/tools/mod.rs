@@ -139,6 +139,7 @@ impl<P: Platform> Bookkeeping<'_, P> {
             "get_balance_sheet" => reports::get_balance_sheet(self, args).await,
             "get_aging_receivables" => reports::get_aging(self, args, false).await,
             "get_aging_payables" => reports::get_aging(self, args, true).await,
+            "get_aging_analysis" => reports::get_aging_analysis(self, args).await,
             "get_sales_funnel" => crm::get_sales_funnel(self, args).await,
             "get_recurring_revenue" => crm::get_recurring_revenue(self, args).await,
             other => match lists::TOOLS.iter().find(|t| t.name == other) {
@@ -173,6 +174,7 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
             reports::balance_sheet_definition(),
             reports::aging_definition("receivables"),
             reports::aging_definition("payables"),
+            reports::aging_analysis_definition(),
             crm::funnel_definition(),
             crm::recurring_definition(),
         ]

@@ -739,3 +739,63 @@ pub(super) async fn get_financial_snapshot<P: Platform>(
         exact_calls: conn.client.calls_made(),
     })
 }
+
+pub fn aging_analysis_definition() -> Value {
+    let side = aging_definition("receivables")["outputSchema"].clone();
+    json!({
+        "name": "get_aging_analysis",
+        "title": "Aging analysis of receivables and payables",
+        "description": "Aging analysis (ouderdomsanalyse) of both open receivables (debiteuren) and open payables (crediteuren) in one answer: open amounts in euros by days past due (not yet due, 1-30, 31-60, 61-90, over 90), per relation, and the net position (receivables minus payables).",
+        "inputSchema": {"type": "object", "properties": {"division": division_schema()}, "additionalProperties": false},
+        "outputSchema": {"type": "object", "properties": {
+            "division": {"type": "integer"},
+            "receivables": side.clone(),
+            "payables": side,
+            "net_position": {"type": "number"}
+        }, "required": ["division", "receivables", "payables", "net_position"]},
+        "annotations": read_only(),
+    })
+}
+
+/// Both sides of the aging analysis, each exactly as its own tool answers.
+pub(super) async fn get_aging_analysis<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
+    args: &Value,
+) -> Result<ToolResult, StorageError> {
+    let mut sides = Vec::new();
+    let mut calls = 0;
+    let mut texts = Vec::new();
+    for payables in [false, true] {
+        match get_aging(ctx, args, payables).await? {
+            ToolResult::Ok {
+                structured,
+                text,
+                exact_calls,
+                ..
+            } => {
+                calls += exact_calls;
+                texts.push(text);
+                sides.push(structured);
+            }
+            failed => return Ok(failed),
+        }
+    }
+    let (receivables, payables) = (sides.remove(0), sides.remove(0));
+    let net = ((receivables["total"].as_f64().unwrap_or(0.0)
+        - payables["total"].as_f64().unwrap_or(0.0))
+        * 100.0)
+        .round()
+        / 100.0;
+    let division = receivables["division"].as_i64();
+    Ok(ToolResult::Ok {
+        structured: json!({
+            "division": division, "receivables": receivables, "payables": payables, "net_position": net,
+        }),
+        text: format!(
+            "Receivables:\n{}\n\nPayables:\n{}\n\nNet position (receivables − payables): € {net:.2}",
+            texts[0], texts[1]
+        ),
+        division,
+        exact_calls: calls,
+    })
+}
