@@ -767,7 +767,7 @@ fn tools_list_snapshot() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), names.len(), "unique names");
-    assert_eq!(names.len(), 21 + LIST_TOOLS.len());
+    assert_eq!(names.len(), 22 + LIST_TOOLS.len());
     for (tool, ..) in LIST_TOOLS {
         assert!(names.contains(tool), "{tool} missing");
     }
@@ -1545,4 +1545,42 @@ fn the_aging_analysis_is_both_aging_tools_in_one_with_the_net_position() {
         w.error("get_aging_analysis", json!({"division": 1_000_004}))
             .contains("not one of")
     );
+}
+
+#[test]
+fn the_budget_comparison_ties_out_with_the_budgets_and_the_profit_and_loss() {
+    let w = world(Plan::Enterprise);
+    for d in [1_000_001i64, 1_000_002] {
+        let r = w.ok(
+            "get_budget_comparison",
+            json!({"division": d, "year": 2025, "period_from": 1, "period_to": 6}),
+        );
+        let budgets: i64 = w
+            .sandbox
+            .rows(d, "budget/Budgets")
+            .iter()
+            .filter(|b| {
+                b["ReportingYear"] == 2025 && b["ReportingPeriod"].as_i64().is_some_and(|p| p <= 6)
+            })
+            .map(|b| cents(&b["AmountDC"]))
+            .sum();
+        assert_eq!(cents(&r["budget_result"]), -budgets, "{d}");
+        let pl = w.ok(
+            "get_profit_loss",
+            json!({"division": d, "year": 2025, "period_from": 1, "period_to": 6}),
+        );
+        assert_eq!(cents(&r["actual_result"]), cents(&pl["result"]), "{d}");
+        for l in r["lines"].as_array().unwrap() {
+            assert_eq!(
+                cents(&l["variance"]),
+                cents(&l["actual"]) - cents(&l["budget"]),
+                "{l}"
+            );
+        }
+    }
+    let m = w.error(
+        "get_budget_comparison",
+        json!({"period_from": 9, "period_to": 3}),
+    );
+    assert!(m.contains("must not be after"), "{m}");
 }

@@ -140,6 +140,7 @@ impl<P: Platform> Bookkeeping<'_, P> {
             "get_aging_receivables" => reports::get_aging(self, args, false).await,
             "get_aging_payables" => reports::get_aging(self, args, true).await,
             "get_aging_analysis" => reports::get_aging_analysis(self, args).await,
+            "get_budget_comparison" => reports::get_budget_comparison(self, args).await,
             "get_sales_funnel" => crm::get_sales_funnel(self, args).await,
             "get_recurring_revenue" => crm::get_recurring_revenue(self, args).await,
             other => match lists::TOOLS.iter().find(|t| t.name == other) {
@@ -175,6 +176,7 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
             reports::aging_definition("receivables"),
             reports::aging_definition("payables"),
             reports::aging_analysis_definition(),
+            reports::budget_comparison_definition(),
             crm::funnel_definition(),
             crm::recurring_definition(),
         ]

@@ -799,3 +799,129 @@ pub(super) async fn get_aging_analysis<P: Platform>(
         exact_calls: calls,
     })
 }
+
+pub fn budget_comparison_definition() -> Value {
+    json!({
+        "name": "get_budget_comparison",
+        "title": "Budget versus actual (begroting)",
+        "description": "Compares the budget (begroting) with the actual figures per profit-and-loss account for a year and period range, in euros with revenue shown positive: budget, actual, variance (actual − budget) and variance in percent, plus totals for revenue, costs and result.",
+        "inputSchema": {"type": "object", "properties": {
+            "division": division_schema(),
+            "year": year_schema(),
+            "period_from": {"type": "integer", "minimum": 1, "maximum": 12, "default": 1},
+            "period_to": {"type": "integer", "minimum": 1, "maximum": 12, "default": 12}
+        }, "additionalProperties": false},
+        "outputSchema": {"type": "object", "properties": {
+            "division": {"type": "integer"}, "year": {"type": "integer"},
+            "period_from": {"type": "integer"}, "period_to": {"type": "integer"},
+            "lines": {"type": "array", "items": {"type": "object", "properties": {
+                "code": {"type": "string"}, "description": {"type": "string"}, "category": {"type": "string"},
+                "budget": {"type": "number"}, "actual": {"type": "number"}, "variance": {"type": "number"},
+                "variance_pct": {"type": ["number", "null"]}
+            }, "required": ["code", "category", "budget", "actual", "variance"]}},
+            "budget_result": {"type": "number"}, "actual_result": {"type": "number"},
+            "truncated": {"type": "boolean"}
+        }, "required": ["division", "year", "lines", "budget_result", "actual_result", "truncated"]},
+        "annotations": read_only(),
+    })
+}
+
+pub(super) async fn get_budget_comparison<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
+    args: &Value,
+) -> Result<ToolResult, StorageError> {
+    let parsed = (|| {
+        let a = Args::parse(args, &["division", "year", "period_from", "period_to"])?;
+        Ok::<_, ToolResult>((
+            a.int("division", 1, 999_999_999)?,
+            a.int("year", 2000, 2100)?,
+            a.int("period_from", 1, 12)?.unwrap_or(1),
+            a.int("period_to", 1, 12)?.unwrap_or(12),
+        ))
+    })();
+    let (division, year, from, to) = tool_try!(parsed);
+    if from > to {
+        return Ok(super::exact::failed(
+            "`period_from` must not be after `period_to`.",
+            boekhouding_core::storage::usage::Outcome::InvalidArguments,
+        ));
+    }
+    let year = year.unwrap_or_else(|| current_year(ctx));
+    let mut conn = tool_try!(connect(ctx, division).await);
+    let types = tool_try!(gl_types(ctx, &mut conn).await);
+    let period = |f: &'static str| Filter::cmp(f, Cmp::Ge, from).and(Filter::cmp(f, Cmp::Le, to));
+    let actual_filter = Filter::eq("ReportingYear", year)
+        .and(Filter::eq("BalanceType", "W"))
+        .and(period("ReportingPeriod"));
+    let (actual, truncated_a) = tool_try!(balances(ctx, &mut conn, actual_filter, &types).await);
+    let budgets = tool_try!(
+        conn.list(
+            ctx,
+            &Query::new(
+                "budget/Budgets",
+                &["GLAccount", "GLAccountCode", "ReportingPeriod", "AmountDC"],
+            )
+            .filter(Some(
+                Filter::eq("ReportingYear", year).and(period("ReportingPeriod")),
+            )),
+            CAP,
+        )
+        .await
+    );
+    // code → (budget cents, gl type)
+    let mut budget: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for r in &budgets.rows {
+        let e = budget
+            .entry(s(r, "GLAccountCode").trim().to_owned())
+            .or_default();
+        e.0 += cents(r.get("AmountDC"));
+        e.1 = types.get(s(r, "GLAccount")).copied().unwrap_or(e.1);
+    }
+    let codes: std::collections::BTreeSet<String> =
+        actual.keys().chain(budget.keys()).cloned().collect();
+    let (mut budget_result, mut actual_result) = (0i64, 0i64);
+    let lines: Vec<Value> = codes
+        .iter()
+        .map(|code| {
+            let a = actual.get(code);
+            let (b, b_type) = budget.get(code).copied().unwrap_or((0, 0));
+            let gl_type = a.map_or(b_type, |a| a.gl_type);
+            let act = a.map_or(0, |a| a.amount);
+            // Result = −(sum of P&L amounts): revenue is credit (negative).
+            budget_result -= b;
+            actual_result -= act;
+            let (category, sign) = match gl_type {
+                110 => ("revenue", -1),
+                111 => ("cost_of_sales", 1),
+                _ => ("other_costs", 1),
+            };
+            let (b, act) = (b * sign, act * sign);
+            let variance = act - b;
+            let pct = (b != 0).then(|| ((variance as f64 / b as f64) * 1000.0).round() / 10.0);
+            json!({
+                "code": code,
+                "description": a.map(|a| a.description.clone()).unwrap_or_default(),
+                "category": category, "budget": euros(b), "actual": euros(act),
+                "variance": euros(variance), "variance_pct": pct,
+            })
+        })
+        .collect();
+    let truncated = truncated_a || budgets.truncated;
+    let text = format!(
+        "Budget versus actual {year} periods {from}-{to}: budgeted result € {:.2}, actual result € {:.2}, variance € {:.2}.{}",
+        budget_result as f64 / 100.0,
+        actual_result as f64 / 100.0,
+        (actual_result - budget_result) as f64 / 100.0,
+        if truncated { " (truncated)" } else { "" }
+    );
+    Ok(ToolResult::Ok {
+        structured: json!({
+            "division": conn.admin.division_code, "year": year, "period_from": from, "period_to": to,
+            "lines": lines, "budget_result": euros(budget_result), "actual_result": euros(actual_result),
+            "truncated": truncated,
+        }),
+        text,
+        division: Some(conn.admin.division_code),
+        exact_calls: conn.client.calls_made(),
+    })
+}
