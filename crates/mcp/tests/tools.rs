@@ -1305,6 +1305,12 @@ const LIST_TOOLS: &[(&str, &str, &str, Option<&str>)] = &[
         "attachments",
         None,
     ),
+    (
+        "search_transactions",
+        "financialtransaction/TransactionLines",
+        "lines",
+        Some("AmountDC"),
+    ),
 ];
 
 fn sum_cents(rows: &[serde_json::Map<String, Value>], field: &str) -> i64 {
