@@ -767,7 +767,7 @@ fn tools_list_snapshot() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), names.len(), "unique names");
-    assert_eq!(names.len(), 22 + LIST_TOOLS.len());
+    assert_eq!(names.len(), 24 + LIST_TOOLS.len());
     for (tool, ..) in LIST_TOOLS {
         assert!(names.contains(tool), "{tool} missing");
     }
@@ -1589,4 +1589,106 @@ fn the_budget_comparison_ties_out_with_the_budgets_and_the_profit_and_loss() {
         json!({"period_from": 9, "period_to": 3}),
     );
     assert!(m.contains("must not be after"), "{m}");
+}
+
+#[test]
+fn the_consolidated_report_totals_each_administrations_own_answer() {
+    let w = world(Plan::Enterprise);
+    let divisions = [1_000_001i64, 1_000_002, 1_000_003];
+    let r = w.ok("get_consolidated_report", json!({"year": 2025}));
+    assert_eq!(r["administrations"].as_array().unwrap().len(), 3);
+    for field in ["revenue", "cost_of_sales", "other_costs", "result"] {
+        let sum: i64 = divisions
+            .iter()
+            .map(|d| cents(&w.ok("get_profit_loss", json!({"division": d, "year": 2025}))[field]))
+            .sum();
+        assert!((cents(&r["totals"][field]) - sum).abs() <= 1, "{field}");
+    }
+    let bs = w.ok(
+        "get_consolidated_report",
+        json!({"report": "balance_sheet", "year": 2025, "divisions": [1_000_001, 1_000_002]}),
+    );
+    let assets: i64 = [1_000_001i64, 1_000_002]
+        .iter()
+        .map(|d| {
+            cents(
+                &w.ok(
+                    "get_balance_sheet",
+                    json!({"division": d, "date": "2025-12-31"}),
+                )["total_assets"],
+            )
+        })
+        .sum();
+    assert!((cents(&bs["totals"]["total_assets"]) - assets).abs() <= 1);
+    assert!(bs["intercompany"].is_array());
+    for (args, says) in [
+        (json!({"divisions": [1_000_001, 1_000_004]}), "not one of"),
+        (json!({"divisions": [1_000_001]}), "2 to 20"),
+        (json!({"divisions": [1_000_001, 1_000_001]}), "distinct"),
+        (json!({"divisions": "all"}), "list of division codes"),
+    ] {
+        let m = w.error("get_consolidated_report", args);
+        assert!(m.contains(says), "{m}");
+    }
+}
+
+#[test]
+fn explain_change_accounts_for_the_whole_change_with_its_drivers() {
+    let w = world(Plan::Enterprise);
+    let d = 1_000_002;
+    let r = w.ok(
+        "explain_change",
+        json!({"division": d, "from_period": "2025-Q1", "to_period": "2026-Q1", "top": 50}),
+    );
+    let pl = |year: i64| {
+        w.ok(
+            "get_profit_loss",
+            json!({"division": d, "year": year, "period_from": 1, "period_to": 3}),
+        )
+    };
+    let (a, b) = (cents(&pl(2025)["result"]), cents(&pl(2026)["result"]));
+    assert_eq!(cents(&r["from"]["value"]), a);
+    assert_eq!(cents(&r["to"]["value"]), b);
+    assert_eq!(cents(&r["change"]), b - a);
+    let drivers = r["drivers"].as_array().unwrap();
+    if drivers.len() < 50 {
+        let sum: i64 = drivers.iter().map(|x| cents(&x["change"])).sum();
+        assert!(
+            (sum - (b - a)).abs() <= drivers.len() as i64,
+            "{sum} vs {}",
+            b - a
+        );
+    }
+    // Ranked by size.
+    assert!(
+        drivers
+            .windows(2)
+            .all(|p| p[0]["change"].as_f64().unwrap().abs()
+                >= p[1]["change"].as_f64().unwrap().abs())
+    );
+    let rev = w.ok(
+        "explain_change",
+        json!({"division": d, "metric": "revenue", "from_period": "2025", "to_period": "2025-06"}),
+    );
+    assert!(
+        rev["drivers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["category"] == "revenue")
+    );
+    for (args, says) in [
+        (
+            json!({"from_period": "2025-Q5", "to_period": "2026"}),
+            "quarter (2025-Q3)",
+        ),
+        (json!({"to_period": "2026"}), "is required"),
+        (
+            json!({"from_period": "2025", "to_period": "2026", "metric": "ebitda"}),
+            "must be one of",
+        ),
+    ] {
+        let m = w.error("explain_change", args);
+        assert!(m.contains(says), "{m}");
+    }
 }

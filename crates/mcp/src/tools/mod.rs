@@ -17,6 +17,7 @@ macro_rules! tool_try {
 mod crm;
 mod divisions;
 mod exact;
+mod insight;
 mod invoices;
 mod ledger;
 mod lists;
@@ -140,6 +141,8 @@ impl<P: Platform> Bookkeeping<'_, P> {
             "get_aging_receivables" => reports::get_aging(self, args, false).await,
             "get_aging_payables" => reports::get_aging(self, args, true).await,
             "get_aging_analysis" => reports::get_aging_analysis(self, args).await,
+            "get_consolidated_report" => insight::get_consolidated_report(self, args).await,
+            "explain_change" => insight::explain_change(self, args).await,
             "get_budget_comparison" => reports::get_budget_comparison(self, args).await,
             "get_sales_funnel" => crm::get_sales_funnel(self, args).await,
             "get_recurring_revenue" => crm::get_recurring_revenue(self, args).await,
@@ -177,6 +180,8 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
             reports::aging_definition("payables"),
             reports::aging_analysis_definition(),
             reports::budget_comparison_definition(),
+            insight::consolidated_definition(),
+            insight::explain_change_definition(),
             crm::funnel_definition(),
             crm::recurring_definition(),
         ]

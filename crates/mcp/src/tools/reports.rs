@@ -45,7 +45,7 @@ struct Acc {
 }
 
 /// GL types by account id, for revenue/cost classification.
-async fn gl_types<P: Platform>(
+pub(super) async fn gl_types<P: Platform>(
     ctx: &Bookkeeping<'_, P>,
     conn: &mut Connected<'_, P>,
 ) -> Result<BTreeMap<String, i64>, ToolResult> {

@@ -1,0 +1,437 @@
+//! Answers no single Exact screen gives: a consolidated profit and loss or
+//! balance sheet across the user's administrations (holding and operating
+//! companies) with likely intercompany relations flagged, and why a figure
+//! moved between two periods, ranked by the GL accounts that moved it.
+
+use std::collections::BTreeMap;
+
+use boekhouding_core::exact::{Cmp, Filter, Query};
+use boekhouding_core::storage::StorageError;
+use boekhouding_core::storage::administrations;
+use boekhouding_core::storage::usage::Outcome;
+use serde_json::{Map, Value, json};
+
+use super::exact::{Args, connect, division_schema, failed};
+use super::{Bookkeeping, Platform, ToolResult, read_only};
+
+fn money(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+/// Fields of a single-administration answer that are not amounts.
+const NOT_AMOUNTS: &[&str] = &["division", "year", "period_from", "period_to"];
+
+pub fn consolidated_definition() -> Value {
+    json!({
+        "name": "get_consolidated_report",
+        "title": "Consolidated report (geconsolideerd overzicht)",
+        "description": "Profit and loss or balance sheet across several of your administrations at once (holding and operating companies, werkmaatschappijen): every administration's figures side by side and totalled. Relations in one administration whose name is another administration in the set are flagged as likely intercompany (intercompany amounts are listed, not eliminated).",
+        "inputSchema": {"type": "object", "properties": {
+            "divisions": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2, "maxItems": 20, "uniqueItems": true,
+                "description": "Division codes to consolidate; all usable administrations when left out."},
+            "report": {"type": "string", "enum": ["profit_loss", "balance_sheet"], "default": "profit_loss"},
+            "year": {"type": "integer", "minimum": 2000, "maximum": 2100, "description": "Financial year (profit and loss; the balance sheet is at its last day); the current year when left out."}
+        }, "additionalProperties": false},
+        "outputSchema": {"type": "object", "properties": {
+            "report": {"type": "string"},
+            "administrations": {"type": "array", "items": {"type": "object", "properties": {
+                "division": {"type": "integer"}, "name": {"type": "string"}, "figures": {"type": "object"}
+            }, "required": ["division", "name", "figures"]}},
+            "totals": {"type": "object", "description": "Sum of every amount field over the administrations."},
+            "intercompany": {"type": "array", "items": {"type": "object", "properties": {
+                "division": {"type": "integer"}, "relation": {"type": "string"}, "is_administration": {"type": "integer"}
+            }, "required": ["division", "relation", "is_administration"]}}
+        }, "required": ["report", "administrations", "totals", "intercompany"]},
+        "annotations": read_only(),
+    })
+}
+
+fn normalise(name: &str) -> String {
+    name.to_lowercase()
+        .replace("b.v.", "")
+        .replace("bv", "")
+        .replace("holding", "")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub(super) async fn get_consolidated_report<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
+    args: &Value,
+) -> Result<ToolResult, StorageError> {
+    let a = tool_try!(Args::parse(args, &["divisions", "report", "year"]));
+    let parsed = (|| {
+        Ok::<_, ToolResult>((
+            a.choice("report", &["profit_loss", "balance_sheet"])?
+                .unwrap_or("profit_loss"),
+            a.int("year", 2000, 2100)?,
+        ))
+    })();
+    let (report, year) = tool_try!(parsed);
+    let active =
+        administrations::active_for_user(ctx.platform.db(), &ctx.principal.user_id).await?;
+    let usable: Vec<_> = administrations::allowed(&active, ctx.principal.plan);
+    let wanted: Vec<i64> = match args.get("divisions") {
+        None | Some(Value::Null) => usable.iter().map(|a| a.division_code).collect(),
+        Some(Value::Array(list)) => {
+            let mut codes = Vec::new();
+            for v in list {
+                match v.as_i64() {
+                    Some(c) if !codes.contains(&c) => codes.push(c),
+                    _ => {
+                        return Ok(failed(
+                            "`divisions` must be distinct division codes (whole numbers).",
+                            Outcome::InvalidArguments,
+                        ));
+                    }
+                }
+            }
+            codes
+        }
+        Some(_) => {
+            return Ok(failed(
+                "`divisions` must be a list of division codes.",
+                Outcome::InvalidArguments,
+            ));
+        }
+    };
+    if wanted.len() < 2 || wanted.len() > 20 {
+        return Ok(failed(
+            "A consolidation needs 2 to 20 administrations; list_divisions shows yours.",
+            Outcome::InvalidArguments,
+        ));
+    }
+    let year = year.unwrap_or_else(|| {
+        i64::from(chrono::Datelike::year(
+            &boekhouding_core::ports::Clock::now(ctx.platform.clock()),
+        ))
+    });
+    let mut rows = Vec::new();
+    let mut totals: Map<String, Value> = Map::new();
+    let mut calls = 0;
+    let mut names: Vec<(i64, String)> = Vec::new();
+    for code in &wanted {
+        let one = match report {
+            "balance_sheet" => {
+                super::reports::get_balance_sheet(
+                    ctx,
+                    &json!({"division": code, "date": format!("{year}-12-31")}),
+                )
+                .await?
+            }
+            _ => {
+                super::reports::get_profit_loss(ctx, &json!({"division": code, "year": year}))
+                    .await?
+            }
+        };
+        let structured = match one {
+            ToolResult::Ok {
+                structured,
+                exact_calls,
+                ..
+            } => {
+                calls += exact_calls;
+                structured
+            }
+            failed => return Ok(failed),
+        };
+        let name = usable
+            .iter()
+            .find(|a| a.division_code == *code)
+            .map(|a| a.name.clone())
+            .unwrap_or_default();
+        let mut figures = Map::new();
+        if let Some(obj) = structured.as_object() {
+            for (k, v) in obj {
+                if let (Some(x), false) = (v.as_f64(), NOT_AMOUNTS.contains(&k.as_str())) {
+                    figures.insert(k.clone(), v.clone());
+                    let sum = totals.get(k).and_then(Value::as_f64).unwrap_or(0.0) + x;
+                    totals.insert(k.clone(), json!(money(sum)));
+                }
+            }
+        }
+        names.push((*code, name.clone()));
+        rows.push(json!({"division": code, "name": name, "figures": figures}));
+    }
+    // Likely intercompany: a relation in one administration named like
+    // another administration of the set.
+    let mut intercompany = Vec::new();
+    for (code, _) in &names {
+        let mut conn = tool_try!(connect(ctx, Some(*code)).await);
+        let q = Query::new("crm/Accounts", &["Name"]).filter(Some(
+            Filter::eq("IsSales", true).or(Filter::eq("IsSupplier", true)),
+        ));
+        let listed = tool_try!(conn.list(ctx, &q, 5_000).await);
+        calls += conn.client.calls_made();
+        for r in &listed.rows {
+            let relation = r.get("Name").and_then(Value::as_str).unwrap_or("");
+            let rn = normalise(relation);
+            if rn.is_empty() {
+                continue;
+            }
+            if let Some((other, _)) = names
+                .iter()
+                .find(|(c, n)| c != code && !normalise(n).is_empty() && normalise(n) == rn)
+            {
+                intercompany.push(
+                    json!({"division": code, "relation": relation, "is_administration": other}),
+                );
+            }
+        }
+    }
+    let label = if report == "balance_sheet" {
+        format!("balance sheet at {year}-12-31")
+    } else {
+        format!("profit and loss {year}")
+    };
+    let mut text = format!("Consolidated {label} of {} administrations:", rows.len());
+    for (k, v) in &totals {
+        text.push_str(&format!("\n{k}: € {v}"));
+    }
+    text.push_str(&if intercompany.is_empty() {
+        "\nNo intercompany relations found between these administrations.".to_owned()
+    } else {
+        format!(
+            "\n{} likely intercompany relation(s) flagged; their amounts are included, not eliminated.",
+            intercompany.len()
+        )
+    });
+    Ok(ToolResult::Ok {
+        structured: json!({"report": report, "year": year, "administrations": rows, "totals": totals, "intercompany": intercompany}),
+        text,
+        division: None,
+        exact_calls: calls,
+    })
+}
+
+pub fn explain_change_definition() -> Value {
+    json!({
+        "name": "explain_change",
+        "title": "Explain a change (waarom veranderde dit?)",
+        "description": "Explains why revenue, costs or the result moved between two periods: the change and the GL accounts (grootboekrekeningen) that contributed most, ranked by size, each with both periods' amounts and its share of the change. Periods are a year (2025), quarter (2025-Q3) or month (2025-07).",
+        "inputSchema": {"type": "object", "properties": {
+            "division": division_schema(),
+            "metric": {"type": "string", "enum": ["result", "revenue", "costs"], "default": "result"},
+            "from_period": {"type": "string", "description": "The earlier period: 2025, 2025-Q3 or 2025-07."},
+            "to_period": {"type": "string", "description": "The later period, in the same form."},
+            "top": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10}
+        }, "required": ["from_period", "to_period"], "additionalProperties": false},
+        "outputSchema": {"type": "object", "properties": {
+            "division": {"type": "integer"}, "metric": {"type": "string"},
+            "from": {"type": "object", "properties": {"period": {"type": "string"}, "value": {"type": "number"}}, "required": ["period", "value"]},
+            "to": {"type": "object", "properties": {"period": {"type": "string"}, "value": {"type": "number"}}, "required": ["period", "value"]},
+            "change": {"type": "number"}, "change_pct": {"type": ["number", "null"]},
+            "drivers": {"type": "array", "items": {"type": "object", "properties": {
+                "code": {"type": "string"}, "description": {"type": "string"}, "category": {"type": "string"},
+                "from": {"type": "number"}, "to": {"type": "number"}, "change": {"type": "number"}, "share": {"type": ["number", "null"]}
+            }, "required": ["code", "category", "from", "to", "change"]}},
+            "truncated": {"type": "boolean"}
+        }, "required": ["division", "metric", "from", "to", "change", "drivers", "truncated"]},
+        "annotations": read_only(),
+    })
+}
+
+/// `2025` → (2025, 1, 12); `2025-Q3` → (2025, 7, 9); `2025-07` → (2025, 7, 7).
+pub(super) fn parse_span(s: &str) -> Option<(i64, i64, i64)> {
+    let s = s.trim();
+    let (y, rest) = match s.split_once('-') {
+        Some((y, r)) => (y, Some(r)),
+        None => (s, None),
+    };
+    let year: i64 = y.parse().ok().filter(|y| (2000..=2100).contains(y))?;
+    match rest {
+        None => Some((year, 1, 12)),
+        Some(r) => {
+            if let Some(q) = r.strip_prefix(['Q', 'q']) {
+                let q: i64 = q.parse().ok().filter(|q| (1..=4).contains(q))?;
+                Some((year, q * 3 - 2, q * 3))
+            } else {
+                let m: i64 = r.parse().ok().filter(|m| (1..=12).contains(m))?;
+                (r.len() == 2).then_some((year, m, m))
+            }
+        }
+    }
+}
+
+/// Per GL code: (description, GL type, amount in cents as booked).
+type Balances = BTreeMap<String, (String, i64, i64)>;
+
+async fn span_balances<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
+    conn: &mut super::exact::Connected<'_, P>,
+    types: &BTreeMap<String, i64>,
+    (year, from, to): (i64, i64, i64),
+) -> Result<(Balances, bool), ToolResult> {
+    let q = Query::new(
+        "financial/ReportingBalance",
+        &[
+            "GLAccount",
+            "GLAccountCode",
+            "GLAccountDescription",
+            "Amount",
+        ],
+    )
+    .filter(Some(
+        Filter::eq("ReportingYear", year)
+            .and(Filter::eq("BalanceType", "W"))
+            .and(Filter::cmp("ReportingPeriod", Cmp::Ge, from))
+            .and(Filter::cmp("ReportingPeriod", Cmp::Le, to)),
+    ));
+    let listed = conn.list(ctx, &q, 50_000).await?;
+    let mut out = Balances::new();
+    for r in &listed.rows {
+        let text = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").trim();
+        let e = out.entry(text("GLAccountCode").to_owned()).or_default();
+        e.0 = text("GLAccountDescription").to_owned();
+        e.1 = types.get(text("GLAccount")).copied().unwrap_or(0);
+        e.2 += (r.get("Amount").and_then(Value::as_f64).unwrap_or(0.0) * 100.0).round() as i64;
+    }
+    Ok((out, listed.truncated))
+}
+
+pub(super) async fn explain_change<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
+    args: &Value,
+) -> Result<ToolResult, StorageError> {
+    let parsed = (|| {
+        let a = Args::parse(
+            args,
+            &["division", "metric", "from_period", "to_period", "top"],
+        )?;
+        let span = |k: &str| -> Result<(String, (i64, i64, i64)), ToolResult> {
+            let raw = a.text(k, 10)?.ok_or_else(|| {
+                failed(
+                    format!("`{k}` is required: 2025, 2025-Q3 or 2025-07."),
+                    Outcome::InvalidArguments,
+                )
+            })?;
+            let span = parse_span(&raw).ok_or_else(|| {
+                failed(
+                    format!("`{k}` must be a year (2025), quarter (2025-Q3) or month (2025-07), got {raw:?}."),
+                    Outcome::InvalidArguments,
+                )
+            })?;
+            Ok((raw.to_uppercase(), span))
+        };
+        Ok::<_, ToolResult>((
+            a.int("division", 1, 999_999_999)?,
+            a.choice("metric", &["result", "revenue", "costs"])?
+                .unwrap_or("result"),
+            span("from_period")?,
+            span("to_period")?,
+            a.int("top", 1, 50)?.unwrap_or(10) as usize,
+        ))
+    })();
+    let (division, metric, (from_label, from), (to_label, to), top) = tool_try!(parsed);
+    let mut conn = tool_try!(connect(ctx, division).await);
+    let types = tool_try!(super::reports::gl_types(ctx, &mut conn).await);
+    let (a, ta) = tool_try!(span_balances(ctx, &mut conn, &types, from).await);
+    let (b, tb) = tool_try!(span_balances(ctx, &mut conn, &types, to).await);
+    // In the metric's own sign: revenue positive, costs positive, result
+    // = revenue − costs (= −booked amount).
+    let value = |gl_type: i64, booked: i64| -> Option<i64> {
+        match (metric, gl_type) {
+            ("revenue", 110) => Some(-booked),
+            ("revenue", _) => None,
+            ("costs", 110) => None,
+            ("costs", _) => Some(booked),
+            _ => Some(-booked),
+        }
+    };
+    let codes: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let mut drivers = Vec::new();
+    let (mut total_a, mut total_b) = (0i64, 0i64);
+    for code in codes {
+        let ea = a.get(code);
+        let eb = b.get(code);
+        let gl_type = eb.or(ea).map_or(0, |e| e.1);
+        let (Some(va), Some(vb)) = (
+            value(gl_type, ea.map_or(0, |e| e.2)),
+            value(gl_type, eb.map_or(0, |e| e.2)),
+        ) else {
+            continue;
+        };
+        total_a += va;
+        total_b += vb;
+        if va != vb {
+            let description = eb.or(ea).map(|e| e.0.clone()).unwrap_or_default();
+            drivers.push((code.clone(), description, gl_type, va, vb));
+        }
+    }
+    let change = total_b - total_a;
+    drivers.sort_by_key(|d| std::cmp::Reverse((d.4 - d.3).abs()));
+    let ranked: Vec<Value> = drivers
+        .iter()
+        .take(top)
+        .map(|(code, description, gl_type, va, vb)| {
+            let category = match gl_type {
+                110 => "revenue",
+                111 => "cost_of_sales",
+                _ => "other_costs",
+            };
+            let c = vb - va;
+            json!({
+                "code": code, "description": description, "category": category,
+                "from": money(*va as f64 / 100.0), "to": money(*vb as f64 / 100.0),
+                "change": money(c as f64 / 100.0),
+                "share": (change != 0).then(|| ((c as f64 / change as f64) * 1000.0).round() / 10.0),
+            })
+        })
+        .collect();
+    let pct =
+        (total_a != 0).then(|| ((change as f64 / total_a.abs() as f64) * 1000.0).round() / 10.0);
+    let mut text = format!(
+        "{metric} went from € {:.2} ({from_label}) to € {:.2} ({to_label}): {}€ {:.2}{}. Largest contributors:",
+        total_a as f64 / 100.0,
+        total_b as f64 / 100.0,
+        if change >= 0 { "+" } else { "−" },
+        (change.abs()) as f64 / 100.0,
+        pct.map(|p| format!(" ({p:+.1} %)")).unwrap_or_default()
+    );
+    for d in &ranked {
+        text.push_str(&format!(
+            "\n{} {}: € {} → € {} ({:+})",
+            d["code"].as_str().unwrap_or(""),
+            d["description"].as_str().unwrap_or(""),
+            d["from"],
+            d["to"],
+            d["change"].as_f64().unwrap_or(0.0)
+        ));
+    }
+    Ok(ToolResult::Ok {
+        structured: json!({
+            "division": conn.admin.division_code, "metric": metric,
+            "from": {"period": from_label, "value": money(total_a as f64 / 100.0)},
+            "to": {"period": to_label, "value": money(total_b as f64 / 100.0)},
+            "change": money(change as f64 / 100.0), "change_pct": pct,
+            "drivers": ranked, "truncated": ta || tb,
+        }),
+        text,
+        division: Some(conn.admin.division_code),
+        exact_calls: conn.client.calls_made(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_parse_years_quarters_and_months_only() {
+        assert_eq!(parse_span("2025"), Some((2025, 1, 12)));
+        assert_eq!(parse_span("2025-q3"), Some((2025, 7, 9)));
+        assert_eq!(parse_span("2025-07"), Some((2025, 7, 7)));
+        for bad in [
+            "25",
+            "2025-7",
+            "2025-Q0",
+            "2025-13",
+            "2025-Q3x",
+            "1999",
+            "' or 1 eq 1",
+        ] {
+            assert_eq!(parse_span(bad), None, "{bad}");
+        }
+    }
+}
