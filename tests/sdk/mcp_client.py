@@ -34,6 +34,13 @@ CALLS = {
     "get_vat_summary": {"year": 2025, "quarter": 4},
     "get_cashflow_forecast": {"forecast_days": 60},
     "get_financial_snapshot": {},
+    "explain_change": {"from_period": "2025-Q1", "to_period": "2026-Q1", "metric": "result"},
+    "get_consolidated_report": {"year": 2025},
+    "get_budget_comparison": {"year": 2025, "period_from": 1, "period_to": 6},
+    "search_transactions": {"query": "a", "from_date": "2025-01-01", "to_date": "2025-12-31", "limit": 50},
+    "get_sales_orders": {"status": "open"},
+    "get_recurring_revenue": {"as_of": "2026-06-30"},
+    "get_sales_funnel": {"include_closed": True},
 }
 
 
