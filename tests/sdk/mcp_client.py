@@ -56,15 +56,23 @@ async def main(url: str, key: str) -> int:
             if missing:
                 print(json.dumps({"error": "tools missing", "missing": missing}))
                 return 1
-            for tool in listed.tools:
+            # Spread the calls over the administrations, as Exact allows 60
+            # calls a minute per administration.
+            divisions = json.loads((await session.read_resource("exact://divisions")).contents[0].text)
+            usable = [a["division"] for a in divisions["administrations"] if a["usable"]]
+            for i, tool in enumerate(listed.tools):
                 if tool.outputSchema is None or not tool.annotations or not tool.annotations.readOnlyHint:
                     print(json.dumps({"tool": tool.name, "error": "no outputSchema or readOnlyHint"}))
                     failures += 1
-                args = CALLS.get(tool.name, {})
+                args = dict(CALLS.get(tool.name, {}))
+                schema_props = (tool.inputSchema or {}).get("properties", {})
+                if "division" in schema_props and usable:
+                    args.setdefault("division", usable[i % len(usable)])
                 # The SDK validates structuredContent against outputSchema.
                 result = await session.call_tool(tool.name, args)
                 ok = not result.isError and result.structuredContent is not None and result.content
-                print(json.dumps({"tool": tool.name, "ok": bool(ok), "keys": sorted((result.structuredContent or {}).keys())}))
+                detail = {} if ok else {"message": result.content[0].text if result.content else None}
+                print(json.dumps({"tool": tool.name, "ok": bool(ok), "keys": sorted((result.structuredContent or {}).keys()), **detail}))
                 failures += 0 if ok else 1
             bad = await session.call_tool("get_gl_accounts", {"division": "not a number"})
             if not bad.isError:
