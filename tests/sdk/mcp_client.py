@@ -65,6 +65,9 @@ async def main(url: str, key: str) -> int:
                     print(json.dumps({"tool": tool.name, "error": "no outputSchema or readOnlyHint"}))
                     failures += 1
                 args = dict(CALLS.get(tool.name, {}))
+                if tool.name == "get_customer_360":
+                    found = await session.call_tool("get_relations", {"type": "customer", "limit": 1, "division": usable[i % len(usable)]})
+                    args["customer_id"] = found.structuredContent["relations"][0]["id"]
                 schema_props = (tool.inputSchema or {}).get("properties", {})
                 if "division" in schema_props and usable:
                     args.setdefault("division", usable[i % len(usable)])

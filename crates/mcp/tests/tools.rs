@@ -767,7 +767,7 @@ fn tools_list_snapshot() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), names.len(), "unique names");
-    assert_eq!(names.len(), 24 + LIST_TOOLS.len());
+    assert_eq!(names.len(), 25 + LIST_TOOLS.len());
     for (tool, ..) in LIST_TOOLS {
         assert!(names.contains(tool), "{tool} missing");
     }
@@ -1691,4 +1691,84 @@ fn explain_change_accounts_for_the_whole_change_with_its_drivers() {
         let m = w.error("explain_change", args);
         assert!(m.contains(says), "{m}");
     }
+}
+
+#[test]
+fn the_customer_overview_ties_out_with_every_source() {
+    let w = world(Plan::Enterprise);
+    let d = 1_000_002;
+    let invoices = w.sandbox.rows(d, "salesinvoice/SalesInvoices");
+    // The customer with the most invoices.
+    let mut counts = std::collections::BTreeMap::new();
+    for i in &invoices {
+        *counts
+            .entry(i["InvoiceTo"].as_str().unwrap().to_owned())
+            .or_insert(0) += 1;
+    }
+    let (id, n) = counts.into_iter().max_by_key(|(_, n)| *n).unwrap();
+    let r = w.ok(
+        "get_customer_360",
+        json!({"division": d, "customer_id": id}),
+    );
+    assert_eq!(r["revenue"]["invoices"], n);
+    let day =
+        |v: &Value| boekhouding_core::exact::dates::parse_odata_day(v.as_str().unwrap_or("")).ok();
+    let year = chrono::Datelike::year(&chrono::Utc::now().date_naive());
+    let revenue = |y: i32| -> i64 {
+        invoices
+            .iter()
+            .filter(|i| {
+                i["InvoiceTo"] == id.as_str()
+                    && day(&i["InvoiceDate"]).is_some_and(|x| chrono::Datelike::year(&x) == y)
+            })
+            .map(|i| cents(&i["AmountDC"]))
+            .sum()
+    };
+    assert_eq!(cents(&r["revenue"]["this_year"]), revenue(year));
+    assert_eq!(cents(&r["revenue"]["last_year"]), revenue(year - 1));
+    let open: Vec<_> = w
+        .sandbox
+        .rows(d, "read/financial/ReceivablesList")
+        .into_iter()
+        .filter(|o| {
+            o["AccountId"]
+                .as_str()
+                .is_some_and(|a| a.eq_ignore_ascii_case(&id))
+        })
+        .collect();
+    assert_eq!(r["open_invoices"]["count"], open.len() as u64);
+    assert_eq!(
+        cents(&r["open_invoices"]["amount"]),
+        open.iter().map(|o| cents(&o["Amount"])).sum::<i64>()
+    );
+    let count = |path: &str, field: &str, status_field: &str, status: i64| {
+        w.sandbox
+            .rows(d, path)
+            .iter()
+            .filter(|o| o[field] == id.as_str() && o[status_field] == status)
+            .count() as u64
+    };
+    assert_eq!(
+        r["pipeline"]["open_orders"],
+        count("salesorder/SalesOrders", "OrderedBy", "Status", 12)
+    );
+    assert_eq!(
+        r["pipeline"]["open_quotations"],
+        count("crm/Quotations", "OrderAccount", "Status", 20)
+    );
+    assert_eq!(
+        r["pipeline"]["open_opportunities"],
+        count("crm/Opportunities", "Account", "OpportunityStatus", 1)
+    );
+    // Bad ids are refused; an unknown or another tenant's id is not found.
+    assert!(
+        w.error("get_customer_360", json!({"customer_id": "x' or 1 eq 1"}))
+            .contains("GUID")
+    );
+    assert!(w.error("get_customer_360", json!({})).contains("required"));
+    let m = w.error(
+        "get_customer_360",
+        json!({"division": d, "customer_id": "00000000-0000-0000-0000-000000000001"}),
+    );
+    assert!(m.contains("No relation"), "{m}");
 }

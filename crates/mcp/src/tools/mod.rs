@@ -15,6 +15,7 @@ macro_rules! tool_try {
 }
 
 mod crm;
+mod customer;
 mod divisions;
 mod exact;
 mod insight;
@@ -145,6 +146,7 @@ impl<P: Platform> Bookkeeping<'_, P> {
             "explain_change" => insight::explain_change(self, args).await,
             "get_budget_comparison" => reports::get_budget_comparison(self, args).await,
             "get_sales_funnel" => crm::get_sales_funnel(self, args).await,
+            "get_customer_360" => customer::get_customer_360(self, args).await,
             "get_recurring_revenue" => crm::get_recurring_revenue(self, args).await,
             other => match lists::TOOLS.iter().find(|t| t.name == other) {
                 Some(t) => lists::run(self, t, args).await,
@@ -183,6 +185,7 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
             insight::consolidated_definition(),
             insight::explain_change_definition(),
             crm::funnel_definition(),
+            customer::definition(),
             crm::recurring_definition(),
         ]
         .into_iter()
