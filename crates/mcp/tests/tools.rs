@@ -767,7 +767,7 @@ fn tools_list_snapshot() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), names.len(), "unique names");
-    assert_eq!(names.len(), 25 + LIST_TOOLS.len());
+    assert_eq!(names.len(), 26 + LIST_TOOLS.len());
     for (tool, ..) in LIST_TOOLS {
         assert!(names.contains(tool), "{tool} missing");
     }
@@ -1771,4 +1771,32 @@ fn the_customer_overview_ties_out_with_every_source() {
         json!({"division": d, "customer_id": "00000000-0000-0000-0000-000000000001"}),
     );
     assert!(m.contains("No relation"), "{m}");
+}
+
+#[test]
+fn the_margin_analysis_adds_up_to_the_profit_and_loss() {
+    let w = world(Plan::Enterprise);
+    for d in [1_000_001i64, 1_000_002] {
+        let r = w.ok("get_margin_analysis", json!({"division": d, "year": 2025}));
+        let pl = w.ok("get_profit_loss", json!({"division": d, "year": 2025}));
+        assert_eq!(cents(&r["revenue"]), cents(&pl["revenue"]), "{d}");
+        assert_eq!(
+            cents(&r["cost_of_sales"]),
+            cents(&pl["cost_of_sales"]),
+            "{d}"
+        );
+        assert_eq!(cents(&r["gross_margin"]), cents(&pl["gross_margin"]), "{d}");
+        let months = r["months"].as_array().unwrap();
+        assert_eq!(
+            months.iter().map(|m| cents(&m["revenue"])).sum::<i64>(),
+            cents(&r["revenue"])
+        );
+        let items = w
+            .sandbox
+            .rows(d, "logistics/Items")
+            .iter()
+            .filter(|i| i["IsSalesItem"] == true)
+            .count();
+        assert_eq!(r["items"].as_array().unwrap().len(), items);
+    }
 }

@@ -925,3 +925,156 @@ pub(super) async fn get_budget_comparison<P: Platform>(
         exact_calls: conn.client.calls_made(),
     })
 }
+
+pub fn margin_analysis_definition() -> Value {
+    json!({
+        "name": "get_margin_analysis",
+        "title": "Margin analysis (margeanalyse)",
+        "description": "Gross margin (brutomarge) per month of a year: revenue, cost of sales, gross margin in euros and as a percentage of revenue, with the year's totals; plus the list-price margin of the items sold (standard sales price against standard cost), highest and lowest first.",
+        "inputSchema": {"type": "object", "properties": {
+            "division": division_schema(),
+            "year": year_schema()
+        }, "additionalProperties": false},
+        "outputSchema": {"type": "object", "properties": {
+            "division": {"type": "integer"}, "year": {"type": "integer"},
+            "months": {"type": "array", "items": {"type": "object", "properties": {
+                "period": {"type": "integer"}, "revenue": {"type": "number"}, "cost_of_sales": {"type": "number"},
+                "gross_margin": {"type": "number"}, "margin_pct": {"type": ["number", "null"]}
+            }, "required": ["period", "revenue", "cost_of_sales", "gross_margin"]}},
+            "revenue": {"type": "number"}, "cost_of_sales": {"type": "number"},
+            "gross_margin": {"type": "number"}, "margin_pct": {"type": ["number", "null"]},
+            "items": {"type": "array", "items": {"type": "object", "properties": {
+                "code": {"type": "string"}, "description": {"type": "string"}, "sales_price": {"type": "number"},
+                "cost_price": {"type": "number"}, "margin_pct": {"type": ["number", "null"]}
+            }, "required": ["code", "sales_price", "cost_price"]}},
+            "truncated": {"type": "boolean"}
+        }, "required": ["division", "year", "months", "revenue", "cost_of_sales", "gross_margin", "items", "truncated"]},
+        "annotations": read_only(),
+    })
+}
+
+fn pct(part: i64, whole: i64) -> Option<f64> {
+    (whole != 0).then(|| ((part as f64 / whole as f64) * 1000.0).round() / 10.0)
+}
+
+pub(super) async fn get_margin_analysis<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
+    args: &Value,
+) -> Result<ToolResult, StorageError> {
+    let parsed = (|| {
+        let a = Args::parse(args, &["division", "year"])?;
+        Ok::<_, ToolResult>((
+            a.int("division", 1, 999_999_999)?,
+            a.int("year", 2000, 2100)?,
+        ))
+    })();
+    let (division, year) = tool_try!(parsed);
+    let year = year.unwrap_or_else(|| current_year(ctx));
+    let mut conn = tool_try!(connect(ctx, division).await);
+    let types = tool_try!(gl_types(ctx, &mut conn).await);
+    let q = Query::new(
+        "financial/ReportingBalance",
+        &["GLAccount", "ReportingPeriod", "Amount"],
+    )
+    .filter(Some(
+        Filter::eq("ReportingYear", year).and(Filter::eq("BalanceType", "W")),
+    ));
+    let listed = tool_try!(conn.list(ctx, &q, CAP).await);
+    // period → (revenue, cost of sales) in cents, revenue positive.
+    let mut months: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for r in &listed.rows {
+        let period = r
+            .get("ReportingPeriod")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let e = months.entry(period).or_default();
+        match types.get(s(r, "GLAccount")).copied().unwrap_or(0) {
+            110 => e.0 -= cents(r.get("Amount")),
+            111 => e.1 += cents(r.get("Amount")),
+            _ => {}
+        }
+    }
+    let (mut revenue, mut cos) = (0i64, 0i64);
+    let month_rows: Vec<Value> = months
+        .iter()
+        .map(|(p, (rev, c))| {
+            revenue += rev;
+            cos += c;
+            json!({"period": p, "revenue": euros(*rev), "cost_of_sales": euros(*c),
+                "gross_margin": euros(rev - c), "margin_pct": pct(rev - c, *rev)})
+        })
+        .collect();
+    let items = tool_try!(
+        conn.list(
+            ctx,
+            &Query::new(
+                "logistics/Items",
+                &[
+                    "Code",
+                    "Description",
+                    "StandardSalesPrice",
+                    "CostPriceStandard"
+                ],
+            )
+            .filter(Some(Filter::eq("IsSalesItem", true))),
+            CAP,
+        )
+        .await
+    );
+    let mut item_rows: Vec<(Option<f64>, Value)> = items
+        .rows
+        .iter()
+        .map(|r| {
+            let (price, cost) = (
+                cents(r.get("StandardSalesPrice")),
+                cents(r.get("CostPriceStandard")),
+            );
+            let m = pct(price - cost, price);
+            (
+                m,
+                json!({"code": s(r, "Code").trim(), "description": s(r, "Description"),
+                    "sales_price": euros(price), "cost_price": euros(cost), "margin_pct": m}),
+            )
+        })
+        .collect();
+    item_rows.sort_by(|a, b| {
+        b.0.unwrap_or(f64::MIN)
+            .partial_cmp(&a.0.unwrap_or(f64::MIN))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let margin = revenue - cos;
+    let text = format!(
+        "Gross margin {year}: revenue € {:.2}, cost of sales € {:.2}, gross margin € {:.2}{}.{}",
+        revenue as f64 / 100.0,
+        cos as f64 / 100.0,
+        margin as f64 / 100.0,
+        pct(margin, revenue)
+            .map(|p| format!(" ({p} %)"))
+            .unwrap_or_default(),
+        month_rows
+            .iter()
+            .map(|m| format!(
+                "\nperiod {}: € {} revenue, € {} margin{}",
+                m["period"],
+                m["revenue"],
+                m["gross_margin"],
+                m["margin_pct"]
+                    .as_f64()
+                    .map(|p| format!(" ({p} %)"))
+                    .unwrap_or_default()
+            ))
+            .collect::<String>()
+    );
+    Ok(ToolResult::Ok {
+        structured: json!({
+            "division": conn.admin.division_code, "year": year, "months": month_rows,
+            "revenue": euros(revenue), "cost_of_sales": euros(cos), "gross_margin": euros(margin),
+            "margin_pct": pct(margin, revenue),
+            "items": item_rows.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+            "truncated": listed.truncated || items.truncated,
+        }),
+        text,
+        division: Some(conn.admin.division_code),
+        exact_calls: conn.client.calls_made(),
+    })
+}
