@@ -767,7 +767,7 @@ fn tools_list_snapshot() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), names.len(), "unique names");
-    assert_eq!(names.len(), 26 + LIST_TOOLS.len());
+    assert_eq!(names.len(), 27 + LIST_TOOLS.len());
     for (tool, ..) in LIST_TOOLS {
         assert!(names.contains(tool), "{tool} missing");
     }
@@ -1799,4 +1799,42 @@ fn the_margin_analysis_adds_up_to_the_profit_and_loss() {
             .count();
         assert_eq!(r["items"].as_array().unwrap().len(), items);
     }
+}
+
+#[test]
+fn work_in_progress_ties_out_with_hours_and_invoice_terms() {
+    let w = world(Plan::Enterprise);
+    let d = [1_000_001i64, 1_000_002, 1_000_003]
+        .into_iter()
+        .max_by_key(|d| w.sandbox.rows(*d, "project/Projects").len())
+        .unwrap();
+    let r = w.ok(
+        "get_wip_overview",
+        json!({"division": d, "as_of": "2026-06-30"}),
+    );
+    let cutoff = chrono::NaiveDate::from_ymd_opt(2026, 6, 30).unwrap();
+    let day =
+        |v: &Value| boekhouding_core::exact::dates::parse_odata_day(v.as_str().unwrap_or("")).ok();
+    let value: i64 = w
+        .sandbox
+        .rows(d, "project/TimeTransactions")
+        .iter()
+        .filter(|t| day(&t["Date"]).is_some_and(|x| x <= cutoff))
+        .map(|t| cents(&t["AmountFC"]))
+        .sum();
+    let terms: i64 = w
+        .sandbox
+        .rows(d, "project/InvoiceTerms")
+        .iter()
+        .filter(|t| day(&t["ExecutionFromDate"]).is_some_and(|x| x <= cutoff))
+        .map(|t| cents(&t["Amount"]))
+        .sum();
+    assert!(value > 0, "the busiest administration has hours");
+    assert!((cents(&r["hours_value"]) - value).abs() <= 1);
+    assert!((cents(&r["terms_scheduled"]) - terms).abs() <= 1);
+    assert!((cents(&r["wip"]) - (value - terms)).abs() <= 1);
+    assert_eq!(
+        r["projects"].as_array().unwrap().len(),
+        w.sandbox.rows(d, "project/Projects").len()
+    );
 }

@@ -246,3 +246,130 @@ pub(super) async fn get_recurring_revenue<P: Platform>(
         exact_calls: conn.client.calls_made(),
     })
 }
+
+pub fn wip_definition() -> Value {
+    json!({
+        "name": "get_wip_overview",
+        "title": "Work in progress (onderhanden werk)",
+        "description": "Work in progress per project (onderhanden werk): hours registered and their value in euros, the budget and how much of it is used, the invoice terms scheduled up to a date, and the difference (hours value − scheduled terms: positive means work not yet billed, negative means billed ahead).",
+        "inputSchema": {"type": "object", "properties": {
+            "division": division_schema(),
+            "as_of": {"type": "string", "format": "date", "description": "Date to measure on (YYYY-MM-DD); today when left out."}
+        }, "additionalProperties": false},
+        "outputSchema": {"type": "object", "properties": {
+            "division": {"type": "integer"}, "as_of": {"type": "string", "format": "date"},
+            "projects": {"type": "array", "items": {"type": "object", "properties": {
+                "code": {"type": "string"}, "description": {"type": "string"}, "customer": {"type": "string"},
+                "hours": {"type": "number"}, "hours_value": {"type": "number"}, "budget": {"type": "number"},
+                "budget_used_pct": {"type": ["number", "null"]}, "terms_scheduled": {"type": "number"}, "wip": {"type": "number"}
+            }, "required": ["code", "hours", "hours_value", "terms_scheduled", "wip"]}},
+            "hours_value": {"type": "number"}, "terms_scheduled": {"type": "number"}, "wip": {"type": "number"},
+            "truncated": {"type": "boolean"}
+        }, "required": ["division", "as_of", "projects", "hours_value", "terms_scheduled", "wip", "truncated"]},
+        "annotations": read_only(),
+    })
+}
+
+pub(super) async fn get_wip_overview<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
+    args: &Value,
+) -> Result<ToolResult, StorageError> {
+    let parsed = (|| {
+        let a = Args::parse(args, &["division", "as_of"])?;
+        Ok::<_, ToolResult>((a.int("division", 1, 999_999_999)?, a.date("as_of")?))
+    })();
+    let (division, as_of) = tool_try!(parsed);
+    let as_of = as_of.unwrap_or_else(|| ctx.platform.clock().now().date_naive());
+    let mut conn = tool_try!(connect(ctx, division).await);
+    let projects = tool_try!(
+        conn.list(
+            ctx,
+            &Query::new(
+                "project/Projects",
+                &["ID", "Code", "Description", "AccountName", "BudgetedAmount"],
+            )
+            .orderby("Code"),
+            CAP,
+        )
+        .await
+    );
+    let hours = tool_try!(
+        conn.list(
+            ctx,
+            &Query::new(
+                "project/TimeTransactions",
+                &["Project", "Quantity", "AmountFC"]
+            )
+            .filter(Some(Filter::le("Date", as_of))),
+            CAP,
+        )
+        .await
+    );
+    let terms = tool_try!(
+        conn.list(
+            ctx,
+            &Query::new("project/InvoiceTerms", &["Project", "Amount"])
+                .filter(Some(Filter::le("ExecutionFromDate", as_of))),
+            CAP,
+        )
+        .await
+    );
+    let key = |r: &serde_json::Map<String, Value>, k: &str| {
+        r.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    let num = |r: &serde_json::Map<String, Value>, k: &str| {
+        r.get(k).and_then(Value::as_f64).unwrap_or(0.0)
+    };
+    let mut totals = (0.0f64, 0.0f64);
+    let rows: Vec<Value> = projects
+        .rows
+        .iter()
+        .map(|p| {
+            let id = key(p, "ID");
+            let (h, value) = hours
+                .rows
+                .iter()
+                .filter(|t| key(t, "Project") == id)
+                .fold((0.0, 0.0), |(h, v), t| (h + num(t, "Quantity"), v + num(t, "AmountFC")));
+            let scheduled: f64 = terms
+                .rows
+                .iter()
+                .filter(|t| key(t, "Project") == id)
+                .map(|t| num(t, "Amount"))
+                .sum();
+            let budget = num(p, "BudgetedAmount");
+            totals.0 += value;
+            totals.1 += scheduled;
+            json!({
+                "code": p.get("Code").and_then(Value::as_str).unwrap_or(""),
+                "description": p.get("Description").and_then(Value::as_str).unwrap_or(""),
+                "customer": p.get("AccountName").and_then(Value::as_str).unwrap_or(""),
+                "hours": (h * 100.0).round() / 100.0, "hours_value": cents(value), "budget": cents(budget),
+                "budget_used_pct": (budget > 0.0).then(|| ((value / budget) * 1000.0).round() / 10.0),
+                "terms_scheduled": cents(scheduled), "wip": cents(value - scheduled),
+            })
+        })
+        .collect();
+    let truncated = projects.truncated || hours.truncated || terms.truncated;
+    let text = format!(
+        "Work in progress on {as_of}: hours value € {:.2}, invoice terms scheduled € {:.2}, not yet billed € {:.2} over {} projects{}.",
+        totals.0,
+        totals.1,
+        totals.0 - totals.1,
+        rows.len(),
+        if truncated { " (truncated)" } else { "" }
+    );
+    Ok(ToolResult::Ok {
+        structured: json!({
+            "division": conn.admin.division_code, "as_of": as_of.to_string(), "projects": rows,
+            "hours_value": cents(totals.0), "terms_scheduled": cents(totals.1),
+            "wip": cents(totals.0 - totals.1), "truncated": truncated,
+        }),
+        text,
+        division: Some(conn.admin.division_code),
+        exact_calls: conn.client.calls_made(),
+    })
+}

@@ -147,6 +147,7 @@ impl<P: Platform> Bookkeeping<'_, P> {
             "get_budget_comparison" => reports::get_budget_comparison(self, args).await,
             "get_margin_analysis" => reports::get_margin_analysis(self, args).await,
             "get_sales_funnel" => crm::get_sales_funnel(self, args).await,
+            "get_wip_overview" => crm::get_wip_overview(self, args).await,
             "get_customer_360" => customer::get_customer_360(self, args).await,
             "get_recurring_revenue" => crm::get_recurring_revenue(self, args).await,
             other => match lists::TOOLS.iter().find(|t| t.name == other) {
@@ -187,6 +188,7 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
             insight::consolidated_definition(),
             insight::explain_change_definition(),
             crm::funnel_definition(),
+            crm::wip_definition(),
             customer::definition(),
             crm::recurring_definition(),
         ]
