@@ -41,6 +41,9 @@ CALLS = {
     "get_sales_orders": {"status": "open"},
     "get_recurring_revenue": {"as_of": "2026-06-30"},
     "get_sales_funnel": {"include_closed": True},
+    "get_period_close_check": {"year": 2026, "period": 10},
+    "get_wip_overview": {"as_of": "2026-06-30"},
+    "get_margin_analysis": {"year": 2025},
 }
 
 

@@ -767,7 +767,7 @@ fn tools_list_snapshot() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), names.len(), "unique names");
-    assert_eq!(names.len(), 27 + LIST_TOOLS.len());
+    assert_eq!(names.len(), 28 + LIST_TOOLS.len());
     for (tool, ..) in LIST_TOOLS {
         assert!(names.contains(tool), "{tool} missing");
     }
@@ -1836,5 +1836,72 @@ fn work_in_progress_ties_out_with_hours_and_invoice_terms() {
     assert_eq!(
         r["projects"].as_array().unwrap().len(),
         w.sandbox.rows(d, "project/Projects").len()
+    );
+}
+
+#[test]
+fn the_period_close_check_finds_drafts_suspense_balances_and_unmatched_bank_lines() {
+    let w = world(Plan::Enterprise);
+    let d = 1_000_001;
+    let lines = w.sandbox.rows(d, "financialtransaction/TransactionLines");
+    let today = w.sandbox.dataset().config.today;
+    let (y, m) = (
+        chrono::Datelike::year(&today),
+        chrono::Datelike::month(&today),
+    );
+    let r = w.ok(
+        "get_period_close_check",
+        json!({"division": d, "year": y, "period": m}),
+    );
+    assert_eq!(r["ready"], false);
+    let by = |name: &str| {
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == name)
+            .unwrap()
+            .clone()
+    };
+    let drafts: std::collections::BTreeSet<i64> = lines
+        .iter()
+        .filter(|l| l["Status"] == 20 && l["FinancialYear"] == y && l["FinancialPeriod"] == m)
+        .map(|l| l["EntryNumber"].as_i64().unwrap())
+        .collect();
+    assert_eq!(by("draft_entries_in_period")["count"], drafts.len() as u64);
+    assert!(!drafts.is_empty());
+    let day =
+        |v: &Value| boekhouding_core::exact::dates::parse_odata_day(v.as_str().unwrap_or("")).ok();
+    let suspense: i64 = lines
+        .iter()
+        .filter(|l| {
+            l["GLAccountCode"] == "1800"
+                && day(&l["Date"]).is_some_and(|x| x <= today + chrono::Duration::days(31))
+        })
+        .map(|l| cents(&l["AmountDC"]))
+        .sum();
+    let s = by("suspense_and_clearing_balances");
+    assert_eq!(s["count"], 1);
+    assert_eq!(cents(&s["details"][0]["balance"]), suspense);
+    let bank = lines
+        .iter()
+        .filter(|l| {
+            l["GLAccountCode"] == "1800"
+                && l["JournalCode"] == "20"
+                && l["FinancialPeriod"] == m
+                && l["FinancialYear"] == y
+        })
+        .count();
+    assert_eq!(by("unmatched_bank_lines")["count"], bank as u64);
+    assert!(bank > 0);
+    // A month long closed: nothing blocks it.
+    let old = w.ok(
+        "get_period_close_check",
+        json!({"division": d, "year": y - 1, "period": 6}),
+    );
+    assert_eq!(old["ready"], true, "{old}");
+    assert!(
+        w.error("get_period_close_check", json!({"year": y}))
+            .contains("`period` is required")
     );
 }

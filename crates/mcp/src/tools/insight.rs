@@ -413,6 +413,281 @@ pub(super) async fn explain_change<P: Platform>(
     })
 }
 
+/// Words that mark a suspense or clearing account (kruisposten,
+/// tussenrekening, vraagposten) in a chart of accounts.
+const SUSPENSE_WORDS: &[&str] = &[
+    "kruispost",
+    "tussenrekening",
+    "vraagpost",
+    "suspense",
+    "clearing",
+    "nog te verdelen",
+];
+
+pub fn period_close_definition() -> Value {
+    json!({
+        "name": "get_period_close_check",
+        "title": "Period close check (periode afsluiten)",
+        "description": "One answer listing what blocks closing a period (maand of kwartaal afsluiten): entries still in draft in the period and in earlier periods of the year, non-zero balances on suspense and clearing accounts (kruisposten, tussenrekeningen, vraagposten), bank lines booked to such an account instead of being matched, and revenue or cost lines without a VAT code. `ready` is true when nothing needs attention.",
+        "inputSchema": {"type": "object", "properties": {
+            "division": division_schema(),
+            "year": {"type": "integer", "minimum": 2000, "maximum": 2100},
+            "period": {"type": "integer", "minimum": 1, "maximum": 12, "description": "Month (financial period)."}
+        }, "required": ["year", "period"], "additionalProperties": false},
+        "outputSchema": {"type": "object", "properties": {
+            "division": {"type": "integer"}, "year": {"type": "integer"}, "period": {"type": "integer"},
+            "ready": {"type": "boolean"},
+            "checks": {"type": "array", "items": {"type": "object", "properties": {
+                "check": {"type": "string"}, "ok": {"type": "boolean"}, "count": {"type": "integer"},
+                "amount": {"type": "number"}, "details": {"type": "array"}
+            }, "required": ["check", "ok", "count", "amount", "details"]}},
+            "truncated": {"type": "boolean"}
+        }, "required": ["division", "year", "period", "ready", "checks", "truncated"]},
+        "annotations": read_only(),
+    })
+}
+
+fn check(name: &str, count: usize, amount_cents: i64, details: Vec<Value>) -> Value {
+    json!({"check": name, "ok": count == 0, "count": count, "amount": money(amount_cents as f64 / 100.0),
+        "details": details.into_iter().take(25).collect::<Vec<_>>()})
+}
+
+pub(super) async fn get_period_close_check<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
+    args: &Value,
+) -> Result<ToolResult, StorageError> {
+    let parsed = (|| {
+        let a = Args::parse(args, &["division", "year", "period"])?;
+        let required = |k: &str, v: Option<i64>| {
+            v.ok_or_else(|| failed(format!("`{k}` is required."), Outcome::InvalidArguments))
+        };
+        Ok::<_, ToolResult>((
+            a.int("division", 1, 999_999_999)?,
+            required("year", a.int("year", 2000, 2100)?)?,
+            required("period", a.int("period", 1, 12)?)?,
+        ))
+    })();
+    let (division, year, period) = tool_try!(parsed);
+    let Some(end) = chrono::NaiveDate::from_ymd_opt(year as i32, period as u32, 1)
+        .and_then(|d| d.checked_add_months(chrono::Months::new(1)))
+        .and_then(|d| d.pred_opt())
+    else {
+        return Ok(failed("No such period.", Outcome::InvalidArguments));
+    };
+    let mut conn = tool_try!(connect(ctx, division).await);
+    let cents = |r: &Map<String, Value>, k: &str| {
+        (r.get(k).and_then(Value::as_f64).unwrap_or(0.0) * 100.0).round() as i64
+    };
+    let text_of = |r: &Map<String, Value>, k: &str| {
+        r.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .trim()
+            .to_owned()
+    };
+    // The chart: suspense accounts by name, revenue/cost accounts by type.
+    let chart = tool_try!(
+        conn.list(
+            ctx,
+            &Query::new(
+                "financial/GLAccounts",
+                &["Code", "Description", "Type", "BalanceType"]
+            ),
+            10_000,
+        )
+        .await
+    );
+    let suspense: Vec<(String, String)> = chart
+        .rows
+        .iter()
+        .filter(|r| {
+            let d = text_of(r, "Description").to_lowercase();
+            SUSPENSE_WORDS.iter().any(|w| d.contains(w))
+        })
+        .map(|r| (text_of(r, "Code"), text_of(r, "Description")))
+        .collect();
+    let pl_codes: std::collections::BTreeSet<String> = chart
+        .rows
+        .iter()
+        .filter(|r| text_of(r, "BalanceType") == "W")
+        .map(|r| text_of(r, "Code"))
+        .collect();
+    let fields = [
+        "EntryNumber",
+        "Date",
+        "FinancialPeriod",
+        "JournalCode",
+        "GLAccountCode",
+        "Description",
+        "AmountDC",
+        "VATCode",
+        "Status",
+    ];
+    // Every line of the year up to the period: drafts, VAT codes.
+    let lines = tool_try!(
+        conn.list(
+            ctx,
+            &Query::new("financialtransaction/TransactionLines", &fields).filter(Some(
+                Filter::eq("FinancialYear", year).and(Filter::cmp(
+                    "FinancialPeriod",
+                    Cmp::Le,
+                    period
+                )),
+            )),
+            50_000,
+        )
+        .await
+    );
+    let mut drafts_now: BTreeMap<i64, (String, i64)> = BTreeMap::new();
+    let mut drafts_before: BTreeMap<i64, (i64, String)> = BTreeMap::new();
+    let mut no_vat = Vec::new();
+    let mut no_vat_cents = 0i64;
+    for l in &lines.rows {
+        let entry = l.get("EntryNumber").and_then(Value::as_i64).unwrap_or(0);
+        let p = l
+            .get("FinancialPeriod")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if l.get("Status").and_then(Value::as_i64) == Some(20) {
+            if p == period {
+                let e = drafts_now
+                    .entry(entry)
+                    .or_insert_with(|| (text_of(l, "Description"), 0));
+                e.1 += cents(l, "AmountDC").max(0);
+            } else {
+                drafts_before.insert(entry, (p, text_of(l, "Description")));
+            }
+        }
+        let code = text_of(l, "GLAccountCode");
+        let vat_missing = l
+            .get("VATCode")
+            .is_none_or(|v| v.is_null() || v.as_str() == Some(""));
+        // Sales and purchase journals carry VAT; wages, depreciation and
+        // memorial corrections do not need a code.
+        let journal = text_of(l, "JournalCode");
+        if p == period
+            && pl_codes.contains(&code)
+            && vat_missing
+            && (journal == "70" || journal == "60")
+        {
+            no_vat_cents += cents(l, "AmountDC").abs();
+            no_vat.push(json!({"entry": entry, "gl_account": code, "description": text_of(l, "Description"), "amount": money(cents(l, "AmountDC") as f64 / 100.0)}));
+        }
+    }
+    // Suspense balances at the period end, over all years.
+    let mut suspense_details = Vec::new();
+    let mut suspense_total = 0i64;
+    let mut bank_details = Vec::new();
+    let mut bank_cents = 0i64;
+    for (code, description) in &suspense {
+        let booked = tool_try!(
+            conn.list(
+                ctx,
+                &Query::new(
+                    "financialtransaction/TransactionLines",
+                    &[
+                        "Date",
+                        "JournalCode",
+                        "FinancialYear",
+                        "FinancialPeriod",
+                        "Description",
+                        "AmountDC",
+                        "EntryNumber"
+                    ],
+                )
+                .filter(Some(
+                    Filter::eq("GLAccountCode", code.clone()).and(Filter::le("Date", end)),
+                )),
+                50_000,
+            )
+            .await
+        );
+        let balance: i64 = booked.rows.iter().map(|r| cents(r, "AmountDC")).sum();
+        if balance != 0 {
+            suspense_total += balance.abs();
+            suspense_details.push(json!({"gl_account": code, "description": description, "balance": money(balance as f64 / 100.0)}));
+        }
+        for r in booked.rows.iter().filter(|r| {
+            text_of(r, "JournalCode") == "20"
+                && r.get("FinancialYear").and_then(Value::as_i64) == Some(year)
+                && r.get("FinancialPeriod").and_then(Value::as_i64) == Some(period)
+        }) {
+            bank_cents += cents(r, "AmountDC").abs();
+            bank_details.push(
+                json!({"entry": r.get("EntryNumber"), "description": text_of(r, "Description"),
+                "amount": money(-cents(r, "AmountDC") as f64 / 100.0), "suspense_account": code}),
+            );
+        }
+    }
+    let draft_details: Vec<Value> = drafts_now
+        .iter()
+        .map(
+            |(n, (d, c))| json!({"entry": n, "description": d, "amount": money(*c as f64 / 100.0)}),
+        )
+        .collect();
+    let draft_cents: i64 = drafts_now.values().map(|(_, c)| c).sum();
+    let before_details: Vec<Value> = drafts_before
+        .iter()
+        .map(|(n, (p, d))| json!({"entry": n, "period": p, "description": d}))
+        .collect();
+    let checks = vec![
+        check(
+            "draft_entries_in_period",
+            draft_details.len(),
+            draft_cents,
+            draft_details,
+        ),
+        check(
+            "draft_entries_in_earlier_periods",
+            before_details.len(),
+            0,
+            before_details,
+        ),
+        check(
+            "suspense_and_clearing_balances",
+            suspense_details.len(),
+            suspense_total,
+            suspense_details,
+        ),
+        check(
+            "unmatched_bank_lines",
+            bank_details.len(),
+            bank_cents,
+            bank_details,
+        ),
+        check("lines_without_vat_code", no_vat.len(), no_vat_cents, no_vat),
+    ];
+    let ready = checks.iter().all(|c| c["ok"] == true);
+    let mut text = format!(
+        "Closing {year}-{period:02}: {}",
+        if ready {
+            "nothing blocks it."
+        } else {
+            "needs attention:"
+        }
+    );
+    for c in checks.iter().filter(|c| c["ok"] == false) {
+        text.push_str(&format!(
+            "\n- {}: {} (€ {})",
+            c["check"].as_str().unwrap_or("").replace('_', " "),
+            c["count"],
+            c["amount"]
+        ));
+    }
+    if suspense.is_empty() {
+        text.push_str("\n(no suspense or clearing account found in the chart of accounts)");
+    }
+    Ok(ToolResult::Ok {
+        structured: json!({
+            "division": conn.admin.division_code, "year": year, "period": period, "ready": ready,
+            "checks": checks, "truncated": chart.truncated || lines.truncated,
+        }),
+        text,
+        division: Some(conn.admin.division_code),
+        exact_calls: conn.client.calls_made(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
