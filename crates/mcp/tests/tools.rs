@@ -767,7 +767,7 @@ fn tools_list_snapshot() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), names.len(), "unique names");
-    assert_eq!(names.len(), 28 + LIST_TOOLS.len());
+    assert_eq!(names.len(), 29 + LIST_TOOLS.len());
     for (tool, ..) in LIST_TOOLS {
         assert!(names.contains(tool), "{tool} missing");
     }
@@ -1903,5 +1903,34 @@ fn the_period_close_check_finds_drafts_suspense_balances_and_unmatched_bank_line
     assert!(
         w.error("get_period_close_check", json!({"year": y}))
             .contains("`period` is required")
+    );
+}
+
+#[test]
+fn the_cost_centre_report_adds_up_to_the_profit_and_loss_of_the_same_periods() {
+    let w = world(Plan::Enterprise);
+    for d in [1_000_001i64, 1_000_002] {
+        let r = w.ok(
+            "get_cost_center_report",
+            json!({"division": d, "year": 2025, "period_from": 3, "period_to": 4}),
+        );
+        let pl = w.ok(
+            "get_profit_loss",
+            json!({"division": d, "year": 2025, "period_from": 3, "period_to": 4}),
+        );
+        let centres = r["cost_centers"].as_array().unwrap();
+        let revenue: i64 = centres.iter().map(|c| cents(&c["revenue"])).sum();
+        let result: i64 = centres.iter().map(|c| cents(&c["result"])).sum();
+        assert_eq!(revenue, cents(&pl["revenue"]), "{d}");
+        assert_eq!(result, cents(&pl["result"]), "{d}");
+        assert!(
+            centres
+                .iter()
+                .all(|c| cents(&c["result"]) == cents(&c["revenue"]) - cents(&c["costs"]))
+        );
+    }
+    assert!(
+        w.error("get_cost_center_report", json!({"year": 2025}))
+            .contains("required")
     );
 }

@@ -373,3 +373,154 @@ pub(super) async fn get_wip_overview<P: Platform>(
         exact_calls: conn.client.calls_made(),
     })
 }
+
+pub fn cost_center_definition() -> Value {
+    json!({
+        "name": "get_cost_center_report",
+        "title": "Cost centre report (kostenplaatsenrapport)",
+        "description": "Revenue, costs and result per cost centre (kostenplaats) over a range of periods of one year, from the booked transaction lines; lines without a cost centre are reported as `(none)`. Keep the range short for busy administrations: the lines are read one by one.",
+        "inputSchema": {"type": "object", "properties": {
+            "division": division_schema(),
+            "year": {"type": "integer", "minimum": 2000, "maximum": 2100},
+            "period_from": {"type": "integer", "minimum": 1, "maximum": 12},
+            "period_to": {"type": "integer", "minimum": 1, "maximum": 12}
+        }, "required": ["year", "period_from"], "additionalProperties": false},
+        "outputSchema": {"type": "object", "properties": {
+            "division": {"type": "integer"}, "year": {"type": "integer"},
+            "period_from": {"type": "integer"}, "period_to": {"type": "integer"},
+            "cost_centers": {"type": "array", "items": {"type": "object", "properties": {
+                "cost_center": {"type": "string"}, "revenue": {"type": "number"}, "costs": {"type": "number"}, "result": {"type": "number"}
+            }, "required": ["cost_center", "revenue", "costs", "result"]}},
+            "truncated": {"type": "boolean"}
+        }, "required": ["division", "year", "period_from", "period_to", "cost_centers", "truncated"]},
+        "annotations": read_only(),
+    })
+}
+
+pub(super) async fn get_cost_center_report<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
+    args: &Value,
+) -> Result<ToolResult, StorageError> {
+    let parsed = (|| {
+        let a = Args::parse(args, &["division", "year", "period_from", "period_to"])?;
+        let year = a.int("year", 2000, 2100)?.ok_or_else(|| {
+            super::exact::failed(
+                "`year` is required.",
+                boekhouding_core::storage::usage::Outcome::InvalidArguments,
+            )
+        })?;
+        let from = a.int("period_from", 1, 12)?.ok_or_else(|| {
+            super::exact::failed(
+                "`period_from` is required.",
+                boekhouding_core::storage::usage::Outcome::InvalidArguments,
+            )
+        })?;
+        let to = a.int("period_to", 1, 12)?.unwrap_or(from);
+        if from > to {
+            return Err(super::exact::failed(
+                "`period_from` must not be after `period_to`.",
+                boekhouding_core::storage::usage::Outcome::InvalidArguments,
+            ));
+        }
+        Ok::<_, ToolResult>((a.int("division", 1, 999_999_999)?, year, from, to))
+    })();
+    let (division, year, from, to) = tool_try!(parsed);
+    let mut conn = tool_try!(connect(ctx, division).await);
+    let chart = tool_try!(
+        conn.cached_list(
+            ctx,
+            "gl-balance-types",
+            &Query::new("financial/GLAccounts", &["ID", "Type", "BalanceType"]),
+            10_000,
+            3_600,
+        )
+        .await
+    );
+    // GL id → revenue? (profit-and-loss accounts only).
+    let pl: std::collections::HashMap<String, bool> = chart
+        .rows
+        .iter()
+        .filter(|r| r.get("BalanceType").and_then(Value::as_str) == Some("W"))
+        .map(|r| {
+            (
+                r.get("ID")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_ascii_lowercase(),
+                r.get("Type").and_then(Value::as_i64) == Some(110),
+            )
+        })
+        .collect();
+    let lines = tool_try!(
+        conn.list(
+            ctx,
+            &Query::new(
+                "financialtransaction/TransactionLines",
+                &["GLAccount", "CostCenter", "AmountDC"],
+            )
+            .filter(Some(
+                Filter::eq("FinancialYear", year)
+                    .and(Filter::cmp(
+                        "FinancialPeriod",
+                        boekhouding_core::exact::Cmp::Ge,
+                        from
+                    ))
+                    .and(Filter::cmp(
+                        "FinancialPeriod",
+                        boekhouding_core::exact::Cmp::Le,
+                        to
+                    )),
+            )),
+            CAP,
+        )
+        .await
+    );
+    // cost centre → (revenue, costs) in cents.
+    let mut per: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for l in &lines.rows {
+        let gl = l.get("GLAccount").and_then(Value::as_str).unwrap_or("");
+        let amount =
+            (l.get("AmountDC").and_then(Value::as_f64).unwrap_or(0.0) * 100.0).round() as i64;
+        let centre = l
+            .get("CostCenter")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .unwrap_or("(none)")
+            .to_owned();
+        match pl.get(&gl.to_ascii_lowercase()) {
+            Some(true) => per.entry(centre).or_default().0 -= amount,
+            Some(false) => per.entry(centre).or_default().1 += amount,
+            None => {}
+        }
+    }
+    let rows: Vec<Value> = per
+        .iter()
+        .map(|(c, (rev, cost))| {
+            json!({"cost_center": c, "revenue": *rev as f64 / 100.0, "costs": *cost as f64 / 100.0,
+                "result": (rev - cost) as f64 / 100.0})
+        })
+        .collect();
+    let text = format!(
+        "Cost centres {year} periods {from}-{to}{}:{}",
+        if lines.truncated { " (truncated)" } else { "" },
+        rows.iter()
+            .map(|r| format!(
+                "\n{}: revenue € {}, costs € {}, result € {}",
+                r["cost_center"].as_str().unwrap_or(""),
+                r["revenue"],
+                r["costs"],
+                r["result"]
+            ))
+            .collect::<String>()
+    );
+    Ok(ToolResult::Ok {
+        structured: json!({
+            "division": conn.admin.division_code, "year": year, "period_from": from, "period_to": to,
+            "cost_centers": rows, "truncated": lines.truncated,
+        }),
+        text,
+        division: Some(conn.admin.division_code),
+        exact_calls: conn.client.calls_made(),
+    })
+}

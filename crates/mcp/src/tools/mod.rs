@@ -149,6 +149,7 @@ impl<P: Platform> Bookkeeping<'_, P> {
             "get_margin_analysis" => reports::get_margin_analysis(self, args).await,
             "get_sales_funnel" => crm::get_sales_funnel(self, args).await,
             "get_wip_overview" => crm::get_wip_overview(self, args).await,
+            "get_cost_center_report" => crm::get_cost_center_report(self, args).await,
             "get_customer_360" => customer::get_customer_360(self, args).await,
             "get_recurring_revenue" => crm::get_recurring_revenue(self, args).await,
             other => match lists::TOOLS.iter().find(|t| t.name == other) {
@@ -191,6 +192,7 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
             insight::period_close_definition(),
             crm::funnel_definition(),
             crm::wip_definition(),
+            crm::cost_center_definition(),
             customer::definition(),
             crm::recurring_definition(),
         ]
