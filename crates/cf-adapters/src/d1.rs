@@ -65,6 +65,8 @@ fn classify(message: &str) -> StorageError {
         || m.contains("overloaded")
         || m.contains("unavailable")
         || m.contains("reset")
+        || m.contains("sqlite_busy")
+        || m.contains("database is locked")
     {
         StorageError::Unavailable(message.to_owned())
     } else {

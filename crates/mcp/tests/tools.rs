@@ -65,6 +65,9 @@ impl Platform for Native {
     fn cache(&self) -> &MemoryCache {
         &self.cache
     }
+    fn report(&self, what: &str) {
+        eprintln!("report: {what}");
+    }
 }
 
 struct World {

@@ -296,6 +296,33 @@ fn the_refresh_lease_admits_one_holder_until_it_expires() {
 }
 
 #[test]
+fn taking_the_lease_returns_the_row_and_is_reentrant_for_its_owner_only() {
+    let f = fixture();
+    let conn = f.connection(&f.user("r@x.nl"));
+    let ttl = Duration::seconds(30);
+    let take =
+        |who: &str| block_on(connections::take_lease(&f.db, &conn.id, who, now(), ttl)).unwrap();
+    let row = take("req-1").expect("free lease");
+    assert_eq!(row.id, conn.id);
+    assert_eq!(row.lease_owner.as_deref(), Some("req-1"));
+    // A retry by the same request after an ambiguous error gets it again;
+    // nobody else does.
+    assert!(take("req-1").is_some());
+    assert!(take("req-2").is_none());
+    assert!(
+        block_on(connections::take_lease(
+            &f.db,
+            "no-such-id",
+            "req-1",
+            now(),
+            ttl
+        ))
+        .unwrap()
+        .is_none()
+    );
+}
+
+#[test]
 fn administrations_sync_within_the_plan_and_keep_the_users_choices() {
     let f = fixture();
     let user = f.user("a@x.nl");

@@ -63,6 +63,9 @@ impl Platform for WorkerPlatform {
     fn cache(&self) -> &OptionalCache {
         &self.cache
     }
+    fn report(&self, what: &str) {
+        console_error!("{SERVICE}: {what}");
+    }
 }
 
 /// Exact settings from the environment; `None` (Exact tools then say so)

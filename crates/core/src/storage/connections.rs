@@ -420,7 +420,8 @@ pub async fn touch_last_used(
 /// Takes the refresh lease if nobody holds a live one and returns the row
 /// as it is under the lease, in one statement (one database round trip:
 /// the cron's per-invocation subrequest budget is small). `None`: someone
-/// else holds the lease, or there is no such connection.
+/// else holds the lease, or there is no such connection. Re-entrant for
+/// the same owner, so a retry after an ambiguous database error is safe.
 pub async fn take_lease(
     db: &impl SqlExecutor,
     id: &str,
@@ -433,13 +434,20 @@ pub async fn take_lease(
         Statement::new(
             concat!(
                 "UPDATE connections SET lease_owner = ?, lease_expires_at = ?
-                 WHERE id = ? AND (lease_owner IS NULL OR lease_expires_at <= ?) RETURNING ",
+                 WHERE id = ? AND (lease_owner IS NULL OR lease_expires_at <= ? OR lease_owner = ?)
+                 RETURNING ",
                 "id, user_id, region, exact_user_id, exact_user_name, exact_email, ",
                 "access_token_sealed, refresh_token_sealed, access_expires_at, refresh_expires_at, ",
                 "token_generation, status, retry_count, next_retry_at, last_error, lease_owner, ",
                 "lease_expires_at, last_refreshed_at, last_used_at"
             ),
-            vec![owner.into(), (now + ttl).into(), id.into(), now.into()],
+            vec![
+                owner.into(),
+                (now + ttl).into(),
+                id.into(),
+                now.into(),
+                owner.into(),
+            ],
         ),
     )
     .await?

@@ -228,7 +228,15 @@ pub(super) async fn connect<'c, P: Platform>(
                 ));
             }
             Err(AccessError::Refresh { error, .. }) => return Err(exact_failure(&error)),
-            Err(_) => {
+            // A transient database fault: the lease statement is re-entrant
+            // for this request, so asking again is safe.
+            Err(AccessError::Storage(e)) if e.is_retryable() && attempt < 25 => {
+                p.report(&format!("exact access, retrying: {e}"));
+                attempt += 1;
+                p.sleep().sleep_ms(200).await;
+            }
+            Err(e) => {
+                p.report(&format!("exact access failed: {e}"));
                 return Err(failed(
                     "The service is temporarily unavailable; try again shortly.",
                     Outcome::InternalError,

@@ -83,6 +83,9 @@ pub trait Platform {
     /// Slow-changing Exact reference data (eventually consistent; never
     /// for anything that must be exact now).
     fn cache(&self) -> &Self::Cache;
+    /// Records an internal failure for operators (the platform's log).
+    /// The text must be secret-free; it never reaches the client.
+    fn report(&self, what: &str);
 }
 
 /// The catalogue for one authenticated request.
@@ -252,7 +255,8 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
         .await;
         let mut calls = 0;
         let (outcome, division, result) = match metered {
-            Err(_) => {
+            Err(e) => {
+                self.platform.report(&format!("metering {name}: {e}"));
                 return ToolCallOutcome::ToolError(
                     "The service is temporarily unavailable; try again shortly.".into(),
                 );
@@ -279,13 +283,16 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
                 Ok(ToolResult::Failed { message, outcome }) => {
                     (outcome, None, ToolCallOutcome::ToolError(message))
                 }
-                Err(_) => (
-                    Outcome::InternalError,
-                    None,
-                    ToolCallOutcome::ToolError(
-                        "The service is temporarily unavailable; try again shortly.".into(),
-                    ),
-                ),
+                Err(e) => {
+                    self.platform.report(&format!("{name}: {e}"));
+                    (
+                        Outcome::InternalError,
+                        None,
+                        ToolCallOutcome::ToolError(
+                            "The service is temporarily unavailable; try again shortly.".into(),
+                        ),
+                    )
+                }
             },
         };
         let latency = (self.platform.clock().now() - started)
