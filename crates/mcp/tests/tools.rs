@@ -1309,6 +1309,12 @@ const LIST_TOOLS: &[(&str, &str, &str, Option<&str>)] = &[
         None,
     ),
     (
+        "get_purchase_prices",
+        "logistics/SupplierItem",
+        "prices",
+        None,
+    ),
+    (
         "search_transactions",
         "financialtransaction/TransactionLines",
         "lines",

@@ -725,6 +725,14 @@ fn operational(
             let (plan_in, plan_out) = (b.rng.range(0, 50) as f64, b.rng.range(0, 60) as f64);
             b.push("inventory/StockPositions", json!({"ItemId": id, "ItemCode": code, "ItemDescription": p, "InStock": in_stock, "PlanningIn": plan_in, "PlanningOut": plan_out, "ReorderPoint": 40.0, "Warehouse": "HOOFD", "Division": division}));
         }
+        if stock {
+            // The purchase price from the main supplier. The id is derived
+            // from the item's, so the random sequence (and with it every
+            // other generated row) stays as it was.
+            let supplier = &suppliers[items.len() % suppliers.len()];
+            let supplier_item = format!("5e11e500{}", &id[8..]);
+            b.push("logistics/SupplierItem", json!({"ID": supplier_item, "Division": division, "Item": id, "ItemCode": code, "Supplier": supplier.id, "SupplierName": supplier.name, "PurchasePrice": cost as f64 / 100.0, "PurchaseCurrency": "EUR", "MainSupplier": true, "MinimumQuantity": 1.0}));
+        }
         let price_id = b.rng.guid();
         b.push("logistics/SalesItemPrices", json!({"ID": price_id, "Division": division, "Item": id, "ItemCode": code, "Account": Value::Null, "Price": (cost * 18 / 10) as f64 / 100.0, "Currency": "EUR", "StartDate": exact_date(b.start), "EndDate": Value::Null}));
         items.push((id, code));

@@ -550,6 +550,37 @@ pub const TOOLS: &[ListTool] = &[
         base: None,
     },
     ListTool {
+        name: "get_purchase_prices",
+        title: "Purchase prices (inkoopprijzen)",
+        description: "Lists purchase prices per item and supplier (inkoopprijzen, leveranciersartikelen) with the price, currency, whether it is the main supplier and the minimum quantity; filter by item or supplier name.",
+        entity: "logistics/SupplierItem",
+        plural: "prices",
+        fields: &[
+            f("ItemCode", "item_code", Kind::Text),
+            f("SupplierName", "supplier", Kind::Text),
+            f("PurchasePrice", "price", Kind::Money),
+            f("PurchaseCurrency", "currency", Kind::Text),
+            f("MainSupplier", "main_supplier", Kind::Bool),
+            f("MinimumQuantity", "minimum_quantity", Kind::Number),
+        ],
+        order: "ItemCode",
+        args: &[
+            ArgSpec::CodeEq {
+                arg: "item",
+                field: "ItemCode",
+                max_len: 30,
+                description: "Item code.",
+            },
+            ArgSpec::Contains {
+                arg: "supplier",
+                field: "SupplierName",
+                description: "Part of the supplier's name.",
+            },
+        ],
+        total: None,
+        base: None,
+    },
+    ListTool {
         name: "get_journal_entries",
         title: "Journal entries (memoriaalboekingen)",
         description: "Lists general journal entries (memoriaalboekingen) with entry number, journal, financial year and period, description and status; filter by year and period.",
