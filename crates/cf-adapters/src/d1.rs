@@ -89,9 +89,20 @@ fn executed(result: &worker::D1Result) -> Result<Executed, StorageError> {
     })
 }
 
-impl SqlExecutor for D1Executor {
-    async fn query(&self, stmt: Statement) -> Result<Vec<Row>, StorageError> {
-        let prepared = self.prepare(&stmt)?;
+/// Waits before retrying a statement the database refused as busy.
+const BUSY_WAITS_MS: [u64; 4] = [20, 60, 150, 400];
+
+/// SQLite refuses a statement with `SQLITE_BUSY` before it runs, so it is
+/// always safe to send again (unlike other transient errors, after which
+/// a write may or may not have happened).
+fn is_busy(e: &StorageError) -> bool {
+    matches!(e, StorageError::Unavailable(m)
+        if m.contains("SQLITE_BUSY") || m.to_ascii_lowercase().contains("database is locked"))
+}
+
+impl D1Executor {
+    async fn query_once(&self, stmt: &Statement) -> Result<Vec<Row>, StorageError> {
+        let prepared = self.prepare(stmt)?;
         let result = prepared.all().await.map_err(d1_error)?;
         if let Some(err) = result.error() {
             return Err(classify(&err));
@@ -99,18 +110,66 @@ impl SqlExecutor for D1Executor {
         result.results::<Row>().map_err(d1_error)
     }
 
-    async fn execute(&self, stmt: Statement) -> Result<Executed, StorageError> {
-        let prepared = self.prepare(&stmt)?;
+    async fn execute_once(&self, stmt: &Statement) -> Result<Executed, StorageError> {
+        let prepared = self.prepare(stmt)?;
         let result = prepared.run().await.map_err(d1_error)?;
         executed(&result)
     }
 
-    async fn batch(&self, stmts: Vec<Statement>) -> Result<Vec<Executed>, StorageError> {
+    async fn batch_once(&self, stmts: &[Statement]) -> Result<Vec<Executed>, StorageError> {
         let prepared = stmts
             .iter()
             .map(|s| self.prepare(s))
             .collect::<Result<Vec<_>, _>>()?;
         let results = self.db.batch(prepared).await.map_err(d1_error)?;
         results.iter().map(executed).collect()
+    }
+}
+
+/// Runs `attempt` again while the database answers busy.
+async fn retry_busy<T, F, Fut>(mut attempt: F) -> Result<T, StorageError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StorageError>>,
+{
+    for wait in BUSY_WAITS_MS {
+        match attempt().await {
+            Err(e) if is_busy(&e) => {
+                worker::Delay::from(std::time::Duration::from_millis(wait)).await;
+            }
+            other => return other,
+        }
+    }
+    attempt().await
+}
+
+impl SqlExecutor for D1Executor {
+    async fn query(&self, stmt: Statement) -> Result<Vec<Row>, StorageError> {
+        retry_busy(|| self.query_once(&stmt)).await
+    }
+
+    async fn execute(&self, stmt: Statement) -> Result<Executed, StorageError> {
+        retry_busy(|| self.execute_once(&stmt)).await
+    }
+
+    async fn batch(&self, stmts: Vec<Statement>) -> Result<Vec<Executed>, StorageError> {
+        retry_busy(|| self.batch_once(&stmts)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_busy_database_is_retried_blindly() {
+        let busy = classify("D1_ERROR: database is locked: SQLITE_BUSY");
+        assert!(matches!(busy, StorageError::Unavailable(_)));
+        assert!(is_busy(&busy));
+        // A reset may come after the write happened: transient, not busy.
+        let reset = classify("D1_ERROR: Network connection lost, connection reset");
+        assert!(reset.is_retryable() && !is_busy(&reset));
+        assert!(!is_busy(&classify("UNIQUE constraint failed: users.email")));
+        assert!(!is_busy(&classify("no such table: nope")));
     }
 }
