@@ -69,6 +69,10 @@ async def main(url: str, key: str) -> int:
                     print(json.dumps({"tool": tool.name, "error": "no outputSchema or readOnlyHint"}))
                     failures += 1
                 args = dict(CALLS.get(tool.name, {}))
+                if tool.name == "get_document_content":
+                    found = await session.call_tool("get_document_attachments", {"limit": 1, "division": usable[0]})
+                    attachments = found.structuredContent["attachments"]
+                    args = {"division": usable[0], "attachment_id": attachments[0]["id"]} if attachments else {}
                 if tool.name == "get_customer_360":
                     found = await session.call_tool("get_relations", {"type": "customer", "limit": 1, "division": usable[i % len(usable)]})
                     args["customer_id"] = found.structuredContent["relations"][0]["id"]

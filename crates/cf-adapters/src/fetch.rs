@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use boekhouding_core::ports::{
-    HttpMethod, HttpRequest, HttpResponse, HttpTransport, TransportError,
+    BinaryResponse, HttpMethod, HttpRequest, HttpResponse, HttpTransport, TransportError,
 };
 use futures::future::{Either, select};
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
@@ -30,8 +30,13 @@ fn network(e: impl std::fmt::Display) -> TransportError {
     TransportError::Network(e.to_string())
 }
 
-impl HttpTransport for FetchTransport {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+impl FetchTransport {
+    /// Sends and returns the status, lower-cased headers and the response
+    /// whose body is still unread.
+    async fn start(
+        &self,
+        request: &HttpRequest,
+    ) -> Result<(u16, Vec<(String, String)>, worker::Response), TransportError> {
         let headers = Headers::new();
         for (name, value) in &request.headers {
             headers.set(name, value).map_err(network)?;
@@ -51,7 +56,7 @@ impl HttpTransport for FetchTransport {
         let fetch = Fetch::Request(req);
         let sending = Box::pin(fetch.send_with_signal(&signal));
         let timer = Box::pin(Delay::from(self.timeout));
-        let mut response = match select(sending, timer).await {
+        let response = match select(sending, timer).await {
             Either::Left((result, _)) => result.map_err(network)?,
             Either::Right(((), _)) => {
                 controller.abort();
@@ -64,8 +69,25 @@ impl HttpTransport for FetchTransport {
             .entries()
             .map(|(n, v)| (n.to_ascii_lowercase(), v))
             .collect();
+        Ok((status, headers, response))
+    }
+}
+
+impl HttpTransport for FetchTransport {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let (status, headers, mut response) = self.start(&request).await?;
         let body = response.text().await.map_err(network)?;
         Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    async fn send_binary(&self, request: HttpRequest) -> Result<BinaryResponse, TransportError> {
+        let (status, headers, mut response) = self.start(&request).await?;
+        let body = response.bytes().await.map_err(network)?;
+        Ok(BinaryResponse {
             status,
             headers,
             body,

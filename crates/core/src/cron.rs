@@ -169,6 +169,13 @@ impl<T: HttpTransport> HttpTransport for Counting<'_, T> {
         self.bump();
         self.inner.send(request).await
     }
+    async fn send_binary(
+        &self,
+        request: HttpRequest,
+    ) -> Result<crate::ports::BinaryResponse, TransportError> {
+        self.bump();
+        self.inner.send_binary(request).await
+    }
 }
 
 /// The port for fan-out: hand due connections to a queue whose consumer

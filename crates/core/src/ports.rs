@@ -57,6 +57,26 @@ impl HttpResponse {
     }
 }
 
+/// An HTTP response whose body may be binary (file downloads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinaryResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl BinaryResponse {
+    /// The same response with the body read as text (lossy), for status
+    /// and error handling shared with text responses.
+    pub fn to_text(&self) -> HttpResponse {
+        HttpResponse {
+            status: self.status,
+            headers: self.headers.clone(),
+            body: String::from_utf8_lossy(&self.body).into_owned(),
+        }
+    }
+}
+
 /// Transport failures before any HTTP status was received.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
@@ -73,6 +93,8 @@ pub enum TransportError {
 #[allow(async_fn_in_trait)]
 pub trait HttpTransport {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError>;
+    /// Like `send`, keeping the body's bytes as they came.
+    async fn send_binary(&self, request: HttpRequest) -> Result<BinaryResponse, TransportError>;
 }
 
 /// The port for a small, eventually consistent cache (Workers KV). Only

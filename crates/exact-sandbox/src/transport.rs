@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use boekhouding_core::ports::{
-    HttpMethod, HttpRequest, HttpResponse, HttpTransport, TransportError,
+    BinaryResponse, HttpMethod, HttpRequest, HttpResponse, HttpTransport, TransportError,
 };
 
 #[derive(Debug, Clone)]
@@ -43,6 +43,10 @@ fn map_err(e: ureq::Error) -> TransportError {
 
 impl HttpTransport for BlockingTransport {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        Ok(self.send_binary(request).await?.to_text())
+    }
+
+    async fn send_binary(&self, request: HttpRequest) -> Result<BinaryResponse, TransportError> {
         let result = match request.method {
             HttpMethod::Get => {
                 let mut r = self.agent.get(&request.url);
@@ -71,8 +75,8 @@ impl HttpTransport for BlockingTransport {
                 )
             })
             .collect();
-        let body = resp.body_mut().read_to_string().map_err(map_err)?;
-        Ok(HttpResponse {
+        let body = resp.body_mut().read_to_vec().map_err(map_err)?;
+        Ok(BinaryResponse {
             status,
             headers,
             body,

@@ -770,7 +770,7 @@ fn tools_list_snapshot() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), names.len(), "unique names");
-    assert_eq!(names.len(), 29 + LIST_TOOLS.len());
+    assert_eq!(names.len(), 30 + LIST_TOOLS.len());
     for (tool, ..) in LIST_TOOLS {
         assert!(names.contains(tool), "{tool} missing");
     }
@@ -1941,5 +1941,64 @@ fn the_cost_centre_report_adds_up_to_the_profit_and_loss_of_the_same_periods() {
     assert!(
         w.error("get_cost_center_report", json!({"year": 2025}))
             .contains("required")
+    );
+}
+
+#[test]
+fn a_document_attachment_is_read_whole_within_the_size_cap() {
+    use base64::Engine as _;
+    let w = world(Plan::Enterprise);
+    let (d, att) = [1_000_001i64, 1_000_002, 1_000_003]
+        .into_iter()
+        .find_map(|d| {
+            w.sandbox
+                .rows(d, "documents/DocumentAttachments")
+                .first()
+                .cloned()
+                .map(|a| (d, a))
+        })
+        .expect("the sandbox has attachments");
+    let id = att["ID"].as_str().unwrap();
+    let expected = base64::engine::general_purpose::STANDARD
+        .decode(att["__content_base64"].as_str().unwrap())
+        .unwrap();
+    let r = w.ok(
+        "get_document_content",
+        json!({"division": d, "attachment_id": id}),
+    );
+    assert_eq!(r["file_name"], att["FileName"]);
+    assert_eq!(r["size_bytes"], expected.len() as u64);
+    let got = match r["encoding"].as_str().unwrap() {
+        "text" => r["content"].as_str().unwrap().as_bytes().to_vec(),
+        _ => base64::engine::general_purpose::STANDARD
+            .decode(r["content"].as_str().unwrap())
+            .unwrap(),
+    };
+    assert_eq!(got, expected);
+    // Past the cap: a clear message and nothing downloaded.
+    let before = w
+        .sandbox
+        .requests()
+        .iter()
+        .filter(|q| q.path.starts_with("/docs/"))
+        .count();
+    let m = w.error(
+        "get_document_content",
+        json!({"division": d, "attachment_id": id, "max_bytes": 10}),
+    );
+    assert!(m.contains("over the limit of 10 bytes"), "{m}");
+    let after = w
+        .sandbox
+        .requests()
+        .iter()
+        .filter(|q| q.path.starts_with("/docs/"))
+        .count();
+    assert_eq!(before, after);
+    assert!(
+        w.error(
+            "get_document_content",
+            json!({"attachment_id": "../etc/passwd"})
+        )
+        .contains("GUID")
     );
 }

@@ -22,6 +22,13 @@ pub struct Listed {
     pub pages: u32,
 }
 
+/// A downloaded file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Download {
+    pub bytes: Vec<u8>,
+    pub content_type: Option<String>,
+}
+
 /// A client for one access token (one user at one Exact site).
 pub struct ExactClient<'a, T: HttpTransport, C: Clock> {
     transport: &'a T,
@@ -99,6 +106,53 @@ impl<'a, T: HttpTransport, C: Clock> ExactClient<'a, T, C> {
             .await?;
         self.rate.borrow_mut().observe(&resp);
         self.classify(resp)
+    }
+
+    /// Downloads a file (a document attachment) from a path on the
+    /// configured host or an absolute URL on it; the body's bytes as sent.
+    pub async fn download(&self, url_or_path: &str) -> Result<Download, ExactError> {
+        let url = if url_or_path.starts_with('/') {
+            format!("{}{url_or_path}", self.base_url)
+        } else {
+            url_or_path.to_owned()
+        };
+        let on_host = url
+            .strip_prefix(&self.base_url)
+            .is_some_and(|rest| rest.starts_with('/'));
+        if !on_host {
+            return Err(ExactError::ForeignNextLink);
+        }
+        let now = self.clock.now();
+        self.rate.borrow().check(now)?;
+        self.calls.set(self.calls.get() + 1);
+        let resp = self
+            .transport
+            .send_binary(HttpRequest {
+                method: HttpMethod::Get,
+                url,
+                headers: vec![
+                    ("Accept".into(), "*/*".into()),
+                    (
+                        "Authorization".into(),
+                        format!("Bearer {}", self.token.expose()),
+                    ),
+                ],
+                body: None,
+            })
+            .await?;
+        let text = resp.to_text();
+        self.rate.borrow_mut().observe(&text);
+        if !(200..=299).contains(&resp.status) {
+            return self.classify(text).map(|_| Download::default());
+        }
+        Ok(Download {
+            content_type: resp
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                .map(|(_, v)| v.clone()),
+            bytes: resp.body,
+        })
     }
 
     fn classify(&self, resp: HttpResponse) -> Result<String, ExactError> {

@@ -12,7 +12,7 @@ pub mod query;
 pub mod ratelimit;
 pub mod wire;
 
-pub use client::{ExactClient, Listed};
+pub use client::{Download, ExactClient, Listed};
 pub use error::{ExactError, RateWindow};
 pub use filter::{Cmp, Filter, Guid, Literal};
 pub use query::{Division, Query};

@@ -17,6 +17,7 @@ macro_rules! tool_try {
 mod crm;
 mod customer;
 mod divisions;
+mod documents;
 mod exact;
 mod insight;
 mod invoices;
@@ -154,6 +155,7 @@ impl<P: Platform> Bookkeeping<'_, P> {
             "get_wip_overview" => crm::get_wip_overview(self, args).await,
             "get_cost_center_report" => crm::get_cost_center_report(self, args).await,
             "get_customer_360" => customer::get_customer_360(self, args).await,
+            "get_document_content" => documents::get_document_content(self, args).await,
             "get_recurring_revenue" => crm::get_recurring_revenue(self, args).await,
             other => match lists::TOOLS.iter().find(|t| t.name == other) {
                 Some(t) => lists::run(self, t, args).await,
@@ -197,6 +199,7 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
             crm::wip_definition(),
             crm::cost_center_definition(),
             customer::definition(),
+            documents::definition(),
             crm::recurring_definition(),
         ]
         .into_iter()
