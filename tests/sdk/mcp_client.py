@@ -70,9 +70,12 @@ async def main(url: str, key: str) -> int:
                     failures += 1
                 args = dict(CALLS.get(tool.name, {}))
                 if tool.name == "get_document_content":
-                    found = await session.call_tool("get_document_attachments", {"limit": 1, "division": usable[0]})
-                    attachments = found.structuredContent["attachments"]
-                    args = {"division": usable[0], "attachment_id": attachments[0]["id"]} if attachments else {}
+                    for d in usable:
+                        found = await session.call_tool("get_document_attachments", {"limit": 1, "division": d})
+                        attachments = found.structuredContent["attachments"]
+                        if attachments:
+                            args = {"division": d, "attachment_id": attachments[0]["id"]}
+                            break
                 if tool.name == "get_customer_360":
                     found = await session.call_tool("get_relations", {"type": "customer", "limit": 1, "division": usable[i % len(usable)]})
                     args["customer_id"] = found.structuredContent["relations"][0]["id"]
