@@ -117,30 +117,3 @@ pub fn purge_statement(before: DateTime<Utc>) -> Statement {
         vec![before.into()],
     )
 }
-
-/// A queued mail as tests and the portal see it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct EmailRow {
-    pub id: i64,
-    pub to_email: String,
-    pub template: String,
-    pub subject: String,
-    pub status: String,
-    pub attempts: u32,
-    pub next_attempt_at: i64,
-    pub last_error: Option<String>,
-    pub dedupe_key: Option<String>,
-}
-
-pub async fn for_user(db: &impl SqlExecutor, user_id: &str) -> Result<Vec<EmailRow>, StorageError> {
-    query_all(
-        db,
-        Statement::new(
-            "SELECT id, to_email, template, subject, status, attempts, next_attempt_at, last_error,
-                    dedupe_key
-               FROM email_queue WHERE user_id = ? ORDER BY id",
-            vec![user_id.into()],
-        ),
-    )
-    .await
-}

@@ -11,14 +11,11 @@ use boekhouding_core::storage::StorageError;
 use serde_json::{Value, json};
 
 use super::exact::{Args, connect, division_schema};
+use super::money::round_cents;
 use super::{Bookkeeping, Platform, ToolResult, read_only};
 
 /// Rows read per entity at most; beyond this the answer says `truncated`.
 const CAP: usize = 5_000;
-
-fn cents(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
-}
 
 pub fn funnel_definition() -> Value {
     json!({
@@ -91,7 +88,7 @@ pub(super) async fn get_sales_funnel<P: Platform>(
     let mut rows: Vec<Value> = stages
         .into_iter()
         .map(|(stage, (n, amount, weighted))| {
-            json!({"stage": stage, "count": n, "amount": cents(amount), "weighted_amount": cents(weighted)})
+            json!({"stage": stage, "count": n, "amount": round_cents(amount), "weighted_amount": round_cents(weighted)})
         })
         .collect();
     rows.sort_by(|a, b| {
@@ -100,8 +97,8 @@ pub(super) async fn get_sales_funnel<P: Platform>(
             .partial_cmp(&a["weighted_amount"].as_f64())
             .unwrap_or(std::cmp::Ordering::Equal)
     });
-    let amount = cents(rows.iter().filter_map(|r| r["amount"].as_f64()).sum());
-    let weighted = cents(
+    let amount = round_cents(rows.iter().filter_map(|r| r["amount"].as_f64()).sum());
+    let weighted = round_cents(
         rows.iter()
             .filter_map(|r| r["weighted_amount"].as_f64())
             .sum(),
@@ -218,13 +215,13 @@ pub(super) async fn get_recurring_revenue<P: Platform>(
             .to_owned();
         *per_customer.entry(customer).or_default() += monthly;
     }
-    let mrr = cents(per_customer.values().sum());
+    let mrr = round_cents(per_customer.values().sum());
     let mut top: Vec<(String, f64)> = per_customer.into_iter().collect();
     top.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
     top.truncate(10);
     let top_json: Vec<Value> = top
         .iter()
-        .map(|(c, m)| json!({"customer": c, "mrr": cents(*m)}))
+        .map(|(c, m)| json!({"customer": c, "mrr": round_cents(*m)}))
         .collect();
     let truncated = subs.truncated || lines.truncated;
     let text = format!(
@@ -232,13 +229,13 @@ pub(super) async fn get_recurring_revenue<P: Platform>(
         mrr * 12.0,
         if truncated { " (truncated)" } else { "" },
         top.iter()
-            .map(|(c, m)| format!("\n{c}: € {:.2}/month", cents(*m)))
+            .map(|(c, m)| format!("\n{c}: € {:.2}/month", round_cents(*m)))
             .collect::<String>()
     );
     Ok(ToolResult::Ok {
         structured: json!({
             "division": conn.admin.division_code, "as_of": as_of.to_string(), "mrr": mrr,
-            "arr": cents(mrr * 12.0), "active_contracts": active, "top_customers": top_json,
+            "arr": round_cents(mrr * 12.0), "active_contracts": active, "top_customers": top_json,
             "truncated": truncated,
         }),
         text,
@@ -347,9 +344,9 @@ pub(super) async fn get_wip_overview<P: Platform>(
                 "code": p.get("Code").and_then(Value::as_str).unwrap_or(""),
                 "description": p.get("Description").and_then(Value::as_str).unwrap_or(""),
                 "customer": p.get("AccountName").and_then(Value::as_str).unwrap_or(""),
-                "hours": (h * 100.0).round() / 100.0, "hours_value": cents(value), "budget": cents(budget),
+                "hours": (h * 100.0).round() / 100.0, "hours_value": round_cents(value), "budget": round_cents(budget),
                 "budget_used_pct": (budget > 0.0).then(|| ((value / budget) * 1000.0).round() / 10.0),
-                "terms_scheduled": cents(scheduled), "wip": cents(value - scheduled),
+                "terms_scheduled": round_cents(scheduled), "wip": round_cents(value - scheduled),
             })
         })
         .collect();
@@ -365,8 +362,8 @@ pub(super) async fn get_wip_overview<P: Platform>(
     Ok(ToolResult::Ok {
         structured: json!({
             "division": conn.admin.division_code, "as_of": as_of.to_string(), "projects": rows,
-            "hours_value": cents(totals.0), "terms_scheduled": cents(totals.1),
-            "wip": cents(totals.0 - totals.1), "truncated": truncated,
+            "hours_value": round_cents(totals.0), "terms_scheduled": round_cents(totals.1),
+            "wip": round_cents(totals.0 - totals.1), "truncated": truncated,
         }),
         text,
         division: Some(conn.admin.division_code),

@@ -12,17 +12,10 @@ use chrono::Datelike;
 use serde_json::{Map, Value, json};
 
 use super::exact::{Args, connect, division_schema, failed};
+use super::money::{cents, euros};
 use super::{Bookkeeping, Platform, ToolResult, read_only};
 
 const CAP: usize = 5_000;
-
-fn cents(v: Option<&Value>) -> i64 {
-    (v.and_then(Value::as_f64).unwrap_or(0.0) * 100.0).round() as i64
-}
-
-fn euros(c: i64) -> Value {
-    json!(c as f64 / 100.0)
-}
 
 fn text<'a>(r: &'a Map<String, Value>, k: &str) -> &'a str {
     r.get(k).and_then(Value::as_str).unwrap_or("").trim()

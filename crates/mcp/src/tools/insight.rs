@@ -12,11 +12,8 @@ use boekhouding_core::storage::usage::Outcome;
 use serde_json::{Map, Value, json};
 
 use super::exact::{Args, connect, division_schema, failed};
+use super::money::round_cents;
 use super::{Bookkeeping, Platform, ToolResult, read_only};
-
-fn money(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
-}
 
 /// Fields of a single-administration answer that are not amounts.
 const NOT_AMOUNTS: &[&str] = &["division", "year", "period_from", "period_to"];
@@ -147,7 +144,7 @@ pub(super) async fn get_consolidated_report<P: Platform>(
                 if let (Some(x), false) = (v.as_f64(), NOT_AMOUNTS.contains(&k.as_str())) {
                     figures.insert(k.clone(), v.clone());
                     let sum = totals.get(k).and_then(Value::as_f64).unwrap_or(0.0) + x;
-                    totals.insert(k.clone(), json!(money(sum)));
+                    totals.insert(k.clone(), json!(round_cents(sum)));
                 }
             }
         }
@@ -373,8 +370,8 @@ pub(super) async fn explain_change<P: Platform>(
             let c = vb - va;
             json!({
                 "code": code, "description": description, "category": category,
-                "from": money(*va as f64 / 100.0), "to": money(*vb as f64 / 100.0),
-                "change": money(c as f64 / 100.0),
+                "from": round_cents(*va as f64 / 100.0), "to": round_cents(*vb as f64 / 100.0),
+                "change": round_cents(c as f64 / 100.0),
                 "share": (change != 0).then(|| ((c as f64 / change as f64) * 1000.0).round() / 10.0),
             })
         })
@@ -402,9 +399,9 @@ pub(super) async fn explain_change<P: Platform>(
     Ok(ToolResult::Ok {
         structured: json!({
             "division": conn.admin.division_code, "metric": metric,
-            "from": {"period": from_label, "value": money(total_a as f64 / 100.0)},
-            "to": {"period": to_label, "value": money(total_b as f64 / 100.0)},
-            "change": money(change as f64 / 100.0), "change_pct": pct,
+            "from": {"period": from_label, "value": round_cents(total_a as f64 / 100.0)},
+            "to": {"period": to_label, "value": round_cents(total_b as f64 / 100.0)},
+            "change": round_cents(change as f64 / 100.0), "change_pct": pct,
             "drivers": ranked, "truncated": ta || tb,
         }),
         text,
@@ -448,7 +445,7 @@ pub fn period_close_definition() -> Value {
 }
 
 fn check(name: &str, count: usize, amount_cents: i64, details: Vec<Value>) -> Value {
-    json!({"check": name, "ok": count == 0, "count": count, "amount": money(amount_cents as f64 / 100.0),
+    json!({"check": name, "ok": count == 0, "count": count, "amount": round_cents(amount_cents as f64 / 100.0),
         "details": details.into_iter().take(25).collect::<Vec<_>>()})
 }
 
@@ -571,7 +568,7 @@ pub(super) async fn get_period_close_check<P: Platform>(
             && (journal == "70" || journal == "60")
         {
             no_vat_cents += cents(l, "AmountDC").abs();
-            no_vat.push(json!({"entry": entry, "gl_account": code, "description": text_of(l, "Description"), "amount": money(cents(l, "AmountDC") as f64 / 100.0)}));
+            no_vat.push(json!({"entry": entry, "gl_account": code, "description": text_of(l, "Description"), "amount": round_cents(cents(l, "AmountDC") as f64 / 100.0)}));
         }
     }
     // Suspense balances at the period end, over all years.
@@ -605,7 +602,7 @@ pub(super) async fn get_period_close_check<P: Platform>(
         let balance: i64 = booked.rows.iter().map(|r| cents(r, "AmountDC")).sum();
         if balance != 0 {
             suspense_total += balance.abs();
-            suspense_details.push(json!({"gl_account": code, "description": description, "balance": money(balance as f64 / 100.0)}));
+            suspense_details.push(json!({"gl_account": code, "description": description, "balance": round_cents(balance as f64 / 100.0)}));
         }
         for r in booked.rows.iter().filter(|r| {
             text_of(r, "JournalCode") == "20"
@@ -615,14 +612,14 @@ pub(super) async fn get_period_close_check<P: Platform>(
             bank_cents += cents(r, "AmountDC").abs();
             bank_details.push(
                 json!({"entry": r.get("EntryNumber"), "description": text_of(r, "Description"),
-                "amount": money(-cents(r, "AmountDC") as f64 / 100.0), "suspense_account": code}),
+                "amount": round_cents(-cents(r, "AmountDC") as f64 / 100.0), "suspense_account": code}),
             );
         }
     }
     let draft_details: Vec<Value> = drafts_now
         .iter()
         .map(
-            |(n, (d, c))| json!({"entry": n, "description": d, "amount": money(*c as f64 / 100.0)}),
+            |(n, (d, c))| json!({"entry": n, "description": d, "amount": round_cents(*c as f64 / 100.0)}),
         )
         .collect();
     let draft_cents: i64 = drafts_now.values().map(|(_, c)| c).sum();

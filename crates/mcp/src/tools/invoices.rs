@@ -13,11 +13,8 @@ use chrono::Datelike;
 use serde_json::{Value, json};
 
 use super::exact::{Args, connect, division_schema, failed};
+use super::money::cents;
 use super::{Bookkeeping, Platform, ToolResult, read_only};
-
-fn cents(v: Option<&Value>) -> i64 {
-    (v.and_then(Value::as_f64).unwrap_or(0.0) * 100.0).round() as i64
-}
 
 fn day(v: Option<&Value>) -> Option<String> {
     v.and_then(Value::as_str)

@@ -10,6 +10,7 @@ use boekhouding_core::storage::StorageError;
 use serde_json::{Map, Value, json};
 
 use super::exact::{Args, connect, division_schema};
+use super::money::round_cents;
 use super::{Bookkeeping, Platform, ToolResult, read_only};
 
 /// How a field is converted and described.
@@ -728,10 +729,6 @@ pub fn definition(t: &ListTool) -> Value {
     })
 }
 
-fn cents(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
-}
-
 fn convert(row: &Map<String, Value>, fl: &Field) -> Value {
     let v = row.get(fl.exact).unwrap_or(&Value::Null);
     match fl.kind {
@@ -741,7 +738,7 @@ fn convert(row: &Map<String, Value>, fl: &Field) -> Value {
             other => Value::String(other.to_string()),
         },
         Kind::Int => v.as_i64().map_or(Value::Null, Value::from),
-        Kind::Money => v.as_f64().map_or(Value::Null, |x| json!(cents(x))),
+        Kind::Money => v.as_f64().map_or(Value::Null, |x| json!(round_cents(x))),
         Kind::Number => v.as_f64().map_or(Value::Null, |x| json!(x)),
         Kind::Bool => v.as_bool().map_or(Value::Null, Value::from),
         Kind::Date => v
@@ -869,7 +866,7 @@ pub(super) async fn run<P: Platform>(
         }
     );
     if let Some(field) = t.total {
-        let total = cents(rows.iter().filter_map(|r| r[field].as_f64()).sum());
+        let total = round_cents(rows.iter().filter_map(|r| r[field].as_f64()).sum());
         structured["total"] = json!(total);
         text.push_str(&format!(", total € {total:.2}"));
     }

@@ -23,6 +23,7 @@ mod insight;
 mod invoices;
 mod ledger;
 mod lists;
+mod money;
 mod prompts;
 mod relations;
 mod reports;

@@ -13,17 +13,10 @@ use chrono::{Datelike, NaiveDate};
 use serde_json::{Value, json};
 
 use super::exact::{Args, Connected, connect, division_schema};
+use super::money::{cents, euros};
 use super::{Bookkeeping, Platform, ToolResult, read_only};
 
 const CAP: usize = 50_000;
-
-fn euros(c: i64) -> Value {
-    json!(c as f64 / 100.0)
-}
-
-fn cents(v: Option<&Value>) -> i64 {
-    (v.and_then(Value::as_f64).unwrap_or(0.0) * 100.0).round() as i64
-}
 
 fn s<'a>(r: &'a serde_json::Map<String, Value>, k: &str) -> &'a str {
     r.get(k).and_then(Value::as_str).unwrap_or("")
