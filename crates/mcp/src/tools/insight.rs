@@ -251,42 +251,6 @@ pub(super) fn parse_span(s: &str) -> Option<(i64, i64, i64)> {
     }
 }
 
-/// Per GL code: (description, GL type, amount in cents as booked).
-type Balances = BTreeMap<String, (String, i64, i64)>;
-
-async fn span_balances<P: Platform>(
-    ctx: &Bookkeeping<'_, P>,
-    conn: &mut super::exact::Connected<'_, P>,
-    types: &BTreeMap<String, i64>,
-    (year, from, to): (i64, i64, i64),
-) -> Result<(Balances, bool), ToolResult> {
-    let q = Query::new(
-        "financial/ReportingBalance",
-        &[
-            "GLAccount",
-            "GLAccountCode",
-            "GLAccountDescription",
-            "Amount",
-        ],
-    )
-    .filter(Some(
-        Filter::eq("ReportingYear", year)
-            .and(Filter::eq("BalanceType", "W"))
-            .and(Filter::cmp("ReportingPeriod", Cmp::Ge, from))
-            .and(Filter::cmp("ReportingPeriod", Cmp::Le, to)),
-    ));
-    let listed = conn.list(ctx, &q, 50_000).await?;
-    let mut out = Balances::new();
-    for r in &listed.rows {
-        let text = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").trim();
-        let e = out.entry(text("GLAccountCode").to_owned()).or_default();
-        e.0 = text("GLAccountDescription").to_owned();
-        e.1 = types.get(text("GLAccount")).copied().unwrap_or(0);
-        e.2 += (r.get("Amount").and_then(Value::as_f64).unwrap_or(0.0) * 100.0).round() as i64;
-    }
-    Ok((out, listed.truncated))
-}
-
 pub(super) async fn explain_change<P: Platform>(
     ctx: &Bookkeeping<'_, P>,
     args: &Value,
@@ -323,8 +287,9 @@ pub(super) async fn explain_change<P: Platform>(
     let (division, metric, (from_label, from), (to_label, to), top) = tool_try!(parsed);
     let mut conn = tool_try!(connect(ctx, division).await);
     let types = tool_try!(super::reports::gl_types(ctx, &mut conn).await);
-    let (a, ta) = tool_try!(span_balances(ctx, &mut conn, &types, from).await);
-    let (b, tb) = tool_try!(span_balances(ctx, &mut conn, &types, to).await);
+    let span = |(year, f, t): (i64, i64, i64)| super::reports::pl_filter(year, f, t);
+    let (a, ta) = tool_try!(super::reports::balances(ctx, &mut conn, span(from), &types).await);
+    let (b, tb) = tool_try!(super::reports::balances(ctx, &mut conn, span(to), &types).await);
     // In the metric's own sign: revenue positive, costs positive, result
     // = revenue − costs (= −booked amount).
     let value = |gl_type: i64, booked: i64| -> Option<i64> {
@@ -342,17 +307,17 @@ pub(super) async fn explain_change<P: Platform>(
     for code in codes {
         let ea = a.get(code);
         let eb = b.get(code);
-        let gl_type = eb.or(ea).map_or(0, |e| e.1);
+        let gl_type = eb.or(ea).map_or(0, |e| e.gl_type);
         let (Some(va), Some(vb)) = (
-            value(gl_type, ea.map_or(0, |e| e.2)),
-            value(gl_type, eb.map_or(0, |e| e.2)),
+            value(gl_type, ea.map_or(0, |e| e.amount)),
+            value(gl_type, eb.map_or(0, |e| e.amount)),
         ) else {
             continue;
         };
         total_a += va;
         total_b += vb;
         if va != vb {
-            let description = eb.or(ea).map(|e| e.0.clone()).unwrap_or_default();
+            let description = eb.or(ea).map(|e| e.description.clone()).unwrap_or_default();
             drivers.push((code.clone(), description, gl_type, va, vb));
         }
     }

@@ -28,13 +28,13 @@ fn year_schema() -> Value {
 
 /// One account's figures, keyed by GL code.
 #[derive(Default, Clone)]
-struct Acc {
-    description: String,
-    balance_type: String,
-    gl_type: i64,
-    debit: i64,
-    credit: i64,
-    amount: i64,
+pub(super) struct Acc {
+    pub description: String,
+    pub balance_type: String,
+    pub gl_type: i64,
+    pub debit: i64,
+    pub credit: i64,
+    pub amount: i64,
 }
 
 /// GL types by account id, for revenue/cost classification.
@@ -57,8 +57,16 @@ pub(super) async fn gl_types<P: Platform>(
         .collect())
 }
 
+/// The profit-and-loss rows of a year's periods `from` to `to`.
+pub(super) fn pl_filter(year: i64, from: i64, to: i64) -> Filter {
+    Filter::eq("ReportingYear", year)
+        .and(Filter::eq("BalanceType", "W"))
+        .and(Filter::cmp("ReportingPeriod", Cmp::Ge, from))
+        .and(Filter::cmp("ReportingPeriod", Cmp::Le, to))
+}
+
 /// Reporting balance rows matching `filter`, summed per GL account code.
-async fn balances<P: Platform>(
+pub(super) async fn balances<P: Platform>(
     ctx: &Bookkeeping<'_, P>,
     conn: &mut Connected<'_, P>,
     filter: Filter,
@@ -221,11 +229,8 @@ pub(super) async fn get_profit_loss<P: Platform>(
     let year = year.unwrap_or_else(|| current_year(ctx));
     let mut conn = tool_try!(connect(ctx, division).await);
     let types = tool_try!(gl_types(ctx, &mut conn).await);
-    let filter = Filter::eq("ReportingYear", year)
-        .and(Filter::eq("BalanceType", "W"))
-        .and(Filter::cmp("ReportingPeriod", Cmp::Ge, from))
-        .and(Filter::cmp("ReportingPeriod", Cmp::Le, to));
-    let (accs, truncated) = tool_try!(balances(ctx, &mut conn, filter, &types).await);
+    let (accs, truncated) =
+        tool_try!(balances(ctx, &mut conn, pl_filter(year, from, to), &types).await);
     let (revenue, cos, other, result) = pl_totals(&accs);
     let lines: Vec<Value> = accs
         .iter()
@@ -843,10 +848,8 @@ pub(super) async fn get_budget_comparison<P: Platform>(
     let mut conn = tool_try!(connect(ctx, division).await);
     let types = tool_try!(gl_types(ctx, &mut conn).await);
     let period = |f: &'static str| Filter::cmp(f, Cmp::Ge, from).and(Filter::cmp(f, Cmp::Le, to));
-    let actual_filter = Filter::eq("ReportingYear", year)
-        .and(Filter::eq("BalanceType", "W"))
-        .and(period("ReportingPeriod"));
-    let (actual, truncated_a) = tool_try!(balances(ctx, &mut conn, actual_filter, &types).await);
+    let (actual, truncated_a) =
+        tool_try!(balances(ctx, &mut conn, pl_filter(year, from, to), &types).await);
     let budgets = tool_try!(
         conn.list(
             ctx,
