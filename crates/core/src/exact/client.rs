@@ -80,30 +80,8 @@ impl<'a, T: HttpTransport, C: Clock> ExactClient<'a, T, C> {
 
     /// GETs an absolute URL on the configured host and returns the body.
     pub async fn get(&self, url: &str) -> Result<String, ExactError> {
-        let on_host = url
-            .strip_prefix(&self.base_url)
-            .is_some_and(|rest| rest.starts_with('/'));
-        if !on_host {
-            return Err(ExactError::ForeignNextLink);
-        }
-        let now = self.clock.now();
-        self.rate.borrow().check(now)?;
-        self.calls.set(self.calls.get() + 1);
-        let resp = self
-            .transport
-            .send(HttpRequest {
-                method: HttpMethod::Get,
-                url: url.to_owned(),
-                headers: vec![
-                    ("Accept".into(), "application/json".into()),
-                    (
-                        "Authorization".into(),
-                        format!("Bearer {}", self.token.expose()),
-                    ),
-                ],
-                body: None,
-            })
-            .await?;
+        let request = self.authorised_get(url, "application/json")?;
+        let resp = self.transport.send(request).await?;
         self.rate.borrow_mut().observe(&resp);
         self.classify(resp)
     }
@@ -116,35 +94,12 @@ impl<'a, T: HttpTransport, C: Clock> ExactClient<'a, T, C> {
         } else {
             url_or_path.to_owned()
         };
-        let on_host = url
-            .strip_prefix(&self.base_url)
-            .is_some_and(|rest| rest.starts_with('/'));
-        if !on_host {
-            return Err(ExactError::ForeignNextLink);
-        }
-        let now = self.clock.now();
-        self.rate.borrow().check(now)?;
-        self.calls.set(self.calls.get() + 1);
-        let resp = self
-            .transport
-            .send_binary(HttpRequest {
-                method: HttpMethod::Get,
-                url,
-                headers: vec![
-                    ("Accept".into(), "*/*".into()),
-                    (
-                        "Authorization".into(),
-                        format!("Bearer {}", self.token.expose()),
-                    ),
-                ],
-                body: None,
-            })
-            .await?;
+        let request = self.authorised_get(&url, "*/*")?;
+        let resp = self.transport.send_binary(request).await?;
         let text = resp.to_text();
         self.rate.borrow_mut().observe(&text);
-        if !(200..=299).contains(&resp.status) {
-            return self.classify(text).map(|_| Download::default());
-        }
+        // Any status outside 2xx becomes its typed error.
+        self.classify(text)?;
         Ok(Download {
             content_type: resp
                 .headers
@@ -152,6 +107,31 @@ impl<'a, T: HttpTransport, C: Clock> ExactClient<'a, T, C> {
                 .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
                 .map(|(_, v)| v.clone()),
             bytes: resp.body,
+        })
+    }
+
+    /// A GET with the bearer token, only to the configured host, counted
+    /// and refused while the rate-limit window is exhausted.
+    fn authorised_get(&self, url: &str, accept: &str) -> Result<HttpRequest, ExactError> {
+        let on_host = url
+            .strip_prefix(&self.base_url)
+            .is_some_and(|rest| rest.starts_with('/'));
+        if !on_host {
+            return Err(ExactError::ForeignNextLink);
+        }
+        self.rate.borrow().check(self.clock.now())?;
+        self.calls.set(self.calls.get() + 1);
+        Ok(HttpRequest {
+            method: HttpMethod::Get,
+            url: url.to_owned(),
+            headers: vec![
+                ("Accept".into(), accept.into()),
+                (
+                    "Authorization".into(),
+                    format!("Bearer {}", self.token.expose()),
+                ),
+            ],
+            body: None,
         })
     }
 
