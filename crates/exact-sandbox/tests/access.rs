@@ -16,10 +16,10 @@ use boekhouding_core::exact::ExactClient;
 use boekhouding_core::lifecycle::ConnectionStatus;
 use boekhouding_core::region::Region;
 use boekhouding_core::storage::connections::{self, ExactIdentity, NewConnection};
-use boekhouding_core::storage::{Executed, Row, SqlExecutor, Statement, StorageError, users};
+use boekhouding_core::storage::{SqlExecutor, users};
 use boekhouding_core::testing::{RecordingSleep, SeededRandomness};
 use boekhouding_sqlite::SqliteDb;
-use common::{Env, default_env};
+use common::{Env, FlakyStore, default_env};
 use futures::executor::block_on;
 use serde_json::json;
 
@@ -234,28 +234,6 @@ fn transient_failures_schedule_a_retry_and_permanent_ones_need_a_reconnect() {
         AccessError::ReconnectNeeded
     );
     assert_eq!(env.token_requests("refresh_token"), before);
-}
-
-/// Fails the statement that stores refreshed tokens `n` times.
-struct FlakyStore<'a> {
-    inner: &'a SqliteDb,
-    failures_left: Cell<u32>,
-}
-
-impl SqlExecutor for FlakyStore<'_> {
-    async fn query(&self, stmt: Statement) -> Result<Vec<Row>, StorageError> {
-        self.inner.query(stmt).await
-    }
-    async fn execute(&self, stmt: Statement) -> Result<Executed, StorageError> {
-        if stmt.sql.contains("SET access_token_sealed") && self.failures_left.get() > 0 {
-            self.failures_left.set(self.failures_left.get() - 1);
-            return Err(StorageError::Unavailable("injected after rotation".into()));
-        }
-        self.inner.execute(stmt).await
-    }
-    async fn batch(&self, stmts: Vec<Statement>) -> Result<Vec<Executed>, StorageError> {
-        self.inner.batch(stmts).await
-    }
 }
 
 #[test]

@@ -27,11 +27,11 @@ use boekhouding_core::storage::connections::{
 use boekhouding_core::storage::cron_runs::RunOutcome;
 use boekhouding_core::storage::email_queue::{self, NewEmail};
 use boekhouding_core::storage::usage::{self, UsageMonth};
-use boekhouding_core::storage::{Executed, Row, SqlExecutor, Statement, StorageError, users};
+use boekhouding_core::storage::{SqlExecutor, users};
 use boekhouding_core::testing::{RecordingSleep, SeededRandomness};
 use boekhouding_sqlite::SqliteDb;
 use chrono::{DateTime, Duration, Utc};
-use common::Env;
+use common::{Env, FlakyStore};
 use exact_sandbox::SandboxConfig;
 use exact_sandbox::transport::BlockingTransport;
 use futures::executor::block_on;
@@ -431,28 +431,6 @@ fn invalid_grant_fails_at_once_and_the_user_gets_exactly_one_mail_per_incident()
     let r = w.tick();
     assert_eq!((r.summary.failed, r.summary.emails_sent), (1, 1), "{r:?}");
     assert_eq!(w.env.sandbox.mails().len(), 2);
-}
-
-/// Fails the statement that stores refreshed tokens `n` times.
-struct FlakyStore<'a> {
-    inner: &'a SqliteDb,
-    failures_left: Cell<u32>,
-}
-
-impl SqlExecutor for FlakyStore<'_> {
-    async fn query(&self, stmt: Statement) -> Result<Vec<Row>, StorageError> {
-        self.inner.query(stmt).await
-    }
-    async fn execute(&self, stmt: Statement) -> Result<Executed, StorageError> {
-        if stmt.sql.contains("SET access_token_sealed") && self.failures_left.get() > 0 {
-            self.failures_left.set(self.failures_left.get() - 1);
-            return Err(StorageError::Query("injected after rotation".into()));
-        }
-        self.inner.execute(stmt).await
-    }
-    async fn batch(&self, stmts: Vec<Statement>) -> Result<Vec<Executed>, StorageError> {
-        self.inner.batch(stmts).await
-    }
 }
 
 #[test]

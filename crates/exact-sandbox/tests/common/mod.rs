@@ -137,3 +137,38 @@ impl NowValue for FakeClock {
         boekhouding_core::ports::Clock::now(self)
     }
 }
+
+/// Fails the statement that stores refreshed tokens while
+/// `failures_left` lasts (the database failing right after Exact rotated).
+pub struct FlakyStore<'a> {
+    pub inner: &'a boekhouding_sqlite::SqliteDb,
+    pub failures_left: std::cell::Cell<u32>,
+}
+
+impl boekhouding_core::storage::SqlExecutor for FlakyStore<'_> {
+    async fn query(
+        &self,
+        stmt: boekhouding_core::storage::Statement,
+    ) -> Result<Vec<boekhouding_core::storage::Row>, boekhouding_core::storage::StorageError> {
+        self.inner.query(stmt).await
+    }
+    async fn execute(
+        &self,
+        stmt: boekhouding_core::storage::Statement,
+    ) -> Result<boekhouding_core::storage::Executed, boekhouding_core::storage::StorageError> {
+        if stmt.sql.contains("SET access_token_sealed") && self.failures_left.get() > 0 {
+            self.failures_left.set(self.failures_left.get() - 1);
+            return Err(boekhouding_core::storage::StorageError::Unavailable(
+                "injected after rotation".into(),
+            ));
+        }
+        self.inner.execute(stmt).await
+    }
+    async fn batch(
+        &self,
+        stmts: Vec<boekhouding_core::storage::Statement>,
+    ) -> Result<Vec<boekhouding_core::storage::Executed>, boekhouding_core::storage::StorageError>
+    {
+        self.inner.batch(stmts).await
+    }
+}
