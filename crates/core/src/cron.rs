@@ -231,6 +231,15 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    fn new(summary: RunSummary) -> Self {
+        RunReport {
+            summary,
+            outcome: RunOutcome::Ok,
+            notes: Vec::new(),
+            skips: Default::default(),
+        }
+    }
+
     /// The notes and skip reasons as one secret-free line for the run row.
     pub fn notes_line(&self) -> Option<String> {
         let mut parts = self.notes.clone();
@@ -277,12 +286,7 @@ where
         portal_url: env.portal_url,
         owner: env.owner,
     };
-    let mut report = RunReport {
-        summary: RunSummary::default(),
-        outcome: RunOutcome::Ok,
-        notes: Vec::new(),
-        skips: Default::default(),
-    };
+    let mut report = RunReport::new(RunSummary::default());
     match refreshing {
         Refreshing::Inline => refresh_due(&counted, &http, cfg, &mut report).await,
         Refreshing::Enqueue(queue) => enqueue_due(&counted, cfg, queue, &mut report).await,
@@ -311,15 +315,10 @@ where
 {
     let db = Counting::new(env.db);
     let http = Counting::new(env.http);
-    let mut report = RunReport {
-        summary: RunSummary {
-            due: u32::try_from(messages.len()).unwrap_or(u32::MAX),
-            ..RunSummary::default()
-        },
-        outcome: RunOutcome::Ok,
-        notes: Vec::new(),
-        skips: Default::default(),
-    };
+    let mut report = RunReport::new(RunSummary {
+        due: u32::try_from(messages.len()).unwrap_or(u32::MAX),
+        ..RunSummary::default()
+    });
     let mut acks = Vec::with_capacity(messages.len());
     match env.exact {
         None => {

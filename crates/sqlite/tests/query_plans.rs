@@ -7,7 +7,7 @@
 use boekhouding_core::cron::{CronConfig, housekeeping_statements};
 use boekhouding_core::region::Region;
 use boekhouding_core::storage::connections::{self, Notice, NoticeKind};
-use boekhouding_core::storage::{SqlValue, Statement, email_queue};
+use boekhouding_core::storage::{Statement, email_queue};
 use boekhouding_sqlite::SqliteDb;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
@@ -115,16 +115,7 @@ fn lease_mail_claim_and_marks_address_rows_by_key() {
         email_queue::mark_sent_statement(1, "p", now()),
         email_queue::mark_retry_statement(1, now(), "x"),
         email_queue::mark_failed_statement(1, "x", now()),
-        Statement::new(
-            "UPDATE connections SET lease_owner = ?, lease_expires_at = ?
-             WHERE id = ? AND (lease_owner IS NULL OR lease_expires_at <= ?)",
-            vec![
-                "o".into(),
-                now().into(),
-                "c".into(),
-                SqlValue::Integer(now().timestamp()),
-            ],
-        ),
+        connections::take_lease_statement("c", "o", now(), Duration::seconds(30)),
     ] {
         plan_without_scans(&db, &stmt);
     }

@@ -429,30 +429,32 @@ pub async fn take_lease(
     now: DateTime<Utc>,
     ttl: Duration,
 ) -> Result<Option<Connection>, StorageError> {
-    query_one::<Row>(
-        db,
-        Statement::new(
-            concat!(
-                "UPDATE connections SET lease_owner = ?, lease_expires_at = ?
-                 WHERE id = ? AND (lease_owner IS NULL OR lease_expires_at <= ? OR lease_owner = ?)
-                 RETURNING ",
-                "id, user_id, region, exact_user_id, exact_user_name, exact_email, ",
-                "access_token_sealed, refresh_token_sealed, access_expires_at, refresh_expires_at, ",
-                "token_generation, status, retry_count, next_retry_at, last_error, lease_owner, ",
-                "lease_expires_at, last_refreshed_at, last_used_at"
-            ),
-            vec![
-                owner.into(),
-                (now + ttl).into(),
-                id.into(),
-                now.into(),
-                owner.into(),
-            ],
+    query_one::<Row>(db, take_lease_statement(id, owner, now, ttl))
+        .await?
+        .map(Connection::try_from)
+        .transpose()
+}
+
+/// The statement of [`take_lease`] (its query plan is tested).
+pub fn take_lease_statement(id: &str, owner: &str, now: DateTime<Utc>, ttl: Duration) -> Statement {
+    Statement::new(
+        concat!(
+            "UPDATE connections SET lease_owner = ?, lease_expires_at = ?
+             WHERE id = ? AND (lease_owner IS NULL OR lease_expires_at <= ? OR lease_owner = ?)
+             RETURNING ",
+            "id, user_id, region, exact_user_id, exact_user_name, exact_email, ",
+            "access_token_sealed, refresh_token_sealed, access_expires_at, refresh_expires_at, ",
+            "token_generation, status, retry_count, next_retry_at, last_error, lease_owner, ",
+            "lease_expires_at, last_refreshed_at, last_used_at"
         ),
+        vec![
+            owner.into(),
+            (now + ttl).into(),
+            id.into(),
+            now.into(),
+            owner.into(),
+        ],
     )
-    .await?
-    .map(Connection::try_from)
-    .transpose()
 }
 
 /// Records that the connection served a request, at most once per
