@@ -57,6 +57,26 @@ pub(super) async fn gl_types<P: Platform>(
         .collect())
 }
 
+/// The arguments `division`, `year` and `period_from`..`period_to`
+/// (default 1..12, checked in order) of the period reports.
+fn year_and_periods(args: &Value) -> Result<(Option<i64>, Option<i64>, i64, i64), ToolResult> {
+    let a = Args::parse(args, &["division", "year", "period_from", "period_to"])?;
+    let from = a.int("period_from", 1, 12)?.unwrap_or(1);
+    let to = a.int("period_to", 1, 12)?.unwrap_or(12);
+    if from > to {
+        return Err(super::exact::failed(
+            "`period_from` must not be after `period_to`.",
+            boekhouding_core::storage::usage::Outcome::InvalidArguments,
+        ));
+    }
+    Ok((
+        a.int("division", 1, 999_999_999)?,
+        a.int("year", 2000, 2100)?,
+        from,
+        to,
+    ))
+}
+
 /// The profit-and-loss rows of a year's periods `from` to `to`.
 pub(super) fn pl_filter(year: i64, from: i64, to: i64) -> Filter {
     Filter::eq("ReportingYear", year)
@@ -209,23 +229,7 @@ pub(super) async fn get_profit_loss<P: Platform>(
     ctx: &Bookkeeping<'_, P>,
     args: &Value,
 ) -> Result<ToolResult, StorageError> {
-    let parsed = (|| {
-        let a = Args::parse(args, &["division", "year", "period_from", "period_to"])?;
-        Ok::<_, ToolResult>((
-            a.int("division", 1, 999_999_999)?,
-            a.int("year", 2000, 2100)?,
-            a.int("period_from", 1, 12)?,
-            a.int("period_to", 1, 12)?,
-        ))
-    })();
-    let (division, year, from, to) = tool_try!(parsed);
-    let (from, to) = (from.unwrap_or(1), to.unwrap_or(12));
-    if from > to {
-        return Ok(super::exact::failed(
-            "`period_from` must not be after `period_to`.",
-            boekhouding_core::storage::usage::Outcome::InvalidArguments,
-        ));
-    }
+    let (division, year, from, to) = tool_try!(year_and_periods(args));
     let year = year.unwrap_or_else(|| current_year(ctx));
     let mut conn = tool_try!(connect(ctx, division).await);
     let types = tool_try!(gl_types(ctx, &mut conn).await);
@@ -828,22 +832,7 @@ pub(super) async fn get_budget_comparison<P: Platform>(
     ctx: &Bookkeeping<'_, P>,
     args: &Value,
 ) -> Result<ToolResult, StorageError> {
-    let parsed = (|| {
-        let a = Args::parse(args, &["division", "year", "period_from", "period_to"])?;
-        Ok::<_, ToolResult>((
-            a.int("division", 1, 999_999_999)?,
-            a.int("year", 2000, 2100)?,
-            a.int("period_from", 1, 12)?.unwrap_or(1),
-            a.int("period_to", 1, 12)?.unwrap_or(12),
-        ))
-    })();
-    let (division, year, from, to) = tool_try!(parsed);
-    if from > to {
-        return Ok(super::exact::failed(
-            "`period_from` must not be after `period_to`.",
-            boekhouding_core::storage::usage::Outcome::InvalidArguments,
-        ));
-    }
+    let (division, year, from, to) = tool_try!(year_and_periods(args));
     let year = year.unwrap_or_else(|| current_year(ctx));
     let mut conn = tool_try!(connect(ctx, division).await);
     let types = tool_try!(gl_types(ctx, &mut conn).await);
