@@ -629,3 +629,40 @@ async fn housekeeping<D, H, R, C, S>(
         Err(e) => report.problem(format!("housekeeping: {e}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_reads_numbers_in_range_and_refuses_the_rest() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let defaults = CronConfig::from_lookup(|_| None).unwrap_or_default();
+        assert_eq!(defaults, CronConfig::default());
+        let cfg = CronConfig::from_lookup(vars(&[
+            ("CRON_MAX_REFRESHES", "500"),
+            ("CRON_KEEP_ALIVE_DAYS", " 10 "),
+            ("CRON_MAX_EMAILS", ""),
+        ]))
+        .unwrap_or_default();
+        assert_eq!(cfg.max_refreshes, 500);
+        assert_eq!(cfg.windows.keep_alive_before, Duration::days(10));
+        assert_eq!(cfg.max_emails, CronConfig::default().max_emails);
+        for (name, value) in [
+            ("CRON_MAX_REFRESHES", "-1"),
+            ("CRON_KEEP_ALIVE_DAYS", "30"),
+            ("CRON_MAX_ENQUEUE", "0"),
+            ("CRON_IN_USE_MINUTES", "ten"),
+        ] {
+            let err = CronConfig::from_lookup(|k| (k == name).then(|| value.to_owned()));
+            assert_eq!(err.map_err(|e| e.name), Err(name), "{name}={value}");
+        }
+    }
+}
