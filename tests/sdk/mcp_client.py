@@ -45,6 +45,7 @@ CALLS = {
     "get_wip_overview": {"as_of": "2026-06-30"},
     "get_margin_analysis": {"year": 2025},
     "get_cost_center_report": {"year": 2025, "period_from": 3, "period_to": 3},
+    "get_purchase_contracts": {"active_only": False},
 }
 
 

@@ -770,9 +770,27 @@ fn tools_list_snapshot() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), names.len(), "unique names");
-    assert_eq!(names.len(), 30 + LIST_TOOLS.len());
+    assert_eq!(names.len(), 31 + LIST_TOOLS.len());
     for (tool, ..) in LIST_TOOLS {
         assert!(names.contains(tool), "{tool} missing");
+    }
+    // The original product's catalogue, beyond the plain lists.
+    for tool in [
+        "get_aging_analysis",
+        "get_budget_comparison",
+        "get_wip_overview",
+        "get_cost_center_report",
+        "get_document_content",
+        "get_sales_funnel",
+        "get_purchase_contracts",
+        "get_recurring_revenue",
+        "get_margin_analysis",
+        "get_customer_360",
+        "get_consolidated_report",
+        "get_period_close_check",
+        "explain_change",
+    ] {
+        assert!(names.contains(&tool), "{tool} missing");
     }
     for t in &tools {
         assert_eq!(t["inputSchema"]["type"], "object", "{}", t["name"]);
@@ -2000,5 +2018,84 @@ fn a_document_attachment_is_read_whole_within_the_size_cap() {
             json!({"attachment_id": "../etc/passwd"})
         )
         .contains("GUID")
+    );
+}
+
+#[test]
+fn purchase_contracts_are_exactly_the_suppliers_billing_a_fixed_amount_on_a_cadence() {
+    let w = world(Plan::Enterprise);
+    for d in [1_000_001i64, 1_000_002, 1_000_003] {
+        let company = w
+            .sandbox
+            .dataset()
+            .companies
+            .iter()
+            .find(|c| c.division == d)
+            .unwrap();
+        let planted = &company.recurring_purchases;
+        let entries = w.sandbox.rows(d, "purchaseentry/PurchaseEntries");
+        let all = w.ok(
+            "get_purchase_contracts",
+            json!({"division": d, "active_only": false}),
+        );
+        let found = all["contracts"].as_array().unwrap();
+        assert_eq!(found.len(), planted.len(), "{d}: {found:?}");
+        let last_month = planted.iter().map(|p| p.to_month).max().unwrap();
+        let mut annual_active = 0;
+        for p in planted {
+            let c = found
+                .iter()
+                .find(|c| c["supplier_id"] == p.supplier_id.as_str())
+                .unwrap_or_else(|| panic!("{d}: {} not found", p.description));
+            let gross = p.net_cents * 121 / 100;
+            let invoices = entries
+                .iter()
+                .filter(|e| {
+                    e["Supplier"] == p.supplier_id.as_str() && cents(&e["AmountDC"]) == gross
+                })
+                .count();
+            assert_eq!(c["invoices"], invoices as u64, "{d} {}", p.description);
+            assert_eq!(c["every_months"], p.every_months);
+            assert_eq!(cents(&c["amount_excl_vat"]), p.net_cents);
+            assert_eq!(cents(&c["amount"]), gross);
+            assert_eq!(c["supplier_name"], p.supplier_name.as_str());
+            assert!(
+                c["description"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(p.description)
+            );
+            let active = p.to_month == last_month;
+            assert_eq!(c["active"], active, "{d} {}", p.description);
+            if active {
+                annual_active += p.net_cents * 12 / i64::from(p.every_months);
+            }
+        }
+        let running = w.ok("get_purchase_contracts", json!({"division": d}));
+        assert_eq!(
+            running["contracts"].as_array().unwrap().len(),
+            planted.iter().filter(|p| p.to_month == last_month).count()
+        );
+        assert_eq!(cents(&running["annual_cost_excl_vat"]), annual_active);
+        assert_eq!(running["active_contracts"], all["active_contracts"]);
+        let one = w.ok(
+            "get_purchase_contracts",
+            json!({"division": d, "supplier_id": planted[0].supplier_id, "active_only": false}),
+        );
+        assert_eq!(one["contracts"].as_array().unwrap().len(), 1);
+    }
+    assert!(
+        w.error(
+            "get_purchase_contracts",
+            json!({"division": 1_000_001, "supplier_id": "x' or 1 eq 1"})
+        )
+        .contains("GUID")
+    );
+    assert!(
+        w.error(
+            "get_purchase_contracts",
+            json!({"division": 1_000_001, "min_invoices": 1})
+        )
+        .contains("min_invoices")
     );
 }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use chrono::{Datelike, Duration, NaiveDate};
 use serde_json::{Value, json};
 
-use super::{Company, DataConfig, Dataset, Industry, Row, SandboxUser, Size};
+use super::{Company, DataConfig, Dataset, Industry, RecurringPurchase, Row, SandboxUser, Size};
 
 /// SplitMix64: small, fast and deterministic.
 struct Rng(u64);
@@ -291,6 +291,73 @@ fn relations(b: &mut Books, count: usize, sales: bool, hostile: bool) -> Vec<Rel
     out
 }
 
+/// Books one purchase invoice (entry, `PurchaseEntries` row) and, most of
+/// the time, its payment.
+#[allow(clippy::too_many_arguments)]
+fn book_purchase(
+    b: &mut Books,
+    date: NaiveDate,
+    supplier: &Relation,
+    cost_gl: &'static str,
+    net: i64,
+    purchase_no: i64,
+    description: Option<&str>,
+    cost_center: Option<String>,
+) {
+    let (division, today) = (b.division, b.today);
+    let vat = net * 21 / 100;
+    let due = date + Duration::days(30);
+    let desc = description.map_or_else(
+        || format!("Inkoopfactuur {purchase_no}"),
+        |d| format!("{d} {}", date.format("%m-%Y")),
+    );
+    let entry_id = b.entry(
+        date,
+        "60",
+        30,
+        50,
+        &desc,
+        Some(due),
+        &[
+            Post {
+                cost_center,
+                vat: Some(("1", 0.21)),
+                ..post(cost_gl, net)
+            },
+            Post {
+                vat: Some(("1", 0.21)),
+                ..post("1520", vat)
+            },
+            Post {
+                account: Some(supplier),
+                invoice: Some(purchase_no),
+                ..post("1600", -(net + vat))
+            },
+        ],
+    );
+    let your_ref = format!("INV-{}", b.rng.range(10000, 99999));
+    b.push("purchaseentry/PurchaseEntries", json!({"EntryID": entry_id, "Division": division, "Supplier": supplier.id, "SupplierName": supplier.name, "EntryDate": exact_date(date), "InvoiceNumber": purchase_no, "AmountDC": (net + vat) as f64 / 100.0, "VATAmountDC": vat as f64 / 100.0, "DueDate": exact_date(due), "YourRef": your_ref, "Journal": "60", "ReportingYear": date.year(), "ReportingPeriod": date.month(), "Status": 50, "Type": 30, "Description": desc}));
+    let pay = due + Duration::days(b.rng.range(-5, 20));
+    if pay <= today && !b.rng.chance(8) {
+        b.entry(
+            pay,
+            "20",
+            40,
+            50,
+            &format!("Betaling {desc}"),
+            None,
+            &[
+                Post {
+                    account: Some(supplier),
+                    invoice: Some(purchase_no),
+                    ..post("1600", net + vat)
+                },
+                post("1100", -(net + vat)),
+            ],
+        );
+    }
+}
+
 fn company(
     config: &DataConfig,
     index: u64,
@@ -394,6 +461,64 @@ fn company(
     let mut invoice_no = 20_000_000 + (index as i64) * 1_000_000;
     let mut purchase_no = 60_000;
     let months = b.months();
+    let first_month = b.start.year() * 12 + b.start.month() as i32;
+    let last_month = today.year() * 12 + today.month() as i32;
+    let contracts: Vec<RecurringPurchase> = [
+        (
+            "Huur bedrijfspand",
+            "4100",
+            245_000 + index as i64 * 10_000,
+            1,
+            1,
+            first_month,
+            last_month,
+        ),
+        (
+            "Licentie boekhoudsoftware",
+            "4300",
+            14_900,
+            1,
+            5,
+            first_month + 2,
+            last_month,
+        ),
+        (
+            "Verzekering bedrijfsaansprakelijkheid",
+            "4300",
+            127_500,
+            3,
+            15,
+            first_month,
+            last_month,
+        ),
+        (
+            "Lease bestelauto",
+            "4200",
+            68_900,
+            1,
+            10,
+            first_month,
+            last_month - 6,
+        ),
+    ]
+    .into_iter()
+    .zip(suppliers.iter())
+    .map(
+        |((description, gl, net_cents, every_months, day, from_month, to_month), s)| {
+            RecurringPurchase {
+                supplier_id: s.id.clone(),
+                supplier_name: s.name.clone(),
+                description,
+                gl,
+                net_cents,
+                every_months,
+                day,
+                from_month,
+                to_month,
+            }
+        },
+    )
+    .collect();
     for (year, month) in months.iter().copied() {
         // Sales invoices.
         for _ in 0..(8 * scale) {
@@ -499,54 +624,33 @@ fn company(
             let supplier = &suppliers[b.rng.below(suppliers.len() as u64) as usize];
             let cost_gl = *b.rng.pick(&["4100", "4200", "4300", "7000"]);
             let net = b.rng.range(5_000, 250_000);
-            let vat = net * 21 / 100;
             purchase_no += 1;
-            let due = date + Duration::days(30);
-            let desc = format!("Inkoopfactuur {purchase_no}");
             let cc = Some(b.rng.pick(&centres).clone());
-            let entry_id = b.entry(
-                date,
-                "60",
-                30,
-                50,
-                &desc,
-                Some(due),
-                &[
-                    Post {
-                        cost_center: cc,
-                        vat: Some(("1", 0.21)),
-                        ..post(cost_gl, net)
-                    },
-                    Post {
-                        vat: Some(("1", 0.21)),
-                        ..post("1520", vat)
-                    },
-                    Post {
-                        account: Some(supplier),
-                        invoice: Some(purchase_no),
-                        ..post("1600", -(net + vat))
-                    },
-                ],
-            );
-            let your_ref = format!("INV-{}", b.rng.range(10000, 99999));
-            b.push("purchaseentry/PurchaseEntries", json!({"EntryID": entry_id, "Division": division, "Supplier": supplier.id, "SupplierName": supplier.name, "EntryDate": exact_date(date), "InvoiceNumber": purchase_no, "AmountDC": (net + vat) as f64 / 100.0, "VATAmountDC": vat as f64 / 100.0, "DueDate": exact_date(due), "YourRef": your_ref, "Journal": "60", "ReportingYear": year, "ReportingPeriod": month, "Status": 50, "Type": 30, "Description": desc}));
-            let pay = due + Duration::days(b.rng.range(-5, 20));
-            if pay <= today && !b.rng.chance(8) {
-                b.entry(
-                    pay,
-                    "20",
-                    40,
-                    50,
-                    &format!("Betaling {desc}"),
-                    None,
-                    &[
-                        Post {
-                            account: Some(supplier),
-                            invoice: Some(purchase_no),
-                            ..post("1600", net + vat)
-                        },
-                        post("1100", -(net + vat)),
-                    ],
+            book_purchase(&mut b, date, supplier, cost_gl, net, purchase_no, None, cc);
+        }
+        // Contracts that bill the same amount on a fixed day: rent,
+        // licences, insurance, and a lease that has ended.
+        for (n, c) in contracts.iter().enumerate() {
+            let month_no = year * 12 + month as i32;
+            let runs = month_no >= c.from_month && month_no <= c.to_month;
+            let due_this_month = (month_no - c.from_month) % c.every_months as i32 == 0;
+            let Some(date) = NaiveDate::from_ymd_opt(year, month, c.day).filter(|d| *d <= today)
+            else {
+                continue;
+            };
+            if runs && due_this_month {
+                purchase_no += 1;
+                let supplier = &suppliers[n];
+                let cc = Some(centres[2].clone());
+                book_purchase(
+                    &mut b,
+                    date,
+                    supplier,
+                    c.gl,
+                    c.net_cents,
+                    purchase_no,
+                    Some(c.description),
+                    cc,
                 );
             }
         }
@@ -675,6 +779,7 @@ fn company(
         name: name.to_owned(),
         industry,
         entities: b.tables,
+        recurring_purchases: contracts,
     }
 }
 

@@ -63,6 +63,26 @@ pub struct Company {
     /// Entity path after `/api/v1/{division}/` (e.g. `crm/Accounts`,
     /// `financialtransaction/TransactionLines`) → rows.
     pub entities: BTreeMap<&'static str, Vec<Row>>,
+    /// The supplier contracts planted in the purchase invoices (Exact has
+    /// no purchase-contract entity; tools find them in the invoices).
+    pub recurring_purchases: Vec<RecurringPurchase>,
+}
+
+/// A supplier that bills the same amount on a fixed day every
+/// `every_months` months, from `from_month` to `to_month` (both as
+/// `year * 12 + month`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecurringPurchase {
+    pub supplier_id: String,
+    pub supplier_name: String,
+    pub description: &'static str,
+    pub gl: &'static str,
+    /// Per invoice, excluding 21 % VAT.
+    pub net_cents: i64,
+    pub every_months: u32,
+    pub day: u32,
+    pub from_month: i32,
+    pub to_month: i32,
 }
 
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@
 
 use boekhouding_core::access::{AccessContext, AccessError, fresh_access, refresh_now};
 use boekhouding_core::exact::oauth::ExactApp;
-use boekhouding_core::exact::{Division, ExactClient, ExactError, Listed, Query};
+use boekhouding_core::exact::{Division, ExactClient, ExactError, Guid, Listed, Query};
 use boekhouding_core::ports::{Clock, KvCache, Sleep};
 use boekhouding_core::storage::administrations::{self, Administration, DivisionError};
 use boekhouding_core::storage::connections;
@@ -110,6 +110,18 @@ impl<'v> Args<'v> {
                 "`{name}` must be text of at most {max_len} characters."
             ))),
         }
+    }
+}
+
+/// A relation or document id argument (a GUID).
+pub(super) fn guid_arg(a: &Args<'_>, name: &str) -> Result<Option<Guid>, ToolResult> {
+    match a.text(name, 40)? {
+        Some(g) => Guid::parse(&g).map(Some).map_err(|_| {
+            invalid(format!(
+                "`{name}` must be a relation id (GUID) as returned by get_relations or search_relations."
+            ))
+        }),
+        None => Ok(None),
     }
 }
 

@@ -5,14 +5,14 @@
 use std::collections::BTreeMap;
 
 use boekhouding_core::exact::dates::parse_odata_day;
-use boekhouding_core::exact::{Filter, Guid, Query};
+use boekhouding_core::exact::{Filter, Query};
 use boekhouding_core::ports::Clock;
 use boekhouding_core::storage::StorageError;
 use boekhouding_core::storage::usage::Outcome;
 use chrono::Datelike;
 use serde_json::{Value, json};
 
-use super::exact::{Args, connect, division_schema, failed};
+use super::exact::{Args, connect, division_schema, failed, guid_arg};
 use super::money::cents;
 use super::{Bookkeeping, Platform, ToolResult, read_only};
 
@@ -20,15 +20,6 @@ fn day(v: Option<&Value>) -> Option<String> {
     v.and_then(Value::as_str)
         .and_then(|d| parse_odata_day(d).ok())
         .map(|d| d.to_string())
-}
-
-fn guid_arg(a: &Args<'_>, name: &str) -> Result<Option<Guid>, ToolResult> {
-    match a.text(name, 40)? {
-        Some(g) => Guid::parse(&g)
-            .map(Some)
-            .map_err(|_| failed(format!("`{name}` must be a relation id (GUID) as returned by get_relations or search_relations."), Outcome::InvalidArguments)),
-        None => Ok(None),
-    }
 }
 
 /// Which side of the books an invoice tool reads.

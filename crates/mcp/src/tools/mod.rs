@@ -14,6 +14,7 @@ macro_rules! tool_try {
     };
 }
 
+mod contracts;
 mod crm;
 mod customer;
 mod divisions;
@@ -158,6 +159,7 @@ impl<P: Platform> Bookkeeping<'_, P> {
             "get_customer_360" => customer::get_customer_360(self, args).await,
             "get_document_content" => documents::get_document_content(self, args).await,
             "get_recurring_revenue" => crm::get_recurring_revenue(self, args).await,
+            "get_purchase_contracts" => contracts::get_purchase_contracts(self, args).await,
             other => match lists::TOOLS.iter().find(|t| t.name == other) {
                 Some(t) => lists::run(self, t, args).await,
                 None => Ok(ToolResult::Failed {
@@ -202,6 +204,7 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
             customer::definition(),
             documents::definition(),
             crm::recurring_definition(),
+            contracts::definition(),
         ]
         .into_iter()
         .chain(lists::TOOLS.iter().map(lists::definition))
