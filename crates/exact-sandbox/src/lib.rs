@@ -10,27 +10,51 @@
 //! request log. The books come from [`data::generate`], and the reports
 //! are computed from their transaction lines ([`reports`]).
 
+pub mod books;
 pub mod data;
+pub mod demo;
+#[cfg(feature = "server")]
+mod dispatch;
+// Parts of the request model only the server uses.
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 mod http;
+#[cfg(feature = "server")]
 pub mod login;
+#[cfg(feature = "server")]
 pub mod mail;
+#[cfg(feature = "server")]
 mod oauth;
 pub mod odata;
 pub mod reports;
 mod rest;
+#[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "server")]
 mod state;
+#[cfg(feature = "server")]
 pub mod transport;
 
-use std::collections::BTreeMap;
+#[cfg(feature = "server")]
 use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 
 pub use data::{DataConfig, Dataset, Size};
+#[cfg(feature = "server")]
 pub use state::{Fault, LogEntry};
 
+/// The data configuration every sandbox and the demo start from: the seed,
+/// the small size, and "today" = 20 November 2026.
+pub fn default_data() -> DataConfig {
+    DataConfig {
+        seed: 20_261_123,
+        size: Size::Small,
+        today: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap_or_default(),
+    }
+}
+
 /// How to run a sandbox.
+#[cfg(feature = "server")]
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
     pub data: DataConfig,
@@ -49,14 +73,11 @@ pub struct SandboxConfig {
     pub mail_api_key: String,
 }
 
+#[cfg(feature = "server")]
 impl Default for SandboxConfig {
     fn default() -> Self {
         SandboxConfig {
-            data: DataConfig {
-                seed: 20_261_123,
-                size: Size::Small,
-                today: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap_or_default(),
-            },
+            data: default_data(),
             bind: "127.0.0.1:0".into(),
             client_id: "b81cc4de-d192-400e-bcb4-09254394c52a".into(),
             client_secret: "sandbox-secret".into(),
@@ -69,30 +90,33 @@ impl Default for SandboxConfig {
 }
 
 /// Everything the request handlers share.
+#[cfg(feature = "server")]
 pub(crate) struct Shared {
     pub config: SandboxConfig,
+    /// The companies (their entities live in `books`) and logins.
     pub data: Dataset,
-    /// Per division: entity path → rows (generated plus computed reports).
-    pub tables: BTreeMap<i64, BTreeMap<String, Vec<data::Row>>>,
+    pub books: books::Books,
     pub state: Mutex<state::Inner>,
-    pub base_url: String,
 }
 
 /// A running sandbox; dropping it stops the server.
+#[cfg(feature = "server")]
 pub struct Sandbox {
     shared: Arc<Shared>,
     server: Option<server::Server>,
 }
 
+#[cfg(feature = "server")]
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sandbox")
-            .field("base_url", &self.shared.base_url)
+            .field("base_url", &self.shared.books.base_url)
             .finish()
     }
 }
 
 /// The sandbox could not start.
+#[cfg(feature = "server")]
 #[derive(Debug, thiserror::Error)]
 #[error("cannot start the Exact sandbox on {bind}: {reason}")]
 pub struct StartError {
@@ -100,6 +124,7 @@ pub struct StartError {
     pub reason: String,
 }
 
+#[cfg(feature = "server")]
 impl Sandbox {
     pub fn start(config: SandboxConfig) -> Result<Sandbox, StartError> {
         let start_error = |reason: String| StartError {
@@ -112,14 +137,18 @@ impl Sandbox {
             .local_addr()
             .map_err(|e| start_error(e.to_string()))?;
         let base_url = format!("http://{addr}");
-        let data = data::generate(&config.data);
-        let tables = reports::build_tables(&data);
+        let mut data = data::generate(&config.data);
+        let books = books::Books::from_companies(
+            config.data.clone(),
+            base_url,
+            data.users.clone(),
+            &mut data.companies,
+        );
         let shared = Arc::new(Shared {
             config,
             data,
-            tables,
+            books,
             state: Mutex::new(state::Inner::default()),
-            base_url,
         });
         let server =
             server::Server::start(listener, Arc::clone(&shared)).map_err(|e| StartError {
@@ -134,7 +163,7 @@ impl Sandbox {
 
     /// `http://127.0.0.1:<port>`; OAuth and REST share it, as on Exact.
     pub fn base_url(&self) -> &str {
-        &self.shared.base_url
+        &self.shared.books.base_url
     }
 
     pub fn client_id(&self) -> &str {
@@ -145,7 +174,7 @@ impl Sandbox {
         &self.shared.config.client_secret
     }
 
-    /// The generated books.
+    /// The generated companies (their rows: [`Sandbox::rows`]) and logins.
     pub fn dataset(&self) -> &Dataset {
         &self.shared.data
     }
@@ -154,10 +183,9 @@ impl Sandbox {
     /// computed), for tests that compare answers with the source.
     pub fn rows(&self, division: i64, path: &str) -> Vec<data::Row> {
         self.shared
-            .tables
-            .get(&division)
-            .and_then(|t| t.get(path))
-            .cloned()
+            .books
+            .rows(division, path)
+            .map(<[data::Row]>::to_vec)
             .unwrap_or_default()
     }
 

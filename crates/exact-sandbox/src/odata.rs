@@ -491,7 +491,7 @@ pub fn eval(e: &Expr, row: &Row) -> bool {
 
 /// Orders rows by `$orderby` (`Field [asc|desc], …`).
 pub fn order(
-    rows: &mut [Row],
+    rows: &mut [&Row],
     orderby: &str,
     known: &dyn Fn(&str) -> bool,
 ) -> Result<(), QueryError> {

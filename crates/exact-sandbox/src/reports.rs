@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate};
 use serde_json::{Value, json};
 
-use crate::data::{Dataset, Row};
+use crate::data::{Company, Row};
 use crate::odata::date_ms;
 
 /// Exact GL account types used here.
@@ -60,61 +60,36 @@ fn gl_index(
         .unwrap_or_default()
 }
 
-/// Every table a division serves: generated entities, bulk/sync aliases
-/// and the computed reports.
-pub fn build_tables(data: &Dataset) -> BTreeMap<i64, BTreeMap<String, Vec<Row>>> {
-    let today = data.config.today;
-    data.companies
-        .iter()
-        .map(|c| {
-            let mut t: BTreeMap<String, Vec<Row>> = c
-                .entities
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                .collect();
-            let gl = gl_index(&c.entities);
-            let lines = c
-                .entities
-                .get("financialtransaction/TransactionLines")
-                .cloned()
-                .unwrap_or_default();
-            t.insert(
-                "financial/ReportingBalance".into(),
-                reporting_balance(&lines, &gl, c.division),
-            );
-            let (recv, pay) = (
-                open_items(&lines, &gl, TYPE_RECEIVABLE, 1.0),
-                open_items(&lines, &gl, TYPE_PAYABLE, -1.0),
-            );
-            t.insert(
-                "read/financial/AgingReceivablesList".into(),
-                aging(&recv, today),
-            );
-            t.insert(
-                "read/financial/AgingPayablesList".into(),
-                aging(&pay, today),
-            );
-            t.insert("read/financial/ReceivablesList".into(), recv);
-            t.insert("read/financial/PayablesList".into(), pay);
-            for (alias, source) in [
-                (
-                    "bulk/Financial/TransactionLines",
-                    "financialtransaction/TransactionLines",
-                ),
-                (
-                    "sync/Financial/TransactionLines",
-                    "financialtransaction/TransactionLines",
-                ),
-                ("bulk/Financial/GLAccounts", "financial/GLAccounts"),
-                ("bulk/CRM/Accounts", "crm/Accounts"),
-            ] {
-                if let Some(rows) = t.get(source).cloned() {
-                    t.insert(alias.into(), rows);
-                }
-            }
-            (c.division, t)
-        })
-        .collect()
+/// Every table a company serves: its generated entities (moved out of
+/// `company`) and the reports computed from them.
+pub fn company_tables(company: &mut Company, today: NaiveDate) -> BTreeMap<String, Vec<Row>> {
+    let entities = std::mem::take(&mut company.entities);
+    let gl = gl_index(&entities);
+    let mut t: BTreeMap<String, Vec<Row>> = entities
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    let lines = t
+        .get("financialtransaction/TransactionLines")
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let balance = reporting_balance(lines, &gl, company.division);
+    let (recv, pay) = (
+        open_items(lines, &gl, TYPE_RECEIVABLE, 1.0),
+        open_items(lines, &gl, TYPE_PAYABLE, -1.0),
+    );
+    t.insert("financial/ReportingBalance".into(), balance);
+    t.insert(
+        "read/financial/AgingReceivablesList".into(),
+        aging(&recv, today),
+    );
+    t.insert(
+        "read/financial/AgingPayablesList".into(),
+        aging(&pay, today),
+    );
+    t.insert("read/financial/ReceivablesList".into(), recv);
+    t.insert("read/financial/PayablesList".into(), pay);
+    t
 }
 
 /// Balance per GL account, year, period and status.

@@ -85,7 +85,7 @@ fn serve(stream: TcpStream, shared: &Shared) {
                 return;
             }
         };
-        let reply = crate::rest::handle(shared, &req);
+        let reply = crate::dispatch::handle(shared, &req);
         if write_reply(&mut writer, reply, keep_alive).is_err() || !keep_alive {
             return;
         }

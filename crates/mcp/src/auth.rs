@@ -6,7 +6,7 @@ use boekhouding_core::crypto::{CredentialKind, is_well_formed};
 use boekhouding_core::storage::usage::AuthKind;
 use boekhouding_core::storage::{SqlExecutor, StorageError, api_keys, users};
 
-use crate::tools::Principal;
+use crate::tools::{Caller, Principal};
 
 /// Why a request is not authenticated; both are answered 401 with a
 /// `WWW-Authenticate` challenge naming the protected resource metadata.
@@ -42,7 +42,7 @@ pub async fn authenticate(
         return Ok(Principal {
             user_id: user.id,
             plan: user.plan,
-            auth: AuthKind::ApiKey { key_id: key.id },
+            caller: Caller::Customer(AuthKind::ApiKey { key_id: key.id }),
             client_name: None,
             request_id: None,
         });

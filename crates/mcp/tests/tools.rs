@@ -9,14 +9,17 @@ use boekhouding_core::exact::oauth::{self, ExactApp};
 use boekhouding_core::plan::Plan;
 use boekhouding_core::ports::Sleep;
 use boekhouding_core::region::Region;
+use boekhouding_core::storage::NoDatabase;
 use boekhouding_core::storage::administrations::{self, DivisionInfo};
 use boekhouding_core::storage::connections::{self, ExactIdentity, NewConnection};
 use boekhouding_core::storage::usage::AuthKind;
 use boekhouding_core::storage::users;
 use boekhouding_core::testing::{FakeClock, MemoryCache, SeededRandomness};
 use boekhouding_mcp::engine::{Engine, Era, RpcError, ServerIdentity, ToolCallOutcome, ToolHost};
-use boekhouding_mcp::tools::{Bookkeeping, ExactSettings, Platform, Principal};
+use boekhouding_mcp::tools::{Bookkeeping, Caller, DemoTenant, ExactSettings, Platform, Principal};
 use boekhouding_sqlite::SqliteDb;
+use exact_sandbox::books::Books;
+use exact_sandbox::demo::DemoTransport;
 use exact_sandbox::transport::BlockingTransport;
 use exact_sandbox::{Sandbox, SandboxConfig};
 use futures::executor::block_on;
@@ -157,7 +160,7 @@ fn world(plan: Plan) -> World {
     let principal = Principal {
         user_id: user.id,
         plan,
-        auth: AuthKind::ApiKey { key_id: "k".into() },
+        caller: Caller::Customer(AuthKind::ApiKey { key_id: "k".into() }),
         client_name: None,
         request_id: Some("test".into()),
     };
@@ -2098,4 +2101,212 @@ fn purchase_contracts_are_exactly_the_suppliers_billing_a_fixed_amount_on_a_cade
         )
         .contains("min_invoices")
     );
+}
+
+/// The platform of a demo request: the sandbox's books in-process, no
+/// database.
+struct DemoPlatform {
+    db: NoDatabase,
+    clock: FakeClock,
+    http: DemoTransport<std::sync::Arc<Books>>,
+    rng: SeededRandomness,
+    sleep: ThreadSleep,
+    cache: MemoryCache,
+}
+
+impl Platform for DemoPlatform {
+    type Db = NoDatabase;
+    type Clock = FakeClock;
+    type Http = DemoTransport<std::sync::Arc<Books>>;
+    type Rng = SeededRandomness;
+    type Sleep = ThreadSleep;
+    type Cache = MemoryCache;
+    fn db(&self) -> &NoDatabase {
+        &self.db
+    }
+    fn clock(&self) -> &FakeClock {
+        &self.clock
+    }
+    fn http(&self) -> &Self::Http {
+        &self.http
+    }
+    fn rng(&self) -> &SeededRandomness {
+        &self.rng
+    }
+    fn sleep(&self) -> &ThreadSleep {
+        &self.sleep
+    }
+    fn cache(&self) -> &MemoryCache {
+        &self.cache
+    }
+    fn report(&self, what: &str) {
+        panic!("a demo request reported an internal failure: {what}");
+    }
+}
+
+fn demo_host(key: &str, now: chrono::DateTime<chrono::Utc>) -> (DemoPlatform, Principal) {
+    let books = std::sync::Arc::new(Books::lazy(
+        exact_sandbox::default_data(),
+        exact_sandbox::demo::BASE_URL,
+    ));
+    let user = exact_sandbox::demo::login_for(&books, key).unwrap();
+    let tenant = DemoTenant::new(
+        exact_sandbox::demo::BASE_URL,
+        &user.full_name,
+        &user.email,
+        &exact_sandbox::demo::administrations(&user),
+        user.current_division,
+        now,
+    );
+    let platform = DemoPlatform {
+        db: NoDatabase,
+        clock: FakeClock::at(now),
+        http: DemoTransport::new(books, user),
+        rng: SeededRandomness::new(9),
+        sleep: ThreadSleep,
+        cache: MemoryCache::default(),
+    };
+    let principal = Principal {
+        user_id: format!("demo:{key}"),
+        plan: Plan::Enterprise,
+        caller: Caller::Demo(Box::new(tenant)),
+        client_name: None,
+        request_id: Some("demo".into()),
+    };
+    (platform, principal)
+}
+
+/// Realistic arguments for every tool (the division is added per call).
+fn realistic_arguments(tool: &str) -> Value {
+    match tool {
+        "get_gl_accounts" => json!({"type": "profitloss"}),
+        "get_outstanding_invoices" => json!({"type": "both", "min_days_overdue": 0}),
+        "get_trial_balance" => json!({"year": 2025}),
+        "get_profit_loss" => json!({"year": 2025, "period_from": 1, "period_to": 12}),
+        "get_balance_sheet" => json!({"date": "2026-06-30"}),
+        "get_relations" => json!({"type": "customer"}),
+        "search_relations" => json!({"query": "bakker"}),
+        "get_revenue" => json!({"year": 2025, "compare_previous_year": true}),
+        "get_transactions" => json!({"year": 2026, "period": 1, "limit": 100}),
+        "get_sales_invoices" => json!({"status": "open"}),
+        "get_purchase_invoices" => json!({"status": "all", "limit": 50}),
+        "get_bank_transactions" => json!({"from_date": "2026-01-01", "to_date": "2026-03-31"}),
+        "get_vat_summary" => json!({"year": 2025, "quarter": 4}),
+        "get_cashflow_forecast" => json!({"forecast_days": 60}),
+        "explain_change" => {
+            json!({"from_period": "2025-Q1", "to_period": "2026-Q1", "metric": "result"})
+        }
+        "get_consolidated_report" => json!({"year": 2025}),
+        "get_budget_comparison" => json!({"year": 2025, "period_from": 1, "period_to": 6}),
+        "search_transactions" => {
+            json!({"from_date": "2025-01-01", "to_date": "2025-12-31", "limit": 50})
+        }
+        "get_recurring_revenue" | "get_wip_overview" => json!({"as_of": "2026-06-30"}),
+        "get_sales_funnel" => json!({"include_closed": true}),
+        "get_period_close_check" => json!({"year": 2026, "period": 10}),
+        "get_margin_analysis" => json!({"year": 2025}),
+        "get_cost_center_report" => json!({"year": 2025, "period_from": 3, "period_to": 3}),
+        "get_purchase_contracts" => json!({"active_only": false}),
+        _ => json!({}),
+    }
+}
+
+#[test]
+fn a_demo_key_answers_every_tool_prompt_and_resource_as_the_sandbox_does_without_a_database() {
+    let w = world(Plan::Enterprise);
+    let now = boekhouding_core::ports::Clock::now(&w.platform.clock);
+    let (platform, principal) = demo_host("pmjb_demo_bakkerij", now);
+    let demo = Bookkeeping {
+        platform: &platform,
+        principal: &principal,
+        portal_url: "https://portal.example",
+        exact: None,
+    };
+    let demo_ok = |tool: &str, args: Value| match block_on(demo.call(tool, args)) {
+        ToolCallOutcome::Ok { structured, .. } => structured,
+        other => panic!("demo {tool}: {other:?}"),
+    };
+    let tools = demo.tools();
+    assert_eq!(tools.len(), 31 + LIST_TOOLS.len());
+    let divisions = [1_000_001i64, 1_000_002, 1_000_003];
+    for (i, t) in tools.iter().enumerate() {
+        let name = t["name"].as_str().unwrap();
+        let mut args = realistic_arguments(name);
+        let division = divisions[i % divisions.len()];
+        if t["inputSchema"]["properties"].get("division").is_some() {
+            args["division"] = json!(division);
+        }
+        match name {
+            "get_customer_360" => {
+                let found = w.ok(
+                    "get_relations",
+                    json!({"division": division, "type": "customer", "limit": 1}),
+                );
+                args["customer_id"] = found["relations"][0]["id"].clone();
+            }
+            "get_document_content" => {
+                let found = w.ok(
+                    "get_document_attachments",
+                    json!({"division": division, "limit": 1}),
+                );
+                args["attachment_id"] = found["attachments"][0]["id"].clone();
+            }
+            _ => {}
+        }
+        // The same answer, with links to the demo's Exact site.
+        let expected: Value = serde_json::from_str(
+            &w.ok(name, args.clone())
+                .to_string()
+                .replace(w.sandbox.base_url(), exact_sandbox::demo::BASE_URL),
+        )
+        .unwrap();
+        let got = demo_ok(name, args);
+        assert_eq!(got, expected, "{name} differs on the demo key");
+    }
+    // The other demo companies open their own administration by default.
+    for (key, division) in exact_sandbox::demo::KEYS {
+        let (platform, principal) = demo_host(key, now);
+        let host = Bookkeeping {
+            platform: &platform,
+            principal: &principal,
+            portal_url: "https://portal.example",
+            exact: None,
+        };
+        let ToolCallOutcome::Ok { structured, .. } =
+            block_on(host.call("get_financial_snapshot", json!({})))
+        else {
+            panic!("{key}");
+        };
+        assert_eq!(structured["division"], division, "{key}");
+    }
+    // Prompts and resources, from the demo tenant.
+    let prompt = block_on(
+        demo.get_prompt(
+            "vat_preparation",
+            &json!({"division": "1000002", "language": "nl"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        ),
+    )
+    .unwrap();
+    assert!(prompt.to_string().contains("1000002"));
+    let listed = block_on(demo.read_resource("exact://divisions")).unwrap();
+    let listed: Value = serde_json::from_str(listed[0]["text"].as_str().unwrap()).unwrap();
+    let codes: Vec<i64> = listed["administrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["division"].as_i64().unwrap())
+        .collect();
+    assert_eq!(codes, divisions);
+    let conns = block_on(demo.read_resource("exact://connections")).unwrap();
+    assert!(conns[0]["text"].as_str().unwrap().contains("\"active\""));
+    // Another company's division is refused like any foreign division.
+    let ToolCallOutcome::ToolError(refused) =
+        block_on(demo.call("get_gl_accounts", json!({"division": 1_000_004})))
+    else {
+        panic!("a division outside the demo login was served");
+    };
+    assert!(refused.contains("not one of"), "{refused}");
 }

@@ -142,6 +142,30 @@ pub trait SqlExecutor {
     async fn batch(&self, stmts: Vec<Statement>) -> Result<Vec<Executed>, StorageError>;
 }
 
+/// The executor of a request that must not reach any database (a demo):
+/// every statement is refused, so a code path that would read or write
+/// customer data fails loudly instead.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoDatabase;
+
+impl NoDatabase {
+    fn refuse() -> StorageError {
+        StorageError::Query("this request has no database".into())
+    }
+}
+
+impl SqlExecutor for NoDatabase {
+    async fn query(&self, _stmt: Statement) -> Result<Vec<Row>, StorageError> {
+        Err(Self::refuse())
+    }
+    async fn execute(&self, _stmt: Statement) -> Result<Executed, StorageError> {
+        Err(Self::refuse())
+    }
+    async fn batch(&self, _stmts: Vec<Statement>) -> Result<Vec<Executed>, StorageError> {
+        Err(Self::refuse())
+    }
+}
+
 pub(crate) fn decode<T: DeserializeOwned>(row: Row) -> Result<T, StorageError> {
     serde_json::from_value(serde_json::Value::Object(row))
         .map_err(|e| StorageError::Decode(e.to_string()))

@@ -944,38 +944,41 @@ fn base64_encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// Generates the whole dataset for a configuration.
-pub fn generate(config: &DataConfig) -> Dataset {
-    let specs = [
-        (
-            1_000_001,
-            "Bakkerij De Gouden Croissant B.V.",
-            Industry::Bakery,
-        ),
-        (
-            1_000_002,
-            "TechVision Consultancy B.V.",
-            Industry::ItConsultancy,
-        ),
-        (
-            1_000_003,
-            "Van der Berg & Partners Advocaten",
-            Industry::LawFirm,
-        ),
-        (
-            1_000_004,
-            "Bouwbedrijf De Fundatie B.V.",
-            Industry::Construction,
-        ),
-    ];
-    let companies: Vec<Company> = specs
-        .iter()
-        .enumerate()
-        .map(|(i, (division, name, industry))| {
-            company(config, i as u64, *division, name, *industry)
-        })
-        .collect();
-    let users = vec![
+/// The demo companies: division, name, industry.
+pub const COMPANIES: [(i64, &str, Industry); 4] = [
+    (
+        1_000_001,
+        "Bakkerij De Gouden Croissant B.V.",
+        Industry::Bakery,
+    ),
+    (
+        1_000_002,
+        "TechVision Consultancy B.V.",
+        Industry::ItConsultancy,
+    ),
+    (
+        1_000_003,
+        "Van der Berg & Partners Advocaten",
+        Industry::LawFirm,
+    ),
+    (
+        1_000_004,
+        "Bouwbedrijf De Fundatie B.V.",
+        Industry::Construction,
+    ),
+];
+
+/// Generates one company of [`COMPANIES`]; each is independent of the
+/// others, so they can be generated on demand.
+pub fn generate_company(config: &DataConfig, division: i64) -> Option<Company> {
+    let index = COMPANIES.iter().position(|c| c.0 == division)?;
+    let (division, name, industry) = COMPANIES[index];
+    Some(company(config, index as u64, division, name, industry))
+}
+
+/// The sandbox's logins.
+pub fn users() -> Vec<SandboxUser> {
+    vec![
         SandboxUser {
             user_id: "9d2f7a1e-5b3c-4e8f-a6d1-0c2b3e4f5a61".into(),
             username: "demo".into(),
@@ -994,9 +997,17 @@ pub fn generate(config: &DataConfig) -> Dataset {
             divisions: vec![1_000_004],
             current_division: 1_000_004,
         },
-    ];
+    ]
+}
+
+/// Generates the whole dataset for a configuration.
+pub fn generate(config: &DataConfig) -> Dataset {
+    let companies = COMPANIES
+        .iter()
+        .filter_map(|c| generate_company(config, c.0))
+        .collect();
     Dataset {
-        users,
+        users: users(),
         companies,
         config: config.clone(),
     }

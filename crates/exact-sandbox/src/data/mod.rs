@@ -94,4 +94,4 @@ pub struct Dataset {
 
 mod books;
 
-pub use books::generate;
+pub use books::{COMPANIES, generate, generate_company, users};

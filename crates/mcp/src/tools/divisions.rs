@@ -2,9 +2,9 @@
 
 use serde_json::{Value, json};
 
+use boekhouding_core::storage::StorageError;
 use boekhouding_core::storage::administrations;
 use boekhouding_core::storage::usage::Outcome;
-use boekhouding_core::storage::{StorageError, connections};
 
 use super::{Bookkeeping, Platform, ToolResult, read_only};
 
@@ -41,9 +41,8 @@ pub(super) async fn list_divisions<P: Platform>(
             outcome: Outcome::InvalidArguments,
         });
     }
-    let db = ctx.platform.db();
-    let conns = connections::list_for_user(db, &ctx.principal.user_id).await?;
-    let active = administrations::active_for_user(db, &ctx.principal.user_id).await?;
+    let conns = ctx.connections().await?;
+    let active = ctx.active_administrations().await?;
     let admins = administrations::allowed(&active, ctx.principal.plan);
     let rows: Vec<Value> = admins
         .iter()

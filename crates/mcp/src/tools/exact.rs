@@ -4,6 +4,7 @@
 //! lease, and Exact errors turned into messages an assistant can act on.
 
 use boekhouding_core::access::{AccessContext, AccessError, fresh_access, refresh_now};
+use boekhouding_core::crypto::Secret;
 use boekhouding_core::exact::oauth::ExactApp;
 use boekhouding_core::exact::{Division, ExactClient, ExactError, Guid, Listed, Query};
 use boekhouding_core::ports::{Clock, KvCache, Sleep};
@@ -12,7 +13,7 @@ use boekhouding_core::storage::connections;
 use boekhouding_core::storage::usage::Outcome;
 use serde_json::{Map, Value};
 
-use super::{Bookkeeping, Platform, ToolResult};
+use super::{Bookkeeping, Caller, Platform, ToolResult};
 
 pub use boekhouding_core::access::ExactSettings;
 
@@ -160,7 +161,8 @@ pub(super) struct Connected<'c, P: Platform> {
     pub admin: Administration,
     pub client: ExactClient<'c, P::Http, P::Clock>,
     connection_id: String,
-    app: ExactApp,
+    /// The Exact app the tokens belong to (`None` for a demo).
+    app: Option<ExactApp>,
 }
 
 /// Resolves the administration and a usable Exact client for a call.
@@ -175,14 +177,21 @@ pub(super) async fn connect<'c, P: Platform>(
             Outcome::InternalError,
         )
     };
-    let active = administrations::active_for_user(p.db(), &ctx.principal.user_id)
-        .await
-        .map_err(internal)?;
+    let active = ctx.active_administrations().await.map_err(internal)?;
     let admin =
         administrations::resolve(&active, ctx.principal.plan, division).map_err(|e| match e {
             DivisionError::NotAllowed(_) => failed(e.to_string(), Outcome::Forbidden),
             DivisionError::NoneActive => failed(e.to_string(), Outcome::ToolError),
         })?;
+    if let Caller::Demo(tenant) = &ctx.principal.caller {
+        // The platform's transport serves the demo books; no token.
+        return Ok(Connected {
+            admin,
+            client: ExactClient::new(p.http(), p.clock(), &tenant.base_url, Secret::new("demo")),
+            connection_id: tenant.connection.id.clone(),
+            app: None,
+        });
+    }
     let settings = ctx.exact.ok_or_else(|| {
         failed(
             "Exact Online is not configured on this server.",
@@ -261,7 +270,7 @@ pub(super) async fn connect<'c, P: Platform>(
         admin,
         client,
         connection_id: conn.id,
-        app,
+        app: Some(app),
     })
 }
 
@@ -327,6 +336,10 @@ impl<P: Platform> Connected<'_, P> {
                 let settings = ctx
                     .exact
                     .ok_or_else(|| exact_failure(&ExactError::Unauthorized))?;
+                let app = self
+                    .app
+                    .as_ref()
+                    .ok_or_else(|| exact_failure(&ExactError::Unauthorized))?;
                 let p = ctx.platform;
                 let access = AccessContext {
                     db: p.db(),
@@ -334,7 +347,7 @@ impl<P: Platform> Connected<'_, P> {
                     rng: p.rng(),
                     sleep: p.sleep(),
                     keyring: &settings.keyring,
-                    app: &self.app,
+                    app,
                 };
                 let owner = ctx
                     .principal

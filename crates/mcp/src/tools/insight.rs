@@ -66,8 +66,7 @@ pub(super) async fn get_consolidated_report<P: Platform>(
         ))
     })();
     let (report, year) = tool_try!(parsed);
-    let active =
-        administrations::active_for_user(ctx.platform.db(), &ctx.principal.user_id).await?;
+    let active = ctx.active_administrations().await?;
     let usable: Vec<_> = administrations::allowed(&active, ctx.principal.plan);
     let wanted: Vec<i64> = match args.get("divisions") {
         None | Some(Value::Null) => usable.iter().map(|a| a.division_code).collect(),

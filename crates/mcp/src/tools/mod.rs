@@ -34,8 +34,12 @@ pub use exact::ExactSettings;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
+use boekhouding_core::lifecycle::TokenState;
 use boekhouding_core::plan::Plan;
 use boekhouding_core::ports::{Clock, HttpTransport, KvCache, Randomness, Sleep};
+use boekhouding_core::region::Region;
+use boekhouding_core::storage::administrations::{self, Administration};
+use boekhouding_core::storage::connections::{self, Connection};
 use boekhouding_core::storage::usage::{self, AuthKind, CallRecord, Metered, Outcome, UsageMonth};
 use boekhouding_core::storage::{SqlExecutor, StorageError};
 
@@ -46,9 +50,77 @@ use crate::engine::{HostError, ToolCallOutcome, ToolHost};
 pub struct Principal {
     pub user_id: String,
     pub plan: Plan,
-    pub auth: AuthKind,
+    pub caller: Caller,
     pub client_name: Option<String>,
     pub request_id: Option<String>,
+}
+
+/// Whose books a request reads.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// A customer: connections and administrations in the database, every
+    /// tool call metered, Exact reached with the connection's tokens.
+    Customer(AuthKind),
+    /// A public demo key: generated books behind the platform's HTTP
+    /// transport; no database, no metering, no tokens.
+    Demo(Box<DemoTenant>),
+}
+
+/// What a demo key sees: one Exact login and its administrations.
+#[derive(Debug, Clone)]
+pub struct DemoTenant {
+    /// Shown as the connection (id `demo`, region `nl`, always active).
+    pub connection: Connection,
+    pub administrations: Vec<Administration>,
+    /// The Exact site the demo transport answers for.
+    pub base_url: String,
+}
+
+impl DemoTenant {
+    /// A demo login with `divisions` (code, name), `current` the default.
+    pub fn new(
+        base_url: &str,
+        user_name: &str,
+        email: &str,
+        divisions: &[(i64, String)],
+        current: i64,
+        now: DateTime<Utc>,
+    ) -> DemoTenant {
+        let connection = Connection {
+            id: "demo".into(),
+            user_id: "demo".into(),
+            region: Region::Nl,
+            exact_user_id: None,
+            exact_user_name: Some(user_name.into()),
+            exact_email: Some(email.into()),
+            access_token_sealed: String::new(),
+            refresh_token_sealed: String::new(),
+            access_expires_at: now + chrono::Duration::minutes(10),
+            refresh_expires_at: now + chrono::Duration::days(30),
+            token_generation: 0,
+            state: TokenState::active(),
+            lease_owner: None,
+            lease_expires_at: None,
+            last_refreshed_at: None,
+            last_used_at: None,
+        };
+        let administrations = divisions
+            .iter()
+            .map(|(code, name)| Administration {
+                id: format!("demo-{code}"),
+                connection_id: "demo".into(),
+                division_code: *code,
+                name: name.clone(),
+                is_active: true,
+                is_default: *code == current,
+            })
+            .collect();
+        DemoTenant {
+            connection,
+            administrations,
+            base_url: base_url.into(),
+        }
+    }
 }
 
 /// Annotations every tool of this server carries: they only read.
@@ -104,6 +176,41 @@ pub struct Bookkeeping<'a, P> {
 }
 
 impl<P: Platform> Bookkeeping<'_, P> {
+    /// The caller's Exact connections.
+    pub(crate) async fn connections(&self) -> Result<Vec<Connection>, StorageError> {
+        match &self.principal.caller {
+            Caller::Demo(t) => Ok(vec![t.connection.clone()]),
+            Caller::Customer(_) => {
+                connections::list_for_user(self.platform.db(), &self.principal.user_id).await
+            }
+        }
+    }
+
+    /// The caller's active administrations (the plan decides which are
+    /// usable: [`administrations::allowed`]).
+    pub(crate) async fn active_administrations(&self) -> Result<Vec<Administration>, StorageError> {
+        match &self.principal.caller {
+            Caller::Demo(t) => Ok(t.administrations.clone()),
+            Caller::Customer(_) => {
+                administrations::active_for_user(self.platform.db(), &self.principal.user_id).await
+            }
+        }
+    }
+
+    /// Every administration of one of the caller's connections, active or
+    /// not.
+    pub(crate) async fn administrations_of(
+        &self,
+        connection: &Connection,
+    ) -> Result<Vec<Administration>, StorageError> {
+        match &self.principal.caller {
+            Caller::Demo(t) => Ok(t.administrations.clone()),
+            Caller::Customer(_) => {
+                administrations::list_for_connection(self.platform.db(), &connection.id).await
+            }
+        }
+    }
+
     fn limit_message(&self, used: u64, now: DateTime<Utc>) -> String {
         let month = UsageMonth::of(now);
         let limits = self.principal.plan.limits();
@@ -250,6 +357,24 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
         if !self.tools().iter().any(|t| t["name"] == name) {
             return ToolCallOutcome::UnknownTool;
         }
+        let auth = match &self.principal.caller {
+            Caller::Customer(auth) => auth.clone(),
+            // Demo keys are not metered and never touch the database.
+            Caller::Demo(_) => {
+                return match self.run(name, &arguments).await {
+                    Ok(ToolResult::Ok {
+                        structured, text, ..
+                    }) => ToolCallOutcome::Ok { structured, text },
+                    Ok(ToolResult::Failed { message, .. }) => ToolCallOutcome::ToolError(message),
+                    Err(e) => {
+                        self.platform.report(&format!("demo {name}: {e}"));
+                        ToolCallOutcome::ToolError(
+                            "The service is temporarily unavailable; try again shortly.".into(),
+                        )
+                    }
+                };
+            }
+        };
         let started = self.platform.clock().now();
         let month = UsageMonth::of(started);
         // Count before any work: a call over the limit costs nothing.
@@ -310,7 +435,7 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
             self.platform.db(),
             &CallRecord {
                 user_id: self.principal.user_id.clone(),
-                auth: self.principal.auth.clone(),
+                auth,
                 tool: name.to_owned(),
                 division_code: division,
                 outcome,

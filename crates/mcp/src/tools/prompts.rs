@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use boekhouding_core::ports::Clock;
 use boekhouding_core::storage::administrations::{self, Administration};
-use boekhouding_core::storage::connections::{self, Connection};
+use boekhouding_core::storage::connections::Connection;
 
 use super::{Bookkeeping, Platform};
 use crate::engine::HostError;
@@ -143,7 +143,8 @@ fn invalid(m: impl Into<String>) -> HostError {
 async fn usable_administrations<P: Platform>(
     ctx: &Bookkeeping<'_, P>,
 ) -> Result<Vec<Administration>, HostError> {
-    let active = administrations::active_for_user(ctx.platform.db(), &ctx.principal.user_id)
+    let active = ctx
+        .active_administrations()
         .await
         .map_err(|_| HostError::Unavailable)?;
     Ok(administrations::allowed(&active, ctx.principal.plan)
@@ -447,14 +448,14 @@ fn connection_json(c: &Connection) -> Value {
 async fn account<P: Platform>(
     ctx: &Bookkeeping<'_, P>,
 ) -> Result<(Vec<Connection>, Vec<Administration>, Vec<Administration>), HostError> {
-    let db = ctx.platform.db();
-    let conns = connections::list_for_user(db, &ctx.principal.user_id)
+    let conns = ctx
+        .connections()
         .await
         .map_err(|_| HostError::Unavailable)?;
     let mut all = Vec::new();
     for c in &conns {
         all.extend(
-            administrations::list_for_connection(db, &c.id)
+            ctx.administrations_of(c)
                 .await
                 .map_err(|_| HostError::Unavailable)?,
         );
