@@ -4,13 +4,19 @@ with realistic arguments, and validate what comes back; then list and get
 every prompt (Dutch and English), read every resource and the division
 template, and complete prompt arguments.
 
-Usage: mcp_client.py <mcp url> <api key>
+Usage: mcp_client.py <mcp url> <api key> [--compare-key <other key>]
+
+With --compare-key every tool is also called with the other key (a demo
+key against a sandbox-backed key): both answers must be the same, links to
+the Exact site aside.
 Prints one JSON object per tool call and exits non-zero on any failure.
 """
 
 import asyncio
 import json
+import re
 import sys
+import time
 
 from mcp import ClientSession
 from mcp.client.streamable_http import streamablehttp_client
@@ -49,7 +55,35 @@ CALLS = {
 }
 
 
-async def main(url: str, key: str) -> int:
+def normalised(value) -> str:
+    """An answer with its Exact site's origin replaced (the demo serves
+    https://start.exactonline.demo.invalid, the sandbox a local port)."""
+    text = json.dumps(value, sort_keys=True)
+    return re.sub(r"https://start\.exactonline\.demo\.invalid|http://127\.0\.0\.1:\d+", "<exact>", text)
+
+
+async def compared(other: ClientSession, tool: str, args: dict):
+    """The other key's answer; waits out Exact's per-minute limit, as an
+    assistant told "try again after" would."""
+    for _ in range(3):
+        result = await other.call_tool(tool, args)
+        message = result.content[0].text if result.isError and result.content else ""
+        if "rate limit" not in message:
+            return result
+        time.sleep(61 - time.gmtime().tm_sec)
+    return result
+
+
+async def main(url: str, key: str, compare_key: str | None = None) -> int:
+    if compare_key:
+        async with streamablehttp_client(url, headers={"Authorization": f"Bearer {compare_key}"}) as (r2, w2, _):
+            async with ClientSession(r2, w2) as other:
+                await other.initialize()
+                return await run(url, key, other)
+    return await run(url, key, None)
+
+
+async def run(url: str, key: str, other: ClientSession | None) -> int:
     failures = 0
     async with streamablehttp_client(url, headers={"Authorization": f"Bearer {key}"}) as (read, write, _):
         async with ClientSession(read, write) as session:
@@ -87,6 +121,12 @@ async def main(url: str, key: str) -> int:
                 result = await session.call_tool(tool.name, args)
                 ok = not result.isError and result.structuredContent is not None and result.content
                 detail = {} if ok else {"message": result.content[0].text if result.content else None}
+                if ok and other is not None:
+                    theirs = await compared(other, tool.name, args)
+                    if normalised(theirs.structuredContent) != normalised(result.structuredContent):
+                        ok = False
+                        detail = {"differs": True, "this": result.structuredContent, "compared": theirs.structuredContent,
+                                  "message": theirs.content[0].text if theirs.isError and theirs.content else None}
                 print(json.dumps({"tool": tool.name, "ok": bool(ok), "keys": sorted((result.structuredContent or {}).keys()), **detail}))
                 failures += 0 if ok else 1
             bad = await session.call_tool("get_gl_accounts", {"division": "not a number"})
@@ -139,4 +179,5 @@ async def prompts_and_resources(session: ClientSession) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(sys.argv[1], sys.argv[2])))
+    compare = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--compare-key" else None
+    sys.exit(asyncio.run(main(sys.argv[1], sys.argv[2], compare)))

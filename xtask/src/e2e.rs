@@ -284,7 +284,24 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
         );
         suite.check(
             "mcp: the official Python SDK calls every tool, gets every prompt in both languages, reads every resource and completes arguments",
-            crate::e2e_mcp::sdk_check(tools, mcp.port, &account.api_key),
+            crate::e2e_mcp::sdk_check(tools, mcp.port, &account.api_key, None),
+        );
+        suite.check(
+            "mcp demo: every demo key opens its own company, unmetered; an unknown one is refused",
+            crate::e2e_mcp::demo_keys_check(mcp.port),
+        );
+        suite.check(
+            "mcp demo: the stateless 2026-07-28 revision on a demo key",
+            crate::e2e_mcp::modern_era_check(mcp.port, exact_sandbox::demo::KEYS[0].0),
+        );
+        suite.check(
+            "mcp demo: the official Python SDK on a demo key gets every tool, prompt and resource, each tool answer equal to the sandbox's",
+            crate::e2e_mcp::sdk_check(
+                tools,
+                mcp.port,
+                exact_sandbox::demo::KEYS[0].0,
+                Some(&account.api_key),
+            ),
         );
     }
     if only.is_empty() || only.contains("cron") {

@@ -265,13 +265,17 @@ pub fn conformance_check(tools: &Tools, port: u16, key: &str) -> Result<()> {
     result
 }
 
-/// The official MCP Python SDK lists and calls every tool over HTTP.
-pub fn sdk_check(tools: &Tools, port: u16, key: &str) -> Result<()> {
-    let out = std::process::Command::new(&tools.python)
-        .arg(tools.root.join("tests/sdk/mcp_client.py"))
+/// The official MCP Python SDK lists and calls every tool over HTTP;
+/// with `compare`, every answer must equal the one for that other key.
+pub fn sdk_check(tools: &Tools, port: u16, key: &str, compare: Option<&str>) -> Result<()> {
+    let mut cmd = std::process::Command::new(&tools.python);
+    cmd.arg(tools.root.join("tests/sdk/mcp_client.py"))
         .arg(format!("http://127.0.0.1:{port}/mcp"))
-        .arg(key)
-        .output()?;
+        .arg(key);
+    if let Some(other) = compare {
+        cmd.arg("--compare-key").arg(other);
+    }
+    let out = cmd.output()?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     expect(out.status.success(), || {
         format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr))
@@ -281,10 +285,43 @@ pub fn sdk_check(tools: &Tools, port: u16, key: &str) -> Result<()> {
             .lines()
             .filter(|l| l.contains("\"ok\": true"))
             .count()
-            // 18 tools, 6 prompts in two languages, resources, completion.
-            >= 32,
+            // 51 tools, 6 prompts in two languages, resources, completion.
+            >= 65,
         || stdout.to_string(),
     )
+}
+
+/// Every demo key opens its own company without a database row, is not
+/// metered, and a made-up demo key is refused like any unknown key.
+pub fn demo_keys_check(port: u16) -> Result<()> {
+    for (n, (key, division)) in exact_sandbox::demo::KEYS.iter().enumerate() {
+        let r = rpc(
+            port,
+            Some(key),
+            json!({"jsonrpc": "2.0", "id": n, "method": "tools/call",
+                   "params": {"name": "get_financial_snapshot", "arguments": {}}}),
+        )?;
+        expect(r.status == 200, || {
+            format!("{key}: {} {}", r.status, r.body)
+        })?;
+        let v = r.json()?;
+        expect(
+            v["result"]["structuredContent"]["division"] == *division,
+            || format!("{key} should open {division}: {v}"),
+        )?;
+        expect(
+            r.header("x-demo-mode") == Some("true") && r.header("x-ratelimit-limit").is_none(),
+            || format!("{key}: a demo call is not metered: {:?}", r.headers),
+        )?;
+    }
+    let r = rpc(
+        port,
+        Some("pmjb_demo_unknown"),
+        json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"}),
+    )?;
+    expect(r.status == 401, || {
+        format!("unknown demo key: {} {}", r.status, r.body)
+    })
 }
 
 /// The stateless 2026-07-28 revision through the Worker: discovery, a

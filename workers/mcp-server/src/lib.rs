@@ -2,6 +2,14 @@
 //! resource metadata (RFC 9728, path and root forms) and `/health`. Thin:
 //! it authenticates, builds the adapters and hands the exchange to the
 //! protocol engine in `boekhouding-mcp`.
+//!
+//! Demo keys (`pmjb_demo_…`, one per demo company) are answered from the
+//! sandbox's books generated inside this isolate: no database, no KV, no
+//! Exact, no metering. `DEMO_MODE=off` turns them away; `DEMO_TODAY` pins
+//! the books' "today" (default: the current date).
+
+use std::cell::RefCell;
+use std::sync::Arc;
 
 use boekhouding_cf::d1::D1Executor;
 use boekhouding_cf::fetch::FetchTransport;
@@ -10,13 +18,17 @@ use boekhouding_cf::platform::{WorkerClock, WorkerRandomness, WorkerSleep};
 use boekhouding_cf::{bindings, edge, health};
 use boekhouding_core::VERSION;
 
-use boekhouding_core::ports::Clock;
-use boekhouding_core::storage::StorageError;
+use boekhouding_core::ports::{
+    BinaryResponse, Clock, HttpRequest, HttpResponse, HttpTransport, TransportError,
+};
 use boekhouding_core::storage::usage::{self, UsageMonth};
+use boekhouding_core::storage::{Executed, NoDatabase, Row, SqlExecutor, Statement, StorageError};
 use boekhouding_mcp::auth::{AuthError, authenticate, challenge};
 use boekhouding_mcp::engine::{Engine, ServerIdentity};
 use boekhouding_mcp::http::{HttpCall, HttpReply, TransportPolicy, handle};
-use boekhouding_mcp::tools::{Bookkeeping, ExactSettings, Platform};
+use boekhouding_mcp::tools::{Bookkeeping, Caller, DemoTenant, ExactSettings, Platform, Principal};
+use exact_sandbox::books::Books;
+use exact_sandbox::demo::{self, DemoTransport};
 use serde_json::json;
 use worker::{Context, Env, Method, Request, Response, console_error, event};
 
@@ -28,30 +40,79 @@ Start with list_divisions to see the administrations (administraties) this accou
 Every other tool takes an optional `division` code; without it the default administration is used. \
 All tools only read; amounts are in euros, dates ISO 8601.";
 
+/// A request's database: D1 for customers, none for a demo.
+enum RequestDb {
+    D1(D1Executor),
+    None(NoDatabase),
+}
+
+impl SqlExecutor for RequestDb {
+    async fn query(&self, stmt: Statement) -> Result<Vec<Row>, StorageError> {
+        match self {
+            RequestDb::D1(d) => d.query(stmt).await,
+            RequestDb::None(n) => n.query(stmt).await,
+        }
+    }
+    async fn execute(&self, stmt: Statement) -> Result<Executed, StorageError> {
+        match self {
+            RequestDb::D1(d) => d.execute(stmt).await,
+            RequestDb::None(n) => n.execute(stmt).await,
+        }
+    }
+    async fn batch(&self, stmts: Vec<Statement>) -> Result<Vec<Executed>, StorageError> {
+        match self {
+            RequestDb::D1(d) => d.batch(stmts).await,
+            RequestDb::None(n) => n.batch(stmts).await,
+        }
+    }
+}
+
+/// A request's way to Exact: `fetch` for customers, the in-isolate books
+/// for a demo.
+enum RequestHttp {
+    Fetch(FetchTransport),
+    Demo(DemoTransport<Arc<Books>>),
+}
+
+impl HttpTransport for RequestHttp {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        match self {
+            RequestHttp::Fetch(f) => f.send(request).await,
+            RequestHttp::Demo(d) => d.send(request).await,
+        }
+    }
+    async fn send_binary(&self, request: HttpRequest) -> Result<BinaryResponse, TransportError> {
+        match self {
+            RequestHttp::Fetch(f) => f.send_binary(request).await,
+            RequestHttp::Demo(d) => d.send_binary(request).await,
+        }
+    }
+}
+
 /// The platform adapters behind the tools.
 struct WorkerPlatform {
-    db: D1Executor,
+    db: RequestDb,
     clock: WorkerClock,
-    http: FetchTransport,
+    http: RequestHttp,
     rng: WorkerRandomness,
     sleep: WorkerSleep,
     cache: OptionalCache,
 }
 
 impl Platform for WorkerPlatform {
-    type Db = D1Executor;
+    type Db = RequestDb;
     type Clock = WorkerClock;
-    type Http = FetchTransport;
+    type Http = RequestHttp;
     type Rng = WorkerRandomness;
     type Sleep = WorkerSleep;
     type Cache = OptionalCache;
-    fn db(&self) -> &D1Executor {
+    fn db(&self) -> &RequestDb {
         &self.db
     }
     fn clock(&self) -> &WorkerClock {
         &self.clock
     }
-    fn http(&self) -> &FetchTransport {
+    fn http(&self) -> &RequestHttp {
         &self.http
     }
     fn rng(&self) -> &WorkerRandomness {
@@ -66,6 +127,77 @@ impl Platform for WorkerPlatform {
     fn report(&self, what: &str) {
         console_error!("{SERVICE}: {what}");
     }
+}
+
+thread_local! {
+    /// The demo books of this isolate, built once per "today" and shared by
+    /// its requests; each company is generated the first time it is read.
+    static DEMO_BOOKS: RefCell<Option<Arc<Books>>> = const { RefCell::new(None) };
+}
+
+/// This isolate's demo books for `today`.
+fn demo_books(today: chrono::NaiveDate) -> Arc<Books> {
+    DEMO_BOOKS.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        match slot.as_ref() {
+            Some(b) if b.config.today == today => Arc::clone(b),
+            _ => {
+                let config = exact_sandbox::DataConfig {
+                    today,
+                    ..exact_sandbox::default_data()
+                };
+                let books = Arc::new(Books::lazy(config, demo::BASE_URL));
+                *slot = Some(Arc::clone(&books));
+                books
+            }
+        }
+    })
+}
+
+/// The platform and principal of a demo key, or `None` when it is not a
+/// known demo key or demo mode is off.
+fn demo_request(env: &Env, key: &str) -> Option<(WorkerPlatform, Principal)> {
+    if bindings::var_or(env, "DEMO_MODE", "on") == "off" {
+        return None;
+    }
+    let now = WorkerClock.now();
+    let today = bindings::var_or(env, "DEMO_TODAY", "")
+        .parse::<chrono::NaiveDate>()
+        .unwrap_or_else(|_| now.date_naive());
+    let books = demo_books(today);
+    let user = demo::login_for(&books, key)?;
+    let tenant = DemoTenant::new(
+        demo::BASE_URL,
+        &user.full_name,
+        &user.email,
+        &demo::administrations(&user),
+        user.current_division,
+        now,
+    );
+    let platform = WorkerPlatform {
+        db: RequestDb::None(NoDatabase),
+        clock: WorkerClock,
+        http: RequestHttp::Demo(DemoTransport::new(books, user)),
+        rng: WorkerRandomness,
+        sleep: WorkerSleep,
+        cache: OptionalCache(None),
+    };
+    let principal = Principal {
+        user_id: format!("demo:{key}"),
+        plan: boekhouding_core::plan::Plan::Enterprise,
+        caller: Caller::Demo(Box::new(tenant)),
+        client_name: None,
+        request_id: None,
+    };
+    Some((platform, principal))
+}
+
+/// The bearer credential of an `Authorization` header.
+fn bearer(authorization: Option<&str>) -> Option<&str> {
+    let (scheme, credential) = authorization?.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credential.trim())
 }
 
 /// Exact settings from the environment; `None` (Exact tools then say so)
@@ -151,38 +283,47 @@ impl edge::EdgeError for ServerError {
 async fn mcp(mut req: Request, env: &Env) -> worker::Result<Response> {
     let origin = public_origin(&req, env);
     let request_id = edge::request_id(&req);
-    let db = match D1Executor::from_env(env) {
-        Ok(db) => db,
-        Err(e) => {
-            return edge::error_response(SERVICE, &request_id, &ServerError::Database(e));
-        }
-    };
-    let platform = WorkerPlatform {
-        db,
-        clock: WorkerClock,
-        http: FetchTransport::default(),
-        rng: WorkerRandomness,
-        sleep: WorkerSleep,
-        cache: OptionalCache::from_env(env),
-    };
     let authorization = req.headers().get("authorization")?;
-    let mut principal = match authenticate(platform.db(), authorization.as_deref()).await {
-        Ok(p) => p,
-        Err(AuthError::Storage(e)) => {
-            return edge::error_response(SERVICE, &request_id, &ServerError::Database(e));
-        }
-        // The MCP authorization challenge (a JSON-RPC error body and
-        // RFC 9728's WWW-Authenticate), not an internal failure.
-        Err(e) => {
-            let mut r = edge::json_response(
-                401,
-                &json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32001, "message": "Authentication required: send Authorization: Bearer <API key>"}}),
-            )?;
-            r.headers_mut().set(
-                "WWW-Authenticate",
-                &challenge(&format!("{origin}{PRM_PATH}/mcp"), &e),
-            )?;
-            return Ok(r);
+    let demo = bearer(authorization.as_deref())
+        .filter(|k| demo::is_demo_key(k))
+        .and_then(|k| demo_request(env, k));
+    let (platform, mut principal) = match demo {
+        Some(found) => found,
+        None => {
+            let db = match D1Executor::from_env(env) {
+                Ok(db) => db,
+                Err(e) => {
+                    return edge::error_response(SERVICE, &request_id, &ServerError::Database(e));
+                }
+            };
+            let principal = match authenticate(&db, authorization.as_deref()).await {
+                Ok(p) => p,
+                Err(AuthError::Storage(e)) => {
+                    return edge::error_response(SERVICE, &request_id, &ServerError::Database(e));
+                }
+                // The MCP authorization challenge (a JSON-RPC error body and
+                // RFC 9728's WWW-Authenticate), not an internal failure.
+                Err(e) => {
+                    let mut r = edge::json_response(
+                        401,
+                        &json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32001, "message": "Authentication required: send Authorization: Bearer <API key>"}}),
+                    )?;
+                    r.headers_mut().set(
+                        "WWW-Authenticate",
+                        &challenge(&format!("{origin}{PRM_PATH}/mcp"), &e),
+                    )?;
+                    return Ok(r);
+                }
+            };
+            let platform = WorkerPlatform {
+                db: RequestDb::D1(db),
+                clock: WorkerClock,
+                http: RequestHttp::Fetch(FetchTransport::default()),
+                rng: WorkerRandomness,
+                sleep: WorkerSleep,
+                cache: OptionalCache::from_env(env),
+            };
+            (platform, principal)
         }
     };
     principal.client_name = req.headers().get("user-agent")?;
@@ -239,7 +380,9 @@ async fn mcp(mut req: Request, env: &Env) -> worker::Result<Response> {
     // The plan's monthly tool-call budget, as clients expect to see it.
     let now = platform.clock.now();
     let month = UsageMonth::of(now);
-    if let Ok(used) = usage::monthly_calls(platform.db(), &principal.user_id, month).await {
+    if let Caller::Demo(_) = principal.caller {
+        response.headers_mut().set("X-Demo-Mode", "true")?;
+    } else if let Ok(used) = usage::monthly_calls(platform.db(), &principal.user_id, month).await {
         let limit = principal.plan.limits().monthly_tool_calls;
         let headers = response.headers_mut();
         headers.set("X-RateLimit-Limit", &limit.to_string())?;
