@@ -524,6 +524,11 @@ pub fn dev(opts: &Options) -> Result<()> {
     );
     println!("MCP endpoint: {mcp_url}");
     println!("API key:      {key}");
+    let demo_keys: Vec<&str> = exact_sandbox::demo::KEYS.iter().map(|(k, _)| *k).collect();
+    println!(
+        "Demo keys (books generated in the Worker, no Exact, not metered): {}",
+        demo_keys.join(", ")
+    );
     println!(
         "\nClaude Code:\n  claude mcp add --transport http boekhouding {mcp_url} --header \"Authorization: Bearer {key}\""
     );
