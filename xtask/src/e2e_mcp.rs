@@ -292,7 +292,8 @@ pub fn sdk_check(tools: &Tools, port: u16, key: &str, compare: Option<&str>) -> 
 }
 
 /// Every demo key opens its own company without a database row, is not
-/// metered, and a made-up demo key is refused like any unknown key.
+/// metered, and a made-up demo key is refused like any unknown key; the
+/// key also works in the URL (`/demo/{key}`).
 pub fn demo_keys_check(port: u16) -> Result<()> {
     for (n, (key, division)) in exact_sandbox::demo::KEYS.iter().enumerate() {
         let r = rpc(
@@ -321,6 +322,25 @@ pub fn demo_keys_check(port: u16) -> Result<()> {
     )?;
     expect(r.status == 401, || {
         format!("unknown demo key: {} {}", r.status, r.body)
+    })?;
+    // The key in the URL, for clients that take only a URL.
+    let headers = [
+        ("Accept", "application/json, text/event-stream"),
+        ("Content-Type", "application/json"),
+        ("MCP-Protocol-Version", "2025-11-25"),
+    ];
+    let body = json!({"jsonrpc": "2.0", "id": 10, "method": "tools/call",
+                      "params": {"name": "get_financial_snapshot", "arguments": {}}})
+    .to_string();
+    let (key, division) = exact_sandbox::demo::KEYS[1];
+    let r = http_request(port, "POST", &format!("/demo/{key}"), &headers, &body)?;
+    expect(
+        r.status == 200 && r.json()?["result"]["structuredContent"]["division"] == division,
+        || format!("/demo/{key}: {} {}", r.status, r.body),
+    )?;
+    let r = http_request(port, "POST", "/demo/pmjb_demo_unknown", &headers, &body)?;
+    expect(r.status == 404, || {
+        format!("unknown demo path: {} {}", r.status, r.body)
     })
 }
 

@@ -3,8 +3,9 @@
 //! it authenticates, builds the adapters and hands the exchange to the
 //! protocol engine in `boekhouding-mcp`.
 //!
-//! Demo keys (`pmjb_demo_…`, one per demo company) are answered from the
-//! sandbox's books generated inside this isolate: no database, no KV, no
+//! Demo keys (`pmjb_demo_…`, one per demo company, as a bearer credential
+//! or in the URL `/demo/{key}`) are answered from the sandbox's books
+//! generated inside this isolate: no database, no KV, no
 //! Exact, no metering. `DEMO_MODE=off` turns them away; `DEMO_TODAY` pins
 //! the books' "today" (default: the current date).
 
@@ -280,13 +281,26 @@ impl edge::EdgeError for ServerError {
     }
 }
 
-async fn mcp(mut req: Request, env: &Env) -> worker::Result<Response> {
+/// `/mcp`, or `/demo/{key}` (`path_key`): the demo key in the URL, for
+/// clients that take only a URL (no headers, no OAuth).
+async fn mcp(mut req: Request, env: &Env, path_key: Option<&str>) -> worker::Result<Response> {
     let origin = public_origin(&req, env);
     let request_id = edge::request_id(&req);
     let authorization = req.headers().get("authorization")?;
-    let demo = bearer(authorization.as_deref())
-        .filter(|k| demo::is_demo_key(k))
-        .and_then(|k| demo_request(env, k));
+    let demo = match path_key {
+        Some(key) => match demo_request(env, key) {
+            Some(found) => Some(found),
+            None => {
+                return edge::json_response(
+                    404,
+                    &json!({"error": "not_found", "message": "No such demo key; the demo keys are listed in the README."}),
+                );
+            }
+        },
+        None => bearer(authorization.as_deref())
+            .filter(|k| demo::is_demo_key(k))
+            .and_then(|k| demo_request(env, k)),
+    };
     let (platform, mut principal) = match demo {
         Some(found) => found,
         None => {
@@ -405,7 +419,14 @@ pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         (Method::Get, PRM_PATH) | (Method::Get, "/.well-known/oauth-protected-resource/mcp") => {
             prm(&req, &env)
         }
-        (_, "/mcp") => mcp(req, &env).await,
+        (_, "/mcp") => mcp(req, &env, None).await,
+        (_, p) if p.starts_with("/demo/") => {
+            let key = p
+                .trim_start_matches("/demo/")
+                .trim_end_matches('/')
+                .to_owned();
+            mcp(req, &env, Some(&key)).await
+        }
         _ => edge::json_response(
             404,
             &json!({"error": "not_found", "message": format!("no route for {} {}", req.method(), path)}),
