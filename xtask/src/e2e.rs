@@ -303,6 +303,10 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
                 Some(&account.api_key),
             ),
         );
+        suite.check(
+            "mcp demo: one address gets a bounded number of demo requests a minute, then 429 with Retry-After",
+            crate::e2e_mcp::demo_limit_check(mcp.port),
+        );
     }
     if only.is_empty() || only.contains("cron") {
         cron_checks(

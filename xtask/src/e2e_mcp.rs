@@ -344,6 +344,38 @@ pub fn demo_keys_check(port: u16) -> Result<()> {
     })
 }
 
+/// Demo keys are public, so one address gets a bounded number of demo
+/// requests a minute (`DEMO_LIMITER`, 600 locally); past it a 429 with
+/// `Retry-After`. Runs last: it spends the minute's budget.
+pub fn demo_limit_check(port: u16) -> Result<()> {
+    let auth = format!("Bearer {}", exact_sandbox::demo::KEYS[0].0);
+    let headers = [
+        ("Accept", "application/json, text/event-stream"),
+        ("Content-Type", "application/json"),
+        ("MCP-Protocol-Version", "2025-11-25"),
+        ("Authorization", auth.as_str()),
+        ("CF-Connecting-IP", "203.0.113.9"),
+    ];
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string();
+    let mut served = 0;
+    for _ in 0..800 {
+        let r = http_request(port, "POST", "/mcp", &headers, &body)?;
+        match r.status {
+            200 => served += 1,
+            429 => {
+                return expect(
+                    served > 0
+                        && r.header("retry-after") == Some("60")
+                        && r.body.contains("Demo limit"),
+                    || format!("after {served} requests: {:?} {}", r.headers, r.body),
+                );
+            }
+            other => bail!("demo request answered {other}: {}", r.body),
+        }
+    }
+    bail!("{served} demo requests in a row were served; the limiter never refused")
+}
+
 /// The stateless 2026-07-28 revision through the Worker: discovery, a
 /// tool call with `_meta` and mirrored headers, and its errors.
 pub fn modern_era_check(port: u16, key: &str) -> Result<()> {

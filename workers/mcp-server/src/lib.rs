@@ -193,6 +193,28 @@ fn demo_request(env: &Env, key: &str) -> Option<(WorkerPlatform, Principal)> {
     Some((platform, principal))
 }
 
+/// Demo keys are public, so each client address gets the `DEMO_LIMITER`
+/// binding's budget (requests per period). Without the binding, or when
+/// the limiter itself fails (logged), the demo stays open.
+async fn demo_admitted(env: &Env, req: &Request) -> bool {
+    let Ok(limiter) = env.rate_limiter("DEMO_LIMITER") else {
+        return true;
+    };
+    let address = req
+        .headers()
+        .get("cf-connecting-ip")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "unknown".into());
+    match limiter.limit(format!("demo:{address}")).await {
+        Ok(outcome) => outcome.success,
+        Err(e) => {
+            console_error!("{SERVICE}: demo rate limiter: {e}");
+            true
+        }
+    }
+}
+
 /// The bearer credential of an `Authorization` header.
 fn bearer(authorization: Option<&str>) -> Option<&str> {
     let (scheme, credential) = authorization?.trim().split_once(' ')?;
@@ -302,7 +324,17 @@ async fn mcp(mut req: Request, env: &Env, path_key: Option<&str>) -> worker::Res
             .and_then(|k| demo_request(env, k)),
     };
     let (platform, mut principal) = match demo {
-        Some(found) => found,
+        Some(found) => {
+            if !demo_admitted(env, &req).await {
+                let mut r = edge::json_response(
+                    429,
+                    &json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": "Demo limit reached for your address; try again in a minute, or connect your own Exact Online administration for full use."}}),
+                )?;
+                r.headers_mut().set("Retry-After", "60")?;
+                return Ok(r);
+            }
+            found
+        }
         None => {
             let db = match D1Executor::from_env(env) {
                 Ok(db) => db,
