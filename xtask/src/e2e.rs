@@ -287,7 +287,7 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
             crate::e2e_mcp::sdk_check(tools, mcp.port, &account.api_key, None),
         );
         suite.check(
-            "mcp demo: every demo key opens its own company, unmetered; an unknown one is refused",
+            "mcp demo: every demo key opens its own company (as a bearer key and in the URL), unmetered; an unknown one is refused",
             crate::e2e_mcp::demo_keys_check(mcp.port),
         );
         suite.check(
