@@ -84,14 +84,7 @@ fn admin(shared: &Shared, req: &Req) -> Reply {
         return Reply::empty(500);
     };
     let body: Value = serde_json::from_str(&req.body).unwrap_or(Value::Null);
-    let user_of = |name: &str| {
-        shared
-            .data
-            .users
-            .iter()
-            .find(|u| u.username == name)
-            .map(|u| u.user_id.clone())
-    };
+    let user_of = |name: &str| shared.data.login(name).map(|u| u.user_id.clone());
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/__admin/health") => Reply::json(200, &json!({"ok": true})),
         ("POST", "/__admin/faults") => match serde_json::from_value::<Fault>(body) {

@@ -2,7 +2,7 @@
 //! (`GET/POST /api/oauth2/auth`) and the token endpoint
 //! (`POST /api/oauth2/token`), with Exact's rules and error bodies.
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use crate::Shared;
@@ -136,27 +136,40 @@ pub fn authorize_submit(shared: &Shared, req: &Req) -> Reply {
     Reply::redirect(&with_query(redirect, &[("code", &code), ("state", state)]))
 }
 
-fn issue(shared: &Shared, st: &mut crate::state::Inner, user_id: &str) -> Reply {
-    let now = st.now();
+/// Mints a token pair for a user whose access token expires at
+/// `access_expires_at`, storing the refresh grant; returns (access token,
+/// refresh token, refresh expiry).
+fn mint(
+    shared: &Shared,
+    st: &mut crate::state::Inner,
+    user_id: &str,
+    access_expires_at: DateTime<Utc>,
+) -> (String, String, DateTime<Utc>) {
+    let refresh_expires_at = st.now() + Duration::days(REFRESH_LIFETIME_DAYS);
     let access = st.token("stampNL001.", shared.config.data.seed);
     let refresh = st.token("", shared.config.data.seed.wrapping_add(1));
-    let access_expires_at = now + Duration::seconds(ACCESS_LIFETIME);
+    st.refresh.insert(
+        refresh.clone(),
+        RefreshGrant {
+            user_id: user_id.to_owned(),
+            client_id: shared.config.client_id.clone(),
+            expires_at: refresh_expires_at,
+            access_expires_at,
+            used: false,
+        },
+    );
+    (access, refresh, refresh_expires_at)
+}
+
+fn issue(shared: &Shared, st: &mut crate::state::Inner, user_id: &str) -> Reply {
+    let access_expires_at = st.now() + Duration::seconds(ACCESS_LIFETIME);
+    let (access, refresh, _) = mint(shared, st, user_id, access_expires_at);
     st.access.insert(
         access.clone(),
         AccessGrant {
             user_id: user_id.to_owned(),
             client_id: shared.config.client_id.clone(),
             expires_at: access_expires_at,
-        },
-    );
-    st.refresh.insert(
-        refresh.clone(),
-        RefreshGrant {
-            user_id: user_id.to_owned(),
-            client_id: shared.config.client_id.clone(),
-            expires_at: now + Duration::days(REFRESH_LIFETIME_DAYS),
-            access_expires_at,
-            used: false,
         },
     );
     Reply::json(
@@ -179,26 +192,14 @@ pub fn mint_expired_grant(
     user_id: &str,
 ) -> serde_json::Value {
     let now = st.now();
-    let access = st.token("stampNL001.", shared.config.data.seed);
-    let refresh = st.token("", shared.config.data.seed.wrapping_add(1));
-    st.refresh.insert(
-        refresh.clone(),
-        RefreshGrant {
-            user_id: user_id.to_owned(),
-            client_id: shared.config.client_id.clone(),
-            expires_at: now + Duration::days(REFRESH_LIFETIME_DAYS),
-            access_expires_at: now,
-            used: false,
-        },
-    );
+    let (access, refresh, refresh_expires_at) = mint(shared, st, user_id, now);
     json!({
         "access_token": access,
         "refresh_token": refresh,
-        "refresh_expires_at": (now + Duration::days(REFRESH_LIFETIME_DAYS)).to_rfc3339(),
+        "refresh_expires_at": refresh_expires_at.to_rfc3339(),
     })
 }
 
-/// `POST /api/oauth2/token` (form-encoded, credentials in the body).
 pub fn token(shared: &Shared, req: &Req) -> (Reply, Option<String>) {
     let form = req.form();
     let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");

@@ -71,21 +71,15 @@ pub(crate) fn serve(
     (reply, Some(division))
 }
 
-/// `GET /docs/SysAttachment.aspx?ID=…&_Division_=…`: an attachment's
-/// bytes, from a division the user may access.
+/// `GET /docs/SysAttachment.aspx?ID=…`: an attachment's bytes, from a
+/// division the user may access.
 pub(crate) fn attachment(books: &Books, req: &Req, user: &SandboxUser) -> Reply {
     let Some(id) = req.query.get("ID") else {
         return Reply::exact_error(404, "Not found");
     };
-    let named: Option<i64> = req.query.get("_Division_").and_then(|d| d.parse().ok());
-    let divisions = user
-        .divisions
-        .iter()
-        .copied()
-        .filter(|d| named.is_none_or(|n| n == *d));
-    for division in divisions {
+    for division in &user.divisions {
         if let Some(row) = books
-            .rows(division, "documents/DocumentAttachments")
+            .rows(*division, "documents/DocumentAttachments")
             .and_then(|rows| {
                 rows.iter()
                     .find(|r| r.get("ID").and_then(Value::as_str) == Some(id))

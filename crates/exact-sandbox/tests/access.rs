@@ -324,14 +324,7 @@ fn onboarding_creates_the_user_connection_and_administrations_and_a_reconnect_ke
         &code,
     ))
     .unwrap();
-    let demo = env
-        .sandbox
-        .dataset()
-        .users
-        .iter()
-        .find(|u| u.username == "demo")
-        .unwrap()
-        .clone();
+    let demo = env.sandbox.dataset().login("demo").unwrap().clone();
     assert_eq!(done.user.email, demo.email);
     assert_eq!(done.user.plan, Plan::Free);
     let mut codes: Vec<i64> = done

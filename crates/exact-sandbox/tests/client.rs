@@ -15,13 +15,7 @@ use futures::executor::block_on;
 use serde_json::json;
 
 fn first_division(env: &common::Env, user: &str) -> i64 {
-    env.sandbox
-        .dataset()
-        .users
-        .iter()
-        .find(|u| u.username == user)
-        .unwrap()
-        .divisions[0]
+    env.sandbox.dataset().login(user).unwrap().divisions[0]
 }
 
 #[test]
@@ -162,14 +156,7 @@ fn me_and_divisions_are_scoped_to_the_user() {
         t.access_token,
     );
     let me = block_on(client.me()).unwrap();
-    let demo = env
-        .sandbox
-        .dataset()
-        .users
-        .iter()
-        .find(|u| u.username == "demo")
-        .unwrap()
-        .clone();
+    let demo = env.sandbox.dataset().login("demo").unwrap().clone();
     assert_eq!(me.current_division, demo.current_division);
     let other = first_division(&env, "other");
     assert!(!demo.divisions.contains(&other));
@@ -582,9 +569,7 @@ fn every_entity_the_tools_use_is_served_with_rows() {
     let divisions = env
         .sandbox
         .dataset()
-        .users
-        .iter()
-        .find(|u| u.username == "demo")
+        .login("demo")
         .unwrap()
         .divisions
         .clone();

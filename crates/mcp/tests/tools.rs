@@ -130,13 +130,7 @@ fn world(plan: Plan) -> World {
         now,
     ))
     .unwrap();
-    let demo = sandbox
-        .dataset()
-        .users
-        .iter()
-        .find(|u| u.username == "demo")
-        .unwrap()
-        .clone();
+    let demo = sandbox.dataset().login("demo").unwrap().clone();
     let divisions: Vec<DivisionInfo> = sandbox
         .dataset()
         .companies
@@ -966,14 +960,7 @@ fn every_prompt_is_served_in_dutch_and_english_for_the_callers_administrations()
             .name
             .clone()
     };
-    let default = w
-        .sandbox
-        .dataset()
-        .users
-        .iter()
-        .find(|u| u.username == "demo")
-        .unwrap()
-        .current_division;
+    let default = w.sandbox.dataset().login("demo").unwrap().current_division;
     for name in names {
         let nl = w.prompt_text(name, json!({}));
         let en = w.prompt_text(name, json!({"language": "en", "division": "1000002"}));
@@ -2166,14 +2153,7 @@ fn demo_host(key: &str, now: chrono::DateTime<chrono::Utc>) -> (DemoPlatform, Pr
         sleep: ThreadSleep,
         cache: MemoryCache::default(),
     };
-    let principal = Principal {
-        user_id: format!("demo:{key}"),
-        plan: Plan::Enterprise,
-        caller: Caller::Demo(Box::new(tenant)),
-        client_name: None,
-        request_id: Some("demo".into()),
-    };
-    (platform, principal)
+    (platform, Principal::demo(key, tenant))
 }
 
 /// Realistic arguments for every tool (the division is added per call).

@@ -61,7 +61,8 @@ pub struct Company {
     pub name: String,
     pub industry: Industry,
     /// Entity path after `/api/v1/{division}/` (e.g. `crm/Accounts`,
-    /// `financialtransaction/TransactionLines`) → rows.
+    /// `financialtransaction/TransactionLines`) → rows. A running sandbox
+    /// moves them into its served books: read them with `Sandbox::rows`.
     pub entities: BTreeMap<&'static str, Vec<Row>>,
     /// The supplier contracts planted in the purchase invoices (Exact has
     /// no purchase-contract entity; tools find them in the invoices).
@@ -90,6 +91,13 @@ pub struct Dataset {
     pub users: Vec<SandboxUser>,
     pub companies: Vec<Company>,
     pub config: DataConfig,
+}
+
+impl Dataset {
+    /// The login with this username.
+    pub fn login(&self, username: &str) -> Option<&SandboxUser> {
+        self.users.iter().find(|u| u.username == username)
+    }
 }
 
 mod books;
