@@ -70,7 +70,7 @@ async def compared(other: ClientSession, tool: str, args: dict):
         message = result.content[0].text if result.isError and result.content else ""
         if "rate limit" not in message:
             return result
-        time.sleep(61 - time.gmtime().tm_sec)
+        await asyncio.sleep(61 - time.gmtime().tm_sec)
     return result
 
 

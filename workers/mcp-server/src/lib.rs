@@ -183,14 +183,7 @@ fn demo_request(env: &Env, key: &str) -> Option<(WorkerPlatform, Principal)> {
         sleep: WorkerSleep,
         cache: OptionalCache(None),
     };
-    let principal = Principal {
-        user_id: format!("demo:{key}"),
-        plan: boekhouding_core::plan::Plan::Enterprise,
-        caller: Caller::Demo(Box::new(tenant)),
-        client_name: None,
-        request_id: None,
-    };
-    Some((platform, principal))
+    Some((platform, Principal::demo(key, tenant)))
 }
 
 /// Demo keys are public, so each client address gets the `DEMO_LIMITER`

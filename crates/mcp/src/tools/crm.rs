@@ -136,6 +136,19 @@ pub(super) async fn get_sales_funnel<P: Platform>(
     })
 }
 
+/// The `division` and `as_of` arguments (`as_of` defaults to today).
+fn division_and_as_of<P: Platform>(
+    ctx: &Bookkeeping<'_, P>,
+    args: &Value,
+) -> Result<(Option<i64>, chrono::NaiveDate), ToolResult> {
+    let a = Args::parse(args, &["division", "as_of"])?;
+    let division = a.int("division", 1, 999_999_999)?;
+    let as_of = a
+        .date("as_of")?
+        .unwrap_or_else(|| ctx.platform.clock().now().date_naive());
+    Ok((division, as_of))
+}
+
 pub fn recurring_definition() -> Value {
     json!({
         "name": "get_recurring_revenue",
@@ -161,12 +174,7 @@ pub(super) async fn get_recurring_revenue<P: Platform>(
     ctx: &Bookkeeping<'_, P>,
     args: &Value,
 ) -> Result<ToolResult, StorageError> {
-    let parsed = (|| {
-        let a = Args::parse(args, &["division", "as_of"])?;
-        Ok::<_, ToolResult>((a.int("division", 1, 999_999_999)?, a.date("as_of")?))
-    })();
-    let (division, as_of) = tool_try!(parsed);
-    let as_of = as_of.unwrap_or_else(|| ctx.platform.clock().now().date_naive());
+    let (division, as_of) = tool_try!(division_and_as_of(ctx, args));
     let mut conn = tool_try!(connect(ctx, division).await);
     let subs = tool_try!(
         conn.list(
@@ -271,12 +279,7 @@ pub(super) async fn get_wip_overview<P: Platform>(
     ctx: &Bookkeeping<'_, P>,
     args: &Value,
 ) -> Result<ToolResult, StorageError> {
-    let parsed = (|| {
-        let a = Args::parse(args, &["division", "as_of"])?;
-        Ok::<_, ToolResult>((a.int("division", 1, 999_999_999)?, a.date("as_of")?))
-    })();
-    let (division, as_of) = tool_try!(parsed);
-    let as_of = as_of.unwrap_or_else(|| ctx.platform.clock().now().date_naive());
+    let (division, as_of) = tool_try!(division_and_as_of(ctx, args));
     let mut conn = tool_try!(connect(ctx, division).await);
     let projects = tool_try!(
         conn.list(

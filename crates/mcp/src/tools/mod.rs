@@ -55,6 +55,19 @@ pub struct Principal {
     pub request_id: Option<String>,
 }
 
+impl Principal {
+    /// A demo key's caller: every tool of the highest plan, unmetered.
+    pub fn demo(key: &str, tenant: DemoTenant) -> Principal {
+        Principal {
+            user_id: format!("demo:{key}"),
+            plan: Plan::Enterprise,
+            caller: Caller::Demo(Box::new(tenant)),
+            client_name: None,
+            request_id: None,
+        }
+    }
+}
+
 /// Whose books a request reads.
 #[derive(Debug, Clone)]
 pub enum Caller {
