@@ -382,6 +382,10 @@ fn cron_checks(
         c::race_check(&w),
     );
     suite.check(
+        "mcp-server: a refresh whose client disconnects while Exact answers is still stored (no reuse)",
+        c::disconnect_check(&w),
+    );
+    suite.check(
         "token-cron: 503, timeout and 429 at Exact give retry_pending on the 5/15/60-minute schedule, then recovery",
         c::backoff_check(&w),
     );

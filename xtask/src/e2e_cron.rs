@@ -239,6 +239,72 @@ pub fn race_check(w: &CronWorld<'_>) -> Result<()> {
     )
 }
 
+/// A tool call that must refresh, whose client goes away while Exact is
+/// still answering the token request: the refresh-and-store runs in
+/// `ctx.wait_until`, so the rotated tokens are stored anyway and the next
+/// call works without Exact ever seeing the old refresh token again.
+pub fn disconnect_check(w: &CronWorld<'_>) -> Result<()> {
+    use std::io::Write;
+    w.admin("/__admin/reset", json!({}))?;
+    w.expire(w.demo, "demo")?;
+    let generation = w.conn(w.demo)?["token_generation"].as_i64().unwrap_or(0);
+    w.admin(
+        "/__admin/faults",
+        json!({"kind": "delay", "delay_ms": 2000, "path": "/api/oauth2/token"}),
+    )?;
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "list_divisions", "arguments": {}}})
+    .to_string();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", w.mcp_port))?;
+    write!(
+        stream,
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+         Authorization: Bearer {key}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-11-25\r\n\
+         Content-Length: {len}\r\n\r\n{body}",
+        port = w.mcp_port,
+        key = w.demo.api_key,
+        len = body.len()
+    )?;
+    stream.flush()?;
+    std::thread::sleep(Duration::from_millis(500));
+    // The client goes away while Exact holds the token response.
+    stream.shutdown(std::net::Shutdown::Both)?;
+    drop(stream);
+    // The delayed token answer arrives after 2 s; give the store a moment.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let c = w.conn(w.demo)?;
+        if c["token_generation"].as_i64() == Some(generation + 1) && c["lease_owner"].is_null() {
+            break;
+        }
+        expect(Instant::now() < deadline, || {
+            format!("the rotated tokens were never stored: {c}")
+        })?;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    crate::e2e_mcp::tool(w.mcp_port, &w.demo.api_key, 8, "list_divisions", json!({}))?;
+    let refreshes: Vec<_> = w
+        .token_requests()
+        .into_iter()
+        .filter(|r| r.grant_type.as_deref() == Some("refresh_token"))
+        .collect();
+    expect(refreshes.len() == 1 && refreshes[0].status == 200, || {
+        format!("Exact saw these refreshes: {refreshes:?}")
+    })?;
+    let reuse = w
+        .sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.status == 401)
+        .count();
+    expect(reuse == 0, || {
+        format!("{reuse} requests were refused with 401")
+    })?;
+    let c = w.conn(w.demo)?;
+    expect(c["status"] == "active", || format!("connection after: {c}"))
+}
+
 pub fn backoff_check(w: &CronWorld<'_>) -> Result<()> {
     w.admin("/__admin/reset", json!({}))?;
     // Only `other` is due in this check.

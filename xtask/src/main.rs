@@ -11,6 +11,7 @@ mod docs;
 mod e2e;
 mod e2e_cron;
 mod e2e_mcp;
+mod keys;
 mod migrations;
 mod process;
 mod tidy;
@@ -44,6 +45,8 @@ commands:
   bench                 bundle sizes, start-up compile time, core throughput, and tools/call
                         latency/throughput at 1, 8 and 32 clients in workerd against the sandbox
   db-docs               regenerate the schema section of docs/knowledge/DATABASE.md
+  keys status [--env E] how many connections each TOKEN_ENCRYPTION_KEY key id still seals
+                        (local D1 by default); retire a key only when it seals none
 ";
 
 fn main() {
@@ -85,6 +88,10 @@ fn run() -> Result<()> {
             Ok(())
         }
         "db-docs" => docs::write_database_md(),
+        "keys" => {
+            let t = tools::setup()?;
+            keys::run(&t, opts.sub.as_deref(), opts.env.as_deref())
+        }
         "test" => test(&opts),
         "dev" => e2e::dev(&opts),
         "migrate" => {
@@ -138,6 +145,8 @@ pub struct Options {
     pub exact_client_id: Option<String>,
     pub exact_client_secret: Option<String>,
     pub exact_redirect_uri: Option<String>,
+    /// A bare word after the command (`keys status`).
+    pub sub: Option<String>,
 }
 
 impl Options {
@@ -173,6 +182,7 @@ impl Options {
                 "--exact-redirect-uri" => {
                     o.exact_redirect_uri = Some(value("--exact-redirect-uri")?)
                 }
+                word if !word.starts_with('-') && o.sub.is_none() => o.sub = Some(word.to_owned()),
                 other => bail!("unknown option {other:?}\n\n{USAGE}"),
             }
         }

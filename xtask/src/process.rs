@@ -60,6 +60,40 @@ pub fn d1_query(tools: &Tools, state: &Path, sql: &str) -> Result<Vec<serde_json
         .unwrap_or_default())
 }
 
+/// Runs one read-only SQL statement on a deployed environment's D1.
+pub fn d1_query_remote(tools: &Tools, env: &str, sql: &str) -> Result<Vec<serde_json::Value>> {
+    ensure_configured(tools, env)?;
+    let out = tools
+        .wrangler()
+        .args([
+            "d1",
+            "execute",
+            &format!("boekhouding-{env}"),
+            "--remote",
+            "--json",
+            "-e",
+            env,
+            "-c",
+        ])
+        .arg(WORKERS[0].config(&tools.root))
+        .args(["--command", sql])
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "wrangler d1 execute failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("parsing: {}", String::from_utf8_lossy(&out.stdout)))?;
+    Ok(parsed
+        .get(0)
+        .and_then(|r| r.get("results"))
+        .and_then(|r| r.as_array())
+        .cloned()
+        .unwrap_or_default())
+}
+
 /// How to start a `wrangler dev`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DevOptions<'a> {

@@ -18,6 +18,11 @@ impl FetchTransport {
     pub fn new(timeout: Duration) -> Self {
         FetchTransport { timeout }
     }
+
+    /// The deadline of one whole request (headers and body).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
 }
 
 impl Default for FetchTransport {
@@ -75,8 +80,17 @@ impl FetchTransport {
 
 impl HttpTransport for FetchTransport {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        // One deadline for the whole exchange: a server that sends its
+        // headers and then stalls the body must not outlast it.
+        let started = js_sys::Date::now();
         let (status, headers, mut response) = self.start(&request).await?;
-        let body = response.text().await.map_err(network)?;
+        let spent = Duration::from_millis((js_sys::Date::now() - started).max(0.0) as u64);
+        let left = self.timeout.saturating_sub(spent);
+        let reading = Box::pin(response.text());
+        let body = match select(reading, Box::pin(Delay::from(left))).await {
+            Either::Left((text, _)) => text.map_err(network)?,
+            Either::Right(((), _)) => return Err(TransportError::Timeout),
+        };
         Ok(HttpResponse {
             status,
             headers,

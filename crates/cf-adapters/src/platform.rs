@@ -69,3 +69,21 @@ impl boekhouding_core::ports::Sleep for WorkerSleep {
         worker::Delay::from(std::time::Duration::from_millis(ms)).await;
     }
 }
+
+/// Runs `work` inside the request's `ctx.wait_until` and awaits its
+/// output: if the client disconnects, the runtime cancels the request's
+/// own work but keeps `wait_until` work alive until it finishes, so work
+/// that must not be cut in half (storing tokens Exact has just rotated)
+/// completes either way. `None` only if the work was dropped unfinished.
+pub async fn run_to_completion<T: 'static>(
+    ctx: &worker::Context,
+    work: impl std::future::Future<Output = T> + 'static,
+) -> Option<T> {
+    let (tx, rx) = futures::channel::oneshot::channel();
+    ctx.wait_until(async move {
+        // The receiver is gone when the client left; the work is done
+        // all the same.
+        let _ = tx.send(work.await);
+    });
+    rx.await.ok()
+}

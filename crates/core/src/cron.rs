@@ -52,6 +52,14 @@ pub struct CronConfig {
     pub revoked_key_retention: Duration,
     /// Sent and failed mails, and run rows, are kept this long.
     pub log_retention: Duration,
+    /// Connections sealed with a retired key that one run reseals (one
+    /// query and one batch, whatever the number).
+    pub max_reseals: u32,
+    /// Stop refreshing after this many connections in a row fail with the
+    /// same non-grant error (a refused client stops at once).
+    pub breaker_after: u32,
+    /// Who hears when the breaker trips (`OPERATOR_EMAILS`).
+    pub operator_emails: Vec<String>,
 }
 
 impl Default for CronConfig {
@@ -70,6 +78,9 @@ impl Default for CronConfig {
             usage_retention: Duration::days(90),
             revoked_key_retention: Duration::days(30),
             log_retention: Duration::days(90),
+            max_reseals: 50,
+            breaker_after: 5,
+            operator_emails: Vec::new(),
         }
     }
 }
@@ -86,8 +97,9 @@ pub struct CronConfigError {
 
 impl CronConfig {
     /// Reads `CRON_MAX_REFRESHES`, `CRON_MAX_EMAILS`, `CRON_MAX_ENQUEUE`,
-    /// `CRON_KEEP_ALIVE_DAYS` and `CRON_IN_USE_MINUTES` through `get`;
-    /// absent ones keep their default.
+    /// `CRON_KEEP_ALIVE_DAYS`, `CRON_IN_USE_MINUTES`, `CRON_BREAKER_AFTER`
+    /// and `OPERATOR_EMAILS` (comma-separated) through `get`; absent ones
+    /// keep their default.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, CronConfigError> {
         let mut cfg = CronConfig::default();
         let num =
@@ -120,6 +132,16 @@ impl CronConfig {
         if let Some(n) = num("CRON_IN_USE_MINUTES", 0, 1_440)? {
             cfg.windows.in_use = Duration::minutes(i64::from(n));
         }
+        if let Some(n) = num("CRON_BREAKER_AFTER", 2, 1_000)? {
+            cfg.breaker_after = n;
+        }
+        cfg.operator_emails = get("OPERATOR_EMAILS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|a| a.contains('@'))
+            .map(str::to_owned)
+            .collect();
         Ok(cfg)
     }
 }
@@ -228,6 +250,8 @@ pub struct RunReport {
     pub notes: Vec<String>,
     /// Why connections were skipped, by reason.
     pub skips: std::collections::BTreeMap<&'static str, u32>,
+    /// Why the run stopped refreshing early (the breaker), if it did.
+    pub breaker: Option<String>,
 }
 
 impl RunReport {
@@ -237,6 +261,7 @@ impl RunReport {
             outcome: RunOutcome::Ok,
             notes: Vec::new(),
             skips: Default::default(),
+            breaker: None,
         }
     }
 
@@ -292,6 +317,7 @@ where
         Refreshing::Enqueue(queue) => enqueue_due(&counted, cfg, queue, &mut report).await,
     }
     report.summary.exact_calls = http.calls();
+    reseal_sweep(&counted, cfg, &mut report).await;
     queue_notices(&counted, cfg, &mut report).await;
     deliver_mail(&counted, cfg, &mut report).await;
     housekeeping(&counted, cfg, &mut report).await;
@@ -304,6 +330,7 @@ where
 /// (`false`: the platform redelivers it later).
 pub async fn consume<D, H, R, C, S>(
     env: &CronEnv<'_, D, H, R, C, S>,
+    cfg: &CronConfig,
     messages: &[DueConnection],
 ) -> (RunReport, Vec<bool>)
 where
@@ -327,9 +354,20 @@ where
             acks.resize(messages.len(), false);
         }
         Some(exact) => {
+            let mut breaker = Breaker::new(cfg.breaker_after);
             for due in messages {
-                let ok = refresh_one(&db, &http, env, exact, due, &mut report).await;
-                acks.push(ok);
+                if report.breaker.is_some() {
+                    // Left untouched; the next scheduled run picks it
+                    // again while it is due.
+                    acks.push(true);
+                    continue;
+                }
+                let outcome = refresh_one(&db, &http, env, exact, due, &mut report).await;
+                acks.push(outcome.ack());
+                if let Some(why) = breaker.observe(&outcome) {
+                    let left = messages.len() - acks.len();
+                    trip(&db, env.clock.now(), cfg, why, left, &mut report).await;
+                }
             }
         }
     }
@@ -338,8 +376,84 @@ where
     (report, acks)
 }
 
-/// Refreshes one due connection and counts the outcome; `false` when a
-/// storage failure means it should be tried again.
+/// What happened to one due connection, as the run counts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Handled {
+    Refreshed,
+    Skipped,
+    /// A permanent grant failure: this connection's own fate.
+    Failed,
+    /// A transient failure with this short reason.
+    Retry(String),
+    /// Exact refused our app; nothing was recorded on the connection.
+    ClientRejected,
+    /// Our own plumbing failed (`retry`: the database; try again later).
+    Error {
+        retry: bool,
+    },
+}
+
+impl Handled {
+    /// Whether a queue message for this connection is done with.
+    fn ack(&self) -> bool {
+        !matches!(self, Handled::Error { retry: true })
+    }
+}
+
+/// The blast-radius breaker: stops a run's refreshing when Exact refuses
+/// our app, or when `limit` connections in a row fail with the same
+/// non-grant error. Such failures are about our side or Exact's, not
+/// about the connections, and going on would only move every due
+/// connection of every tenant down its retry schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Breaker {
+    limit: u32,
+    streak: u32,
+    reason: Option<String>,
+}
+
+impl Breaker {
+    pub fn new(limit: u32) -> Self {
+        Breaker {
+            limit: limit.max(1),
+            streak: 0,
+            reason: None,
+        }
+    }
+
+    /// Feeds one outcome; `Some(why)` when refreshing must stop now.
+    fn observe(&mut self, handled: &Handled) -> Option<String> {
+        match handled {
+            Handled::ClientRejected => {
+                Some("Exact refused the app's client credentials (invalid_client)".into())
+            }
+            Handled::Retry(reason) => {
+                if self.reason.as_deref() == Some(reason.as_str()) {
+                    self.streak += 1;
+                } else {
+                    self.reason = Some(reason.clone());
+                    self.streak = 1;
+                }
+                (self.streak >= self.limit).then(|| {
+                    format!(
+                        "{} connections in a row failed with the same error ({reason})",
+                        self.streak
+                    )
+                })
+            }
+            // Exact answered sensibly (or it was not about Exact): the
+            // streak is broken.
+            Handled::Refreshed | Handled::Failed | Handled::Error { .. } => {
+                self.streak = 0;
+                self.reason = None;
+                None
+            }
+            Handled::Skipped => None,
+        }
+    }
+}
+
+/// Refreshes one due connection and counts the outcome.
 async fn refresh_one<D, H, R, C, S>(
     db: &D,
     http: &H,
@@ -347,7 +461,7 @@ async fn refresh_one<D, H, R, C, S>(
     exact: &ExactSettings,
     due: &DueConnection,
     report: &mut RunReport,
-) -> bool
+) -> Handled
 where
     D: SqlExecutor,
     H: HttpTransport,
@@ -373,28 +487,56 @@ where
             s.longest_wait_s = s
                 .longest_wait_s
                 .max(u32::try_from(waited).unwrap_or(u32::MAX));
-            true
+            Handled::Refreshed
         }
         Ok(CronRefresh::Skipped(why)) => {
             s.skipped += 1;
             *report.skips.entry(why).or_insert(0) += 1;
-            true
+            Handled::Skipped
         }
-        Ok(CronRefresh::RetryScheduled { .. }) => {
+        Ok(CronRefresh::RetryScheduled { reason, .. }) => {
             s.retried += 1;
-            true
+            Handled::Retry(reason)
         }
         Ok(CronRefresh::Failed) => {
             s.failed += 1;
-            true
+            Handled::Failed
         }
+        Ok(CronRefresh::ClientRejected) => Handled::ClientRejected,
         Err(e) => {
             s.failed += 1;
             let retry = matches!(e, crate::access::AccessError::Storage(_));
             report.problem(format!("connection {}: {e}", due.id));
-            !retry
+            Handled::Error { retry }
         }
     }
+}
+
+/// Records a tripped breaker in the report and queues one alert mail per
+/// operator address (one per reason and day: the dedupe key).
+async fn trip(
+    db: &impl SqlExecutor,
+    now: DateTime<Utc>,
+    cfg: &CronConfig,
+    why: String,
+    left: usize,
+    report: &mut RunReport,
+) {
+    report.outcome = RunOutcome::Error;
+    report.notes.push(format!(
+        "breaker: {why}; stopped refreshing, {left} due connection(s) left untouched"
+    ));
+    let mails: Vec<Statement> = cfg
+        .operator_emails
+        .iter()
+        .map(|to| email_queue::enqueue_statement(&mail::operator_alert(to, &why, left, now), now))
+        .collect();
+    if !mails.is_empty()
+        && let Err(e) = db.batch(mails).await
+    {
+        report.problem(format!("queueing the operator alert: {e}"));
+    }
+    report.breaker = Some(why);
 }
 
 /// `calls` is the run's counted transport (the same one `env.http` is),
@@ -439,12 +581,18 @@ async fn refresh_due<D, H, R, C, S, T>(
     report.summary.due = u32::try_from(due.len()).unwrap_or(u32::MAX);
     let calls_at_start = calls.calls();
     let mut handled = 0usize;
+    let mut breaker = Breaker::new(cfg.breaker_after);
     for d in &due {
         if calls.calls().saturating_sub(calls_at_start) >= cfg.max_refreshes {
             break;
         }
-        refresh_one(env.db, env.http, env, exact, d, report).await;
+        let outcome = refresh_one(env.db, env.http, env, exact, d, report).await;
         handled += 1;
+        if let Some(why) = breaker.observe(&outcome) {
+            let left = due.len() - handled;
+            trip(env.db, env.clock.now(), cfg, why, left, report).await;
+            return;
+        }
     }
     if handled < due.len() {
         report.problem(format!(
@@ -487,6 +635,58 @@ async fn enqueue_due<D, H, R, C, S, Q>(
                 break;
             }
         }
+    }
+}
+
+/// Reseals idle connections whose tokens are sealed with a retired key
+/// (connections in use are resealed as they are read, refreshed ones by
+/// the refresh), so an operator can retire the key once
+/// `cargo xtask keys status` shows no row needs it. Costs nothing while
+/// the keyring holds one key.
+async fn reseal_sweep<D, H, R, C, S>(
+    env: &CronEnv<'_, D, H, R, C, S>,
+    cfg: &CronConfig,
+    report: &mut RunReport,
+) where
+    D: SqlExecutor,
+    R: Randomness,
+{
+    let Some(exact) = env.exact else {
+        return;
+    };
+    if !exact.keyring.has_retired_keys() || cfg.max_reseals == 0 {
+        return;
+    }
+    let stale = match connections::sealed_with_old_keys(
+        env.db,
+        exact.keyring.current_key_id(),
+        cfg.max_reseals,
+    )
+    .await
+    {
+        Ok(rows) => rows,
+        Err(e) => {
+            report.problem(format!("selecting rows to reseal: {e}"));
+            return;
+        }
+    };
+    let mut stmts = Vec::with_capacity(stale.len());
+    for conn in &stale {
+        match connections::reseal_statement(env.rng, &exact.keyring, conn) {
+            Ok(stmt) => stmts.push(stmt),
+            // A key missing from the keyring: the operator must hear it.
+            Err(e) => report.problem(format!("connection {} cannot be resealed: {e}", conn.id)),
+        }
+    }
+    if stmts.is_empty() {
+        return;
+    }
+    match env.db.batch(stmts).await {
+        Ok(done) => {
+            let n: u64 = done.iter().map(|e| e.changes).sum();
+            report.summary.resealed = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        Err(e) => report.problem(format!("resealing: {e}")),
     }
 }
 

@@ -80,12 +80,14 @@ impl SealBinding {
     }
 }
 
+#[derive(Clone)]
 struct TokenKey {
     id: u32,
     cipher: Aes256Gcm,
 }
 
 /// The configured encryption keys: the first seals, all open.
+#[derive(Clone)]
 pub struct TokenKeyring {
     keys: Vec<TokenKey>,
 }
@@ -141,6 +143,12 @@ impl TokenKeyring {
 
     pub fn current_key_id(&self) -> u32 {
         self.current().id
+    }
+
+    /// Whether older keys are configured beside the current one (a key
+    /// rotation in progress: rows sealed with them should be resealed).
+    pub fn has_retired_keys(&self) -> bool {
+        self.keys.len() > 1
     }
 
     /// Seals `plaintext` for the row and column named by `binding`.

@@ -243,6 +243,47 @@ pub fn notice_mail(notice: &Notice, portal_url: &str) -> NewEmail {
     }
 }
 
+/// The operator's alert when the cron's breaker stops refreshing: what
+/// happened, what was left untouched, where to look. One per reason,
+/// address and day (the dedupe key), however many runs trip it.
+pub fn operator_alert(to: &str, why: &str, left: usize, now: DateTime<Utc>) -> NewEmail {
+    let subject = format!("[Praat met je Boekhouding] Token refresh stopped: {why}");
+    let paragraphs = vec![
+        format!(
+            "At {} the token cron stopped refreshing Exact connections: {why}.",
+            now.format("%Y-%m-%d %H:%M UTC")
+        ),
+        format!(
+            "{left} due connection(s) were left untouched: their state, retries and refresh tokens are unchanged, and no customer was mailed."
+        ),
+        "If Exact refused the client, check EXACT_CLIENT_ID and EXACT_CLIENT_SECRET of token-cron and mcp-server. Otherwise look at the last_error of the cron_runs rows and the Worker logs. The next run tries again by itself; the connections refresh as soon as the cause is gone.".to_owned(),
+    ];
+    let mut text = String::new();
+    for p in &paragraphs {
+        text.push_str(p);
+        text.push_str("\n\n");
+    }
+    let mut html = String::from("<!doctype html><html><body style=\"font-family:sans-serif\">");
+    for p in &paragraphs {
+        html.push_str(&format!("<p>{}</p>", esc(p)));
+    }
+    html.push_str("</body></html>");
+    let reason: String = why
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(80)
+        .collect();
+    NewEmail {
+        user_id: None,
+        to: to.to_owned(),
+        template: "operator_breaker",
+        subject,
+        html,
+        text,
+        dedupe_key: Some(format!("breaker:{reason}:{}:{to}", now.format("%Y-%m-%d"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -117,3 +117,27 @@ pub struct CacheError(pub String);
 pub trait Sleep {
     async fn sleep_ms(&self, ms: u64);
 }
+
+/// Runs `work` until it finishes or `ms` milliseconds pass, whichever is
+/// first; `None` when the time ran out (the work is then dropped). The
+/// work is polled first, so work that is ready at once never starts the
+/// timer.
+pub async fn within<T>(
+    sleep: &impl Sleep,
+    ms: u64,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    use std::task::Poll;
+    let mut work = std::pin::pin!(work);
+    let mut timer = std::pin::pin!(sleep.sleep_ms(ms));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(done) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(done));
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await
+}

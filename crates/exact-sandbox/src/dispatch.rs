@@ -21,6 +21,13 @@ pub fn handle(shared: &Shared, req: &Req) -> Reply {
             .and_then(|mut s| s.take_fault(&req.path))
     };
     let (reply, grant, division) = match fault {
+        // A slow Exact: the request is held, then answered for real.
+        Some(f) if f.kind == "delay" => {
+            std::thread::sleep(std::time::Duration::from_millis(
+                f.delay_ms.unwrap_or(2_000),
+            ));
+            route(shared, req)
+        }
         Some(f) => (fault_reply(&f), None, None),
         None => route(shared, req),
     };
@@ -94,7 +101,7 @@ fn admin(shared: &Shared, req: &Req) -> Reply {
             }
             _ => Reply::json(
                 400,
-                &json!({"error": "expected {kind: status|timeout|rate_limit, status?, count?, path?, delay_ms?}"}),
+                &json!({"error": "expected {kind: status|timeout|delay|rate_limit, status?, count?, path?, delay_ms?}"}),
             ),
         },
         ("POST", "/__admin/revoke") => match body["username"].as_str().and_then(user_of) {

@@ -39,7 +39,8 @@ pub struct RefreshGrant {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fault {
     /// `status` (answer `status`), `timeout` (hold the request for
-    /// `delay_ms`, then answer 504) or `rate_limit` (429 like Exact).
+    /// `delay_ms`, then answer 504), `delay` (hold it for `delay_ms`, then
+    /// answer it normally) or `rate_limit` (429 like Exact).
     pub kind: String,
     #[serde(default)]
     pub status: Option<u16>,

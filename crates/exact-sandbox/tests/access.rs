@@ -400,3 +400,282 @@ fn onboarding_creates_the_user_connection_and_administrations_and_a_reconnect_ke
         .is_err()
     );
 }
+
+/// A transport that runs `before` once, just before the first token
+/// request goes out: what another refresher (or a reconnect) does while
+/// this one is on its way to Exact.
+struct Interleaved<'a> {
+    inner: &'a exact_sandbox::transport::BlockingTransport,
+    before: std::cell::RefCell<Option<Box<dyn FnOnce() + 'a>>>,
+}
+
+impl boekhouding_core::ports::HttpTransport for Interleaved<'_> {
+    async fn send(
+        &self,
+        request: boekhouding_core::ports::HttpRequest,
+    ) -> Result<boekhouding_core::ports::HttpResponse, boekhouding_core::ports::TransportError>
+    {
+        if request.url.ends_with("/api/oauth2/token")
+            && let Some(hook) = self.before.borrow_mut().take()
+        {
+            hook();
+        }
+        self.inner.send(request).await
+    }
+    async fn send_binary(
+        &self,
+        request: boekhouding_core::ports::HttpRequest,
+    ) -> Result<boekhouding_core::ports::BinaryResponse, boekhouding_core::ports::TransportError>
+    {
+        self.inner.send_binary(request).await
+    }
+}
+
+#[test]
+fn rotated_tokens_are_stored_even_when_the_lease_was_lost_meanwhile() {
+    let env = default_env();
+    let db = SqliteDb::migrated().unwrap();
+    let id = connected(&env, &db);
+    let (rng, ring, app) = (SeededRandomness::new(2), keyring(), env.app());
+    env.advance(580);
+    // While this refresher waits for Exact, its lease lapses and another
+    // caller takes it.
+    let http = Interleaved {
+        inner: &env.http,
+        before: std::cell::RefCell::new(Some(Box::new(|| {
+            db.raw()
+                .execute_batch("UPDATE connections SET lease_owner = 'other'")
+                .unwrap();
+        }))),
+    };
+    let ctx = AccessContext {
+        db: &db,
+        http: &http,
+        rng: &rng,
+        sleep: &RecordingSleep::default(),
+        keyring: &ring,
+        app: &app,
+    };
+    let fresh = block_on(fresh_access(&ctx, &id, "slow", env.clock_now())).unwrap();
+    assert!(fresh.refreshed);
+    let row = block_on(connections::find_by_id(&db, &id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.state.status, ConnectionStatus::Active);
+    assert_eq!(row.token_generation, 2, "the rotated tokens were stored");
+    assert_eq!(
+        row.lease_owner.as_deref(),
+        Some("other"),
+        "not ours to free"
+    );
+    let (access, _) = connections::open_tokens(&ring, &row).unwrap();
+    assert_eq!(access, fresh.access_token);
+}
+
+#[test]
+fn a_reuse_refusal_after_someone_else_stored_new_tokens_is_no_failure() {
+    let env = default_env();
+    let db = SqliteDb::migrated().unwrap();
+    let id = connected(&env, &db);
+    let (rng, ring, app) = (SeededRandomness::new(2), keyring(), env.app());
+    env.advance(580);
+    let before = block_on(connections::find_by_id(&db, &id))
+        .unwrap()
+        .unwrap();
+    // Another refresher (whose lease we had taken over after it lapsed)
+    // finishes first: it refreshes with the same refresh token and stores
+    // generation 2, so our request meets "Old refresh token used.".
+    let http = Interleaved {
+        inner: &env.http,
+        before: std::cell::RefCell::new(Some(Box::new(|| {
+            let (_, refresh) = connections::open_tokens(&ring, &before).unwrap();
+            let now = env.clock_now();
+            // Inside the transport's own poll: the blocking sandbox
+            // transport and SQLite finish on the first poll.
+            use futures::FutureExt;
+            let tokens = boekhouding_core::exact::oauth::refresh(
+                &env.http,
+                &app,
+                &refresh,
+                before.access_expires_at,
+                now,
+            )
+            .now_or_never()
+            .unwrap()
+            .unwrap()
+            .into_exact_tokens();
+            let slot = connections::TokenSlot::of(&before, "other");
+            assert!(
+                connections::store_refreshed(&db, &rng, &ring, &slot, &tokens, now)
+                    .now_or_never()
+                    .unwrap()
+                    .unwrap()
+            );
+        }))),
+    };
+    let ctx = AccessContext {
+        db: &db,
+        http: &http,
+        rng: &rng,
+        sleep: &RecordingSleep::default(),
+        keyring: &ring,
+        app: &app,
+    };
+    let fresh = block_on(fresh_access(&ctx, &id, "slow", env.clock_now())).unwrap();
+    let row = block_on(connections::find_by_id(&db, &id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.state.status, ConnectionStatus::Active, "{row:?}");
+    assert_eq!(row.state.retry_count, 0);
+    assert_eq!(row.token_generation, 2);
+    let (access, _) = connections::open_tokens(&ring, &row).unwrap();
+    assert_eq!(fresh.access_token, access, "the other refresher's token");
+    assert!(row.lease_owner.is_none());
+}
+
+#[test]
+fn a_real_reuse_refusal_is_permanent() {
+    let env = default_env();
+    let db = SqliteDb::migrated().unwrap();
+    let id = connected(&env, &db);
+    let (rng, ring, app) = (SeededRandomness::new(2), keyring(), env.app());
+    env.advance(580);
+    // Someone refreshed with our token behind our back and kept the
+    // result: the stored generation is still ours, so the grant is dead.
+    let before = block_on(connections::find_by_id(&db, &id))
+        .unwrap()
+        .unwrap();
+    let (_, refresh) = connections::open_tokens(&ring, &before).unwrap();
+    block_on(boekhouding_core::exact::oauth::refresh(
+        &env.http,
+        &app,
+        &refresh,
+        before.access_expires_at,
+        env.clock_now(),
+    ))
+    .unwrap();
+    let ctx = AccessContext {
+        db: &db,
+        http: &env.http,
+        rng: &rng,
+        sleep: &RecordingSleep::default(),
+        keyring: &ring,
+        app: &app,
+    };
+    let err = block_on(fresh_access(&ctx, &id, "req", env.clock_now())).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AccessError::Refresh {
+                reconnect_needed: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_refused_client_leaves_the_connection_as_it_was() {
+    let env = default_env();
+    let db = SqliteDb::migrated().unwrap();
+    let id = connected(&env, &db);
+    let (rng, ring) = (SeededRandomness::new(2), keyring());
+    let mut app = env.app();
+    app.client_secret = boekhouding_core::crypto::Secret::new("wrong");
+    env.advance(580);
+    let ctx = AccessContext {
+        db: &db,
+        http: &env.http,
+        rng: &rng,
+        sleep: &RecordingSleep::default(),
+        keyring: &ring,
+        app: &app,
+    };
+    let err = block_on(fresh_access(&ctx, &id, "req", env.clock_now())).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            AccessError::Refresh {
+                error: boekhouding_core::exact::ExactError::ClientRejected,
+                reconnect_needed: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let row = block_on(connections::find_by_id(&db, &id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.state.status, ConnectionStatus::Active);
+    assert_eq!((row.state.retry_count, row.token_generation), (0, 1));
+    assert!(row.lease_owner.is_none());
+}
+
+#[test]
+fn the_token_exchange_deadline_and_the_store_retries_fit_well_inside_the_lease() {
+    use boekhouding_core::access::{LEASE_TTL, STORE_BACKOFF_MS, TOKEN_EXCHANGE_DEADLINE_MS};
+    let worst_ms = TOKEN_EXCHANGE_DEADLINE_MS + STORE_BACKOFF_MS.iter().sum::<u64>();
+    let lease_ms = u64::try_from(LEASE_TTL.num_milliseconds()).unwrap();
+    assert!(
+        worst_ms * 3 <= lease_ms * 2,
+        "{worst_ms} ms of {lease_ms} ms: keep a third of the lease for the database"
+    );
+}
+
+#[test]
+fn a_token_exchange_past_its_deadline_is_a_transient_timeout() {
+    // A sleep that ends at once: the transport below never answers.
+    struct Never;
+    impl boekhouding_core::ports::HttpTransport for Never {
+        async fn send(
+            &self,
+            _: boekhouding_core::ports::HttpRequest,
+        ) -> Result<boekhouding_core::ports::HttpResponse, boekhouding_core::ports::TransportError>
+        {
+            std::future::pending().await
+        }
+        async fn send_binary(
+            &self,
+            _: boekhouding_core::ports::HttpRequest,
+        ) -> Result<boekhouding_core::ports::BinaryResponse, boekhouding_core::ports::TransportError>
+        {
+            std::future::pending().await
+        }
+    }
+    let env = default_env();
+    let db = SqliteDb::migrated().unwrap();
+    let id = connected(&env, &db);
+    let (rng, ring, app) = (SeededRandomness::new(2), keyring(), env.app());
+    env.advance(580);
+    let sleep = RecordingSleep::default();
+    let ctx = AccessContext {
+        db: &db,
+        http: &Never,
+        rng: &rng,
+        sleep: &sleep,
+        keyring: &ring,
+        app: &app,
+    };
+    let err = block_on(fresh_access(&ctx, &id, "req", env.clock_now())).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            AccessError::Refresh {
+                reconnect_needed: false,
+                retry_at: Some(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        sleep.waits(),
+        vec![boekhouding_core::access::TOKEN_EXCHANGE_DEADLINE_MS]
+    );
+    let row = block_on(connections::find_by_id(&db, &id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.state.status, ConnectionStatus::RetryPending);
+    assert_eq!(row.state.last_error.as_deref(), Some("timeout"));
+}

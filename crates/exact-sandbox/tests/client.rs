@@ -89,18 +89,36 @@ fn oauth_codes_are_single_use_and_refresh_tokens_rotate() {
         fresh.access_expires_at,
         env.clock_now(),
     ));
-    match reuse {
-        Err(ExactError::InvalidGrant(msg)) => {
-            assert!(msg.contains("Old refresh token used"), "{msg}")
-        }
-        other => panic!("{other:?}"),
-    }
-    assert!(!reuse_is_retryable());
+    assert_eq!(reuse.unwrap_err(), ExactError::RefreshTokenReused);
+    assert!(!ExactError::RefreshTokenReused.is_retryable());
+    assert!(ExactError::RefreshTokenReused.is_dead_grant());
     assert_eq!(env.token_requests("refresh_token"), 3);
 }
 
-fn reuse_is_retryable() -> bool {
-    ExactError::InvalidGrant("x".into()).is_retryable()
+#[test]
+fn a_wrong_client_secret_is_our_fault_not_the_grant() {
+    let env = default_env();
+    let t = env.connect("demo");
+    env.advance(590);
+    let mut app = env.app();
+    app.client_secret = boekhouding_core::crypto::Secret::new("rotated-away");
+    let refused = block_on(oauth::refresh(
+        &env.http,
+        &app,
+        &t.refresh_token,
+        t.access_expires_at,
+        env.clock_now(),
+    ));
+    assert_eq!(refused.unwrap_err(), ExactError::ClientRejected);
+    // The refresh token is still good with the right secret.
+    block_on(oauth::refresh(
+        &env.http,
+        &env.app(),
+        &t.refresh_token,
+        t.access_expires_at,
+        env.clock_now(),
+    ))
+    .unwrap();
 }
 
 #[test]

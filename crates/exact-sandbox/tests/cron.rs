@@ -706,13 +706,17 @@ fn fan_out_mode_enqueues_and_the_consumer_refreshes_each_connection_once() {
     let messages: Vec<DueConnection> = serde_json::from_str(&wire).unwrap();
     let mut refreshed = 0;
     for batch in messages.chunks(10) {
-        let (r, acks) = block_on(cron::consume(&w.cenv(&w.db), batch));
+        let (r, acks) = block_on(cron::consume(&w.cenv(&w.db), &CronConfig::default(), batch));
         assert!(acks.iter().all(|a| *a));
         refreshed += r.summary.refreshed;
     }
     assert_eq!(refreshed, 150);
     // A duplicate delivery changes nothing and calls nobody.
-    let (r, acks) = block_on(cron::consume(&w.cenv(&w.db), &messages[..10]));
+    let (r, acks) = block_on(cron::consume(
+        &w.cenv(&w.db),
+        &CronConfig::default(),
+        &messages[..10],
+    ));
     assert_eq!((r.summary.skipped, r.summary.exact_calls), (10, 0), "{r:?}");
     assert!(acks.iter().all(|a| *a));
     assert_eq!(w.refreshes(), 150);
@@ -738,4 +742,180 @@ fn a_keep_alive_waits_for_a_valid_access_token_to_run_out_instead_of_skipping_ev
     let r = w.tick();
     assert_eq!(r.summary.refreshed, 1, "{r:?}");
     assert!(w.conn(&id).refresh_expires_at > w.now() + Duration::days(29));
+}
+
+/// The state of every connection, to prove a run left them untouched.
+fn snapshot(w: &World, ids: &[String]) -> Vec<(ConnectionStatus, u32, i64, Option<DateTime<Utc>>)> {
+    ids.iter()
+        .map(|id| {
+            let c = w.conn(id);
+            (
+                c.state.status,
+                c.state.retry_count,
+                c.token_generation,
+                c.state.next_retry_at,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_refused_client_trips_the_breaker_and_no_connection_changes() {
+    let w = World::new();
+    // 50 quiet connections in the keep-alive window, none near its lapse.
+    let ids = w.connections(50, |i| Duration::days(5) + Duration::minutes(i as i64));
+    let before = snapshot(&w, &ids);
+    let wrong = ExactSettings {
+        keyring: w.exact.keyring.clone(),
+        client_id: w.exact.client_id.clone(),
+        client_secret: Secret::new("rotated-away"),
+        redirect_uri: w.exact.redirect_uri.clone(),
+        base_url_override: w.exact.base_url_override.clone(),
+    };
+    let cfg = CronConfig {
+        max_refreshes: 100,
+        operator_emails: vec!["ops@example.nl".into()],
+        ..CronConfig::default()
+    };
+    let tick = |exact: &ExactSettings| {
+        let env = CronEnv {
+            exact: Some(exact),
+            ..w.cenv(&w.db)
+        };
+        block_on(cron::run_tick(&env, &cfg, Refreshing::<NoQueue>::Inline))
+    };
+    let r = tick(&wrong);
+    assert_eq!(r.outcome, RunOutcome::Error);
+    assert!(
+        r.breaker
+            .as_deref()
+            .is_some_and(|b| b.contains("invalid_client")),
+        "{r:?}"
+    );
+    assert_eq!(r.summary.exact_calls, 1, "stopped at the first refusal");
+    assert_eq!(snapshot(&w, &ids), before, "no connection changed");
+    let mails = w.env.sandbox.mails();
+    assert_eq!(mails.len(), 1, "{mails:#?}");
+    assert_eq!(mails[0].to, vec!["ops@example.nl".to_owned()]);
+    assert!(mails[0].subject.contains("invalid_client"));
+
+    // The next tick with the same fault: still one alert for the incident.
+    let r = tick(&wrong);
+    assert!(r.breaker.is_some());
+    assert_eq!(w.env.sandbox.mails().len(), 1);
+    assert_eq!(snapshot(&w, &ids), before);
+
+    // The secret is fixed: every connection refreshes.
+    let r = tick(&w.exact);
+    assert_eq!(r.breaker, None);
+    assert_eq!(r.summary.refreshed, 50, "{r:?}");
+    for id in &ids {
+        assert_eq!(w.conn(id).state.status, ConnectionStatus::Active);
+        assert_eq!(w.conn(id).token_generation, 2);
+    }
+    assert!(
+        w.env
+            .sandbox
+            .mails()
+            .iter()
+            .all(|m| m.to == vec!["ops@example.nl".to_owned()]),
+        "no customer was mailed"
+    );
+}
+
+#[test]
+fn a_streak_of_the_same_upstream_failure_trips_the_breaker_and_leaves_the_rest() {
+    let w = World::new();
+    let ids = w.connections(20, |i| Duration::days(5) + Duration::minutes(i as i64));
+    let before = snapshot(&w, &ids);
+    w.fault(json!({"kind": "status", "status": 503, "count": 100, "path": "/api/oauth2/token"}));
+    let cfg = CronConfig {
+        max_refreshes: 100,
+        operator_emails: vec!["ops@example.nl".into()],
+        ..CronConfig::default()
+    };
+    let r = w.tick_with(&cfg);
+    assert_eq!(r.summary.retried, 5, "{r:?}");
+    assert!(
+        r.breaker
+            .as_deref()
+            .is_some_and(|b| b.contains("5 connections in a row") && b.contains("upstream 503")),
+        "{r:?}"
+    );
+    let after = snapshot(&w, &ids);
+    // The five that failed wait for their retry; the other fifteen are
+    // exactly as they were.
+    assert_eq!(
+        after
+            .iter()
+            .filter(|s| s.0 == ConnectionStatus::RetryPending)
+            .count(),
+        5
+    );
+    assert_eq!(after[5..], before[5..]);
+    assert_eq!(w.env.sandbox.mails().len(), 1, "one operator alert only");
+}
+
+#[test]
+fn failures_of_different_kinds_do_not_trip_the_breaker() {
+    let w = World::new();
+    let ids = w.connections(8, |i| Duration::days(5) + Duration::minutes(i as i64));
+    // Alternating causes: no streak of one cause reaches five.
+    for status in [503, 502, 503, 502, 503, 502] {
+        w.fault(json!({"kind": "status", "status": status, "path": "/api/oauth2/token"}));
+    }
+    let r = w.tick_with(&CronConfig {
+        max_refreshes: 100,
+        ..CronConfig::default()
+    });
+    assert_eq!(r.breaker, None, "{r:?}");
+    assert_eq!((r.summary.retried, r.summary.refreshed), (6, 2));
+    assert_eq!(ids.len(), 8);
+}
+
+#[test]
+fn the_cron_reseals_idle_rows_sealed_with_a_retired_key() {
+    const NEW: &str = "1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100";
+    let mut w = World::new();
+    // Quiet connections, not due for anything.
+    let ids = w.connections(3, |_| Duration::days(25));
+    w.sql(&format!(
+        "UPDATE connections SET access_expires_at = {}",
+        (w.now() + Duration::minutes(9)).timestamp()
+    ));
+    w.exact.keyring = TokenKeyring::from_config(&format!("2:{NEW},1:{KEY}")).unwrap();
+    let r = w.tick();
+    assert_eq!(r.summary.resealed, 3, "{r:?}");
+    assert_eq!(r.summary.exact_calls, 0);
+    let only_new = TokenKeyring::from_config(&format!("2:{NEW}")).unwrap();
+    for id in &ids {
+        let c = w.conn(id);
+        assert!(connections::open_tokens(&only_new, &c).is_ok());
+        assert_eq!(c.token_generation, 1, "the tokens themselves are unchanged");
+    }
+    assert_eq!(w.tick().summary.resealed, 0, "nothing left to reseal");
+}
+
+#[test]
+fn a_connection_in_use_is_resealed_when_read() {
+    const NEW: &str = "1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100";
+    let w = World::new();
+    let id = w.connections(1, |_| Duration::days(25))[0].clone();
+    w.sql(&format!(
+        "UPDATE connections SET access_expires_at = {}",
+        (w.now() + Duration::minutes(9)).timestamp()
+    ));
+    let rotated = TokenKeyring::from_config(&format!("2:{NEW},1:{KEY}")).unwrap();
+    let app = w.exact.app_for(Region::Nl);
+    let ctx = AccessContext {
+        db: &w.db,
+        http: &w.env.http,
+        rng: &w.rng,
+        sleep: &w.sleep,
+        keyring: &rotated,
+        app: &app,
+    };
+    block_on(fresh_access(&ctx, &id, "mcp-1", w.now())).unwrap();
+    assert!(!connections::needs_reseal(&rotated, &w.conn(&id)));
+    assert_eq!(w.refreshes(), 0, "reading is not refreshing");
 }

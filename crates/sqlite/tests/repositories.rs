@@ -222,8 +222,7 @@ fn reconnect_revives_a_failed_connection_in_place() {
     assert!(
         block_on(connections::store_state(
             &f.db,
-            &conn.id,
-            "cron",
+            &connections::TokenSlot::of(&conn, "cron"),
             &failed,
             now()
         ))
@@ -267,22 +266,35 @@ fn the_refresh_lease_admits_one_holder_until_it_expires() {
     assert!(!take("mcp", now()), "held");
     assert!(!take("mcp", now() + Duration::seconds(59)), "still held");
 
-    // Only the holder may store; a loser's write changes nothing.
-    let stored = |who: &str| {
+    // A store is conditional on the generation it refreshed from, not on
+    // the lease: a stale generation's write changes nothing, the current
+    // one's is stored even by a refresher that lost the lease (and leaves
+    // the holder's lease alone), and the holder's own store releases it.
+    let stored = |who: &str, generation: i64| {
         block_on(connections::store_refreshed(
             &f.db,
             &f.rng,
             &f.keyring,
-            &conn.id,
-            who,
+            &connections::TokenSlot {
+                id: &conn.id,
+                owner: who,
+                generation,
+            },
             &tokens("x"),
             now(),
         ))
         .unwrap()
     };
-    assert!(!stored("mcp"));
-    assert!(stored("cron"));
-    assert!(take("mcp", now()), "storing released the lease");
+    let g = conn.token_generation;
+    assert!(!stored("cron", g - 1), "stale generation");
+    assert!(stored("mcp", g), "rotated tokens are never thrown away");
+    assert!(
+        !take("other", now()),
+        "another's store leaves the lease held"
+    );
+    assert!(!stored("cron", g), "superseded by the stored generation");
+    assert!(stored("cron", g + 1));
+    assert!(take("mcp", now()), "the holder's store released the lease");
 
     // A crashed holder's lease lapses.
     assert!(
@@ -674,12 +686,16 @@ fn cron_runs_are_recorded_with_their_counters() {
         failed: 1,
         ..RunSummary::default()
     };
+    let end = cron_runs::RunEnd {
+        summary: &summary,
+        outcome: RunOutcome::Partial,
+        notes: None,
+        breaker: Some("Exact refused the app's client credentials (invalid_client)"),
+    };
     block_on(cron_runs::finish(
         &f.db,
         id,
-        &summary,
-        RunOutcome::Partial,
-        None,
+        &end,
         now(),
         now() + Duration::seconds(2),
     ))
@@ -689,6 +705,10 @@ fn cron_runs_are_recorded_with_their_counters() {
     assert_eq!((runs[0].due, runs[0].refreshed, runs[0].failed), (4, 3, 1));
     assert_eq!(runs[0].outcome, "partial");
     assert_eq!(f.count("SELECT duration_ms FROM cron_runs"), 2000);
+    assert_eq!(
+        f.count("SELECT COUNT(*) FROM cron_runs WHERE breaker LIKE '%invalid_client%'"),
+        1
+    );
 }
 
 #[test]
@@ -700,5 +720,70 @@ fn an_unavailable_database_is_reported_as_retryable() {
     assert!(
         block_on(applied_migrations(&f.db)).is_ok(),
         "the next call works again"
+    );
+}
+
+#[test]
+fn a_failure_of_a_superseded_refresh_is_not_recorded() {
+    let f = fixture();
+    let conn = f.connection(&f.user("a@x.nl"));
+    let failed = TokenState {
+        status: ConnectionStatus::RefreshFailed,
+        retry_count: 0,
+        next_retry_at: None,
+        last_error: Some("refresh token already used".into()),
+    };
+    let stale = connections::TokenSlot {
+        id: &conn.id,
+        owner: "slow",
+        generation: conn.token_generation - 1,
+    };
+    assert!(!block_on(connections::store_state(&f.db, &stale, &failed, now())).unwrap());
+    let after = block_on(connections::find_by_id(&f.db, &conn.id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.state, TokenState::active());
+}
+
+#[test]
+fn key_rotation_reseals_rows_without_changing_tokens_and_reports_what_each_key_still_seals() {
+    const NEW: &str = "1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100";
+    let f = fixture();
+    let a = f.connection(&f.user("a@x.nl"));
+    let b = f.connection(&f.user("b@x.nl"));
+    let usage = |db| {
+        block_on(connections::key_usage(db))
+            .unwrap()
+            .into_iter()
+            .map(|u| (u.key_id, u.connections))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(usage(&f.db), vec![(Some(1), 2)]);
+
+    // Key 2 becomes current; key 1 stays to open the old rows.
+    let rotated = TokenKeyring::from_config(&format!("2:{NEW},1:{KEY}")).unwrap();
+    assert!(connections::needs_reseal(&rotated, &a));
+    let stale = block_on(connections::sealed_with_old_keys(&f.db, 2, 10)).unwrap();
+    assert_eq!(stale.len(), 2);
+    assert!(block_on(connections::reseal(&f.db, &f.rng, &rotated, &a)).unwrap());
+    assert_eq!(usage(&f.db), vec![(Some(1), 1), (Some(2), 1)]);
+    // A row that changed since it was read is left alone.
+    assert!(!block_on(connections::reseal(&f.db, &f.rng, &rotated, &a)).unwrap());
+
+    let a2 = block_on(connections::find_by_id(&f.db, &a.id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(a2.token_generation, a.token_generation, "same tokens");
+    assert!(!connections::needs_reseal(&rotated, &a2));
+    let only_new = TokenKeyring::from_config(&format!("2:{NEW}")).unwrap();
+    let (access, refresh) = connections::open_tokens(&only_new, &a2).unwrap();
+    assert_eq!(
+        (access.expose(), refresh.expose()),
+        ("access-1", "refresh-1")
+    );
+    let left = block_on(connections::sealed_with_old_keys(&f.db, 2, 10)).unwrap();
+    assert_eq!(
+        left.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        vec![b.id.as_str()]
     );
 }

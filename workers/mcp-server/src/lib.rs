@@ -10,14 +10,16 @@
 //! the books' "today" (default: the current date).
 
 use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use boekhouding_cf::d1::D1Executor;
 use boekhouding_cf::fetch::FetchTransport;
 use boekhouding_cf::kv::OptionalCache;
-use boekhouding_cf::platform::{WorkerClock, WorkerRandomness, WorkerSleep};
+use boekhouding_cf::platform::{WorkerClock, WorkerRandomness, WorkerSleep, run_to_completion};
 use boekhouding_cf::{bindings, edge, health};
 use boekhouding_core::VERSION;
+use boekhouding_core::access::{AccessError, FreshAccess, RefreshJob};
 
 use boekhouding_core::ports::{
     BinaryResponse, Clock, HttpRequest, HttpResponse, HttpTransport, TransportError,
@@ -98,6 +100,8 @@ struct WorkerPlatform {
     rng: WorkerRandomness,
     sleep: WorkerSleep,
     cache: OptionalCache,
+    /// For work that must outlive a disconnecting client (`None`: demo).
+    detach: Option<(Rc<Context>, Env)>,
 }
 
 impl Platform for WorkerPlatform {
@@ -127,6 +131,39 @@ impl Platform for WorkerPlatform {
     }
     fn report(&self, what: &str) {
         console_error!("{SERVICE}: {what}");
+    }
+
+    /// The refresh runs in `ctx.wait_until` over its own adapters, so a
+    /// client that disconnects cannot cut it between Exact's rotation and
+    /// the store.
+    async fn refresh_detached(&self, job: RefreshJob) -> Result<FreshAccess, AccessError> {
+        let Some((ctx, env)) = &self.detach else {
+            return job.run(&self.db, &self.http, &self.rng, &self.sleep).await;
+        };
+        let env = env.clone();
+        let timeout = self.fetch_timeout();
+        let work = async move {
+            let db = D1Executor::from_env(&env)?;
+            job.run(
+                &db,
+                &FetchTransport::new(timeout),
+                &WorkerRandomness,
+                &WorkerSleep,
+            )
+            .await
+        };
+        run_to_completion(ctx, work)
+            .await
+            .unwrap_or(Err(AccessError::LeaseBusy))
+    }
+}
+
+impl WorkerPlatform {
+    fn fetch_timeout(&self) -> std::time::Duration {
+        match &self.http {
+            RequestHttp::Fetch(f) => f.timeout(),
+            RequestHttp::Demo(_) => std::time::Duration::from_secs(20),
+        }
     }
 }
 
@@ -182,6 +219,7 @@ fn demo_request(env: &Env, key: &str) -> Option<(WorkerPlatform, Principal)> {
         rng: WorkerRandomness,
         sleep: WorkerSleep,
         cache: OptionalCache(None),
+        detach: None,
     };
     Some((platform, Principal::demo(key, tenant)))
 }
@@ -298,7 +336,12 @@ impl edge::EdgeError for ServerError {
 
 /// `/mcp`, or `/demo/{key}` (`path_key`): the demo key in the URL, for
 /// clients that take only a URL (no headers, no OAuth).
-async fn mcp(mut req: Request, env: &Env, path_key: Option<&str>) -> worker::Result<Response> {
+async fn mcp(
+    mut req: Request,
+    env: &Env,
+    ctx: &Rc<Context>,
+    path_key: Option<&str>,
+) -> worker::Result<Response> {
     let origin = public_origin(&req, env);
     let request_id = edge::request_id(&req);
     let authorization = req.headers().get("authorization")?;
@@ -361,6 +404,7 @@ async fn mcp(mut req: Request, env: &Env, path_key: Option<&str>) -> worker::Res
                 rng: WorkerRandomness,
                 sleep: WorkerSleep,
                 cache: OptionalCache::from_env(env),
+                detach: Some((Rc::clone(ctx), env.clone())),
             };
             (platform, principal)
         }
@@ -437,20 +481,21 @@ async fn mcp(mut req: Request, env: &Env, path_key: Option<&str>) -> worker::Res
 }
 
 #[event(fetch)]
-pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    let ctx = Rc::new(ctx);
     let path = req.path();
     match (req.method(), path.as_str()) {
         (Method::Get, "/health") => health::respond(SERVICE, &env).await,
         (Method::Get, PRM_PATH) | (Method::Get, "/.well-known/oauth-protected-resource/mcp") => {
             prm(&req, &env)
         }
-        (_, "/mcp") => mcp(req, &env, None).await,
+        (_, "/mcp") => mcp(req, &env, &ctx, None).await,
         (_, p) if p.starts_with("/demo/") => {
             let key = p
                 .trim_start_matches("/demo/")
                 .trim_end_matches('/')
                 .to_owned();
-            mcp(req, &env, Some(&key)).await
+            mcp(req, &env, &ctx, Some(&key)).await
         }
         _ => edge::json_response(
             404,

@@ -186,17 +186,15 @@ async fn finish(
     // This write is a round trip too.
     summary.d1_queries = summary.d1_queries.saturating_add(2);
     let notes = report.notes_line();
-    cron_runs::finish(
-        db,
-        id,
-        &summary,
-        report.outcome,
-        notes.as_deref(),
-        started,
-        now,
-    )
-    .await
-    .map_err(|e: StorageError| e.to_string())
+    let end = cron_runs::RunEnd {
+        summary: &summary,
+        outcome: report.outcome,
+        notes: notes.as_deref(),
+        breaker: report.breaker.as_deref(),
+    };
+    cron_runs::finish(db, id, &end, started, now)
+        .await
+        .map_err(|e: StorageError| e.to_string())
 }
 
 /// Fan-out consumer: refreshes each due connection of the batch. Never
@@ -249,7 +247,7 @@ pub async fn queue(
         owner: &owner,
     };
     let due: Vec<DueConnection> = messages.iter().map(|m| m.body().clone()).collect();
-    let (report, acks) = cron::consume(&cenv, &due).await;
+    let (report, acks) = cron::consume(&cenv, &s.config, &due).await;
     for (m, ack) in messages.iter().zip(acks) {
         if ack {
             m.ack();

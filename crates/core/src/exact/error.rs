@@ -45,10 +45,28 @@ pub enum ExactError {
     /// Exact and counts as an error there, so we never try.
     #[error("too early to refresh the Exact token; allowed from {not_before}")]
     TooEarlyToRefresh { not_before: DateTime<Utc> },
-    /// The refresh token is dead (used before, expired, consent revoked).
-    /// Only a new sign-in with Exact helps.
+    /// The refresh token is dead (`invalid_grant`: unknown, consent
+    /// revoked; `invalid_request` "The refresh token expired…"). Only a new
+    /// sign-in with Exact helps.
     #[error("Exact refused the refresh token: {0}")]
     InvalidGrant(String),
+    /// Exact answered 401 `unauthorized_client` "Old refresh token used.":
+    /// the refresh token was rotated away. Permanent for that token, but
+    /// no failure at all when someone else stored the tokens that replaced
+    /// it (the caller checks the token generation).
+    #[error("Exact refused an old refresh token")]
+    RefreshTokenReused,
+    /// Exact's token endpoint refused our app (`invalid_client`): a wrong
+    /// or rotated client id or secret. The operator must act; no
+    /// connection is at fault, so none is charged with it.
+    #[error("Exact refused the app's client credentials")]
+    ClientRejected,
+    /// The token endpoint answered 400/401 with an error code we do not
+    /// know, or with a body that is not Exact's OAuth JSON (a proxy's HTML
+    /// page, a truncated body). Transient: the refresh token is not known
+    /// to be dead.
+    #[error("unexpected token endpoint answer (HTTP {status}, {code})")]
+    TokenEndpoint { status: u16, code: String },
     /// A `__next` link pointed somewhere other than the configured host; we
     /// never send the token there.
     #[error("Exact paging link left the configured host")]
@@ -64,6 +82,29 @@ impl ExactError {
                 | ExactError::Upstream { .. }
                 | ExactError::Transport(_)
                 | ExactError::TooEarlyToRefresh { .. }
+                | ExactError::TokenEndpoint { .. }
+        )
+    }
+
+    /// Whether this failure means the refresh token is dead for good, so
+    /// only a new sign-in helps. Nothing else may cost a customer their
+    /// connection.
+    pub fn is_dead_grant(&self) -> bool {
+        matches!(
+            self,
+            ExactError::InvalidGrant(_) | ExactError::RefreshTokenReused
+        )
+    }
+
+    /// Whether an operator must hear of this failure: it is about our side
+    /// (app registration, a proxy in between, an answer Exact does not
+    /// document), not about one customer's connection.
+    pub fn needs_operator(&self) -> bool {
+        matches!(
+            self,
+            ExactError::ClientRejected
+                | ExactError::TokenEndpoint { .. }
+                | ExactError::Malformed(_)
         )
     }
 
@@ -73,9 +114,11 @@ impl ExactError {
             ExactError::InvalidGrant(reason) => {
                 RefreshFailure::Permanent(format!("invalid_grant: {reason}"))
             }
-            ExactError::Forbidden { .. } | ExactError::Unauthorized => {
-                RefreshFailure::Permanent("consent revoked or client not authorised".into())
+            ExactError::RefreshTokenReused => {
+                RefreshFailure::Permanent("refresh token already used".into())
             }
+            // Everything else, including a refused client and answers we
+            // cannot read, leaves the refresh token's fate unknown: retry.
             other => RefreshFailure::Transient(other.short_reason()),
         }
     }
@@ -96,6 +139,11 @@ impl ExactError {
             ExactError::Malformed(_) => "malformed response".into(),
             ExactError::TooEarlyToRefresh { .. } => "too early to refresh".into(),
             ExactError::InvalidGrant(_) => "invalid_grant".into(),
+            ExactError::RefreshTokenReused => "refresh token reused".into(),
+            ExactError::ClientRejected => "invalid_client".into(),
+            ExactError::TokenEndpoint { status, code } => {
+                format!("token endpoint {status} {code}")
+            }
             ExactError::ForeignNextLink => "foreign paging link".into(),
         }
     }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::error::ExactError;
 use super::query::encode;
 use crate::crypto::Secret;
-use crate::ports::{HttpMethod, HttpRequest, HttpTransport};
+use crate::ports::{HttpMethod, HttpRequest, HttpResponse, HttpTransport};
 
 /// Exact access tokens live 600 s.
 pub const ACCESS_TOKEN_LIFETIME: Duration = Duration::seconds(600);
@@ -82,6 +82,49 @@ struct OAuthError {
     error_description: Option<String>,
 }
 
+/// What a 400/401 from the token endpoint means, by what Exact actually
+/// sends (reference: exact-online.md §2). Only answers that say the grant
+/// itself is dead are permanent; a refused client, an unknown code or a
+/// body that is not Exact's OAuth JSON leave the refresh token's fate
+/// unknown and must never cost a customer their connection.
+pub fn classify_refusal(resp: &HttpResponse, now: DateTime<Utc>) -> ExactError {
+    let too_early_header = resp
+        .header("reason")
+        .is_some_and(|r| r.contains("TooEarlyToRefreshTokens"));
+    let parsed = serde_json::from_str::<OAuthError>(&resp.body).ok();
+    let description = parsed
+        .as_ref()
+        .and_then(|e| e.error_description.clone())
+        .unwrap_or_default();
+    if too_early_header || description.contains("access_token not expired") {
+        return ExactError::TooEarlyToRefresh {
+            not_before: now + REFRESH_WINDOW,
+        };
+    }
+    let Some(code) = parsed.and_then(|e| e.error) else {
+        return ExactError::TokenEndpoint {
+            status: resp.status,
+            code: "unreadable body".into(),
+        };
+    };
+    match code.as_str() {
+        // Revoked consent, an unknown or used code, an unknown refresh
+        // token.
+        "invalid_grant" => ExactError::InvalidGrant(format!("{code}: {description}")),
+        // 401 "Old refresh token used.": the token was rotated away.
+        "unauthorized_client" => ExactError::RefreshTokenReused,
+        // 400 "The refresh token expired at … and it is now …".
+        "invalid_request" if description.to_ascii_lowercase().contains("expired") => {
+            ExactError::InvalidGrant(format!("{code}: {description}"))
+        }
+        "invalid_client" => ExactError::ClientRejected,
+        _ => ExactError::TokenEndpoint {
+            status: resp.status,
+            code: code.chars().take(40).collect(),
+        },
+    }
+}
+
 async fn token_request(
     transport: &impl HttpTransport,
     app: &ExactApp,
@@ -130,24 +173,7 @@ async fn token_request(
                 refresh_expires_at: now + REFRESH_TOKEN_LIFETIME,
             })
         }
-        400 | 401 => {
-            let e: OAuthError = serde_json::from_str(&resp.body).unwrap_or(OAuthError {
-                error: None,
-                error_description: None,
-            });
-            let description = e.error_description.unwrap_or_default();
-            let too_early = resp
-                .header("reason")
-                .is_some_and(|r| r.contains("TooEarlyToRefreshTokens"))
-                || description.contains("access_token not expired");
-            if too_early {
-                return Err(ExactError::TooEarlyToRefresh {
-                    not_before: now + REFRESH_WINDOW,
-                });
-            }
-            let code = e.error.unwrap_or_else(|| "invalid_grant".into());
-            Err(ExactError::InvalidGrant(format!("{code}: {description}")))
-        }
+        400 | 401 => Err(classify_refusal(&resp, now)),
         429 => Err(ExactError::RateLimited {
             window: super::error::RateWindow::Daily,
             reset_at: now + Duration::hours(1),
@@ -206,4 +232,102 @@ pub async fn refresh(
         now,
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str, reason: Option<&str>) -> ExactError {
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        let headers = reason
+            .map(|r| vec![("reason".to_owned(), r.to_owned())])
+            .unwrap_or_default();
+        classify_refusal(
+            &HttpResponse {
+                status,
+                headers,
+                body: body.into(),
+            },
+            now,
+        )
+    }
+
+    #[test]
+    fn only_answers_that_kill_the_grant_are_permanent() {
+        let dead = [
+            answer(
+                401,
+                r#"{"error":"unauthorized_client","error_description":"Old refresh token used."}"#,
+                None,
+            ),
+            answer(
+                400,
+                r#"{"error":"invalid_request","error_description":"The refresh token expired at 10/11/2022 9:18:20 PM and it is now 10/28/2022 4:15:50 PM."}"#,
+                None,
+            ),
+            answer(
+                400,
+                r#"{"error":"invalid_grant","error_description":"The user revoked the consent for this application."}"#,
+                None,
+            ),
+            answer(400, r#"{"error":"invalid_grant"}"#, None),
+        ];
+        for e in &dead {
+            assert!(e.is_dead_grant(), "{e:?} must be permanent");
+            assert!(matches!(
+                e.refresh_failure(),
+                crate::lifecycle::RefreshFailure::Permanent(_)
+            ));
+        }
+        assert_eq!(dead[0], ExactError::RefreshTokenReused);
+    }
+
+    #[test]
+    fn our_own_faults_and_unreadable_answers_are_transient_and_reach_the_operator() {
+        let alive = [
+            answer(
+                400,
+                r#"{"error":"invalid_client","error_description":"Unknown client or wrong secret"}"#,
+                None,
+            ),
+            answer(400, "<html><body>Bad Gateway</body></html>", None),
+            answer(401, "", None),
+            answer(400, r#"{"error":"server_busy"}"#, None),
+            answer(
+                400,
+                r#"{"error":"invalid_request","error_description":"Content-Type must be form"}"#,
+                None,
+            ),
+        ];
+        for e in &alive {
+            assert!(!e.is_dead_grant(), "{e:?} must not kill the connection");
+            assert!(
+                matches!(
+                    e.refresh_failure(),
+                    crate::lifecycle::RefreshFailure::Transient(_)
+                ),
+                "{e:?}"
+            );
+            assert!(e.needs_operator(), "{e:?} is the operator's to fix");
+        }
+        assert_eq!(alive[0], ExactError::ClientRejected);
+    }
+
+    #[test]
+    fn too_early_is_recognised_by_header_or_description() {
+        let by_header = answer(
+            400,
+            r#"{"error":"access_denied"}"#,
+            Some("TooEarlyToRefreshTokens: Rate limit exceeded: access_token not expired"),
+        );
+        let by_text = answer(
+            400,
+            r#"{"error":"access_denied","error_description":"Rate limit exceeded: access_token not expired"}"#,
+            None,
+        );
+        for e in [by_header, by_text] {
+            assert!(matches!(e, ExactError::TooEarlyToRefresh { .. }), "{e:?}");
+        }
+    }
 }

@@ -341,63 +341,97 @@ pub async fn release_lease(
     Ok(done.changes == 1)
 }
 
+/// Which tokens a refresher is replacing: the connection, who holds (or
+/// held) its lease, and the token generation the refresh started from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenSlot<'a> {
+    pub id: &'a str,
+    pub owner: &'a str,
+    pub generation: i64,
+}
+
+impl<'a> TokenSlot<'a> {
+    /// The slot of a connection as read under `owner`'s lease.
+    pub fn of(conn: &'a Connection, owner: &'a str) -> Self {
+        TokenSlot {
+            id: &conn.id,
+            owner,
+            generation: conn.token_generation,
+        }
+    }
+}
+
 /// Writes refreshed tokens and the `active` state in one statement, and
-/// releases the lease. Succeeds only while `owner` still holds the lease;
-/// `false` means it was lost and nothing was written.
+/// releases the lease if `owner` still holds it. The write is conditional
+/// on the token generation the refresh started from, not on the lease:
+/// Exact has already rotated, so these are the only live tokens and must
+/// be stored even when the lease was lost meanwhile, unless a newer
+/// generation (a reconnect, or another refresher's stored result) already
+/// replaced that one. `false`: superseded, nothing written.
 pub async fn store_refreshed(
     db: &impl SqlExecutor,
     rng: &impl Randomness,
     keyring: &TokenKeyring,
-    id: &str,
-    owner: &str,
+    slot: &TokenSlot<'_>,
     tokens: &ExactTokens,
     now: DateTime<Utc>,
 ) -> Result<bool, ConnectionError> {
-    let (access, refresh) = seal_pair(keyring, rng, id, tokens)?;
+    let (access, refresh) = seal_pair(keyring, rng, slot.id, tokens)?;
     let done = db
         .execute(Statement::new(
             "UPDATE connections SET access_token_sealed = ?, refresh_token_sealed = ?,
                 access_expires_at = ?, refresh_expires_at = ?,
                 token_generation = token_generation + 1, status = 'active', retry_count = 0,
-                next_retry_at = NULL, last_error = NULL, lease_owner = NULL,
-                lease_expires_at = NULL, last_refreshed_at = ?, updated_at = ?
-             WHERE id = ? AND lease_owner = ?",
+                next_retry_at = NULL, last_error = NULL, reconnect_notified_at = NULL,
+                lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END,
+                lease_expires_at = CASE WHEN lease_owner = ? THEN NULL ELSE lease_expires_at END,
+                last_refreshed_at = ?, updated_at = ?
+             WHERE id = ? AND token_generation = ?",
             vec![
                 access.into(),
                 refresh.into(),
                 tokens.access_expires_at.into(),
                 tokens.refresh_expires_at.into(),
+                slot.owner.into(),
+                slot.owner.into(),
                 now.into(),
                 now.into(),
-                id.into(),
-                owner.into(),
+                slot.id.into(),
+                slot.generation.into(),
             ],
         ))
         .await?;
     Ok(done.changes == 1)
 }
 
-/// Writes a lifecycle state after a failed refresh and releases the lease.
+/// Writes a lifecycle state after a failed refresh and releases the lease
+/// if `owner` holds it; only while the tokens are still of `generation`
+/// (a failure of a refresh that was meanwhile superseded by stored new
+/// tokens must not mark the connection failed). `false`: superseded.
 pub async fn store_state(
     db: &impl SqlExecutor,
-    id: &str,
-    owner: &str,
+    slot: &TokenSlot<'_>,
     state: &TokenState,
     now: DateTime<Utc>,
 ) -> Result<bool, StorageError> {
     let done = db
         .execute(Statement::new(
             "UPDATE connections SET status = ?, retry_count = ?, next_retry_at = ?,
-                last_error = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
-             WHERE id = ? AND lease_owner = ?",
+                last_error = ?,
+                lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END,
+                lease_expires_at = CASE WHEN lease_owner = ? THEN NULL ELSE lease_expires_at END,
+                updated_at = ?
+             WHERE id = ? AND token_generation = ?",
             vec![
                 state.status.as_str().into(),
                 state.retry_count.into(),
                 state.next_retry_at.into(),
                 state.last_error.clone().into(),
+                slot.owner.into(),
+                slot.owner.into(),
                 now.into(),
-                id.into(),
-                owner.into(),
+                slot.id.into(),
+                slot.generation.into(),
             ],
         ))
         .await?;
@@ -725,4 +759,120 @@ pub fn mark_noticed_statement(notice: &Notice, now: DateTime<Utc>) -> Statement 
             ],
         ),
     }
+}
+
+/// Whether either of the connection's tokens is sealed with a key other
+/// than the keyring's current one (a retired key the operator wants gone).
+pub fn needs_reseal(keyring: &TokenKeyring, conn: &Connection) -> bool {
+    keyring.needs_reseal(&conn.access_token_sealed)
+        || keyring.needs_reseal(&conn.refresh_token_sealed)
+}
+
+/// Seals the connection's tokens again with the keyring's current key,
+/// without changing them: only while the row still holds exactly the
+/// ciphertexts that were read (a concurrent refresh wins), and without
+/// bumping the token generation (the tokens are the same ones, so a
+/// refresher that started from them stays valid). `false`: the row
+/// changed meanwhile, nothing written.
+pub async fn reseal(
+    db: &impl SqlExecutor,
+    rng: &impl Randomness,
+    keyring: &TokenKeyring,
+    conn: &Connection,
+) -> Result<bool, ConnectionError> {
+    let done = db.execute(reseal_statement(rng, keyring, conn)?).await?;
+    Ok(done.changes == 1)
+}
+
+/// The statement of [`reseal`], for the cron's batched sweep.
+pub fn reseal_statement(
+    rng: &impl Randomness,
+    keyring: &TokenKeyring,
+    conn: &Connection,
+) -> Result<Statement, ConnectionError> {
+    let (access, refresh) = open_tokens(keyring, conn)?;
+    let tokens = ExactTokens {
+        access_token: access,
+        refresh_token: refresh,
+        access_expires_at: conn.access_expires_at,
+        refresh_expires_at: conn.refresh_expires_at,
+    };
+    let (access, refresh) = seal_pair(keyring, rng, &conn.id, &tokens)?;
+    Ok(Statement::new(
+        "UPDATE connections SET access_token_sealed = ?, refresh_token_sealed = ?
+         WHERE id = ? AND access_token_sealed = ? AND refresh_token_sealed = ?",
+        vec![
+            access.into(),
+            refresh.into(),
+            conn.id.clone().into(),
+            conn.access_token_sealed.clone().into(),
+            conn.refresh_token_sealed.clone().into(),
+        ],
+    ))
+}
+
+/// The key id of a sealed value (`v1.<key id>.<…>`) in SQL, so the same
+/// expression serves the reseal sweep and the operator's key report.
+macro_rules! sealed_key_id {
+    ($column:literal) => {
+        concat!(
+            "CAST(substr(",
+            $column,
+            ", 4, instr(substr(",
+            $column,
+            ", 4), '.') - 1) AS INTEGER)"
+        )
+    };
+}
+
+/// Connections with a token sealed by a key other than the current one,
+/// for the cron's idle-row sweep (rows in use are resealed as they are
+/// read).
+pub const STALE_SEAL_SQL: &str = concat!(
+    select_connection!("WHERE "),
+    sealed_key_id!("access_token_sealed"),
+    " <> ? OR ",
+    sealed_key_id!("refresh_token_sealed"),
+    " <> ? LIMIT ?"
+);
+
+/// Up to `limit` connections sealed (partly) with a retired key.
+pub async fn sealed_with_old_keys(
+    db: &impl SqlExecutor,
+    current_key_id: u32,
+    limit: u32,
+) -> Result<Vec<Connection>, StorageError> {
+    query_all::<Row>(
+        db,
+        Statement::new(
+            STALE_SEAL_SQL,
+            vec![current_key_id.into(), current_key_id.into(), limit.into()],
+        ),
+    )
+    .await?
+    .into_iter()
+    .map(Connection::try_from)
+    .collect()
+}
+
+/// Per key id, how many connections still need it (a row counts for each
+/// distinct key its two tokens are sealed with): a key may be retired
+/// only when its count is zero. `cargo xtask keys status` runs this text.
+pub const KEY_USAGE_SQL: &str = concat!(
+    "SELECT key_id, COUNT(DISTINCT id) AS connections FROM (SELECT id, ",
+    sealed_key_id!("access_token_sealed"),
+    " AS key_id FROM connections UNION ALL SELECT id, ",
+    sealed_key_id!("refresh_token_sealed"),
+    " AS key_id FROM connections) GROUP BY key_id ORDER BY key_id"
+);
+
+/// One line of [`KEY_USAGE_SQL`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct KeyUsage {
+    pub key_id: Option<i64>,
+    pub connections: u32,
+}
+
+pub async fn key_usage(db: &impl SqlExecutor) -> Result<Vec<KeyUsage>, StorageError> {
+    query_all(db, Statement::new(KEY_USAGE_SQL, vec![])).await
 }

@@ -25,6 +25,8 @@ pub struct RunSummary {
     pub d1_queries: u32,
     /// The longest any refreshed connection had been due, in seconds.
     pub longest_wait_s: u32,
+    /// Connections resealed from a retired encryption key.
+    pub resealed: u32,
 }
 
 /// Which part of the cron a run row describes.
@@ -85,22 +87,32 @@ pub async fn start(
         .ok_or_else(|| StorageError::Query("no row id for cron run".into()))
 }
 
+/// How a run ended, as its row records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunEnd<'a> {
+    pub summary: &'a RunSummary,
+    pub outcome: RunOutcome,
+    /// Secret-free notes (problems, skip reasons).
+    pub notes: Option<&'a str>,
+    /// Why the breaker stopped refreshing, if it did.
+    pub breaker: Option<&'a str>,
+}
+
 /// Closes a run row with its counters and outcome.
 pub async fn finish(
     db: &impl SqlExecutor,
     id: i64,
-    summary: &RunSummary,
-    outcome: RunOutcome,
-    notes: Option<&str>,
+    end: &RunEnd<'_>,
     started: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
+    let summary = end.summary;
     let duration_ms = (now - started).num_milliseconds().max(0);
     db.execute(Statement::new(
         "UPDATE cron_runs SET finished_at = ?, due = ?, refreshed = ?, retried = ?, failed = ?,
             skipped = ?, emails_sent = ?, emails_failed = ?, purged = ?, enqueued = ?,
-            exact_calls = ?, d1_queries = ?, longest_wait_s = ?, duration_ms = ?, outcome = ?,
-            notes = ?
+            exact_calls = ?, d1_queries = ?, longest_wait_s = ?, resealed = ?, duration_ms = ?,
+            outcome = ?, notes = ?, breaker = ?
          WHERE id = ?",
         vec![
             now.into(),
@@ -116,9 +128,11 @@ pub async fn finish(
             summary.exact_calls.into(),
             summary.d1_queries.into(),
             summary.longest_wait_s.into(),
+            summary.resealed.into(),
             duration_ms.into(),
-            outcome.as_str().into(),
-            notes.into(),
+            end.outcome.as_str().into(),
+            end.notes.into(),
+            end.breaker.into(),
             id.into(),
         ],
     ))

@@ -3,7 +3,7 @@
 //! administrations and plan), a fresh access token under the connection's
 //! lease, and Exact errors turned into messages an assistant can act on.
 
-use boekhouding_core::access::{AccessContext, AccessError, fresh_access, refresh_now};
+use boekhouding_core::access::{self, AccessContext, AccessError, RefreshJob, RefreshKind};
 use boekhouding_core::crypto::Secret;
 use boekhouding_core::exact::oauth::ExactApp;
 use boekhouding_core::exact::{Division, ExactClient, ExactError, Guid, Listed, Query};
@@ -225,10 +225,26 @@ pub(super) async fn connect<'c, P: Platform>(
         .request_id
         .clone()
         .unwrap_or_else(|| "mcp".into());
+    // The row just read usually holds a usable token: no lease, no
+    // refresh, no further read.
+    let handed = access::handout(&access, &conn, p.clock().now()).await;
     let mut attempt = 0;
     let token = loop {
-        let now = p.clock().now();
-        match fresh_access(&access, &conn.id, &owner, now).await {
+        let result = match &handed {
+            Ok(Some(fresh)) if attempt == 0 => Ok(fresh.clone()),
+            _ => {
+                let job = RefreshJob {
+                    keyring: settings.keyring.clone(),
+                    app: app.clone(),
+                    connection_id: conn.id.clone(),
+                    owner: owner.clone(),
+                    now: p.clock().now(),
+                    kind: RefreshKind::IfDue,
+                };
+                p.refresh_detached(job).await
+            }
+        };
+        match result {
             Ok(a) => break a.access_token,
             // Another request is refreshing this connection right now.
             Err(AccessError::LeaseBusy) if attempt < 25 => {
@@ -248,7 +264,15 @@ pub(super) async fn connect<'c, P: Platform>(
                     Outcome::UpstreamError,
                 ));
             }
-            Err(AccessError::Refresh { error, .. }) => return Err(exact_failure(&error)),
+            Err(AccessError::Refresh { error, .. }) => {
+                if error.needs_operator() {
+                    p.report(&format!(
+                        "exact token refresh refused on our side: {} (check EXACT_CLIENT_ID / EXACT_CLIENT_SECRET)",
+                        error.short_reason()
+                    ));
+                }
+                return Err(exact_failure(&error));
+            }
             // A transient database fault: the lease statement is re-entrant
             // for this request, so asking again is safe.
             Err(AccessError::Storage(e)) if e.is_retryable() && attempt < 25 => {
@@ -341,20 +365,20 @@ impl<P: Platform> Connected<'_, P> {
                     .as_ref()
                     .ok_or_else(|| exact_failure(&ExactError::Unauthorized))?;
                 let p = ctx.platform;
-                let access = AccessContext {
-                    db: p.db(),
-                    http: p.http(),
-                    rng: p.rng(),
-                    sleep: p.sleep(),
-                    keyring: &settings.keyring,
-                    app,
-                };
                 let owner = ctx
                     .principal
                     .request_id
                     .clone()
                     .unwrap_or_else(|| "mcp".into());
-                match refresh_now(&access, &self.connection_id, &owner, p.clock().now()).await {
+                let job = RefreshJob {
+                    keyring: settings.keyring.clone(),
+                    app: app.clone(),
+                    connection_id: self.connection_id.clone(),
+                    owner,
+                    now: p.clock().now(),
+                    kind: RefreshKind::Now,
+                };
+                match p.refresh_detached(job).await {
                     Ok(fresh) => self.client.set_token(fresh.access_token),
                     Err(_) => return Err(exact_failure(&ExactError::Unauthorized)),
                 }

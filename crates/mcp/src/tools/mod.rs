@@ -34,6 +34,7 @@ pub use exact::ExactSettings;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
+use boekhouding_core::access::{AccessError, FreshAccess, RefreshJob};
 use boekhouding_core::lifecycle::TokenState;
 use boekhouding_core::plan::Plan;
 use boekhouding_core::ports::{Clock, HttpTransport, KvCache, Randomness, Sleep};
@@ -156,6 +157,7 @@ pub(crate) enum ToolResult {
 }
 
 /// The effects a request's tools use, as one bundle of ports.
+#[allow(async_fn_in_trait)]
 pub trait Platform {
     type Db: SqlExecutor;
     type Clock: Clock;
@@ -174,6 +176,16 @@ pub trait Platform {
     /// Records an internal failure for operators (the platform's log).
     /// The text must be secret-free; it never reaches the client.
     fn report(&self, what: &str);
+    /// Runs an on-demand refresh of Exact tokens so that it finishes even
+    /// when the client goes away: Exact rotates the refresh token as it
+    /// answers, so the store must not be cancelled with the request. On
+    /// Workers inside `ctx.wait_until`, the request awaiting the result.
+    /// The default runs it in the request, which is right where requests
+    /// are never cancelled (native tests).
+    async fn refresh_detached(&self, job: RefreshJob) -> Result<FreshAccess, AccessError> {
+        job.run(self.db(), self.http(), self.rng(), self.sleep())
+            .await
+    }
 }
 
 /// The catalogue for one authenticated request.
