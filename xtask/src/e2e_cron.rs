@@ -252,8 +252,9 @@ pub fn disconnect_check(w: &CronWorld<'_>) -> Result<()> {
         "/__admin/faults",
         json!({"kind": "delay", "delay_ms": 2000, "path": "/api/oauth2/token"}),
     )?;
+    // A tool that reads Exact (list_divisions answers from D1 alone).
     let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-        "params": {"name": "list_divisions", "arguments": {}}})
+        "params": {"name": "get_outstanding_invoices", "arguments": {"type": "receivable"}}})
     .to_string();
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", w.mcp_port))?;
     write!(
@@ -283,7 +284,13 @@ pub fn disconnect_check(w: &CronWorld<'_>) -> Result<()> {
         })?;
         std::thread::sleep(Duration::from_millis(200));
     }
-    crate::e2e_mcp::tool(w.mcp_port, &w.demo.api_key, 8, "list_divisions", json!({}))?;
+    crate::e2e_mcp::tool(
+        w.mcp_port,
+        &w.demo.api_key,
+        8,
+        "get_outstanding_invoices",
+        json!({"type": "payable"}),
+    )?;
     let refreshes: Vec<_> = w
         .token_requests()
         .into_iter()

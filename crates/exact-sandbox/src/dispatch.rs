@@ -95,7 +95,12 @@ fn admin(shared: &Shared, req: &Req) -> Reply {
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/__admin/health") => Reply::json(200, &json!({"ok": true})),
         ("POST", "/__admin/faults") => match serde_json::from_value::<Fault>(body) {
-            Ok(f) if matches!(f.kind.as_str(), "status" | "timeout" | "rate_limit") => {
+            Ok(f)
+                if matches!(
+                    f.kind.as_str(),
+                    "status" | "timeout" | "delay" | "rate_limit"
+                ) =>
+            {
                 st.faults.push_back(f);
                 Reply::json(200, &json!({"queued": st.faults.len()}))
             }

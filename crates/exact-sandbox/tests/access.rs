@@ -679,3 +679,118 @@ fn a_token_exchange_past_its_deadline_is_a_transient_timeout() {
     assert_eq!(row.state.status, ConnectionStatus::RetryPending);
     assert_eq!(row.state.last_error.as_deref(), Some("timeout"));
 }
+
+/// Answers like the sandbox, but yields once after Exact has answered a
+/// token request, as a real network read does: a request cancelled at
+/// that moment has had its tokens rotated at Exact and not yet stored.
+struct YieldAfterToken<'a> {
+    inner: &'a exact_sandbox::transport::BlockingTransport,
+}
+
+impl boekhouding_core::ports::HttpTransport for YieldAfterToken<'_> {
+    async fn send(
+        &self,
+        request: boekhouding_core::ports::HttpRequest,
+    ) -> Result<boekhouding_core::ports::HttpResponse, boekhouding_core::ports::TransportError>
+    {
+        let token = request.url.ends_with("/api/oauth2/token");
+        let answer = self.inner.send(request).await;
+        if token {
+            let mut yielded = false;
+            std::future::poll_fn(|cx| {
+                if yielded {
+                    std::task::Poll::Ready(())
+                } else {
+                    yielded = true;
+                    cx.waker().wake_by_ref();
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+        }
+        answer
+    }
+    async fn send_binary(
+        &self,
+        request: boekhouding_core::ports::HttpRequest,
+    ) -> Result<boekhouding_core::ports::BinaryResponse, boekhouding_core::ports::TransportError>
+    {
+        self.inner.send_binary(request).await
+    }
+}
+
+/// A timer that never fires: the token exchange's deadline never passes.
+struct NoDeadline;
+
+impl boekhouding_core::ports::Sleep for NoDeadline {
+    async fn sleep_ms(&self, _: u64) {
+        std::future::pending::<()>().await;
+    }
+}
+
+#[test]
+fn a_refresh_job_survives_its_request_being_cancelled_and_an_inline_one_does_not() {
+    use boekhouding_core::access::{RefreshJob, RefreshKind};
+    use futures::FutureExt;
+    use futures::task::LocalSpawnExt;
+    use std::rc::Rc;
+
+    let env = default_env();
+    let db = Rc::new(SqliteDb::migrated().unwrap());
+    let id = connected(&env, db.as_ref());
+    env.advance(580);
+    let job = RefreshJob {
+        keyring: keyring(),
+        app: env.app(),
+        connection_id: id.clone(),
+        owner: "req-1".into(),
+        now: env.clock_now(),
+        kind: RefreshKind::IfDue,
+    };
+    let generation = |db: &SqliteDb| {
+        block_on(connections::find_by_id(db, &id))
+            .unwrap()
+            .unwrap()
+            .token_generation
+    };
+
+    // Inline, as without `wait_until`: the request is cancelled (its
+    // future dropped) right after Exact rotated. The new tokens are gone.
+    {
+        let http = YieldAfterToken { inner: &env.http };
+        let rng = SeededRandomness::new(3);
+        let request = job.run(db.as_ref(), &http, &rng, &NoDeadline);
+        assert!(request.now_or_never().is_none(), "cancelled mid-way");
+    }
+    assert_eq!(generation(&db), 1, "nothing was stored");
+    assert_eq!(env.token_requests("refresh_token"), 1, "yet Exact rotated");
+
+    // Reconnect to get a live grant again, then the detached way: the job
+    // runs beside the request (the platform's `wait_until`), the request
+    // only awaits its result and is cancelled at the same moment.
+    let id2 = connected(&env, db.as_ref());
+    assert_eq!(id2, id);
+    env.advance(580);
+    let mut pool = futures::executor::LocalPool::new();
+    let (tx, rx) = futures::channel::oneshot::channel();
+    let detached = {
+        let (db, job, http) = (Rc::clone(&db), job.clone(), env.http.clone());
+        let now = env.clock_now();
+        async move {
+            let job = RefreshJob { now, ..job };
+            let transport = YieldAfterToken { inner: &http };
+            let rng = SeededRandomness::new(4);
+            let _ = tx.send(job.run(db.as_ref(), &transport, &rng, &NoDeadline).await);
+        }
+    };
+    pool.spawner().spawn_local(detached).unwrap();
+    pool.run_until_stalled();
+    drop(rx); // the client went away before the answer
+    pool.run();
+    assert_eq!(generation(&db), 3, "the rotated tokens were stored");
+    let row = block_on(connections::find_by_id(db.as_ref(), &id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.state.status, ConnectionStatus::Active);
+    assert!(row.lease_owner.is_none());
+}
