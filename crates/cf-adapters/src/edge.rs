@@ -118,34 +118,56 @@ impl EdgeError for BodyError {
     }
 }
 
-/// Reads a body of at most `limit` bytes from its chunks. A declared
-/// `Content-Length` over the limit is refused before a single chunk is
-/// read; otherwise (chunked, or a length that lies) reading stops at the
-/// first chunk that passes the limit, so a hostile client never makes the
-/// isolate hold more than `limit` plus one chunk.
-pub async fn read_capped<S, E>(
+/// Reads at most `limit` bytes from a body's chunks, for requests coming
+/// in and responses coming back alike. A declared `Content-Length` over
+/// the limit is believed before a single chunk is read; otherwise
+/// (chunked, or a length that lies) reading stops at the first chunk that
+/// passes the limit, so a hostile or unexpectedly large body never makes
+/// the isolate hold more than `limit` plus one chunk. Returns the bytes
+/// kept (at most `limit`) and whether the body was longer.
+pub async fn read_limited<S, E>(
     content_length: Option<&str>,
     mut chunks: S,
+    limit: usize,
+) -> Result<(Vec<u8>, bool), E>
+where
+    S: Stream<Item = Result<Vec<u8>, E>> + Unpin,
+{
+    if content_length
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|declared| declared > limit as u64)
+    {
+        return Ok((Vec::new(), true));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        let room = limit - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, false))
+}
+
+/// A request body of at most `limit` bytes ([`read_limited`]); a longer
+/// one is [`BodyError::TooLarge`].
+pub async fn read_capped<S, E>(
+    content_length: Option<&str>,
+    chunks: S,
     limit: usize,
 ) -> Result<Vec<u8>, BodyError>
 where
     S: Stream<Item = Result<Vec<u8>, E>> + Unpin,
     E: Display,
 {
-    if let Some(declared) = content_length.and_then(|v| v.trim().parse::<u64>().ok())
-        && declared > limit as u64
-    {
-        return Err(BodyError::TooLarge { limit });
+    match read_limited(content_length, chunks, limit).await {
+        Ok((body, false)) => Ok(body),
+        Ok((_, true)) => Err(BodyError::TooLarge { limit }),
+        Err(e) => Err(BodyError::Unreadable(e.to_string())),
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| BodyError::Unreadable(e.to_string()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(BodyError::TooLarge { limit });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 /// A request's body, read with [`read_capped`]: every Worker reads bodies
@@ -205,6 +227,27 @@ mod tests {
         assert_eq!(
             block_on(read_capped(Some("10"), chunks, 300)),
             Err(BodyError::TooLarge { limit: 300 })
+        );
+    }
+
+    #[test]
+    fn a_response_is_kept_up_to_the_limit_and_marked_truncated() {
+        let chunks = stream::iter(vec![Chunk::Ok(vec![1; 6]), Chunk::Ok(vec![2; 6])]);
+        assert_eq!(
+            block_on(read_limited(None, chunks, 8)),
+            Ok((vec![1, 1, 1, 1, 1, 1, 2, 2], true))
+        );
+        let exact = stream::iter(vec![Chunk::Ok(vec![1; 4]), Chunk::Ok(vec![2; 4])]);
+        assert_eq!(
+            block_on(read_limited(Some("8"), exact, 8)),
+            Ok((vec![1, 1, 1, 1, 2, 2, 2, 2], false))
+        );
+        let declared = stream::poll_fn(|_| -> std::task::Poll<Option<Chunk>> {
+            panic!("read although the declared length was over the limit")
+        });
+        assert_eq!(
+            block_on(read_limited(Some("9"), declared, 8)),
+            Ok((Vec::new(), true))
         );
     }
 

@@ -65,7 +65,11 @@ impl HttpResponse {
 pub struct BinaryResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    /// At most the `max_bytes` the caller allowed.
     pub body: Vec<u8>,
+    /// The body was longer than `max_bytes`: reading stopped there, so
+    /// `body` is not the whole file (it may be empty).
+    pub truncated: bool,
 }
 
 impl BinaryResponse {
@@ -145,6 +149,7 @@ impl std::fmt::Debug for BinaryResponse {
             .field("status", &self.status)
             .field("headers", &redacted_headers(&self.headers))
             .field("body", &BodyLength(self.body.len()))
+            .field("truncated", &self.truncated)
             .finish()
     }
 }
@@ -165,8 +170,16 @@ pub enum TransportError {
 #[allow(async_fn_in_trait)]
 pub trait HttpTransport {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError>;
-    /// Like `send`, keeping the body's bytes as they came.
-    async fn send_binary(&self, request: HttpRequest) -> Result<BinaryResponse, TransportError>;
+    /// Like `send`, keeping the body's bytes as they came, but never more
+    /// than `max_bytes` of them: a transport stops reading there (refusing
+    /// on a declared `Content-Length` first) and says `truncated`, so a
+    /// file of unknown size cannot make the isolate hold more than the
+    /// caller's cap.
+    async fn send_binary(
+        &self,
+        request: HttpRequest,
+        max_bytes: usize,
+    ) -> Result<BinaryResponse, TransportError>;
 }
 
 /// The port for a small, eventually consistent cache (Workers KV). Only
@@ -220,6 +233,7 @@ mod tests {
             status: 200,
             headers: vec![("content-type".into(), "text/plain".into())],
             body: b"file-SECRET-7".to_vec(),
+            truncated: false,
         };
         let printed = format!("{request:?} {request:#?} {response:?} {response:#?} {binary:?}");
         assert!(!printed.contains("SECRET"), "{printed}");

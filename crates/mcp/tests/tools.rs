@@ -7,7 +7,9 @@
 use boekhouding_core::crypto::{Secret, TokenKeyring};
 use boekhouding_core::exact::oauth::{self, ExactApp};
 use boekhouding_core::plan::Plan;
-use boekhouding_core::ports::Sleep;
+use boekhouding_core::ports::{
+    BinaryResponse, HttpRequest, HttpResponse, HttpTransport, Sleep, TransportError,
+};
 use boekhouding_core::region::Region;
 use boekhouding_core::storage::NoDatabase;
 use boekhouding_core::storage::administrations::{self, DivisionInfo};
@@ -2092,19 +2094,19 @@ fn purchase_contracts_are_exactly_the_suppliers_billing_a_fixed_amount_on_a_cade
 
 /// The platform of a demo request: the sandbox's books in-process, no
 /// database.
-struct DemoPlatform {
+struct DemoPlatform<H = DemoTransport<std::sync::Arc<Books>>> {
     db: NoDatabase,
     clock: FakeClock,
-    http: DemoTransport<std::sync::Arc<Books>>,
+    http: H,
     rng: SeededRandomness,
     sleep: ThreadSleep,
     cache: MemoryCache,
 }
 
-impl Platform for DemoPlatform {
+impl<H: HttpTransport> Platform for DemoPlatform<H> {
     type Db = NoDatabase;
     type Clock = FakeClock;
-    type Http = DemoTransport<std::sync::Arc<Books>>;
+    type Http = H;
     type Rng = SeededRandomness;
     type Sleep = ThreadSleep;
     type Cache = MemoryCache;
@@ -2129,6 +2131,105 @@ impl Platform for DemoPlatform {
     fn report(&self, what: &str) {
         panic!("a demo request reported an internal failure: {what}");
     }
+}
+
+/// Exact as it also answers: attachments listed without a `FileSize`.
+/// Records the cap of every binary download.
+struct WithoutFileSize<T> {
+    inner: T,
+    caps: std::cell::RefCell<Vec<usize>>,
+}
+
+fn strip_file_size(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            o.remove("FileSize");
+            o.values_mut().for_each(strip_file_size);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_file_size),
+        _ => {}
+    }
+}
+
+impl<T: HttpTransport> HttpTransport for WithoutFileSize<T> {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let mut response = self.inner.send(request).await?;
+        if let Ok(mut v) = serde_json::from_str::<Value>(&response.body) {
+            strip_file_size(&mut v);
+            response.body = v.to_string();
+        }
+        Ok(response)
+    }
+    async fn send_binary(
+        &self,
+        request: HttpRequest,
+        max_bytes: usize,
+    ) -> Result<BinaryResponse, TransportError> {
+        self.caps.borrow_mut().push(max_bytes);
+        self.inner.send_binary(request, max_bytes).await
+    }
+}
+
+#[test]
+fn a_document_without_a_listed_size_is_downloaded_only_up_to_the_callers_cap() {
+    use base64::Engine as _;
+    let now = chrono::Utc::now();
+    let (demo, principal) = demo_host("pmjb_demo_bakkerij", now);
+    let platform = DemoPlatform {
+        db: NoDatabase,
+        clock: demo.clock,
+        http: WithoutFileSize {
+            inner: demo.http,
+            caps: Default::default(),
+        },
+        rng: demo.rng,
+        sleep: ThreadSleep,
+        cache: MemoryCache::default(),
+    };
+    let host = Bookkeeping {
+        platform: &platform,
+        principal: &principal,
+        portal_url: "https://portal.example",
+        exact: None,
+    };
+    let call = |args: Value| block_on(host.call("get_document_content", args));
+    let listed = match block_on(host.call("get_document_attachments", json!({"limit": 1}))) {
+        ToolCallOutcome::Ok { structured, .. } => structured,
+        other => panic!("{other:?}"),
+    };
+    let first = &listed["attachments"][0];
+    let id = first["id"].as_str().expect("the demo has attachments");
+    assert!(
+        first.get("size_bytes").is_none_or(Value::is_null),
+        "the listing carries no size: {first}"
+    );
+    // Whole within the default cap, although no size was listed.
+    let whole = match call(json!({"attachment_id": id})) {
+        ToolCallOutcome::Ok { structured, .. } => structured,
+        other => panic!("{other:?}"),
+    };
+    let size = whole["size_bytes"].as_u64().unwrap() as usize;
+    let content = match whole["encoding"].as_str().unwrap() {
+        "text" => whole["content"].as_str().unwrap().as_bytes().to_vec(),
+        _ => base64::engine::general_purpose::STANDARD
+            .decode(whole["content"].as_str().unwrap())
+            .unwrap(),
+    };
+    assert_eq!(content.len(), size);
+    // One byte under its size: refused, and the download itself was
+    // capped at the caller's limit, not at the global maximum.
+    let cap = size - 1;
+    match call(json!({"attachment_id": id, "max_bytes": cap})) {
+        ToolCallOutcome::ToolError(m) => {
+            assert!(m.contains(&format!("limit of {cap} bytes")), "{m}")
+        }
+        other => panic!("over the caller's cap yet answered: {other:?}"),
+    }
+    assert_eq!(
+        platform.http.caps.borrow().as_slice(),
+        [1_048_576, cap],
+        "the default cap (1 MiB), then the caller's"
+    );
 }
 
 fn demo_host(key: &str, now: chrono::DateTime<chrono::Utc>) -> (DemoPlatform, Principal) {

@@ -1,6 +1,7 @@
 //! `get_document_content`: the content of one document attachment
 //! (bijlage), as text when it is text and as base64 otherwise, within a
-//! size cap that is checked before anything is downloaded.
+//! size cap that is checked before anything is downloaded (the listed
+//! size) and while downloading (the stream stops at the cap).
 
 use base64::Engine as _;
 use boekhouding_core::exact::{Filter, Guid, Query};
@@ -95,15 +96,16 @@ pub(super) async fn get_document_content<P: Platform>(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
-    let file = match conn.client.download(&url).await {
+    // The listed size may be missing or stale: the download itself stops
+    // at the caller's cap, so no file costs more than `max_bytes`.
+    let file = match conn.client.download(&url, cap as usize).await {
         Ok(f) => f,
         Err(e) => return Ok(exact_failure(&e)),
     };
-    // The listed size may be stale: the cap holds for what arrived too.
-    if file.bytes.len() as u64 > MAX_BYTES {
+    if file.truncated {
         return Ok(failed(
             format!(
-                "{name} turned out larger than {MAX_BYTES} bytes; open it in Exact Online instead."
+                "{name} turned out larger than the limit of {cap} bytes for reading through the assistant; open it in Exact Online instead."
             ),
             Outcome::ToolError,
         ));
