@@ -82,10 +82,14 @@ impl HttpTransport for RequestHttp {
             RequestHttp::Demo(d) => d.send(request).await,
         }
     }
-    async fn send_binary(&self, request: HttpRequest) -> Result<BinaryResponse, TransportError> {
+    async fn send_binary(
+        &self,
+        request: HttpRequest,
+        max_bytes: usize,
+    ) -> Result<BinaryResponse, TransportError> {
         match self {
-            RequestHttp::Fetch(f) => f.send_binary(request).await,
-            RequestHttp::Demo(d) => d.send_binary(request).await,
+            RequestHttp::Fetch(f) => f.send_binary(request, max_bytes).await,
+            RequestHttp::Demo(d) => d.send_binary(request, max_bytes).await,
         }
     }
 }
