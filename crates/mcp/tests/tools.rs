@@ -898,6 +898,103 @@ fn hostile_text_in_every_string_argument_is_harmless() {
     assert!(calls > 40, "{calls} hostile calls");
 }
 
+/// The bound a string argument's schema declares: `maxLength`, the
+/// longest `enum` value, or the 10 characters of an ISO `date`.
+fn declared_string_bound(schema: &Value) -> Option<usize> {
+    if let Some(n) = schema["maxLength"].as_u64() {
+        return Some(n as usize);
+    }
+    if let Some(options) = schema["enum"].as_array() {
+        return options.iter().filter_map(Value::as_str).map(str::len).max();
+    }
+    (schema["format"] == "date").then_some(10)
+}
+
+fn schema_types(schema: &Value) -> Vec<String> {
+    match &schema["type"] {
+        Value::String(t) => vec![t.clone()],
+        Value::Array(ts) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn every_array_and_string_argument_is_bounded_by_its_schema_and_refused_past_it_before_any_work() {
+    let w = world(Plan::Enterprise);
+    let host = Bookkeeping {
+        platform: &w.platform,
+        principal: &w.principal,
+        portal_url: "https://portal.example",
+        exact: Some(&w.settings),
+    };
+    let guid = "00000000-0000-0000-0000-000000000001";
+    let mut refused = 0;
+    for tool in host.tools() {
+        let name = tool["name"].as_str().unwrap();
+        let props = tool["inputSchema"]["properties"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for (arg, schema) in &props {
+            let types = schema_types(schema);
+            let mut hostile: Vec<Value> = Vec::new();
+            if types.iter().any(|t| t == "array") {
+                let max = schema["maxItems"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("{name}.{arg}: an array argument declares maxItems"));
+                // Distinct valid-looking elements: the list's size alone must
+                // be refused, before any per-element work.
+                hostile.push(json!((1..=45_000).collect::<Vec<i64>>()));
+                hostile.push(json!((1..=max as i64 + 1).collect::<Vec<i64>>()));
+            }
+            if types.iter().any(|t| t == "string") {
+                let bound = declared_string_bound(schema).unwrap_or_else(|| {
+                    panic!(
+                        "{name}.{arg}: a string argument declares maxLength, enum or a date format"
+                    )
+                });
+                hostile.push(json!("9".repeat(bound + 1)));
+                hostile.push(json!("9".repeat(200_000)));
+            }
+            for value in hostile {
+                let mut args = realistic_arguments(name);
+                for id in ["customer_id", "attachment_id"] {
+                    if props.contains_key(id) && schema_types(&props[id]) == ["string"] {
+                        args[id] = json!(guid);
+                    }
+                }
+                if name == "search_relations" {
+                    args["query"] = json!("bakker");
+                }
+                args[arg.as_str()] = value.clone();
+                let before = w.sandbox.requests().len();
+                let outcome = block_on(host.call(name, args));
+                let size = value
+                    .as_array()
+                    .map_or_else(|| value.as_str().map_or(0, str::len), Vec::len);
+                match outcome {
+                    ToolCallOutcome::ToolError(m) => assert!(
+                        m.contains(&format!("`{arg}`")),
+                        "{name}.{arg} ({size}): the error does not name the argument: {m}"
+                    ),
+                    other => panic!("{name}.{arg} ({size}) past its bound was accepted: {other:?}"),
+                }
+                assert_eq!(
+                    w.sandbox.requests().len(),
+                    before,
+                    "{name}.{arg} ({size}): Exact was called before the argument was refused"
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 100, "{refused} hostile calls refused");
+}
+
 impl World {
     fn rpc(&self, method: &str, params: Value, era: Era) -> Result<Value, RpcError> {
         let host = Bookkeeping {

@@ -9,7 +9,7 @@ use boekhouding_core::storage::StorageError;
 use boekhouding_core::storage::usage::Outcome;
 use serde_json::{Value, json};
 
-use super::exact::{Args, connect, division_schema, exact_failure, failed};
+use super::exact::{Args, ID_MAX_LEN, connect, division_schema, exact_failure, failed, id_schema};
 use super::{Bookkeeping, Platform, ToolResult, read_only};
 
 /// Largest file the tool downloads.
@@ -22,7 +22,7 @@ pub fn definition() -> Value {
         "description": format!("Returns the content of one document attachment (bijlage) by its id from get_document_attachments: as text when the file is text (XML, CSV, plain text, UBL invoices), otherwise base64 with its content type. Files over {} KiB are not downloaded; the answer says so and gives the file's size and name.", MAX_BYTES / 1024),
         "inputSchema": {"type": "object", "properties": {
             "division": division_schema(),
-            "attachment_id": {"type": "string", "description": "The attachment's id (a GUID) from get_document_attachments."},
+            "attachment_id": id_schema("The attachment's id (a GUID) from get_document_attachments."),
             "max_bytes": {"type": "integer", "minimum": 1, "maximum": MAX_BYTES, "default": MAX_BYTES, "description": "Refuse files larger than this."}
         }, "required": ["attachment_id"], "additionalProperties": false},
         "outputSchema": {"type": "object", "properties": {
@@ -40,7 +40,7 @@ pub(super) async fn get_document_content<P: Platform>(
 ) -> Result<ToolResult, StorageError> {
     let parsed = (|| {
         let a = Args::parse(args, &["division", "attachment_id", "max_bytes"])?;
-        let raw = a.text("attachment_id", 40)?.ok_or_else(|| {
+        let raw = a.text("attachment_id", ID_MAX_LEN)?.ok_or_else(|| {
             failed(
                 "`attachment_id` is required (from get_document_attachments).",
                 Outcome::InvalidArguments,

@@ -101,10 +101,33 @@ impl<'v> Args<'v> {
         }
     }
 
+    /// A list argument of `min_items..=max_items` elements. Its length is
+    /// checked before any element is looked at, so a hostile list costs
+    /// one comparison, never work proportional to its size.
+    pub fn list(
+        &self,
+        name: &str,
+        noun: &str,
+        min_items: usize,
+        max_items: usize,
+    ) -> Result<Option<&'v [Value]>, ToolResult> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) if (min_items..=max_items).contains(&items.len()) => {
+                Ok(Some(items.as_slice()))
+            }
+            Some(_) => Err(invalid(format!(
+                "`{name}` must be a list of {noun}, {min_items} to {max_items} of them."
+            ))),
+        }
+    }
+
     pub fn text(&self, name: &str, max_len: usize) -> Result<Option<String>, ToolResult> {
         match self.0.get(name) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.chars().count() <= max_len => {
+            // The byte length bounds the character count from above, so a
+            // huge string is refused without counting its characters.
+            Some(Value::String(s)) if s.len() <= max_len * 4 && s.chars().count() <= max_len => {
                 Ok(Some(s.trim().to_owned()).filter(|s| !s.is_empty()))
             }
             Some(_) => Err(invalid(format!(
@@ -114,9 +137,18 @@ impl<'v> Args<'v> {
     }
 }
 
+/// The longest id argument accepted: a GUID with braces and dashes (38)
+/// and some room. The schemas of id arguments declare the same bound.
+pub(super) const ID_MAX_LEN: usize = 40;
+
+/// The JSON Schema of an id (GUID) argument.
+pub(super) fn id_schema(description: &str) -> Value {
+    serde_json::json!({"type": "string", "maxLength": ID_MAX_LEN, "description": description})
+}
+
 /// A relation or document id argument (a GUID).
 pub(super) fn guid_arg(a: &Args<'_>, name: &str) -> Result<Option<Guid>, ToolResult> {
-    match a.text(name, 40)? {
+    match a.text(name, ID_MAX_LEN)? {
         Some(g) => Guid::parse(&g).map(Some).map_err(|_| {
             invalid(format!(
                 "`{name}` must be a relation id (GUID) as returned by get_relations or search_relations."

@@ -15,6 +15,11 @@ use super::exact::{Args, connect, division_schema, failed};
 use super::money::round_cents;
 use super::{Bookkeeping, Platform, ToolResult, read_only};
 
+/// How many administrations one consolidation takes (the schema's
+/// `minItems`/`maxItems` of `divisions`).
+const MIN_CONSOLIDATED: usize = 2;
+const MAX_CONSOLIDATED: usize = 20;
+
 /// Fields of a single-administration answer that are not amounts.
 const NOT_AMOUNTS: &[&str] = &["division", "year", "period_from", "period_to"];
 
@@ -24,7 +29,7 @@ pub fn consolidated_definition() -> Value {
         "title": "Consolidated report (geconsolideerd overzicht)",
         "description": "Profit and loss or balance sheet across several of your administrations at once (holding and operating companies, werkmaatschappijen): every administration's figures side by side and totalled. Relations in one administration whose name is another administration in the set are flagged as likely intercompany (intercompany amounts are listed, not eliminated).",
         "inputSchema": {"type": "object", "properties": {
-            "divisions": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2, "maxItems": 20, "uniqueItems": true,
+            "divisions": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": MIN_CONSOLIDATED, "maxItems": MAX_CONSOLIDATED, "uniqueItems": true,
                 "description": "Division codes to consolidate; all usable administrations when left out."},
             "report": {"type": "string", "enum": ["profit_loss", "balance_sheet"], "default": "profit_loss"},
             "year": {"type": "integer", "minimum": 2000, "maximum": 2100, "description": "Financial year (profit and loss; the balance sheet is at its last day); the current year when left out."}
@@ -57,44 +62,50 @@ pub(super) async fn get_consolidated_report<P: Platform>(
     ctx: &Bookkeeping<'_, P>,
     args: &Value,
 ) -> Result<ToolResult, StorageError> {
-    let a = tool_try!(Args::parse(args, &["divisions", "report", "year"]));
     let parsed = (|| {
+        let a = Args::parse(args, &["divisions", "report", "year"])?;
+        // The list's size first, then its elements: a hostile list is
+        // refused before any work proportional to its length.
+        let listed = match a.list(
+            "divisions",
+            "division codes",
+            MIN_CONSOLIDATED,
+            MAX_CONSOLIDATED,
+        )? {
+            Some(items) => {
+                let mut codes = std::collections::BTreeSet::new();
+                for v in items {
+                    match v.as_i64() {
+                        Some(c) if c >= 1 && codes.insert(c) => {}
+                        _ => {
+                            return Err(failed(
+                                "`divisions` must be distinct division codes (whole numbers).",
+                                Outcome::InvalidArguments,
+                            ));
+                        }
+                    }
+                }
+                Some(items.iter().filter_map(Value::as_i64).collect::<Vec<_>>())
+            }
+            None => None,
+        };
         Ok::<_, ToolResult>((
+            listed,
             a.choice("report", &["profit_loss", "balance_sheet"])?
                 .unwrap_or("profit_loss"),
             a.int("year", 2000, 2100)?,
         ))
     })();
-    let (report, year) = tool_try!(parsed);
+    let (listed, report, year) = tool_try!(parsed);
     let active = ctx.active_administrations().await?;
     let usable: Vec<_> = administrations::allowed(&active, ctx.principal.plan);
-    let wanted: Vec<i64> = match args.get("divisions") {
-        None | Some(Value::Null) => usable.iter().map(|a| a.division_code).collect(),
-        Some(Value::Array(list)) => {
-            let mut codes = Vec::new();
-            for v in list {
-                match v.as_i64() {
-                    Some(c) if !codes.contains(&c) => codes.push(c),
-                    _ => {
-                        return Ok(failed(
-                            "`divisions` must be distinct division codes (whole numbers).",
-                            Outcome::InvalidArguments,
-                        ));
-                    }
-                }
-            }
-            codes
-        }
-        Some(_) => {
-            return Ok(failed(
-                "`divisions` must be a list of division codes.",
-                Outcome::InvalidArguments,
-            ));
-        }
-    };
-    if wanted.len() < 2 || wanted.len() > 20 {
+    let wanted: Vec<i64> =
+        listed.unwrap_or_else(|| usable.iter().map(|a| a.division_code).collect());
+    if !(MIN_CONSOLIDATED..=MAX_CONSOLIDATED).contains(&wanted.len()) {
         return Ok(failed(
-            "A consolidation needs 2 to 20 administrations; list_divisions shows yours.",
+            format!(
+                "A consolidation needs {MIN_CONSOLIDATED} to {MAX_CONSOLIDATED} administrations; list_divisions shows yours."
+            ),
             Outcome::InvalidArguments,
         ));
     }
@@ -209,8 +220,8 @@ pub fn explain_change_definition() -> Value {
         "inputSchema": {"type": "object", "properties": {
             "division": division_schema(),
             "metric": {"type": "string", "enum": ["result", "revenue", "costs"], "default": "result"},
-            "from_period": {"type": "string", "description": "The earlier period: 2025, 2025-Q3 or 2025-07."},
-            "to_period": {"type": "string", "description": "The later period, in the same form."},
+            "from_period": {"type": "string", "maxLength": 10, "description": "The earlier period: 2025, 2025-Q3 or 2025-07."},
+            "to_period": {"type": "string", "maxLength": 10, "description": "The later period, in the same form."},
             "top": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10}
         }, "required": ["from_period", "to_period"], "additionalProperties": false},
         "outputSchema": {"type": "object", "properties": {
