@@ -43,13 +43,11 @@ fn map_err(e: ureq::Error) -> TransportError {
 }
 
 impl BlockingTransport {
-    /// Sends and returns the status, lower-cased headers and the response
-    /// whose body is still unread.
+    /// Sends; the response's body is still unread.
     fn start(
         &self,
         request: HttpRequest,
-    ) -> Result<(u16, Vec<(String, String)>, ureq::http::Response<ureq::Body>), TransportError>
-    {
+    ) -> Result<ureq::http::Response<ureq::Body>, TransportError> {
         let result = match request.method {
             HttpMethod::Get => {
                 let mut r = self.agent.get(&request.url);
@@ -66,25 +64,29 @@ impl BlockingTransport {
                 r.send(request.body.unwrap_or_default())
             }
         };
-        let resp = result.map_err(map_err)?;
-        let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_ascii_lowercase(),
-                    v.to_str().unwrap_or("").to_owned(),
-                )
-            })
-            .collect();
-        Ok((status, headers, resp))
+        result.map_err(map_err)
     }
+}
+
+/// The status and lower-cased headers of a response.
+fn head(resp: &ureq::http::Response<ureq::Body>) -> (u16, Vec<(String, String)>) {
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_ascii_lowercase(),
+                v.to_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    (resp.status().as_u16(), headers)
 }
 
 impl HttpTransport for BlockingTransport {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let (status, headers, mut resp) = self.start(request)?;
+        let mut resp = self.start(request)?;
+        let (status, headers) = head(&resp);
         // ureq's own ceiling for whole bodies (10 MB) stays in force here.
         let body = resp.body_mut().read_to_vec().map_err(map_err)?;
         Ok(BinaryResponse {
@@ -101,7 +103,8 @@ impl HttpTransport for BlockingTransport {
         request: HttpRequest,
         max_bytes: usize,
     ) -> Result<BinaryResponse, TransportError> {
-        let (status, headers, mut resp) = self.start(request)?;
+        let mut resp = self.start(request)?;
+        let (status, headers) = head(&resp);
         // One byte more than the cap tells "exactly the cap" from "more".
         let mut body = Vec::new();
         resp.body_mut()
