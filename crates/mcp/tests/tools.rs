@@ -299,8 +299,16 @@ fn divisions_are_checked_and_arguments_validated() {
     assert!(foreign.contains("not one of this account's"), "{foreign}");
     for (args, needle) in [
         (
-            json!({"division": "1000001"}),
-            "`division` must be a whole number",
+            json!({"division": "1000001 or 1=1"}),
+            "`division` must be a division code",
+        ),
+        (
+            json!({"division": 1.5}),
+            "`division` must be a division code",
+        ),
+        (
+            json!({"division": "gb:1000001"}),
+            "`division` must be a division code",
         ),
         (json!({"type": "everything"}), "`type` must be one of"),
         (
@@ -1026,6 +1034,145 @@ impl World {
             .unwrap()
             .to_owned()
     }
+}
+
+/// Adds a second Exact connection for the world's user, in Belgium, whose
+/// one administration has the same division code as the Dutch 1000001
+/// (codes are unique per Exact site only). Returns both connection ids.
+fn belgian_twin(w: &World) -> (String, String) {
+    let app = w.settings.app_for(Region::Be);
+    let code = login(&w.platform.http, &app);
+    let now = boekhouding_core::ports::Clock::now(&w.platform.clock);
+    let tokens = block_on(oauth::exchange_code(&w.platform.http, &app, &code, now))
+        .unwrap()
+        .into_exact_tokens();
+    let be = block_on(connections::connect(
+        &w.platform.db,
+        &w.platform.rng,
+        &w.settings.keyring,
+        &NewConnection {
+            user_id: &w.principal.user_id,
+            region: Region::Be,
+            identity: &ExactIdentity::default(),
+            tokens: &tokens,
+        },
+        now,
+    ))
+    .unwrap();
+    block_on(administrations::sync_for_connection(
+        &w.platform.db,
+        &w.platform.rng,
+        &be.id,
+        Plan::Enterprise,
+        &[DivisionInfo {
+            code: 1_000_001,
+            name: "Filiaal België BV".into(),
+        }],
+        None,
+        now,
+    ))
+    .unwrap();
+    let nl = block_on(connections::find_for_user_region(
+        &w.platform.db,
+        &w.principal.user_id,
+        Region::Nl,
+    ))
+    .unwrap()
+    .unwrap();
+    (nl.id, be.id)
+}
+
+#[test]
+fn a_division_code_at_two_exact_sites_is_never_guessed_and_the_region_picks_the_right_one() {
+    let w = world(Plan::Enterprise);
+    let (nl, be) = belgian_twin(&w);
+    let last_used = |id: &str| {
+        block_on(connections::find_by_id(&w.platform.db, id))
+            .unwrap()
+            .unwrap()
+            .last_used_at
+    };
+    assert!(last_used(&nl).is_none() && last_used(&be).is_none());
+
+    // The bare code is refused with the candidates an assistant can use.
+    for args in [
+        json!({"division": 1_000_001}),
+        json!({"division": "1000001"}),
+    ] {
+        let m = w.error("get_gl_accounts", args);
+        assert!(
+            m.contains("\"be:1000001\"")
+                && m.contains("be:1000001 (Filiaal België BV)")
+                && m.contains("nl:1000001 (Bakkerij"),
+            "{m}"
+        );
+    }
+    assert!(
+        last_used(&nl).is_none() && last_used(&be).is_none(),
+        "no connection was used"
+    );
+
+    // With its region each reaches its own connection.
+    let r = w.ok("get_gl_accounts", json!({"division": "be:1000001"}));
+    assert_eq!(r["division"], 1_000_001);
+    assert!(
+        last_used(&be).is_some() && last_used(&nl).is_none(),
+        "the Belgian connection served it"
+    );
+    w.ok("get_gl_accounts", json!({"division": "nl:1000001"}));
+    assert!(last_used(&nl).is_some(), "the Dutch connection served it");
+    // A code at one site only still needs no region; a wrong region is refused.
+    w.ok("get_gl_accounts", json!({"division": 1_000_002}));
+    assert!(
+        w.error("get_gl_accounts", json!({"division": "be:1000002"}))
+            .contains("not one of")
+    );
+
+    // list_divisions says how to name each administration.
+    let listed = w.ok("list_divisions", json!({}));
+    let refs: Vec<&str> = listed["administrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["division_ref"].as_str().unwrap())
+        .collect();
+    for expected in ["nl:1000001", "be:1000001", "1000002"] {
+        assert!(refs.contains(&expected), "{refs:?}");
+    }
+
+    // The consolidated report never guesses either, and takes both sites.
+    let m = w.error(
+        "get_consolidated_report",
+        json!({"divisions": [1_000_001, 1_000_002]}),
+    );
+    assert!(m.contains("\"be:1000001\""), "{m}");
+    let both = w.ok(
+        "get_consolidated_report",
+        json!({"divisions": ["nl:1000001", "be:1000001"], "year": 2025}),
+    );
+    let regions: Vec<&str> = both["administrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["region"].as_str().unwrap())
+        .collect();
+    assert_eq!(regions, ["nl", "be"]);
+
+    // Prompts name the administration as the tools need it.
+    let text = w.prompt_text(
+        "financial_analysis",
+        json!({"division": "be:1000001", "language": "en"}),
+    );
+    assert!(text.contains("division be:1000001"), "{text}");
+    let refused = w.rpc(
+        "prompts/get",
+        json!({"name": "financial_analysis", "arguments": {"division": "1000001"}}),
+        Era::Legacy,
+    );
+    assert!(
+        refused.is_err_and(|e| e.message.contains("be:1000001")),
+        "an ambiguous prompt division was accepted"
+    );
 }
 
 #[test]

@@ -227,7 +227,7 @@ pub(super) async fn get_purchase_contracts<P: Platform>(
             ],
         )?;
         Ok::<_, ToolResult>((
-            a.int("division", 1, 999_999_999)?,
+            a.division()?,
             guid_arg(&a, "supplier_id")?,
             a.boolean("active_only")?.unwrap_or(true),
             a.int("months", 6, 36)?.unwrap_or(24),

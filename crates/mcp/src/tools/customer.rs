@@ -74,7 +74,7 @@ pub(super) async fn get_customer_360<P: Platform>(
                 Outcome::InvalidArguments,
             )
         })?;
-        Ok::<_, ToolResult>((a.int("division", 1, 999_999_999)?, id))
+        Ok::<_, ToolResult>((a.division()?, id))
     })();
     let (division, id) = tool_try!(parsed);
     let mut conn = tool_try!(connect(ctx, division).await);

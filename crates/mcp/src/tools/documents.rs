@@ -55,7 +55,7 @@ pub(super) async fn get_document_content<P: Platform>(
         let cap = a
             .int("max_bytes", 1, MAX_BYTES as i64)?
             .unwrap_or(MAX_BYTES as i64) as u64;
-        Ok::<_, ToolResult>((a.int("division", 1, 999_999_999)?, id, cap))
+        Ok::<_, ToolResult>((a.division()?, id, cap))
     })();
     let (division, id, cap) = tool_try!(parsed);
     let mut conn = tool_try!(connect(ctx, division).await);

@@ -8,7 +8,9 @@ use boekhouding_core::crypto::Secret;
 use boekhouding_core::exact::oauth::ExactApp;
 use boekhouding_core::exact::{Division, ExactClient, ExactError, Guid, Listed, Query};
 use boekhouding_core::ports::{Clock, KvCache, Sleep};
-use boekhouding_core::storage::administrations::{self, Administration, DivisionError};
+use boekhouding_core::storage::administrations::{
+    self, Administration, DivisionError, DivisionRef,
+};
 use boekhouding_core::storage::connections;
 use boekhouding_core::storage::usage::Outcome;
 use serde_json::{Map, Value};
@@ -91,6 +93,21 @@ impl<'v> Args<'v> {
         }
     }
 
+    /// The `division` argument: a code (`123456`, as a number or text) or
+    /// a code with its region (`"nl:123456"`) for a code that exists at two
+    /// Exact sites.
+    pub fn division(&self) -> Result<Option<DivisionRef>, ToolResult> {
+        let refused = || {
+            invalid(
+                "`division` must be a division code from list_divisions: a number such as 123456, or with its region such as \"nl:123456\" when the same code exists at two Exact sites.",
+            )
+        };
+        match self.0.get("division") {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => division_ref(v).map(Some).ok_or_else(refused),
+        }
+    }
+
     /// A date argument as `YYYY-MM-DD`.
     pub fn date(&self, name: &str) -> Result<Option<chrono::NaiveDate>, ToolResult> {
         match self.text(name, 10)? {
@@ -137,6 +154,20 @@ impl<'v> Args<'v> {
     }
 }
 
+/// A division reference as a tool argument: a code as a number or text,
+/// or `"nl:123456"`; `None` when it is neither.
+pub(super) fn division_ref(v: &Value) -> Option<DivisionRef> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .filter(|c| (1..=DivisionRef::MAX_CODE).contains(c))
+            .map(DivisionRef::code),
+        // Checked on its byte length before it is parsed at all.
+        Value::String(s) if s.len() <= DivisionRef::MAX_LEN => DivisionRef::parse(s),
+        _ => None,
+    }
+}
+
 /// The longest id argument accepted: a GUID with braces and dashes (38)
 /// and some room. The schemas of id arguments declare the same bound.
 pub(super) const ID_MAX_LEN: usize = 40;
@@ -158,9 +189,18 @@ pub(super) fn guid_arg(a: &Args<'_>, name: &str) -> Result<Option<Guid>, ToolRes
     }
 }
 
-/// The JSON Schema of the common `division` argument.
+/// The JSON Schema of the common `division` argument; its bounds are
+/// those [`Args::division`] enforces.
 pub(super) fn division_schema() -> Value {
-    serde_json::json!({"type": "integer", "minimum": 1, "description": "Exact division code (administratie) from list_divisions; the default administration when omitted."})
+    serde_json::json!({
+        "type": ["integer", "string"],
+        "minimum": 1,
+        "maximum": DivisionRef::MAX_CODE,
+        "maxLength": DivisionRef::MAX_LEN,
+        "pattern": "^((nl|be|de|uk|us|es|fr):)?[0-9]{1,9}$",
+        "description": "Exact division code (administratie) from list_divisions, e.g. 123456; the default administration when omitted. \
+    Division codes are unique per Exact site only: when list_divisions shows the same code in two regions, pass it with its region as text, e.g. \"be:123456\"."
+    })
 }
 
 /// What an Exact error means for the assistant.
@@ -188,6 +228,20 @@ pub(super) fn exact_failure(e: &ExactError) -> ToolResult {
     }
 }
 
+/// The administration a call asks for, or the message that says why it
+/// cannot be used (a code shared by two Exact sites lists the candidates).
+pub(super) fn choose(
+    active: &[Administration],
+    plan: boekhouding_core::plan::Plan,
+    division: Option<DivisionRef>,
+) -> Result<Administration, ToolResult> {
+    administrations::resolve(active, plan, division).map_err(|e| match e {
+        DivisionError::NotAllowed(_) => failed(e.to_string(), Outcome::Forbidden),
+        DivisionError::Ambiguous { .. } => failed(e.to_string(), Outcome::InvalidArguments),
+        DivisionError::NoneActive => failed(e.to_string(), Outcome::ToolError),
+    })
+}
+
 /// An administration and a client for it.
 pub(super) struct Connected<'c, P: Platform> {
     pub admin: Administration,
@@ -200,7 +254,7 @@ pub(super) struct Connected<'c, P: Platform> {
 /// Resolves the administration and a usable Exact client for a call.
 pub(super) async fn connect<'c, P: Platform>(
     ctx: &'c Bookkeeping<'_, P>,
-    division: Option<i64>,
+    division: Option<DivisionRef>,
 ) -> Result<Connected<'c, P>, ToolResult> {
     let p = ctx.platform;
     let internal = |_| {
@@ -210,11 +264,7 @@ pub(super) async fn connect<'c, P: Platform>(
         )
     };
     let active = ctx.active_administrations().await.map_err(internal)?;
-    let admin =
-        administrations::resolve(&active, ctx.principal.plan, division).map_err(|e| match e {
-            DivisionError::NotAllowed(_) => failed(e.to_string(), Outcome::Forbidden),
-            DivisionError::NoneActive => failed(e.to_string(), Outcome::ToolError),
-        })?;
+    let admin = choose(&active, ctx.principal.plan, division)?;
     if let Caller::Demo(tenant) = &ctx.principal.caller {
         // The platform's transport serves the demo books; no token.
         return Ok(Connected {

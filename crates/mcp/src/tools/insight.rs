@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 
 use boekhouding_core::exact::{Cmp, Filter, Query};
 use boekhouding_core::storage::StorageError;
-use boekhouding_core::storage::administrations;
+use boekhouding_core::storage::administrations::{self, Administration, DivisionRef};
 use boekhouding_core::storage::usage::Outcome;
 use serde_json::{Map, Value, json};
 
-use super::exact::{Args, connect, division_schema, failed};
+use super::exact::{Args, choose, connect, division_ref, division_schema, failed};
 use super::money::round_cents;
 use super::{Bookkeeping, Platform, ToolResult, read_only};
 
@@ -29,8 +29,8 @@ pub fn consolidated_definition() -> Value {
         "title": "Consolidated report (geconsolideerd overzicht)",
         "description": "Profit and loss or balance sheet across several of your administrations at once (holding and operating companies, werkmaatschappijen): every administration's figures side by side and totalled. Relations in one administration whose name is another administration in the set are flagged as likely intercompany (intercompany amounts are listed, not eliminated).",
         "inputSchema": {"type": "object", "properties": {
-            "divisions": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": MIN_CONSOLIDATED, "maxItems": MAX_CONSOLIDATED, "uniqueItems": true,
-                "description": "Division codes to consolidate; all usable administrations when left out."},
+            "divisions": {"type": "array", "items": division_schema(), "minItems": MIN_CONSOLIDATED, "maxItems": MAX_CONSOLIDATED, "uniqueItems": true,
+                "description": "Division codes to consolidate (\"be:123456\" with the region for a code that exists at two Exact sites); all usable administrations when left out."},
             "report": {"type": "string", "enum": ["profit_loss", "balance_sheet"], "default": "profit_loss"},
             "year": {"type": "integer", "minimum": 2000, "maximum": 2100, "description": "Financial year (profit and loss; the balance sheet is at its last day); the current year when left out."}
         }, "additionalProperties": false},
@@ -73,19 +73,20 @@ pub(super) async fn get_consolidated_report<P: Platform>(
             MAX_CONSOLIDATED,
         )? {
             Some(items) => {
-                let mut codes = std::collections::BTreeSet::new();
+                let mut refs = Vec::with_capacity(items.len());
+                let mut seen = std::collections::HashSet::new();
                 for v in items {
-                    match v.as_i64() {
-                        Some(c) if c >= 1 && codes.insert(c) => {}
+                    match division_ref(v) {
+                        Some(r) if seen.insert(r) => refs.push(r),
                         _ => {
                             return Err(failed(
-                                "`divisions` must be distinct division codes (whole numbers).",
+                                "`divisions` must be distinct division codes (whole numbers, or \"nl:123456\" with the region for a code that exists at two Exact sites).",
                                 Outcome::InvalidArguments,
                             ));
                         }
                     }
                 }
-                Some(items.iter().filter_map(Value::as_i64).collect::<Vec<_>>())
+                Some(refs)
             }
             None => None,
         };
@@ -98,9 +99,27 @@ pub(super) async fn get_consolidated_report<P: Platform>(
     })();
     let (listed, report, year) = tool_try!(parsed);
     let active = ctx.active_administrations().await?;
-    let usable: Vec<_> = administrations::allowed(&active, ctx.principal.plan);
-    let wanted: Vec<i64> =
-        listed.unwrap_or_else(|| usable.iter().map(|a| a.division_code).collect());
+    let plan = ctx.principal.plan;
+    let wanted: Vec<Administration> = match listed {
+        Some(refs) => {
+            let mut chosen: Vec<Administration> = Vec::with_capacity(refs.len());
+            for r in refs {
+                let admin = tool_try!(choose(&active, plan, Some(r)));
+                if chosen.iter().any(|c| c.id == admin.id) {
+                    return Ok(failed(
+                        "`divisions` names the same administration twice.",
+                        Outcome::InvalidArguments,
+                    ));
+                }
+                chosen.push(admin);
+            }
+            chosen
+        }
+        None => administrations::allowed(&active, plan)
+            .into_iter()
+            .cloned()
+            .collect(),
+    };
     if !(MIN_CONSOLIDATED..=MAX_CONSOLIDATED).contains(&wanted.len()) {
         return Ok(failed(
             format!(
@@ -117,18 +136,23 @@ pub(super) async fn get_consolidated_report<P: Platform>(
     let mut rows = Vec::new();
     let mut totals: Map<String, Value> = Map::new();
     let mut calls = 0;
-    let mut names: Vec<(i64, String)> = Vec::new();
-    for code in &wanted {
+    let mut names: Vec<(DivisionRef, String)> = Vec::new();
+    for admin in &wanted {
+        let code = admin.division_code;
+        // The inner tools get the reference that names exactly this
+        // administration, also when its code exists at two Exact sites.
+        let exact_ref = DivisionRef::of(admin);
+        let division = exact_ref.to_string();
         let one = match report {
             "balance_sheet" => {
                 super::reports::get_balance_sheet(
                     ctx,
-                    &json!({"division": code, "date": format!("{year}-12-31")}),
+                    &json!({"division": division, "date": format!("{year}-12-31")}),
                 )
                 .await?
             }
             _ => {
-                super::reports::get_profit_loss(ctx, &json!({"division": code, "year": year}))
+                super::reports::get_profit_loss(ctx, &json!({"division": division, "year": year}))
                     .await?
             }
         };
@@ -143,11 +167,7 @@ pub(super) async fn get_consolidated_report<P: Platform>(
             }
             failed => return Ok(failed),
         };
-        let name = usable
-            .iter()
-            .find(|a| a.division_code == *code)
-            .map(|a| a.name.clone())
-            .unwrap_or_default();
+        let name = admin.name.clone();
         let mut figures = Map::new();
         if let Some(obj) = structured.as_object() {
             for (k, v) in obj {
@@ -158,14 +178,15 @@ pub(super) async fn get_consolidated_report<P: Platform>(
                 }
             }
         }
-        names.push((*code, name.clone()));
-        rows.push(json!({"division": code, "name": name, "figures": figures}));
+        names.push((exact_ref, name.clone()));
+        rows.push(json!({"division": code, "region": admin.region.code(), "name": name, "figures": figures}));
     }
     // Likely intercompany: a relation in one administration named like
     // another administration of the set.
     let mut intercompany = Vec::new();
-    for (code, _) in &names {
-        let mut conn = tool_try!(connect(ctx, Some(*code)).await);
+    for (exact_ref, _) in &names {
+        let code = exact_ref.code;
+        let mut conn = tool_try!(connect(ctx, Some(*exact_ref)).await);
         let q = Query::new("crm/Accounts", &["Name"]).filter(Some(
             Filter::eq("IsSales", true).or(Filter::eq("IsSupplier", true)),
         ));
@@ -179,10 +200,10 @@ pub(super) async fn get_consolidated_report<P: Platform>(
             }
             if let Some((other, _)) = names
                 .iter()
-                .find(|(c, n)| c != code && !normalise(n).is_empty() && normalise(n) == rn)
+                .find(|(r, n)| r != exact_ref && !normalise(n).is_empty() && normalise(n) == rn)
             {
                 intercompany.push(
-                    json!({"division": code, "relation": relation, "is_administration": other}),
+                    json!({"division": code, "relation": relation, "is_administration": other.code}),
                 );
             }
         }
@@ -286,7 +307,7 @@ pub(super) async fn explain_change<P: Platform>(
             Ok((raw.to_uppercase(), span))
         };
         Ok::<_, ToolResult>((
-            a.int("division", 1, 999_999_999)?,
+            a.division()?,
             a.choice("metric", &["result", "revenue", "costs"])?
                 .unwrap_or("result"),
             span("from_period")?,
@@ -434,7 +455,7 @@ pub(super) async fn get_period_close_check<P: Platform>(
             v.ok_or_else(|| failed(format!("`{k}` is required."), Outcome::InvalidArguments))
         };
         Ok::<_, ToolResult>((
-            a.int("division", 1, 999_999_999)?,
+            a.division()?,
             required("year", a.int("year", 2000, 2100)?)?,
             required("period", a.int("period", 1, 12)?)?,
         ))

@@ -111,7 +111,7 @@ pub(super) async fn get_invoices<P: Platform>(
             ],
         )?;
         Ok::<_, ToolResult>((
-            a.int("division", 1, 999_999_999)?,
+            a.division()?,
             a.choice("status", &["open", "paid", "all"])?
                 .unwrap_or("all"),
             guid_arg(&a, side.relation_arg)?,
@@ -249,7 +249,7 @@ pub(super) async fn get_bank_transactions<P: Platform>(
     let parsed = (|| {
         let a = Args::parse(args, &["division", "from_date", "to_date", "limit"])?;
         Ok::<_, ToolResult>((
-            a.int("division", 1, 999_999_999)?,
+            a.division()?,
             a.date("from_date")?,
             a.date("to_date")?,
             a.int("limit", 1, 5000)?.unwrap_or(1000) as usize,
