@@ -631,47 +631,65 @@ fn expect_safe_headers(what: &str, r: &HttpReply) -> Result<()> {
 
 /// Bodies are limited before they are read: a declared 50 MB body is
 /// refused on its `Content-Length` before it is sent, a 50 MB body that is
-/// sent is refused too, a chunked body without a length is refused once
-/// it passes the limit (without its end ever being sent), and the isolate
-/// answers a normal request right after.
+/// sent is cut off long before its end, a chunked body without a length is
+/// refused once it passes the limit (without its end ever being sent), and
+/// the isolate answers a normal request right after.
 pub fn body_limit_check(port: u16) -> Result<()> {
     use std::io::Write;
     use std::net::{Shutdown, TcpStream};
     const FIFTY_MB: usize = 50 * 1024 * 1024;
     let chunk = vec![b' '; 64 * 1024];
 
-    // Declared 50 MB, only the first 64 KiB sent: the answer must come
-    // without the rest.
+    // Declared 50 MB, none of it sent: the answer must come without the
+    // body (nothing unread is left behind, so no reset can swallow it).
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.write_all(demo_post_head(port, &format!("Content-Length: {FIFTY_MB}")).as_bytes())?;
-    s.write_all(&chunk)?;
-    let r = read_reply(&mut s);
+    let r = read_reply(&mut s).context("declared 50 MB, body withheld");
     let _ = s.shutdown(Shutdown::Both);
     expect_413("declared 50 MB, body withheld", &r?)?;
 
-    // 50 MB actually sent (by a writer that stops when the server
-    // closes); the answer is read meanwhile.
+    // 50 MB actually sent, by a writer that stops when the server closes,
+    // while the answer is read. A server that answers before reading
+    // closes a connection with unread bytes, which resets it, and a reset
+    // may discard the 413 before the client reads it (the usual fate of an
+    // upload refused early; locally, wrangler's proxy may also turn the
+    // cut-off into a 500). What must hold: the server never took the whole
+    // body (reading it first would have accepted all 50 MB; kernel buffers
+    // hold far less), and a 413 that arrives carries the usual headers.
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.write_all(demo_post_head(port, &format!("Content-Length: {FIFTY_MB}")).as_bytes())?;
     let mut writer = s.try_clone()?;
     let sent = chunk.clone();
     let feeding = std::thread::spawn(move || {
+        let mut accepted = 0usize;
         for _ in 0..FIFTY_MB / sent.len() {
             if writer.write_all(&sent).is_err() {
                 break;
             }
+            accepted += sent.len();
         }
+        accepted
     });
     let r = read_reply(&mut s);
     let _ = s.shutdown(Shutdown::Both);
-    let _ = feeding.join();
-    expect_413("50 MB sent", &r?)?;
-
-    // Chunked without a length: 1 MiB in 64 KiB chunks, never the final
-    // empty chunk; the answer must come once the limit is passed.
+    let accepted = feeding.join().unwrap_or(FIFTY_MB);
+    expect(accepted < FIFTY_MB, || {
+        format!(
+            "50 MB sent: the whole body was accepted before the answer {:?}",
+            r.as_ref().map(|r| r.status).map_err(|e| e.to_string())
+        )
+    })?;
+    if let Ok(reply) = &r
+        && reply.status == 413
+    {
+        expect_413("50 MB sent", reply)?;
+    }
+    // Chunked without a length: five 64 KiB chunks (the fifth passes the
+    // 256 KiB limit), never the final empty chunk; the answer must come
+    // once the limit is passed.
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.write_all(demo_post_head(port, "Transfer-Encoding: chunked").as_bytes())?;
-    for _ in 0..16 {
+    for _ in 0..5 {
         let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
         framed.extend_from_slice(&chunk);
         framed.extend_from_slice(b"\r\n");
@@ -679,7 +697,7 @@ pub fn body_limit_check(port: u16) -> Result<()> {
             break;
         }
     }
-    let r = read_reply(&mut s);
+    let r = read_reply(&mut s).context("chunked, no length, never ended");
     let _ = s.shutdown(Shutdown::Both);
     expect_413("chunked, no length, never ended", &r?)?;
 
