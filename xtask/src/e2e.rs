@@ -318,7 +318,7 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
             ),
         );
         suite.check(
-            "mcp: bodies are limited before they are read (declared 50 MB, 50 MB sent, chunked without a length: 413), the isolate keeps answering, every answer says no-store and nosniff",
+            "mcp: bodies are limited before they are read (a declared 50 MB and a chunked body without a length: 413; a 50 MB upload cut off), the isolate keeps answering, every answer says no-store and nosniff",
             crate::e2e_mcp::body_limit_check(mcp.port),
         );
         suite.check(

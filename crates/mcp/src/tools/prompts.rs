@@ -25,7 +25,7 @@ struct Arg {
 
 const DIVISION: Arg = Arg {
     name: "division",
-    description: "Division code of the administration (from list_divisions); the default administration when left out.",
+    description: "Division code of the administration (from list_divisions), or region:code (e.g. be:123456) when the code exists at two Exact sites; the default administration when left out.",
     required: false,
 };
 const LANGUAGE: Arg = Arg {
