@@ -93,7 +93,8 @@ fn check_health(server: &DevServer, migrations: u64, commit: &str) -> Result<()>
 }
 
 /// A copy of a Worker's config without its D1 binding, to prove `/health`
-/// answers 503 when the database is unreachable. It lives in the run's
+/// answers 503 when the database is unreachable, and without the demo
+/// limiter of its top level, to prove the demo then fails closed. It lives in the run's
 /// state directory (a file beside the real configs would make running
 /// `wrangler dev` sessions reload), with its paths made absolute.
 fn config_without_db(tools: &Tools, state: &Path) -> Result<PathBuf> {
@@ -108,7 +109,13 @@ fn config_without_db(tools: &Tools, state: &Path) -> Result<PathBuf> {
             .context("unterminated d1_databases")?
         + 1;
     let root = tools.root.display().to_string();
-    let patched = format!("{}\"d1_databases\": []{}", &text[..start], &text[end..])
+    let text = format!("{}\"d1_databases\": []{}", &text[..start], &text[end..]);
+    // Without the demo limiter too: the demo must then refuse (503).
+    let start = text
+        .find("\"ratelimits\"")
+        .context("no ratelimits in config")?;
+    let end = start + text[start..].find(']').context("unterminated ratelimits")? + 1;
+    let patched = format!("{}\"ratelimits\": []{}", &text[..start], &text[end..])
         .replace(
             "\"name\": \"pmjb-mcp-server\"",
             "\"name\": \"pmjb-mcp-server-nodb\"",
@@ -232,6 +239,13 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
         })(),
     );
     suite.check(
+        "mcp demo: without the demo limiter binding, demo requests are refused with 503",
+        (|| {
+            let server = nodb.as_mut().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            crate::e2e_mcp::demo_without_limiter_check(server.port)
+        })(),
+    );
+    suite.check(
         "token-cron scheduled handler runs and records its run in D1",
         (|| {
             let cron = servers
@@ -302,6 +316,10 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
                 exact_sandbox::demo::KEYS[0].0,
                 Some(&account.api_key),
             ),
+        );
+        suite.check(
+            "mcp: bodies are limited before they are read (a declared 50 MB and a chunked body without a length: 413; a 50 MB upload cut off), the isolate keeps answering, every answer says no-store and nosniff",
+            crate::e2e_mcp::body_limit_check(mcp.port),
         );
         suite.check(
             "mcp demo: one address gets a bounded number of demo requests a minute, then 429 with Retry-After",

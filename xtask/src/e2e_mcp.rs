@@ -544,3 +544,203 @@ pub fn exact_checks(
         ),
     ]
 }
+
+/// A reply read from a raw socket: the head and as much body as the
+/// `Content-Length` promised (the server may keep the connection open
+/// after refusing a body it did not read).
+fn read_reply(stream: &mut std::net::TcpStream) -> Result<HttpReply> {
+    use std::io::Read;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(20)))?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16_384];
+    loop {
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let mut lines = head.lines();
+            let status: u16 = lines
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|s| s.parse().ok())
+                .context("no status line")?;
+            let headers: Vec<(String, String)> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .collect();
+            let reply = HttpReply {
+                status,
+                headers,
+                body: body.to_owned(),
+            };
+            let want = reply
+                .header("content-length")
+                .and_then(|l| l.parse::<usize>().ok());
+            if want.is_some_and(|n| body.len() >= n) {
+                return Ok(reply);
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) => {
+                return Err(e).context(
+                    "no answer while the body was still unsent: the server waits to read it all",
+                );
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").context("no header end")?;
+    let status = head
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .context("no status line")?;
+    Ok(HttpReply {
+        status,
+        headers: Vec::new(),
+        body: body.to_owned(),
+    })
+}
+
+/// The head of a POST to a demo URL, with `framing` (a length or chunked).
+fn demo_post_head(port: u16, framing: &str) -> String {
+    format!(
+        "POST /demo/{} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+         Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n\
+         MCP-Protocol-Version: 2025-11-25\r\n{framing}\r\n\r\n",
+        exact_sandbox::demo::KEYS[0].0
+    )
+}
+
+fn expect_413(what: &str, r: &HttpReply) -> Result<()> {
+    expect(r.status == 413, || {
+        format!("{what}: status {} body {}", r.status, r.body)
+    })?;
+    expect_safe_headers(what, r)
+}
+
+/// Every MCP answer is neither cached nor content-sniffed.
+fn expect_safe_headers(what: &str, r: &HttpReply) -> Result<()> {
+    expect(
+        r.header("cache-control") == Some("no-store")
+            && r.header("x-content-type-options") == Some("nosniff"),
+        || format!("{what}: headers {:?}", r.headers),
+    )
+}
+
+/// Bodies are limited before they are read: a declared 50 MB body is
+/// refused on its `Content-Length` before it is sent, a 50 MB body that is
+/// sent is cut off long before its end, a chunked body without a length is
+/// refused once it passes the limit (without its end ever being sent), and
+/// the isolate answers a normal request right after.
+pub fn body_limit_check(port: u16) -> Result<()> {
+    use std::io::Write;
+    use std::net::{Shutdown, TcpStream};
+    const FIFTY_MB: usize = 50 * 1024 * 1024;
+    let chunk = vec![b' '; 64 * 1024];
+
+    // Declared 50 MB, none of it sent: the answer must come without the
+    // body (nothing unread is left behind, so no reset can swallow it).
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.write_all(demo_post_head(port, &format!("Content-Length: {FIFTY_MB}")).as_bytes())?;
+    let r = read_reply(&mut s).context("declared 50 MB, body withheld");
+    let _ = s.shutdown(Shutdown::Both);
+    expect_413("declared 50 MB, body withheld", &r?)?;
+
+    // 50 MB actually sent, by a writer that stops when the server closes,
+    // while the answer is read. A server that answers before reading
+    // closes a connection with unread bytes, which resets it, and a reset
+    // may discard the 413 before the client reads it (the usual fate of an
+    // upload refused early; locally, wrangler's proxy may also turn the
+    // cut-off into a 500). What must hold: the server never took the whole
+    // body (reading it first would have accepted all 50 MB; kernel buffers
+    // hold far less), and a 413 that arrives carries the usual headers.
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.write_all(demo_post_head(port, &format!("Content-Length: {FIFTY_MB}")).as_bytes())?;
+    let mut writer = s.try_clone()?;
+    let sent = chunk.clone();
+    let feeding = std::thread::spawn(move || {
+        let mut accepted = 0usize;
+        for _ in 0..FIFTY_MB / sent.len() {
+            if writer.write_all(&sent).is_err() {
+                break;
+            }
+            accepted += sent.len();
+        }
+        accepted
+    });
+    let r = read_reply(&mut s);
+    let _ = s.shutdown(Shutdown::Both);
+    let accepted = feeding.join().unwrap_or(FIFTY_MB);
+    expect(accepted < FIFTY_MB, || {
+        format!(
+            "50 MB sent: the whole body was accepted before the answer {:?}",
+            r.as_ref().map(|r| r.status).map_err(|e| e.to_string())
+        )
+    })?;
+    if let Ok(reply) = &r
+        && reply.status == 413
+    {
+        expect_413("50 MB sent", reply)?;
+    }
+    // Chunked without a length: five 64 KiB chunks (the fifth passes the
+    // 256 KiB limit), never the final empty chunk; the answer must come
+    // once the limit is passed.
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.write_all(demo_post_head(port, "Transfer-Encoding: chunked").as_bytes())?;
+    for _ in 0..5 {
+        let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
+        framed.extend_from_slice(&chunk);
+        framed.extend_from_slice(b"\r\n");
+        if s.write_all(&framed).is_err() {
+            break;
+        }
+    }
+    let r = read_reply(&mut s).context("chunked, no length, never ended");
+    let _ = s.shutdown(Shutdown::Both);
+    expect_413("chunked, no length, never ended", &r?)?;
+
+    // The isolate still answers, with the headers every answer carries.
+    let headers = [
+        ("Accept", "application/json, text/event-stream"),
+        ("Content-Type", "application/json"),
+        ("MCP-Protocol-Version", "2025-11-25"),
+    ];
+    let path = format!("/demo/{}", exact_sandbox::demo::KEYS[0].0);
+    let ok = http_request(
+        port,
+        "POST",
+        &path,
+        &headers,
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string(),
+    )?;
+    expect(ok.status == 200, || {
+        format!("ping after the large bodies: {} {}", ok.status, ok.body)
+    })?;
+    expect_safe_headers("ping", &ok)?;
+    let get = http_request(port, "GET", &path, &headers, "")?;
+    expect(get.status == 405, || format!("GET: {}", get.status))?;
+    expect_safe_headers("GET", &get)
+}
+
+/// Without the `DEMO_LIMITER` binding a demo key is refused (503), as a
+/// bearer key and in the URL: the public demo fails closed.
+pub fn demo_without_limiter_check(port: u16) -> Result<()> {
+    let (key, _) = exact_sandbox::demo::KEYS[0];
+    let auth = format!("Bearer {key}");
+    let headers = [
+        ("Accept", "application/json, text/event-stream"),
+        ("Content-Type", "application/json"),
+        ("MCP-Protocol-Version", "2025-11-25"),
+        ("Authorization", auth.as_str()),
+    ];
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string();
+    for path in ["/mcp".to_owned(), format!("/demo/{key}")] {
+        let r = http_request(port, "POST", &path, &headers, &body)?;
+        expect(r.status == 503 && r.header("retry-after").is_some(), || {
+            format!("{path}: {} {:?} {}", r.status, r.headers, r.body)
+        })?;
+    }
+    Ok(())
+}

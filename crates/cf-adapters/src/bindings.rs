@@ -10,6 +10,8 @@ pub const CACHE: &str = "CACHE";
 pub const ENVIRONMENT: &str = "ENVIRONMENT";
 /// Git commit the bundle was built from, set by `cargo xtask build`.
 pub const GIT_COMMIT: &str = "GIT_COMMIT";
+/// The rate limiter in front of the public demo keys (per client address).
+pub const DEMO_LIMITER: &str = "DEMO_LIMITER";
 /// AES-256-GCM keyring for Exact tokens (see `boekhouding_core::crypto`).
 pub const TOKEN_ENCRYPTION_KEY: &str = "TOKEN_ENCRYPTION_KEY";
 

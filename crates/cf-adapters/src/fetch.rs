@@ -1,5 +1,6 @@
 //! Core's [`HttpTransport`] over the runtime's `fetch`, with a timeout
-//! (the platform has none of its own) enforced by aborting the request.
+//! (the platform has none of its own) enforced by aborting the request,
+//! and binary downloads read only up to the caller's cap.
 
 use std::time::Duration;
 
@@ -7,6 +8,8 @@ use boekhouding_core::ports::{
     BinaryResponse, HttpMethod, HttpRequest, HttpResponse, HttpTransport, TransportError,
 };
 use futures::future::{Either, select};
+
+use crate::edge::read_limited;
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
 
 #[derive(Debug, Clone, Copy)]
@@ -98,13 +101,29 @@ impl HttpTransport for FetchTransport {
         })
     }
 
-    async fn send_binary(&self, request: HttpRequest) -> Result<BinaryResponse, TransportError> {
+    async fn send_binary(
+        &self,
+        request: HttpRequest,
+        max_bytes: usize,
+    ) -> Result<BinaryResponse, TransportError> {
         let (status, headers, mut response) = self.start(&request).await?;
-        let body = response.bytes().await.map_err(network)?;
+        let declared = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .map(|(_, v): &(String, String)| v.clone());
+        // A fetched response with a body is a stream; without one there is
+        // nothing to read. Dropping the stream early cancels the download.
+        let (body, truncated) = match response.stream() {
+            Ok(stream) => read_limited(declared.as_deref(), stream, max_bytes)
+                .await
+                .map_err(network)?,
+            Err(_) => (Vec::new(), false),
+        };
         Ok(BinaryResponse {
             status,
             headers,
             body,
+            truncated,
         })
     }
 }

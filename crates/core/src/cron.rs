@@ -194,9 +194,10 @@ impl<T: HttpTransport> HttpTransport for Counting<'_, T> {
     async fn send_binary(
         &self,
         request: HttpRequest,
+        max_bytes: usize,
     ) -> Result<crate::ports::BinaryResponse, TransportError> {
         self.bump();
-        self.inner.send_binary(request).await
+        self.inner.send_binary(request, max_bytes).await
     }
 }
 

@@ -24,8 +24,9 @@ pub trait Randomness {
 #[error("no secure randomness available")]
 pub struct RandomnessUnavailable;
 
-/// An outbound HTTP request, as core describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An outbound HTTP request, as core describes it. Its `Debug` never shows
+/// a credential: see [`redacted_headers`].
+#[derive(Clone, PartialEq, Eq)]
 pub struct HttpRequest {
     pub method: HttpMethod,
     pub url: String,
@@ -39,8 +40,9 @@ pub enum HttpMethod {
     Post,
 }
 
-/// An HTTP response; headers keep their names lower-cased.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An HTTP response; headers keep their names lower-cased. Its `Debug`
+/// shows the body's length only (a token endpoint's answer holds tokens).
+#[derive(Clone, PartialEq, Eq)]
 pub struct HttpResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
@@ -57,12 +59,17 @@ impl HttpResponse {
     }
 }
 
-/// An HTTP response whose body may be binary (file downloads).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An HTTP response whose body may be binary (file downloads). Its `Debug`
+/// shows the body's length only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct BinaryResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    /// At most the `max_bytes` the caller allowed.
     pub body: Vec<u8>,
+    /// The body was longer than `max_bytes`: reading stopped there, so
+    /// `body` is not the whole file (it may be empty).
+    pub truncated: bool,
 }
 
 impl BinaryResponse {
@@ -74,6 +81,76 @@ impl BinaryResponse {
             headers: self.headers.clone(),
             body: String::from_utf8_lossy(&self.body).into_owned(),
         }
+    }
+}
+
+/// Header names whose values are credentials (bearer tokens, API keys,
+/// cookies): never printed.
+const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+];
+
+/// Headers for `Debug`: a credential's value is replaced by `<redacted>`.
+pub fn redacted_headers(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let secret = SECRET_HEADERS
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(name.as_str()));
+            (
+                name.as_str(),
+                if secret { "<redacted>" } else { value.as_str() },
+            )
+        })
+        .collect()
+}
+
+/// A body for `Debug`: its length only. Request bodies are token-endpoint
+/// forms (client secret, refresh token, authorization code) or mail
+/// payloads; response bodies are token answers or books: none of them
+/// belongs in a log line.
+struct BodyLength(usize);
+
+impl std::fmt::Debug for BodyLength {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} bytes>", self.0)
+    }
+}
+
+impl std::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("headers", &redacted_headers(&self.headers))
+            .field("body", &self.body.as_ref().map(|b| BodyLength(b.len())))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for HttpResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpResponse")
+            .field("status", &self.status)
+            .field("headers", &redacted_headers(&self.headers))
+            .field("body", &BodyLength(self.body.len()))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for BinaryResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BinaryResponse")
+            .field("status", &self.status)
+            .field("headers", &redacted_headers(&self.headers))
+            .field("body", &BodyLength(self.body.len()))
+            .field("truncated", &self.truncated)
+            .finish()
     }
 }
 
@@ -93,8 +170,16 @@ pub enum TransportError {
 #[allow(async_fn_in_trait)]
 pub trait HttpTransport {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError>;
-    /// Like `send`, keeping the body's bytes as they came.
-    async fn send_binary(&self, request: HttpRequest) -> Result<BinaryResponse, TransportError>;
+    /// Like `send`, keeping the body's bytes as they came, but never more
+    /// than `max_bytes` of them: a transport stops reading there (refusing
+    /// on a declared `Content-Length` first) and says `truncated`, so a
+    /// file of unknown size cannot make the isolate hold more than the
+    /// caller's cap.
+    async fn send_binary(
+        &self,
+        request: HttpRequest,
+        max_bytes: usize,
+    ) -> Result<BinaryResponse, TransportError>;
 }
 
 /// The port for a small, eventually consistent cache (Workers KV). Only
@@ -140,4 +225,49 @@ pub async fn within<T>(
         Poll::Pending
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_a_credential() {
+        let request = HttpRequest {
+            method: HttpMethod::Post,
+            url: "https://start.exactonline.nl/api/oauth2/token".into(),
+            headers: vec![
+                ("Authorization".into(), "Bearer access-SECRET-1".into()),
+                (
+                    "Content-Type".into(),
+                    "application/x-www-form-urlencoded".into(),
+                ),
+            ],
+            body: Some(
+                "grant_type=refresh_token&refresh_token=refresh-SECRET-2&client_secret=client-SECRET-3"
+                    .into(),
+            ),
+        };
+        let response = HttpResponse {
+            status: 200,
+            headers: vec![("set-cookie".into(), "session=cookie-SECRET-4".into())],
+            body: r#"{"access_token":"access-SECRET-5","refresh_token":"refresh-SECRET-6"}"#.into(),
+        };
+        let binary = BinaryResponse {
+            status: 200,
+            headers: vec![("content-type".into(), "text/plain".into())],
+            body: b"file-SECRET-7".to_vec(),
+            truncated: false,
+        };
+        let printed = format!("{request:?} {request:#?} {response:?} {response:#?} {binary:?}");
+        assert!(!printed.contains("SECRET"), "{printed}");
+        // What helps debugging stays: method, URL, harmless headers, sizes.
+        assert!(printed.contains("oauth2/token"), "{printed}");
+        assert!(
+            printed.contains("application/x-www-form-urlencoded"),
+            "{printed}"
+        );
+        assert!(printed.contains("<redacted>"), "{printed}");
+        assert!(printed.contains("<13 bytes>"), "{printed}");
+    }
 }

@@ -111,11 +111,20 @@ impl<B: Deref<Target = Books>> DemoTransport<B> {
 
 impl<B: Deref<Target = Books>> HttpTransport for DemoTransport<B> {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        Ok(self.send_binary(request).await?.to_text())
+        Ok(self.send_binary(request, usize::MAX).await?.to_text())
     }
 
-    async fn send_binary(&self, request: HttpRequest) -> Result<BinaryResponse, TransportError> {
+    /// The answer is built in memory already; the cap still holds for what
+    /// is handed on, so the tools behave as they do over `fetch`.
+    async fn send_binary(
+        &self,
+        request: HttpRequest,
+        max_bytes: usize,
+    ) -> Result<BinaryResponse, TransportError> {
         let reply = self.answer(&request)?;
+        let mut body = reply.body;
+        let truncated = body.len() > max_bytes;
+        body.truncate(max_bytes);
         Ok(BinaryResponse {
             status: reply.status,
             headers: reply
@@ -123,7 +132,8 @@ impl<B: Deref<Target = Books>> HttpTransport for DemoTransport<B> {
                 .into_iter()
                 .map(|(k, v)| (k.to_ascii_lowercase(), v))
                 .collect(),
-            body: reply.body,
+            body,
+            truncated,
         })
     }
 }
@@ -138,12 +148,15 @@ mod tests {
     }
 
     fn get(t: &DemoTransport<&Books>, url: &str) -> BinaryResponse {
-        block_on(t.send_binary(HttpRequest {
-            method: HttpMethod::Get,
-            url: url.into(),
-            headers: vec![("Accept".into(), "application/json".into())],
-            body: None,
-        }))
+        block_on(t.send_binary(
+            HttpRequest {
+                method: HttpMethod::Get,
+                url: url.into(),
+                headers: vec![("Accept".into(), "application/json".into())],
+                body: None,
+            },
+            usize::MAX,
+        ))
         .unwrap()
     }
 
@@ -190,5 +203,27 @@ mod tests {
             }))
             .is_err()
         );
+    }
+
+    #[test]
+    fn binary_answers_stop_at_the_callers_cap() {
+        let books = books();
+        let user = login_for(&books, "pmjb_demo_aannemer").unwrap();
+        let t = DemoTransport::new(&books, user);
+        let url = format!("{BASE_URL}/api/v1/1000004/financial/GLAccounts?$select=Code&$top=2");
+        let whole = get(&t, &url);
+        assert!(!whole.truncated && whole.body.len() > 10);
+        let capped = block_on(t.send_binary(
+            HttpRequest {
+                method: HttpMethod::Get,
+                url,
+                headers: vec![("Accept".into(), "application/json".into())],
+                body: None,
+            },
+            10,
+        ))
+        .unwrap();
+        assert!(capped.truncated);
+        assert_eq!(capped.body, whole.body[..10]);
     }
 }

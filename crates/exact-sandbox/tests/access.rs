@@ -425,9 +425,10 @@ impl boekhouding_core::ports::HttpTransport for Interleaved<'_> {
     async fn send_binary(
         &self,
         request: boekhouding_core::ports::HttpRequest,
+        max_bytes: usize,
     ) -> Result<boekhouding_core::ports::BinaryResponse, boekhouding_core::ports::TransportError>
     {
-        self.inner.send_binary(request).await
+        self.inner.send_binary(request, max_bytes).await
     }
 }
 
@@ -638,6 +639,7 @@ fn a_token_exchange_past_its_deadline_is_a_transient_timeout() {
         async fn send_binary(
             &self,
             _: boekhouding_core::ports::HttpRequest,
+            _: usize,
         ) -> Result<boekhouding_core::ports::BinaryResponse, boekhouding_core::ports::TransportError>
         {
             std::future::pending().await
@@ -713,9 +715,10 @@ impl boekhouding_core::ports::HttpTransport for YieldAfterToken<'_> {
     async fn send_binary(
         &self,
         request: boekhouding_core::ports::HttpRequest,
+        max_bytes: usize,
     ) -> Result<boekhouding_core::ports::BinaryResponse, boekhouding_core::ports::TransportError>
     {
-        self.inner.send_binary(request).await
+        self.inner.send_binary(request, max_bytes).await
     }
 }
 

@@ -694,4 +694,17 @@ fn every_entity_the_tools_use_is_served_with_rows() {
     assert!(att.contains_key("FileName"));
     let anonymous = env.send(HttpMethod::Get, &url, &[], None);
     assert_eq!(anonymous.status, 401, "downloads need the token");
+
+    // A download stops at the caller's cap and says so; at or above the
+    // file's size it is whole.
+    let whole = block_on(client.download(&url, usize::MAX)).unwrap();
+    assert!(!whole.truncated && whole.bytes.starts_with(b"%PDF"));
+    let size = whole.bytes.len();
+    let capped = block_on(client.download(&url, 10)).unwrap();
+    assert!(capped.truncated, "a 10-byte cap on {size} bytes");
+    assert_eq!(capped.bytes, whole.bytes[..10]);
+    let exact = block_on(client.download(&url, size)).unwrap();
+    assert!(!exact.truncated && exact.bytes == whole.bytes);
+    let one_short = block_on(client.download(&url, size - 1)).unwrap();
+    assert!(one_short.truncated && one_short.bytes.len() == size - 1);
 }

@@ -110,6 +110,16 @@ fn valid_id(id: &Value) -> bool {
     id.is_string() || id.as_i64().is_some() || id.as_u64().is_some()
 }
 
+/// The 413 answer for a body over `limit` bytes; the Worker sends it too
+/// when it stops reading a body at the limit.
+pub fn body_too_large(limit: usize) -> HttpReply {
+    unreadable(
+        code::INVALID_REQUEST,
+        &format!("Request body too large (limit {limit} bytes)"),
+        413,
+    )
+}
+
 /// Handles one HTTP exchange on the MCP endpoint.
 pub async fn handle(
     engine: &Engine,
@@ -147,14 +157,7 @@ pub async fn handle(
         }
     }
     if call.body.len() > policy.max_body_bytes {
-        return unreadable(
-            code::INVALID_REQUEST,
-            &format!(
-                "Request body too large (limit {} bytes)",
-                policy.max_body_bytes
-            ),
-            413,
-        );
+        return body_too_large(policy.max_body_bytes);
     }
     let json_body = call.header("content-type").is_some_and(|c| {
         c.split(';')

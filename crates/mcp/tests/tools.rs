@@ -7,7 +7,9 @@
 use boekhouding_core::crypto::{Secret, TokenKeyring};
 use boekhouding_core::exact::oauth::{self, ExactApp};
 use boekhouding_core::plan::Plan;
-use boekhouding_core::ports::Sleep;
+use boekhouding_core::ports::{
+    BinaryResponse, HttpRequest, HttpResponse, HttpTransport, Sleep, TransportError,
+};
 use boekhouding_core::region::Region;
 use boekhouding_core::storage::NoDatabase;
 use boekhouding_core::storage::administrations::{self, DivisionInfo};
@@ -297,8 +299,16 @@ fn divisions_are_checked_and_arguments_validated() {
     assert!(foreign.contains("not one of this account's"), "{foreign}");
     for (args, needle) in [
         (
-            json!({"division": "1000001"}),
-            "`division` must be a whole number",
+            json!({"division": "1000001 or 1=1"}),
+            "`division` must be a division code",
+        ),
+        (
+            json!({"division": 1.5}),
+            "`division` must be a division code",
+        ),
+        (
+            json!({"division": "gb:1000001"}),
+            "`division` must be a division code",
         ),
         (json!({"type": "everything"}), "`type` must be one of"),
         (
@@ -896,6 +906,103 @@ fn hostile_text_in_every_string_argument_is_harmless() {
     assert!(calls > 40, "{calls} hostile calls");
 }
 
+/// The bound a string argument's schema declares: `maxLength`, the
+/// longest `enum` value, or the 10 characters of an ISO `date`.
+fn declared_string_bound(schema: &Value) -> Option<usize> {
+    if let Some(n) = schema["maxLength"].as_u64() {
+        return Some(n as usize);
+    }
+    if let Some(options) = schema["enum"].as_array() {
+        return options.iter().filter_map(Value::as_str).map(str::len).max();
+    }
+    (schema["format"] == "date").then_some(10)
+}
+
+fn schema_types(schema: &Value) -> Vec<String> {
+    match &schema["type"] {
+        Value::String(t) => vec![t.clone()],
+        Value::Array(ts) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn every_array_and_string_argument_is_bounded_by_its_schema_and_refused_past_it_before_any_work() {
+    let w = world(Plan::Enterprise);
+    let host = Bookkeeping {
+        platform: &w.platform,
+        principal: &w.principal,
+        portal_url: "https://portal.example",
+        exact: Some(&w.settings),
+    };
+    let guid = "00000000-0000-0000-0000-000000000001";
+    let mut refused = 0;
+    for tool in host.tools() {
+        let name = tool["name"].as_str().unwrap();
+        let props = tool["inputSchema"]["properties"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for (arg, schema) in &props {
+            let types = schema_types(schema);
+            let mut hostile: Vec<Value> = Vec::new();
+            if types.iter().any(|t| t == "array") {
+                let max = schema["maxItems"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("{name}.{arg}: an array argument declares maxItems"));
+                // Distinct valid-looking elements: the list's size alone must
+                // be refused, before any per-element work.
+                hostile.push(json!((1..=45_000).collect::<Vec<i64>>()));
+                hostile.push(json!((1..=max as i64 + 1).collect::<Vec<i64>>()));
+            }
+            if types.iter().any(|t| t == "string") {
+                let bound = declared_string_bound(schema).unwrap_or_else(|| {
+                    panic!(
+                        "{name}.{arg}: a string argument declares maxLength, enum or a date format"
+                    )
+                });
+                hostile.push(json!("9".repeat(bound + 1)));
+                hostile.push(json!("9".repeat(200_000)));
+            }
+            for value in hostile {
+                let mut args = realistic_arguments(name);
+                for id in ["customer_id", "attachment_id"] {
+                    if props.contains_key(id) && schema_types(&props[id]) == ["string"] {
+                        args[id] = json!(guid);
+                    }
+                }
+                if name == "search_relations" {
+                    args["query"] = json!("bakker");
+                }
+                args[arg.as_str()] = value.clone();
+                let before = w.sandbox.requests().len();
+                let outcome = block_on(host.call(name, args));
+                let size = value
+                    .as_array()
+                    .map_or_else(|| value.as_str().map_or(0, str::len), Vec::len);
+                match outcome {
+                    ToolCallOutcome::ToolError(m) => assert!(
+                        m.contains(&format!("`{arg}`")),
+                        "{name}.{arg} ({size}): the error does not name the argument: {m}"
+                    ),
+                    other => panic!("{name}.{arg} ({size}) past its bound was accepted: {other:?}"),
+                }
+                assert_eq!(
+                    w.sandbox.requests().len(),
+                    before,
+                    "{name}.{arg} ({size}): Exact was called before the argument was refused"
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 100, "{refused} hostile calls refused");
+}
+
 impl World {
     fn rpc(&self, method: &str, params: Value, era: Era) -> Result<Value, RpcError> {
         let host = Bookkeeping {
@@ -927,6 +1034,145 @@ impl World {
             .unwrap()
             .to_owned()
     }
+}
+
+/// Adds a second Exact connection for the world's user, in Belgium, whose
+/// one administration has the same division code as the Dutch 1000001
+/// (codes are unique per Exact site only). Returns both connection ids.
+fn belgian_twin(w: &World) -> (String, String) {
+    let app = w.settings.app_for(Region::Be);
+    let code = login(&w.platform.http, &app);
+    let now = boekhouding_core::ports::Clock::now(&w.platform.clock);
+    let tokens = block_on(oauth::exchange_code(&w.platform.http, &app, &code, now))
+        .unwrap()
+        .into_exact_tokens();
+    let be = block_on(connections::connect(
+        &w.platform.db,
+        &w.platform.rng,
+        &w.settings.keyring,
+        &NewConnection {
+            user_id: &w.principal.user_id,
+            region: Region::Be,
+            identity: &ExactIdentity::default(),
+            tokens: &tokens,
+        },
+        now,
+    ))
+    .unwrap();
+    block_on(administrations::sync_for_connection(
+        &w.platform.db,
+        &w.platform.rng,
+        &be.id,
+        Plan::Enterprise,
+        &[DivisionInfo {
+            code: 1_000_001,
+            name: "Filiaal België BV".into(),
+        }],
+        None,
+        now,
+    ))
+    .unwrap();
+    let nl = block_on(connections::find_for_user_region(
+        &w.platform.db,
+        &w.principal.user_id,
+        Region::Nl,
+    ))
+    .unwrap()
+    .unwrap();
+    (nl.id, be.id)
+}
+
+#[test]
+fn a_division_code_at_two_exact_sites_is_never_guessed_and_the_region_picks_the_right_one() {
+    let w = world(Plan::Enterprise);
+    let (nl, be) = belgian_twin(&w);
+    let last_used = |id: &str| {
+        block_on(connections::find_by_id(&w.platform.db, id))
+            .unwrap()
+            .unwrap()
+            .last_used_at
+    };
+    assert!(last_used(&nl).is_none() && last_used(&be).is_none());
+
+    // The bare code is refused with the candidates an assistant can use.
+    for args in [
+        json!({"division": 1_000_001}),
+        json!({"division": "1000001"}),
+    ] {
+        let m = w.error("get_gl_accounts", args);
+        assert!(
+            m.contains("\"be:1000001\"")
+                && m.contains("be:1000001 (Filiaal België BV)")
+                && m.contains("nl:1000001 (Bakkerij"),
+            "{m}"
+        );
+    }
+    assert!(
+        last_used(&nl).is_none() && last_used(&be).is_none(),
+        "no connection was used"
+    );
+
+    // With its region each reaches its own connection.
+    let r = w.ok("get_gl_accounts", json!({"division": "be:1000001"}));
+    assert_eq!(r["division"], 1_000_001);
+    assert!(
+        last_used(&be).is_some() && last_used(&nl).is_none(),
+        "the Belgian connection served it"
+    );
+    w.ok("get_gl_accounts", json!({"division": "nl:1000001"}));
+    assert!(last_used(&nl).is_some(), "the Dutch connection served it");
+    // A code at one site only still needs no region; a wrong region is refused.
+    w.ok("get_gl_accounts", json!({"division": 1_000_002}));
+    assert!(
+        w.error("get_gl_accounts", json!({"division": "be:1000002"}))
+            .contains("not one of")
+    );
+
+    // list_divisions says how to name each administration.
+    let listed = w.ok("list_divisions", json!({}));
+    let refs: Vec<&str> = listed["administrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["division_ref"].as_str().unwrap())
+        .collect();
+    for expected in ["nl:1000001", "be:1000001", "1000002"] {
+        assert!(refs.contains(&expected), "{refs:?}");
+    }
+
+    // The consolidated report never guesses either, and takes both sites.
+    let m = w.error(
+        "get_consolidated_report",
+        json!({"divisions": [1_000_001, 1_000_002]}),
+    );
+    assert!(m.contains("\"be:1000001\""), "{m}");
+    let both = w.ok(
+        "get_consolidated_report",
+        json!({"divisions": ["nl:1000001", "be:1000001"], "year": 2025}),
+    );
+    let regions: Vec<&str> = both["administrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["region"].as_str().unwrap())
+        .collect();
+    assert_eq!(regions, ["nl", "be"]);
+
+    // Prompts name the administration as the tools need it.
+    let text = w.prompt_text(
+        "financial_analysis",
+        json!({"division": "be:1000001", "language": "en"}),
+    );
+    assert!(text.contains("division be:1000001"), "{text}");
+    let refused = w.rpc(
+        "prompts/get",
+        json!({"name": "financial_analysis", "arguments": {"division": "1000001"}}),
+        Era::Legacy,
+    );
+    assert!(
+        refused.is_err_and(|e| e.message.contains("be:1000001")),
+        "an ambiguous prompt division was accepted"
+    );
 }
 
 #[test]
@@ -2092,19 +2338,19 @@ fn purchase_contracts_are_exactly_the_suppliers_billing_a_fixed_amount_on_a_cade
 
 /// The platform of a demo request: the sandbox's books in-process, no
 /// database.
-struct DemoPlatform {
+struct DemoPlatform<H = DemoTransport<std::sync::Arc<Books>>> {
     db: NoDatabase,
     clock: FakeClock,
-    http: DemoTransport<std::sync::Arc<Books>>,
+    http: H,
     rng: SeededRandomness,
     sleep: ThreadSleep,
     cache: MemoryCache,
 }
 
-impl Platform for DemoPlatform {
+impl<H: HttpTransport> Platform for DemoPlatform<H> {
     type Db = NoDatabase;
     type Clock = FakeClock;
-    type Http = DemoTransport<std::sync::Arc<Books>>;
+    type Http = H;
     type Rng = SeededRandomness;
     type Sleep = ThreadSleep;
     type Cache = MemoryCache;
@@ -2129,6 +2375,105 @@ impl Platform for DemoPlatform {
     fn report(&self, what: &str) {
         panic!("a demo request reported an internal failure: {what}");
     }
+}
+
+/// Exact as it also answers: attachments listed without a `FileSize`.
+/// Records the cap of every binary download.
+struct WithoutFileSize<T> {
+    inner: T,
+    caps: std::cell::RefCell<Vec<usize>>,
+}
+
+fn strip_file_size(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            o.remove("FileSize");
+            o.values_mut().for_each(strip_file_size);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_file_size),
+        _ => {}
+    }
+}
+
+impl<T: HttpTransport> HttpTransport for WithoutFileSize<T> {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let mut response = self.inner.send(request).await?;
+        if let Ok(mut v) = serde_json::from_str::<Value>(&response.body) {
+            strip_file_size(&mut v);
+            response.body = v.to_string();
+        }
+        Ok(response)
+    }
+    async fn send_binary(
+        &self,
+        request: HttpRequest,
+        max_bytes: usize,
+    ) -> Result<BinaryResponse, TransportError> {
+        self.caps.borrow_mut().push(max_bytes);
+        self.inner.send_binary(request, max_bytes).await
+    }
+}
+
+#[test]
+fn a_document_without_a_listed_size_is_downloaded_only_up_to_the_callers_cap() {
+    use base64::Engine as _;
+    let now = chrono::Utc::now();
+    let (demo, principal) = demo_host("pmjb_demo_bakkerij", now);
+    let platform = DemoPlatform {
+        db: NoDatabase,
+        clock: demo.clock,
+        http: WithoutFileSize {
+            inner: demo.http,
+            caps: Default::default(),
+        },
+        rng: demo.rng,
+        sleep: ThreadSleep,
+        cache: MemoryCache::default(),
+    };
+    let host = Bookkeeping {
+        platform: &platform,
+        principal: &principal,
+        portal_url: "https://portal.example",
+        exact: None,
+    };
+    let call = |args: Value| block_on(host.call("get_document_content", args));
+    let listed = match block_on(host.call("get_document_attachments", json!({"limit": 1}))) {
+        ToolCallOutcome::Ok { structured, .. } => structured,
+        other => panic!("{other:?}"),
+    };
+    let first = &listed["attachments"][0];
+    let id = first["id"].as_str().expect("the demo has attachments");
+    assert!(
+        first.get("size_bytes").is_none_or(Value::is_null),
+        "the listing carries no size: {first}"
+    );
+    // Whole within the default cap, although no size was listed.
+    let whole = match call(json!({"attachment_id": id})) {
+        ToolCallOutcome::Ok { structured, .. } => structured,
+        other => panic!("{other:?}"),
+    };
+    let size = whole["size_bytes"].as_u64().unwrap() as usize;
+    let content = match whole["encoding"].as_str().unwrap() {
+        "text" => whole["content"].as_str().unwrap().as_bytes().to_vec(),
+        _ => base64::engine::general_purpose::STANDARD
+            .decode(whole["content"].as_str().unwrap())
+            .unwrap(),
+    };
+    assert_eq!(content.len(), size);
+    // One byte under its size: refused, and the download itself was
+    // capped at the caller's limit, not at the global maximum.
+    let cap = size - 1;
+    match call(json!({"attachment_id": id, "max_bytes": cap})) {
+        ToolCallOutcome::ToolError(m) => {
+            assert!(m.contains(&format!("limit of {cap} bytes")), "{m}")
+        }
+        other => panic!("over the caller's cap yet answered: {other:?}"),
+    }
+    assert_eq!(
+        platform.http.caps.borrow().as_slice(),
+        [1_048_576, cap],
+        "the default cap (1 MiB), then the caller's"
+    );
 }
 
 fn demo_host(key: &str, now: chrono::DateTime<chrono::Utc>) -> (DemoPlatform, Principal) {

@@ -28,7 +28,7 @@ use boekhouding_core::storage::usage::{self, UsageMonth};
 use boekhouding_core::storage::{Executed, NoDatabase, Row, SqlExecutor, Statement, StorageError};
 use boekhouding_mcp::auth::{AuthError, authenticate, challenge};
 use boekhouding_mcp::engine::{Engine, ServerIdentity};
-use boekhouding_mcp::http::{HttpCall, HttpReply, TransportPolicy, handle};
+use boekhouding_mcp::http::{HttpCall, HttpReply, TransportPolicy, body_too_large, handle};
 use boekhouding_mcp::tools::{Bookkeeping, Caller, DemoTenant, ExactSettings, Platform, Principal};
 use exact_sandbox::books::Books;
 use exact_sandbox::demo::{self, DemoTransport};
@@ -84,10 +84,14 @@ impl HttpTransport for RequestHttp {
             RequestHttp::Demo(d) => d.send(request).await,
         }
     }
-    async fn send_binary(&self, request: HttpRequest) -> Result<BinaryResponse, TransportError> {
+    async fn send_binary(
+        &self,
+        request: HttpRequest,
+        max_bytes: usize,
+    ) -> Result<BinaryResponse, TransportError> {
         match self {
-            RequestHttp::Fetch(f) => f.send_binary(request).await,
-            RequestHttp::Demo(d) => d.send_binary(request).await,
+            RequestHttp::Fetch(f) => f.send_binary(request, max_bytes).await,
+            RequestHttp::Demo(d) => d.send_binary(request, max_bytes).await,
         }
     }
 }
@@ -224,12 +228,25 @@ fn demo_request(env: &Env, key: &str) -> Option<(WorkerPlatform, Principal)> {
     Some((platform, Principal::demo(key, tenant)))
 }
 
+/// What the demo limiter says about one request.
+enum DemoAdmission {
+    Admitted,
+    /// This address used its budget: 429.
+    Limited,
+    /// No limiter to ask (binding missing or failing): 503. Demo keys are
+    /// public, so without a limiter the demo is closed, never unbounded.
+    Unavailable,
+}
+
 /// Demo keys are public, so each client address gets the `DEMO_LIMITER`
-/// binding's budget (requests per period). Without the binding, or when
-/// the limiter itself fails (logged), the demo stays open.
-async fn demo_admitted(env: &Env, req: &Request) -> bool {
-    let Ok(limiter) = env.rate_limiter("DEMO_LIMITER") else {
-        return true;
+/// binding's budget (requests per period).
+async fn demo_admission(env: &Env, req: &Request) -> DemoAdmission {
+    let limiter = match env.rate_limiter(bindings::DEMO_LIMITER) {
+        Ok(limiter) => limiter,
+        Err(e) => {
+            console_error!("{SERVICE}: demo rate limiter binding missing: {e}");
+            return DemoAdmission::Unavailable;
+        }
     };
     let address = req
         .headers()
@@ -238,10 +255,11 @@ async fn demo_admitted(env: &Env, req: &Request) -> bool {
         .flatten()
         .unwrap_or_else(|| "unknown".into());
     match limiter.limit(format!("demo:{address}")).await {
-        Ok(outcome) => outcome.success,
+        Ok(outcome) if outcome.success => DemoAdmission::Admitted,
+        Ok(_) => DemoAdmission::Limited,
         Err(e) => {
             console_error!("{SERVICE}: demo rate limiter: {e}");
-            true
+            DemoAdmission::Unavailable
         }
     }
 }
@@ -303,7 +321,9 @@ fn to_response(reply: HttpReply) -> worker::Result<Response> {
     for (k, v) in reply.headers {
         headers.set(&k, &v)?;
     }
+    // Every MCP answer: never cached, never content-sniffed.
     headers.set("Cache-Control", "no-store")?;
+    headers.set("X-Content-Type-Options", "nosniff")?;
     Ok(response)
 }
 
@@ -361,10 +381,21 @@ async fn mcp(
     };
     let (platform, mut principal) = match demo {
         Some(found) => {
-            if !demo_admitted(env, &req).await {
-                let mut r = edge::json_response(
+            let refused = match demo_admission(env, &req).await {
+                DemoAdmission::Admitted => None,
+                DemoAdmission::Limited => Some((
                     429,
-                    &json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": "Demo limit reached for your address; try again in a minute, or connect your own Exact Online administration for full use."}}),
+                    "Demo limit reached for your address; try again in a minute, or connect your own Exact Online administration for full use.",
+                )),
+                DemoAdmission::Unavailable => Some((
+                    503,
+                    "The demo is temporarily unavailable; try again in a minute, or connect your own Exact Online administration.",
+                )),
+            };
+            if let Some((status, message)) = refused {
+                let mut r = edge::json_response(
+                    status,
+                    &json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": message}}),
                 )?;
                 r.headers_mut().set("Retry-After", "60")?;
                 return Ok(r);
@@ -410,10 +441,19 @@ async fn mcp(
         }
     };
     principal.client_name = req.headers().get("user-agent")?;
-    principal.request_id = Some(request_id);
+    principal.request_id = Some(request_id.clone());
     let headers: Vec<(String, String)> = req.headers().entries().collect();
+    // Read with a cap, never whole: a public demo URL must not let a
+    // 100 MB body exhaust the isolate that serves everyone else.
+    let max_body_bytes = TransportPolicy::default().max_body_bytes;
     let body = if req.method() == Method::Post {
-        req.bytes().await?
+        match edge::read_body(&mut req, max_body_bytes).await {
+            Ok(body) => body,
+            Err(edge::BodyError::TooLarge { limit }) => {
+                return to_response(body_too_large(limit));
+            }
+            Err(e) => return edge::error_response(SERVICE, &request_id, &e),
+        }
     } else {
         Vec::new()
     };
@@ -444,6 +484,7 @@ async fn mcp(
     .collect();
     allowed_origins.push(origin.clone());
     let policy = TransportPolicy {
+        max_body_bytes,
         allowed_origins,
         loopback: bindings::var_or(env, bindings::ENVIRONMENT, "local") == "local",
         ..TransportPolicy::default()

@@ -25,8 +25,11 @@ pub struct Listed {
 /// A downloaded file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Download {
+    /// At most the `max_bytes` asked for.
     pub bytes: Vec<u8>,
     pub content_type: Option<String>,
+    /// The file is larger than `max_bytes`; `bytes` is not all of it.
+    pub truncated: bool,
 }
 
 /// A client for one access token (one user at one Exact site).
@@ -87,15 +90,21 @@ impl<'a, T: HttpTransport, C: Clock> ExactClient<'a, T, C> {
     }
 
     /// Downloads a file (a document attachment) from a path on the
-    /// configured host or an absolute URL on it; the body's bytes as sent.
-    pub async fn download(&self, url_or_path: &str) -> Result<Download, ExactError> {
+    /// configured host or an absolute URL on it; the body's bytes as sent,
+    /// never more than `max_bytes` of them (the transport stops reading
+    /// there and the download says `truncated`).
+    pub async fn download(
+        &self,
+        url_or_path: &str,
+        max_bytes: usize,
+    ) -> Result<Download, ExactError> {
         let url = if url_or_path.starts_with('/') {
             format!("{}{url_or_path}", self.base_url)
         } else {
             url_or_path.to_owned()
         };
         let request = self.authorised_get(&url, "*/*")?;
-        let resp = self.transport.send_binary(request).await?;
+        let resp = self.transport.send_binary(request, max_bytes).await?;
         let text = resp.to_text();
         self.rate.borrow_mut().observe(&text);
         // Any status outside 2xx becomes its typed error.
@@ -107,6 +116,7 @@ impl<'a, T: HttpTransport, C: Clock> ExactClient<'a, T, C> {
                 .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
                 .map(|(_, v)| v.clone()),
             bytes: resp.body,
+            truncated: resp.truncated,
         })
     }
 

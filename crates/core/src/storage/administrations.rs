@@ -7,11 +7,15 @@ use serde::Deserialize;
 use super::{SqlExecutor, Statement, StorageError, new_id, query_all};
 use crate::plan::{Limit, Plan};
 use crate::ports::Randomness;
+use crate::region::Region;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Administration {
     pub id: String,
     pub connection_id: String,
+    /// The Exact site of the administration's connection: division codes
+    /// are unique per site only.
+    pub region: Region,
     pub division_code: i64,
     pub name: String,
     pub is_active: bool,
@@ -22,6 +26,7 @@ pub struct Administration {
 struct Row {
     id: String,
     connection_id: String,
+    region: Region,
     division_code: i64,
     name: String,
     // D1 returns 0/1 numbers: decode as integers, never as bool.
@@ -34,6 +39,7 @@ impl From<Row> for Administration {
         Administration {
             id: r.id,
             connection_id: r.connection_id,
+            region: r.region,
             division_code: r.division_code,
             name: r.name,
             is_active: r.is_active != 0,
@@ -124,8 +130,9 @@ pub async fn list_for_connection(
     Ok(query_all::<Row>(
         db,
         Statement::new(
-            "SELECT id, connection_id, division_code, name, is_active, is_default
-             FROM administrations WHERE connection_id = ? ORDER BY division_code",
+            "SELECT a.id, a.connection_id, c.region, a.division_code, a.name, a.is_active, a.is_default
+             FROM administrations a JOIN connections c ON c.id = a.connection_id
+             WHERE a.connection_id = ? ORDER BY a.division_code",
             vec![connection_id.into()],
         ),
     )
@@ -144,10 +151,10 @@ pub async fn active_for_user(
     Ok(query_all::<Row>(
         db,
         Statement::new(
-            "SELECT a.id, a.connection_id, a.division_code, a.name, a.is_active, a.is_default
+            "SELECT a.id, a.connection_id, c.region, a.division_code, a.name, a.is_active, a.is_default
              FROM administrations a JOIN connections c ON c.id = a.connection_id
              WHERE c.user_id = ? AND a.is_active = 1
-             ORDER BY a.is_default DESC, a.division_code",
+             ORDER BY a.is_default DESC, a.division_code, c.region",
             vec![user_id.into()],
         ),
     )
@@ -213,7 +220,7 @@ pub async fn set_active(
     let mine = query_all::<Row>(
         db,
         Statement::new(
-            "SELECT a.id, a.connection_id, a.division_code, a.name, a.is_active, a.is_default
+            "SELECT a.id, a.connection_id, c.region, a.division_code, a.name, a.is_active, a.is_default
              FROM administrations a JOIN connections c ON c.id = a.connection_id
              WHERE a.id = ? AND c.user_id = ?",
             vec![administration_id.into(), user_id.into()],
@@ -228,6 +235,64 @@ pub async fn set_active(
     }
 }
 
+/// The administration a tool call asks for: its division code and, when
+/// the same code exists at two Exact sites, the region that tells them
+/// apart. Written `123456` or `nl:123456`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DivisionRef {
+    pub region: Option<Region>,
+    pub code: i64,
+}
+
+impl DivisionRef {
+    /// The largest division code accepted (Exact's are six to nine digits).
+    pub const MAX_CODE: i64 = 999_999_999;
+    /// The longest written form: a region, a colon and nine digits.
+    pub const MAX_LEN: usize = 12;
+
+    /// A code without a region.
+    pub fn code(code: i64) -> Self {
+        DivisionRef { region: None, code }
+    }
+
+    /// The reference that names exactly this administration.
+    pub fn of(admin: &Administration) -> Self {
+        DivisionRef {
+            region: Some(admin.region),
+            code: admin.division_code,
+        }
+    }
+
+    /// `123456` or `nl:123456`; `None` when it is neither or the code is
+    /// out of range.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if text.len() > Self::MAX_LEN {
+            return None;
+        }
+        let (region, digits) = match text.split_once(':') {
+            Some((region, digits)) => (Some(region.parse::<Region>().ok()?), digits),
+            None => (None, text),
+        };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let code = digits.parse::<i64>().ok()?;
+        (1..=Self::MAX_CODE)
+            .contains(&code)
+            .then_some(DivisionRef { region, code })
+    }
+}
+
+impl std::fmt::Display for DivisionRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.region {
+            Some(region) => write!(f, "{region}:{}", self.code),
+            None => write!(f, "{}", self.code),
+        }
+    }
+}
+
 /// Why a requested administration cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DivisionError {
@@ -236,7 +301,15 @@ pub enum DivisionError {
     #[error(
         "administration {0} is not one of this account's active administrations; call list_divisions for the codes"
     )]
-    NotAllowed(i64),
+    NotAllowed(DivisionRef),
+    /// The code exists at more than one Exact site of this account; the
+    /// candidates are written as they must be asked for (`nl:123456`).
+    #[error(
+        "division {code} exists at more than one Exact site of this account: {}; pass `division` with its region, e.g. \"{}\"",
+        .candidates.join(", "),
+        .candidates.first().and_then(|c| c.split(' ').next()).unwrap_or_default()
+    )]
+    Ambiguous { code: i64, candidates: Vec<String> },
 }
 
 /// The administrations a plan lets the user query now: the active ones,
@@ -244,27 +317,71 @@ pub enum DivisionError {
 /// switched on than the plan allows).
 pub fn allowed(active: &[Administration], plan: Plan) -> Vec<&Administration> {
     let mut list: Vec<&Administration> = active.iter().filter(|a| a.is_active).collect();
-    list.sort_by_key(|a| (!a.is_default, a.division_code));
+    list.sort_by_key(|a| (!a.is_default, a.division_code, a.region.code()));
     if let Limit::Capped(n) = plan.limits().administrations {
         list.truncate(n as usize);
     }
     list
 }
 
+/// Whether another active administration shares this one's division code
+/// (at another Exact site), so that only `nl:123456` names it.
+pub fn needs_region(active: &[Administration], admin: &Administration) -> bool {
+    active
+        .iter()
+        .any(|a| a.is_active && a.division_code == admin.division_code && a.id != admin.id)
+}
+
+/// How to ask for `admin`: its code, or `region:code` when the code alone
+/// is ambiguous.
+pub fn reference(active: &[Administration], admin: &Administration) -> String {
+    if needs_region(active, admin) {
+        DivisionRef::of(admin).to_string()
+    } else {
+        admin.division_code.to_string()
+    }
+}
+
 /// Picks the administration for a call: the requested one if the user may
-/// use it, else the default (or the first allowed).
+/// use it, else the default (or the first allowed). A code that exists at
+/// two Exact sites is never guessed: without its region it is
+/// [`DivisionError::Ambiguous`], listing the candidates.
 pub fn resolve(
     active: &[Administration],
     plan: Plan,
-    requested: Option<i64>,
+    requested: Option<DivisionRef>,
 ) -> Result<Administration, DivisionError> {
     let allowed = allowed(active, plan);
     match requested {
-        Some(code) => allowed
-            .into_iter()
-            .find(|a| a.division_code == code)
-            .cloned()
-            .ok_or(DivisionError::NotAllowed(code)),
+        Some(wanted) => {
+            // Ambiguity is judged over every active administration, not
+            // only those within the plan: the other one is what the user
+            // may have meant.
+            let matching: Vec<&Administration> = active
+                .iter()
+                .filter(|a| {
+                    a.is_active
+                        && a.division_code == wanted.code
+                        && wanted.region.is_none_or(|r| r == a.region)
+                })
+                .collect();
+            if matching.len() > 1 {
+                let mut candidates: Vec<String> = matching
+                    .iter()
+                    .map(|a| format!("{} ({})", DivisionRef::of(a), a.name))
+                    .collect();
+                candidates.sort();
+                return Err(DivisionError::Ambiguous {
+                    code: wanted.code,
+                    candidates,
+                });
+            }
+            allowed
+                .into_iter()
+                .find(|a| matching.first().is_some_and(|m| m.id == a.id))
+                .cloned()
+                .ok_or(DivisionError::NotAllowed(wanted))
+        }
         None => allowed
             .first()
             .map(|a| (*a).clone())
@@ -280,6 +397,7 @@ mod tests {
         Administration {
             id: format!("a{code}"),
             connection_id: "c".into(),
+            region: Region::Nl,
             division_code: code,
             name: format!("A{code}"),
             is_active: active,
@@ -300,29 +418,98 @@ mod tests {
             2,
             "default first"
         );
-        assert_eq!(resolve(&list, Plan::Pro, Some(3)).unwrap().division_code, 3);
         assert_eq!(
-            resolve(&list, Plan::Pro, Some(4)),
-            Err(DivisionError::NotAllowed(4)),
+            resolve(&list, Plan::Pro, Some(DivisionRef::code(3)))
+                .unwrap()
+                .division_code,
+            3
+        );
+        assert_eq!(
+            resolve(&list, Plan::Pro, Some(DivisionRef::code(4))),
+            Err(DivisionError::NotAllowed(DivisionRef::code(4))),
             "switched off"
         );
         assert_eq!(
-            resolve(&list, Plan::Pro, Some(999)),
-            Err(DivisionError::NotAllowed(999)),
+            resolve(&list, Plan::Pro, Some(DivisionRef::code(999))),
+            Err(DivisionError::NotAllowed(DivisionRef::code(999))),
             "another tenant's"
         );
         // Free allows two: the default and the lowest other code.
         assert_eq!(
-            resolve(&list, Plan::Free, Some(3)),
-            Err(DivisionError::NotAllowed(3))
+            resolve(&list, Plan::Free, Some(DivisionRef::code(3))),
+            Err(DivisionError::NotAllowed(DivisionRef::code(3)))
         );
         assert_eq!(
-            resolve(&list, Plan::Free, Some(1)).unwrap().division_code,
+            resolve(&list, Plan::Free, Some(DivisionRef::code(1)))
+                .unwrap()
+                .division_code,
             1
         );
         assert_eq!(
             resolve(&[], Plan::Free, None),
             Err(DivisionError::NoneActive)
         );
+    }
+
+    #[test]
+    fn a_code_shared_by_two_exact_sites_is_never_guessed() {
+        let nl = adm(123_456, true, true);
+        let be = Administration {
+            id: "b123456".into(),
+            connection_id: "c-be".into(),
+            region: Region::Be,
+            name: "Filiaal België".into(),
+            ..adm(123_456, true, false)
+        };
+        let list = vec![nl.clone(), be.clone(), adm(7, true, false)];
+        match resolve(&list, Plan::Pro, Some(DivisionRef::code(123_456))) {
+            Err(e @ DivisionError::Ambiguous { .. }) => {
+                let m = e.to_string();
+                assert!(
+                    m.contains("be:123456 (Filiaal België)")
+                        && m.contains("nl:123456 (A123456)")
+                        && m.contains("\"be:123456\""),
+                    "{m}"
+                );
+            }
+            other => panic!("an ambiguous code was resolved: {other:?}"),
+        }
+        let pick = |r: &str| resolve(&list, Plan::Pro, DivisionRef::parse(r));
+        assert_eq!(pick("be:123456").unwrap().id, be.id);
+        assert_eq!(pick("nl:123456").unwrap().id, nl.id);
+        assert_eq!(pick("NL:123456").unwrap().id, nl.id);
+        assert_eq!(
+            pick("7").unwrap().division_code,
+            7,
+            "unique codes need no region"
+        );
+        assert_eq!(pick("nl:7").unwrap().division_code, 7);
+        assert_eq!(
+            pick("be:7"),
+            Err(DivisionError::NotAllowed(
+                DivisionRef::parse("be:7").unwrap()
+            ))
+        );
+        // Ambiguity counts administrations outside the plan too: Free
+        // allows two, and still never guesses between the sites.
+        assert!(matches!(
+            resolve(&list, Plan::Free, Some(DivisionRef::code(123_456))),
+            Err(DivisionError::Ambiguous { .. })
+        ));
+        assert_eq!(reference(&list, &be), "be:123456");
+        assert_eq!(reference(&list, &list[2]), "7");
+        for bad in [
+            "",
+            "nl:",
+            ":1",
+            "gb:1",
+            "0",
+            "1000000000",
+            "12a",
+            "nl:nl:1",
+            "-5",
+        ] {
+            assert_eq!(DivisionRef::parse(bad), None, "{bad:?}");
+        }
     }
 }

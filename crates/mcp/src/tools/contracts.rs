@@ -15,7 +15,7 @@ use boekhouding_core::storage::StorageError;
 use chrono::{Months, NaiveDate};
 use serde_json::{Value, json};
 
-use super::exact::{Args, connect, division_schema, guid_arg};
+use super::exact::{Args, connect, division_schema, guid_arg, id_schema};
 use super::money::{cents, euros};
 use super::{Bookkeeping, Platform, ToolResult, read_only};
 
@@ -183,7 +183,7 @@ pub fn definition() -> Value {
         "description": "The recurring supplier contracts the business pays for (inkoopcontracten, vaste lasten: rent/huur, leases, licences, insurance), with cadence, amount, yearly cost and the next expected invoice. Exact Online keeps no purchase-contract register, so they are found in the booked purchase invoices: a supplier billing the same amount monthly, quarterly, half-yearly or yearly, at least `min_invoices` times; a price change (indexation) continues the contract. Ended contracts (the next invoice is overdue by more than half a period) are shown with active_only=false.",
         "inputSchema": {"type": "object", "properties": {
             "division": division_schema(),
-            "supplier_id": {"type": "string", "description": "Only this supplier's contracts (relation id, a GUID, from get_relations or search_relations)."},
+            "supplier_id": id_schema("Only this supplier's contracts (relation id, a GUID, from get_relations or search_relations)."),
             "active_only": {"type": "boolean", "default": true, "description": "Only contracts still running."},
             "months": {"type": "integer", "minimum": 6, "maximum": 36, "default": 24, "description": "How many months of purchase invoices to look at."},
             "min_invoices": {"type": "integer", "minimum": 3, "maximum": 12, "default": 3, "description": "Invoices of the same amount needed before a supplier counts as a contract."}
@@ -227,7 +227,7 @@ pub(super) async fn get_purchase_contracts<P: Platform>(
             ],
         )?;
         Ok::<_, ToolResult>((
-            a.int("division", 1, 999_999_999)?,
+            a.division()?,
             guid_arg(&a, "supplier_id")?,
             a.boolean("active_only")?.unwrap_or(true),
             a.int("months", 6, 36)?.unwrap_or(24),

@@ -8,6 +8,7 @@ use boekhouding_core::exact::dates::parse_odata_day;
 use boekhouding_core::exact::{Filter, Query};
 use boekhouding_core::ports::Clock;
 use boekhouding_core::storage::StorageError;
+use boekhouding_core::storage::administrations::DivisionRef;
 use serde_json::{Value, json};
 
 use super::exact::{Args, connect, division_schema};
@@ -46,10 +47,7 @@ pub(super) async fn get_sales_funnel<P: Platform>(
 ) -> Result<ToolResult, StorageError> {
     let parsed = (|| {
         let a = Args::parse(args, &["division", "include_closed"])?;
-        Ok::<_, ToolResult>((
-            a.int("division", 1, 999_999_999)?,
-            a.boolean("include_closed")?.unwrap_or(false),
-        ))
+        Ok::<_, ToolResult>((a.division()?, a.boolean("include_closed")?.unwrap_or(false)))
     })();
     let (division, include_closed) = tool_try!(parsed);
     let mut conn = tool_try!(connect(ctx, division).await);
@@ -140,9 +138,9 @@ pub(super) async fn get_sales_funnel<P: Platform>(
 fn division_and_as_of<P: Platform>(
     ctx: &Bookkeeping<'_, P>,
     args: &Value,
-) -> Result<(Option<i64>, chrono::NaiveDate), ToolResult> {
+) -> Result<(Option<DivisionRef>, chrono::NaiveDate), ToolResult> {
     let a = Args::parse(args, &["division", "as_of"])?;
-    let division = a.int("division", 1, 999_999_999)?;
+    let division = a.division()?;
     let as_of = a
         .date("as_of")?
         .unwrap_or_else(|| ctx.platform.clock().now().date_naive());
@@ -422,7 +420,7 @@ pub(super) async fn get_cost_center_report<P: Platform>(
                 boekhouding_core::storage::usage::Outcome::InvalidArguments,
             ));
         }
-        Ok::<_, ToolResult>((a.int("division", 1, 999_999_999)?, year, from, to))
+        Ok::<_, ToolResult>((a.division()?, year, from, to))
     })();
     let (division, year, from, to) = tool_try!(parsed);
     let mut conn = tool_try!(connect(ctx, division).await);

@@ -11,7 +11,7 @@ use boekhouding_core::storage::usage::Outcome;
 use chrono::Datelike;
 use serde_json::{Map, Value, json};
 
-use super::exact::{Args, connect, division_schema, failed};
+use super::exact::{Args, ID_MAX_LEN, connect, division_schema, failed, id_schema};
 use super::money::{cents, euros};
 use super::{Bookkeeping, Platform, ToolResult, read_only};
 
@@ -28,7 +28,7 @@ pub fn definition() -> Value {
         "description": "Everything about one customer (klant, debiteur) in one answer: relation details (code, city, e-mail, VAT and KvK number), open and overdue invoices with the oldest days overdue, revenue this year and last year from sales invoices, open sales orders, open quotations (offertes), open opportunities and running contracts. Find the id with search_relations or get_relations.",
         "inputSchema": {"type": "object", "properties": {
             "division": division_schema(),
-            "customer_id": {"type": "string", "description": "The relation's id (a GUID) from search_relations or get_relations."}
+            "customer_id": id_schema("The relation's id (a GUID) from search_relations or get_relations.")
         }, "required": ["customer_id"], "additionalProperties": false},
         "outputSchema": {"type": "object", "properties": {
             "division": {"type": "integer"},
@@ -62,7 +62,7 @@ pub(super) async fn get_customer_360<P: Platform>(
 ) -> Result<ToolResult, StorageError> {
     let parsed = (|| {
         let a = Args::parse(args, &["division", "customer_id"])?;
-        let raw = a.text("customer_id", 40)?.ok_or_else(|| {
+        let raw = a.text("customer_id", ID_MAX_LEN)?.ok_or_else(|| {
             failed(
                 "`customer_id` is required (a GUID from search_relations).",
                 Outcome::InvalidArguments,
@@ -74,7 +74,7 @@ pub(super) async fn get_customer_360<P: Platform>(
                 Outcome::InvalidArguments,
             )
         })?;
-        Ok::<_, ToolResult>((a.int("division", 1, 999_999_999)?, id))
+        Ok::<_, ToolResult>((a.division()?, id))
     })();
     let (division, id) = tool_try!(parsed);
     let mut conn = tool_try!(connect(ctx, division).await);

@@ -14,15 +14,17 @@ pub fn definition() -> Value {
         "title": "List administrations",
         "description": "Lists the Exact Online administrations (administraties, divisions) this account may query, \
     with their division code, name, whether it is the default, and the health of the Exact connection. \
-    Call this first: every other tool takes an optional `division` code from this list and uses the default administration otherwise.",
+    Call this first: every other tool takes an optional `division` code from this list and uses the default administration otherwise. \
+    Division codes are unique per Exact site only: when two administrations share a code (in different regions), `division_ref` is \"<region>:<code>\" (e.g. \"be:123456\") and the tools need that form.",
         "inputSchema": {"type": "object", "properties": {}, "additionalProperties": false},
         "outputSchema": {
             "type": "object",
             "properties": {
                 "administrations": {"type": "array", "items": {"type": "object", "properties": {
-                    "division": {"type": "integer"}, "name": {"type": "string"}, "is_default": {"type": "boolean"},
+                    "division": {"type": "integer"}, "division_ref": {"type": "string", "description": "What to pass as `division`: the code, or region:code when the code exists at two Exact sites."},
+                    "name": {"type": "string"}, "is_default": {"type": "boolean"},
                     "region": {"type": "string"}, "connection_status": {"type": "string"}
-                }, "required": ["division", "name", "is_default", "region", "connection_status"]}},
+                }, "required": ["division", "division_ref", "name", "is_default", "region", "connection_status"]}},
                 "count": {"type": "integer"}
             },
             "required": ["administrations", "count"]
@@ -50,9 +52,10 @@ pub(super) async fn list_divisions<P: Platform>(
             let conn = conns.iter().find(|c| c.id == a.connection_id);
             json!({
                 "division": a.division_code,
+                "division_ref": administrations::reference(&active, a),
                 "name": a.name,
                 "is_default": a.is_default,
-                "region": conn.map(|c| c.region.code()).unwrap_or(""),
+                "region": a.region.code(),
                 "connection_status": conn.map(|c| c.state.status.as_str()).unwrap_or("missing"),
             })
         })
@@ -64,7 +67,7 @@ pub(super) async fn list_divisions<P: Platform>(
             .map(|r| {
                 format!(
                     "{} {}{} ({})",
-                    r["division"],
+                    r["division_ref"].as_str().unwrap_or(""),
                     r["name"].as_str().unwrap_or(""),
                     if r["is_default"] == true {
                         " [default]"

@@ -1,6 +1,7 @@
 //! `get_document_content`: the content of one document attachment
 //! (bijlage), as text when it is text and as base64 otherwise, within a
-//! size cap that is checked before anything is downloaded.
+//! size cap that is checked before anything is downloaded (the listed
+//! size) and while downloading (the stream stops at the cap).
 
 use base64::Engine as _;
 use boekhouding_core::exact::{Filter, Guid, Query};
@@ -8,7 +9,7 @@ use boekhouding_core::storage::StorageError;
 use boekhouding_core::storage::usage::Outcome;
 use serde_json::{Value, json};
 
-use super::exact::{Args, connect, division_schema, exact_failure, failed};
+use super::exact::{Args, ID_MAX_LEN, connect, division_schema, exact_failure, failed, id_schema};
 use super::{Bookkeeping, Platform, ToolResult, read_only};
 
 /// Largest file the tool downloads.
@@ -21,7 +22,7 @@ pub fn definition() -> Value {
         "description": format!("Returns the content of one document attachment (bijlage) by its id from get_document_attachments: as text when the file is text (XML, CSV, plain text, UBL invoices), otherwise base64 with its content type. Files over {} KiB are not downloaded; the answer says so and gives the file's size and name.", MAX_BYTES / 1024),
         "inputSchema": {"type": "object", "properties": {
             "division": division_schema(),
-            "attachment_id": {"type": "string", "description": "The attachment's id (a GUID) from get_document_attachments."},
+            "attachment_id": id_schema("The attachment's id (a GUID) from get_document_attachments."),
             "max_bytes": {"type": "integer", "minimum": 1, "maximum": MAX_BYTES, "default": MAX_BYTES, "description": "Refuse files larger than this."}
         }, "required": ["attachment_id"], "additionalProperties": false},
         "outputSchema": {"type": "object", "properties": {
@@ -39,7 +40,7 @@ pub(super) async fn get_document_content<P: Platform>(
 ) -> Result<ToolResult, StorageError> {
     let parsed = (|| {
         let a = Args::parse(args, &["division", "attachment_id", "max_bytes"])?;
-        let raw = a.text("attachment_id", 40)?.ok_or_else(|| {
+        let raw = a.text("attachment_id", ID_MAX_LEN)?.ok_or_else(|| {
             failed(
                 "`attachment_id` is required (from get_document_attachments).",
                 Outcome::InvalidArguments,
@@ -54,7 +55,7 @@ pub(super) async fn get_document_content<P: Platform>(
         let cap = a
             .int("max_bytes", 1, MAX_BYTES as i64)?
             .unwrap_or(MAX_BYTES as i64) as u64;
-        Ok::<_, ToolResult>((a.int("division", 1, 999_999_999)?, id, cap))
+        Ok::<_, ToolResult>((a.division()?, id, cap))
     })();
     let (division, id, cap) = tool_try!(parsed);
     let mut conn = tool_try!(connect(ctx, division).await);
@@ -95,15 +96,16 @@ pub(super) async fn get_document_content<P: Platform>(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
-    let file = match conn.client.download(&url).await {
+    // The listed size may be missing or stale: the download itself stops
+    // at the caller's cap, so no file costs more than `max_bytes`.
+    let file = match conn.client.download(&url, cap as usize).await {
         Ok(f) => f,
         Err(e) => return Ok(exact_failure(&e)),
     };
-    // The listed size may be stale: the cap holds for what arrived too.
-    if file.bytes.len() as u64 > MAX_BYTES {
+    if file.truncated {
         return Ok(failed(
             format!(
-                "{name} turned out larger than {MAX_BYTES} bytes; open it in Exact Online instead."
+                "{name} turned out larger than the limit of {cap} bytes for reading through the assistant; open it in Exact Online instead."
             ),
             Outcome::ToolError,
         ));

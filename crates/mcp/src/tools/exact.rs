@@ -8,7 +8,9 @@ use boekhouding_core::crypto::Secret;
 use boekhouding_core::exact::oauth::ExactApp;
 use boekhouding_core::exact::{Division, ExactClient, ExactError, Guid, Listed, Query};
 use boekhouding_core::ports::{Clock, KvCache, Sleep};
-use boekhouding_core::storage::administrations::{self, Administration, DivisionError};
+use boekhouding_core::storage::administrations::{
+    self, Administration, DivisionError, DivisionRef,
+};
 use boekhouding_core::storage::connections;
 use boekhouding_core::storage::usage::Outcome;
 use serde_json::{Map, Value};
@@ -91,6 +93,21 @@ impl<'v> Args<'v> {
         }
     }
 
+    /// The `division` argument: a code (`123456`, as a number or text) or
+    /// a code with its region (`"nl:123456"`) for a code that exists at two
+    /// Exact sites.
+    pub fn division(&self) -> Result<Option<DivisionRef>, ToolResult> {
+        let refused = || {
+            invalid(
+                "`division` must be a division code from list_divisions: a number such as 123456, or with its region such as \"nl:123456\" when the same code exists at two Exact sites.",
+            )
+        };
+        match self.0.get("division") {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => division_ref(v).map(Some).ok_or_else(refused),
+        }
+    }
+
     /// A date argument as `YYYY-MM-DD`.
     pub fn date(&self, name: &str) -> Result<Option<chrono::NaiveDate>, ToolResult> {
         match self.text(name, 10)? {
@@ -101,10 +118,33 @@ impl<'v> Args<'v> {
         }
     }
 
+    /// A list argument of `min_items..=max_items` elements. Its length is
+    /// checked before any element is looked at, so a hostile list costs
+    /// one comparison, never work proportional to its size.
+    pub fn list(
+        &self,
+        name: &str,
+        noun: &str,
+        min_items: usize,
+        max_items: usize,
+    ) -> Result<Option<&'v [Value]>, ToolResult> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) if (min_items..=max_items).contains(&items.len()) => {
+                Ok(Some(items.as_slice()))
+            }
+            Some(_) => Err(invalid(format!(
+                "`{name}` must be a list of {noun}, {min_items} to {max_items} of them."
+            ))),
+        }
+    }
+
     pub fn text(&self, name: &str, max_len: usize) -> Result<Option<String>, ToolResult> {
         match self.0.get(name) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.chars().count() <= max_len => {
+            // The byte length bounds the character count from above, so a
+            // huge string is refused without counting its characters.
+            Some(Value::String(s)) if s.len() <= max_len * 4 && s.chars().count() <= max_len => {
                 Ok(Some(s.trim().to_owned()).filter(|s| !s.is_empty()))
             }
             Some(_) => Err(invalid(format!(
@@ -114,9 +154,32 @@ impl<'v> Args<'v> {
     }
 }
 
+/// A division reference as a tool argument: a code as a number or text,
+/// or `"nl:123456"`; `None` when it is neither.
+pub(super) fn division_ref(v: &Value) -> Option<DivisionRef> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .filter(|c| (1..=DivisionRef::MAX_CODE).contains(c))
+            .map(DivisionRef::code),
+        // Checked on its byte length before it is parsed at all.
+        Value::String(s) if s.len() <= DivisionRef::MAX_LEN => DivisionRef::parse(s),
+        _ => None,
+    }
+}
+
+/// The longest id argument accepted: a GUID with braces and dashes (38)
+/// and some room. The schemas of id arguments declare the same bound.
+pub(super) const ID_MAX_LEN: usize = 40;
+
+/// The JSON Schema of an id (GUID) argument.
+pub(super) fn id_schema(description: &str) -> Value {
+    serde_json::json!({"type": "string", "maxLength": ID_MAX_LEN, "description": description})
+}
+
 /// A relation or document id argument (a GUID).
 pub(super) fn guid_arg(a: &Args<'_>, name: &str) -> Result<Option<Guid>, ToolResult> {
-    match a.text(name, 40)? {
+    match a.text(name, ID_MAX_LEN)? {
         Some(g) => Guid::parse(&g).map(Some).map_err(|_| {
             invalid(format!(
                 "`{name}` must be a relation id (GUID) as returned by get_relations or search_relations."
@@ -126,9 +189,18 @@ pub(super) fn guid_arg(a: &Args<'_>, name: &str) -> Result<Option<Guid>, ToolRes
     }
 }
 
-/// The JSON Schema of the common `division` argument.
+/// The JSON Schema of the common `division` argument; its bounds are
+/// those [`Args::division`] enforces.
 pub(super) fn division_schema() -> Value {
-    serde_json::json!({"type": "integer", "minimum": 1, "description": "Exact division code (administratie) from list_divisions; the default administration when omitted."})
+    serde_json::json!({
+        "type": ["integer", "string"],
+        "minimum": 1,
+        "maximum": DivisionRef::MAX_CODE,
+        "maxLength": DivisionRef::MAX_LEN,
+        "pattern": "^((nl|be|de|uk|us|es|fr):)?[0-9]{1,9}$",
+        "description": "Exact division code (administratie) from list_divisions, e.g. 123456; the default administration when omitted. \
+    Division codes are unique per Exact site only: when list_divisions shows the same code in two regions, pass it with its region as text, e.g. \"be:123456\"."
+    })
 }
 
 /// What an Exact error means for the assistant.
@@ -156,6 +228,20 @@ pub(super) fn exact_failure(e: &ExactError) -> ToolResult {
     }
 }
 
+/// The administration a call asks for, or the message that says why it
+/// cannot be used (a code shared by two Exact sites lists the candidates).
+pub(super) fn choose(
+    active: &[Administration],
+    plan: boekhouding_core::plan::Plan,
+    division: Option<DivisionRef>,
+) -> Result<Administration, ToolResult> {
+    administrations::resolve(active, plan, division).map_err(|e| match e {
+        DivisionError::NotAllowed(_) => failed(e.to_string(), Outcome::Forbidden),
+        DivisionError::Ambiguous { .. } => failed(e.to_string(), Outcome::InvalidArguments),
+        DivisionError::NoneActive => failed(e.to_string(), Outcome::ToolError),
+    })
+}
+
 /// An administration and a client for it.
 pub(super) struct Connected<'c, P: Platform> {
     pub admin: Administration,
@@ -168,7 +254,7 @@ pub(super) struct Connected<'c, P: Platform> {
 /// Resolves the administration and a usable Exact client for a call.
 pub(super) async fn connect<'c, P: Platform>(
     ctx: &'c Bookkeeping<'_, P>,
-    division: Option<i64>,
+    division: Option<DivisionRef>,
 ) -> Result<Connected<'c, P>, ToolResult> {
     let p = ctx.platform;
     let internal = |_| {
@@ -178,11 +264,7 @@ pub(super) async fn connect<'c, P: Platform>(
         )
     };
     let active = ctx.active_administrations().await.map_err(internal)?;
-    let admin =
-        administrations::resolve(&active, ctx.principal.plan, division).map_err(|e| match e {
-            DivisionError::NotAllowed(_) => failed(e.to_string(), Outcome::Forbidden),
-            DivisionError::NoneActive => failed(e.to_string(), Outcome::ToolError),
-        })?;
+    let admin = choose(&active, ctx.principal.plan, division)?;
     if let Caller::Demo(tenant) = &ctx.principal.caller {
         // The platform's transport serves the demo books; no token.
         return Ok(Connected {

@@ -7,13 +7,18 @@ use std::collections::BTreeMap;
 
 use boekhouding_core::exact::{Cmp, Filter, Query};
 use boekhouding_core::storage::StorageError;
-use boekhouding_core::storage::administrations;
+use boekhouding_core::storage::administrations::{self, Administration, DivisionRef};
 use boekhouding_core::storage::usage::Outcome;
 use serde_json::{Map, Value, json};
 
-use super::exact::{Args, connect, division_schema, failed};
+use super::exact::{Args, choose, connect, division_ref, division_schema, failed};
 use super::money::round_cents;
 use super::{Bookkeeping, Platform, ToolResult, read_only};
+
+/// How many administrations one consolidation takes (the schema's
+/// `minItems`/`maxItems` of `divisions`).
+const MIN_CONSOLIDATED: usize = 2;
+const MAX_CONSOLIDATED: usize = 20;
 
 /// Fields of a single-administration answer that are not amounts.
 const NOT_AMOUNTS: &[&str] = &["division", "year", "period_from", "period_to"];
@@ -24,8 +29,8 @@ pub fn consolidated_definition() -> Value {
         "title": "Consolidated report (geconsolideerd overzicht)",
         "description": "Profit and loss or balance sheet across several of your administrations at once (holding and operating companies, werkmaatschappijen): every administration's figures side by side and totalled. Relations in one administration whose name is another administration in the set are flagged as likely intercompany (intercompany amounts are listed, not eliminated).",
         "inputSchema": {"type": "object", "properties": {
-            "divisions": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2, "maxItems": 20, "uniqueItems": true,
-                "description": "Division codes to consolidate; all usable administrations when left out."},
+            "divisions": {"type": "array", "items": division_schema(), "minItems": MIN_CONSOLIDATED, "maxItems": MAX_CONSOLIDATED, "uniqueItems": true,
+                "description": "Division codes to consolidate (\"be:123456\" with the region for a code that exists at two Exact sites); all usable administrations when left out."},
             "report": {"type": "string", "enum": ["profit_loss", "balance_sheet"], "default": "profit_loss"},
             "year": {"type": "integer", "minimum": 2000, "maximum": 2100, "description": "Financial year (profit and loss; the balance sheet is at its last day); the current year when left out."}
         }, "additionalProperties": false},
@@ -57,44 +62,69 @@ pub(super) async fn get_consolidated_report<P: Platform>(
     ctx: &Bookkeeping<'_, P>,
     args: &Value,
 ) -> Result<ToolResult, StorageError> {
-    let a = tool_try!(Args::parse(args, &["divisions", "report", "year"]));
     let parsed = (|| {
+        let a = Args::parse(args, &["divisions", "report", "year"])?;
+        // The list's size first, then its elements: a hostile list is
+        // refused before any work proportional to its length.
+        let listed = match a.list(
+            "divisions",
+            "division codes",
+            MIN_CONSOLIDATED,
+            MAX_CONSOLIDATED,
+        )? {
+            Some(items) => {
+                let mut refs = Vec::with_capacity(items.len());
+                let mut seen = std::collections::HashSet::new();
+                for v in items {
+                    match division_ref(v) {
+                        Some(r) if seen.insert(r) => refs.push(r),
+                        _ => {
+                            return Err(failed(
+                                "`divisions` must be distinct division codes (whole numbers, or \"nl:123456\" with the region for a code that exists at two Exact sites).",
+                                Outcome::InvalidArguments,
+                            ));
+                        }
+                    }
+                }
+                Some(refs)
+            }
+            None => None,
+        };
         Ok::<_, ToolResult>((
+            listed,
             a.choice("report", &["profit_loss", "balance_sheet"])?
                 .unwrap_or("profit_loss"),
             a.int("year", 2000, 2100)?,
         ))
     })();
-    let (report, year) = tool_try!(parsed);
+    let (listed, report, year) = tool_try!(parsed);
     let active = ctx.active_administrations().await?;
-    let usable: Vec<_> = administrations::allowed(&active, ctx.principal.plan);
-    let wanted: Vec<i64> = match args.get("divisions") {
-        None | Some(Value::Null) => usable.iter().map(|a| a.division_code).collect(),
-        Some(Value::Array(list)) => {
-            let mut codes = Vec::new();
-            for v in list {
-                match v.as_i64() {
-                    Some(c) if !codes.contains(&c) => codes.push(c),
-                    _ => {
-                        return Ok(failed(
-                            "`divisions` must be distinct division codes (whole numbers).",
-                            Outcome::InvalidArguments,
-                        ));
-                    }
+    let plan = ctx.principal.plan;
+    let wanted: Vec<Administration> = match listed {
+        Some(refs) => {
+            let mut chosen: Vec<Administration> = Vec::with_capacity(refs.len());
+            for r in refs {
+                let admin = tool_try!(choose(&active, plan, Some(r)));
+                if chosen.iter().any(|c| c.id == admin.id) {
+                    return Ok(failed(
+                        "`divisions` names the same administration twice.",
+                        Outcome::InvalidArguments,
+                    ));
                 }
+                chosen.push(admin);
             }
-            codes
+            chosen
         }
-        Some(_) => {
-            return Ok(failed(
-                "`divisions` must be a list of division codes.",
-                Outcome::InvalidArguments,
-            ));
-        }
+        None => administrations::allowed(&active, plan)
+            .into_iter()
+            .cloned()
+            .collect(),
     };
-    if wanted.len() < 2 || wanted.len() > 20 {
+    if !(MIN_CONSOLIDATED..=MAX_CONSOLIDATED).contains(&wanted.len()) {
         return Ok(failed(
-            "A consolidation needs 2 to 20 administrations; list_divisions shows yours.",
+            format!(
+                "A consolidation needs {MIN_CONSOLIDATED} to {MAX_CONSOLIDATED} administrations; list_divisions shows yours."
+            ),
             Outcome::InvalidArguments,
         ));
     }
@@ -106,18 +136,23 @@ pub(super) async fn get_consolidated_report<P: Platform>(
     let mut rows = Vec::new();
     let mut totals: Map<String, Value> = Map::new();
     let mut calls = 0;
-    let mut names: Vec<(i64, String)> = Vec::new();
-    for code in &wanted {
+    let mut names: Vec<(DivisionRef, String)> = Vec::new();
+    for admin in &wanted {
+        let code = admin.division_code;
+        // The inner tools get the reference that names exactly this
+        // administration, also when its code exists at two Exact sites.
+        let exact_ref = DivisionRef::of(admin);
+        let division = exact_ref.to_string();
         let one = match report {
             "balance_sheet" => {
                 super::reports::get_balance_sheet(
                     ctx,
-                    &json!({"division": code, "date": format!("{year}-12-31")}),
+                    &json!({"division": division, "date": format!("{year}-12-31")}),
                 )
                 .await?
             }
             _ => {
-                super::reports::get_profit_loss(ctx, &json!({"division": code, "year": year}))
+                super::reports::get_profit_loss(ctx, &json!({"division": division, "year": year}))
                     .await?
             }
         };
@@ -132,11 +167,7 @@ pub(super) async fn get_consolidated_report<P: Platform>(
             }
             failed => return Ok(failed),
         };
-        let name = usable
-            .iter()
-            .find(|a| a.division_code == *code)
-            .map(|a| a.name.clone())
-            .unwrap_or_default();
+        let name = admin.name.clone();
         let mut figures = Map::new();
         if let Some(obj) = structured.as_object() {
             for (k, v) in obj {
@@ -147,14 +178,15 @@ pub(super) async fn get_consolidated_report<P: Platform>(
                 }
             }
         }
-        names.push((*code, name.clone()));
-        rows.push(json!({"division": code, "name": name, "figures": figures}));
+        names.push((exact_ref, name.clone()));
+        rows.push(json!({"division": code, "region": admin.region.code(), "name": name, "figures": figures}));
     }
     // Likely intercompany: a relation in one administration named like
     // another administration of the set.
     let mut intercompany = Vec::new();
-    for (code, _) in &names {
-        let mut conn = tool_try!(connect(ctx, Some(*code)).await);
+    for (exact_ref, _) in &names {
+        let code = exact_ref.code;
+        let mut conn = tool_try!(connect(ctx, Some(*exact_ref)).await);
         let q = Query::new("crm/Accounts", &["Name"]).filter(Some(
             Filter::eq("IsSales", true).or(Filter::eq("IsSupplier", true)),
         ));
@@ -168,10 +200,10 @@ pub(super) async fn get_consolidated_report<P: Platform>(
             }
             if let Some((other, _)) = names
                 .iter()
-                .find(|(c, n)| c != code && !normalise(n).is_empty() && normalise(n) == rn)
+                .find(|(r, n)| r != exact_ref && !normalise(n).is_empty() && normalise(n) == rn)
             {
                 intercompany.push(
-                    json!({"division": code, "relation": relation, "is_administration": other}),
+                    json!({"division": code, "relation": relation, "is_administration": other.code}),
                 );
             }
         }
@@ -209,8 +241,8 @@ pub fn explain_change_definition() -> Value {
         "inputSchema": {"type": "object", "properties": {
             "division": division_schema(),
             "metric": {"type": "string", "enum": ["result", "revenue", "costs"], "default": "result"},
-            "from_period": {"type": "string", "description": "The earlier period: 2025, 2025-Q3 or 2025-07."},
-            "to_period": {"type": "string", "description": "The later period, in the same form."},
+            "from_period": {"type": "string", "maxLength": 10, "description": "The earlier period: 2025, 2025-Q3 or 2025-07."},
+            "to_period": {"type": "string", "maxLength": 10, "description": "The later period, in the same form."},
             "top": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10}
         }, "required": ["from_period", "to_period"], "additionalProperties": false},
         "outputSchema": {"type": "object", "properties": {
@@ -275,7 +307,7 @@ pub(super) async fn explain_change<P: Platform>(
             Ok((raw.to_uppercase(), span))
         };
         Ok::<_, ToolResult>((
-            a.int("division", 1, 999_999_999)?,
+            a.division()?,
             a.choice("metric", &["result", "revenue", "costs"])?
                 .unwrap_or("result"),
             span("from_period")?,
@@ -423,7 +455,7 @@ pub(super) async fn get_period_close_check<P: Platform>(
             v.ok_or_else(|| failed(format!("`{k}` is required."), Outcome::InvalidArguments))
         };
         Ok::<_, ToolResult>((
-            a.int("division", 1, 999_999_999)?,
+            a.division()?,
             required("year", a.int("year", 2000, 2100)?)?,
             required("period", a.int("period", 1, 12)?)?,
         ))

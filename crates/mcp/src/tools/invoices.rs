@@ -12,7 +12,7 @@ use boekhouding_core::storage::usage::Outcome;
 use chrono::Datelike;
 use serde_json::{Value, json};
 
-use super::exact::{Args, connect, division_schema, failed, guid_arg};
+use super::exact::{Args, connect, division_schema, failed, guid_arg, id_schema};
 use super::money::cents;
 use super::{Bookkeeping, Platform, ToolResult, read_only};
 
@@ -67,7 +67,7 @@ fn definition(side: &Side) -> Value {
         "inputSchema": {"type": "object", "properties": {
             "division": division_schema(),
             "status": {"type": "string", "enum": ["open", "paid", "all"], "default": "all"},
-            side.relation_arg: {"type": "string", "description": "Relation id (GUID) from get_relations or search_relations."},
+            side.relation_arg: id_schema("Relation id (GUID) from get_relations or search_relations."),
             "from_date": {"type": "string", "format": "date"}, "to_date": {"type": "string", "format": "date"},
             "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 250}
         }, "additionalProperties": false},
@@ -111,7 +111,7 @@ pub(super) async fn get_invoices<P: Platform>(
             ],
         )?;
         Ok::<_, ToolResult>((
-            a.int("division", 1, 999_999_999)?,
+            a.division()?,
             a.choice("status", &["open", "paid", "all"])?
                 .unwrap_or("all"),
             guid_arg(&a, side.relation_arg)?,
@@ -249,7 +249,7 @@ pub(super) async fn get_bank_transactions<P: Platform>(
     let parsed = (|| {
         let a = Args::parse(args, &["division", "from_date", "to_date", "limit"])?;
         Ok::<_, ToolResult>((
-            a.int("division", 1, 999_999_999)?,
+            a.division()?,
             a.date("from_date")?,
             a.date("to_date")?,
             a.int("limit", 1, 5000)?.unwrap_or(1000) as usize,

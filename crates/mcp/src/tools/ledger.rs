@@ -66,7 +66,7 @@ pub(super) async fn get_gl_accounts<P: Platform>(
     let parsed = (|| {
         let a = Args::parse(args, &["division", "type", "search", "limit"])?;
         Ok::<_, ToolResult>((
-            a.int("division", 1, 999_999_999)?,
+            a.division()?,
             a.choice("type", &["balance", "profitloss", "all"])?
                 .unwrap_or("all"),
             a.text("search", 100)?,
@@ -179,7 +179,7 @@ pub(super) async fn get_outstanding_invoices<P: Platform>(
             &["division", "type", "overdue_only", "min_days_overdue"],
         )?;
         Ok::<_, ToolResult>((
-            a.int("division", 1, 999_999_999)?,
+            a.division()?,
             a.choice("type", &["receivable", "payable", "both"])?
                 .unwrap_or("both"),
             a.boolean("overdue_only")?.unwrap_or(false),

@@ -757,7 +757,7 @@ pub(super) async fn run<P: Platform>(
     let names = arg_names(t);
     let a = tool_try!(Args::parse(args, &names));
     let parsed = (|| {
-        let division = a.int("division", 1, 999_999_999)?;
+        let division = a.division()?;
         let limit = a.int("limit", 1, MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT) as usize;
         let mut filter: Option<Filter> = t.base.map(|(field, v)| Filter::eq(field, v));
         let mut add = |f: Filter| {

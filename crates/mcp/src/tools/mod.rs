@@ -123,6 +123,7 @@ impl DemoTenant {
             .map(|(code, name)| Administration {
                 id: format!("demo-{code}"),
                 connection_id: "demo".into(),
+                region: Region::Nl,
                 division_code: *code,
                 name: name.clone(),
                 is_active: true,

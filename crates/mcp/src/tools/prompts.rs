@@ -8,7 +8,9 @@ use chrono::{Datelike, NaiveDate};
 use serde_json::{Map, Value, json};
 
 use boekhouding_core::ports::Clock;
-use boekhouding_core::storage::administrations::{self, Administration};
+use boekhouding_core::storage::administrations::{
+    self, Administration, DivisionError, DivisionRef,
+};
 use boekhouding_core::storage::connections::Connection;
 
 use super::{Bookkeeping, Platform};
@@ -23,7 +25,7 @@ struct Arg {
 
 const DIVISION: Arg = Arg {
     name: "division",
-    description: "Division code of the administration (from list_divisions); the default administration when left out.",
+    description: "Division code of the administration (from list_divisions), or region:code (e.g. be:123456) when the code exists at two Exact sites; the default administration when left out.",
     required: false,
 };
 const LANGUAGE: Arg = Arg {
@@ -209,20 +211,26 @@ pub async fn get<P: Platform>(
     let admins = usable_administrations(ctx).await?;
     let admin = match arg("division") {
         Some(d) => {
-            let code: i64 = d
-                .parse()
-                .map_err(|_| invalid(format!("division must be a division code, got {d:?}")))?;
-            admins
-                .iter()
-                .find(|a| a.division_code == code)
-                .ok_or_else(|| {
-                    let codes: Vec<String> =
-                        admins.iter().map(|a| a.division_code.to_string()).collect();
-                    invalid(format!(
-                        "division {code} is not one of your administrations ({})",
-                        codes.join(", ")
-                    ))
-                })?
+            let wanted = DivisionRef::parse(d).ok_or_else(|| {
+                invalid(format!(
+                    "division must be a division code (or region:code, e.g. nl:123456), got {d:?}"
+                ))
+            })?;
+            &administrations::resolve(&admins, ctx.principal.plan, Some(wanted)).map_err(
+                |e| match e {
+                    DivisionError::Ambiguous { .. } => invalid(e.to_string()),
+                    _ => {
+                        let codes: Vec<String> = admins
+                            .iter()
+                            .map(|a| administrations::reference(&admins, a))
+                            .collect();
+                        invalid(format!(
+                            "division {wanted} is not one of your administrations ({})",
+                            codes.join(", ")
+                        ))
+                    }
+                },
+            )?
         }
         None => admins
             .iter()
@@ -233,8 +241,10 @@ pub async fn get<P: Platform>(
             })?,
     };
     let today = ctx.platform.clock().now().date_naive();
-    let who = format!("{} (division {})", admin.name, admin.division_code);
-    let d = admin.division_code;
+    // The reference the tools need: `be:123456` when the code alone would
+    // be ambiguous.
+    let d = administrations::reference(&admins, admin);
+    let who = format!("{} (division {d})", admin.name);
     let text = match def.name {
         "financial_analysis" => {
             let year: i32 = match arg("year") {
@@ -506,15 +516,20 @@ pub async fn read<P: Platform>(
         _ => {
             // exact://divisions/{division}: only the caller's own; another
             // tenant's code is "not found", never "forbidden".
-            let code = uri
+            let wanted = uri
                 .strip_prefix("exact://divisions/")
-                .and_then(|c| c.parse::<i64>().ok())
+                .and_then(DivisionRef::parse)
                 .ok_or_else(|| HostError::ResourceNotFound(uri.to_owned()))?;
             let (conns, all, usable) = account(ctx).await?;
-            let admin = all
-                .iter()
-                .find(|a| a.division_code == code)
-                .ok_or_else(|| HostError::ResourceNotFound(uri.to_owned()))?;
+            // Exactly one administration, or none: a code shared by two
+            // Exact sites needs its region (`be:123456`).
+            let mut found = all.iter().filter(|a| {
+                a.division_code == wanted.code && wanted.region.is_none_or(|r| r == a.region)
+            });
+            let admin = match (found.next(), found.next()) {
+                (Some(one), None) => one,
+                _ => return Err(HostError::ResourceNotFound(uri.to_owned())),
+            };
             let mut profile = admin_json(admin, &usable, &conns);
             if let Some(c) = conns.iter().find(|c| c.id == admin.connection_id) {
                 profile["connection"] = connection_json(c);
@@ -587,15 +602,19 @@ pub async fn complete<P: Platform>(
     };
     let today = ctx.platform.clock().now().date_naive();
     Ok(match argument {
-        "division" => usable_administrations(ctx)
-            .await?
-            .iter()
-            .filter(|a| {
-                a.division_code.to_string().starts_with(typed)
-                    || a.name.to_lowercase().contains(&typed_lower)
-            })
-            .map(|a| a.division_code.to_string())
-            .collect(),
+        "division" => {
+            let usable = usable_administrations(ctx).await?;
+            usable
+                .iter()
+                .map(|a| (a, administrations::reference(&usable, a)))
+                .filter(|(a, reference)| {
+                    reference.starts_with(&typed_lower)
+                        || a.division_code.to_string().starts_with(typed)
+                        || a.name.to_lowercase().contains(&typed_lower)
+                })
+                .map(|(_, reference)| reference)
+                .collect()
+        }
         "language" => prefix(vec!["nl".into(), "en".into()]),
         "type" => prefix(vec!["sales".into(), "purchase".into()]),
         "year" => prefix(periods(today, "year")),

@@ -78,7 +78,7 @@ pub(super) async fn get_relations<P: Platform>(
     let parsed = (|| {
         let a = Args::parse(args, &["division", "type", "active_only", "limit"])?;
         Ok::<_, ToolResult>((
-            a.int("division", 1, 999_999_999)?,
+            a.division()?,
             a.choice("type", &["customer", "supplier", "both"])?
                 .unwrap_or("both"),
             a.boolean("active_only")?.unwrap_or(true),
@@ -157,7 +157,7 @@ pub(super) async fn search_relations<P: Platform>(
             )
         })?;
         Ok::<_, ToolResult>((
-            a.int("division", 1, 999_999_999)?,
+            a.division()?,
             query,
             a.choice("search_field", &["name", "code", "kvk", "vat"])?
                 .unwrap_or("name"),
@@ -226,7 +226,7 @@ pub(super) async fn get_revenue<P: Platform>(
     let parsed = (|| {
         let a = Args::parse(args, &["division", "year", "compare_previous_year"])?;
         Ok::<_, ToolResult>((
-            a.int("division", 1, 999_999_999)?,
+            a.division()?,
             a.int("year", 2000, 2100)?,
             a.boolean("compare_previous_year")?.unwrap_or(false),
         ))
@@ -320,7 +320,7 @@ pub(super) async fn get_transactions<P: Platform>(
             ],
         )?;
         Ok::<_, ToolResult>((
-            a.int("division", 1, 999_999_999)?,
+            a.division()?,
             a.date("from_date")?,
             a.date("to_date")?,
             a.int("year", 2000, 2100)?,

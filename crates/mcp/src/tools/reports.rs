@@ -9,6 +9,7 @@ use boekhouding_core::exact::dates::parse_odata_day;
 use boekhouding_core::exact::{Cmp, Filter, Query};
 use boekhouding_core::ports::Clock;
 use boekhouding_core::storage::StorageError;
+use boekhouding_core::storage::administrations::DivisionRef;
 use chrono::{Datelike, NaiveDate};
 use serde_json::{Value, json};
 
@@ -59,7 +60,9 @@ pub(super) async fn gl_types<P: Platform>(
 
 /// The arguments `division`, `year` and `period_from`..`period_to`
 /// (default 1..12, checked in order) of the period reports.
-fn year_and_periods(args: &Value) -> Result<(Option<i64>, Option<i64>, i64, i64), ToolResult> {
+fn year_and_periods(
+    args: &Value,
+) -> Result<(Option<DivisionRef>, Option<i64>, i64, i64), ToolResult> {
     let a = Args::parse(args, &["division", "year", "period_from", "period_to"])?;
     let from = a.int("period_from", 1, 12)?.unwrap_or(1);
     let to = a.int("period_to", 1, 12)?.unwrap_or(12);
@@ -69,12 +72,7 @@ fn year_and_periods(args: &Value) -> Result<(Option<i64>, Option<i64>, i64, i64)
             boekhouding_core::storage::usage::Outcome::InvalidArguments,
         ));
     }
-    Ok((
-        a.int("division", 1, 999_999_999)?,
-        a.int("year", 2000, 2100)?,
-        from,
-        to,
-    ))
+    Ok((a.division()?, a.int("year", 2000, 2100)?, from, to))
 }
 
 /// The profit-and-loss rows of a year's periods `from` to `to`.
@@ -155,7 +153,7 @@ pub(super) async fn get_trial_balance<P: Platform>(
     let parsed = (|| {
         let a = Args::parse(args, &["division", "year", "period"])?;
         Ok::<_, ToolResult>((
-            a.int("division", 1, 999_999_999)?,
+            a.division()?,
             a.int("year", 2000, 2100)?,
             a.int("period", 1, 12)?,
         ))
@@ -292,7 +290,7 @@ pub(super) async fn get_balance_sheet<P: Platform>(
     let parsed = (|| {
         let a = Args::parse(args, &["division", "date"])?;
         let date = a.date("date")?;
-        Ok::<_, ToolResult>((a.int("division", 1, 999_999_999)?, date))
+        Ok::<_, ToolResult>((a.division()?, date))
     })();
     let (division, date) = tool_try!(parsed);
     let date = date.unwrap_or_else(|| ctx.platform.clock().now().date_naive());
@@ -409,8 +407,7 @@ pub(super) async fn get_aging<P: Platform>(
     args: &Value,
     payables: bool,
 ) -> Result<ToolResult, StorageError> {
-    let division =
-        tool_try!(Args::parse(args, &["division"]).and_then(|a| a.int("division", 1, 999_999_999)));
+    let division = tool_try!(Args::parse(args, &["division"]).and_then(|a| a.division()));
     let mut conn = tool_try!(connect(ctx, division).await);
     let path = if payables {
         "read/financial/PayablesList"
@@ -508,7 +505,7 @@ pub(super) async fn get_vat_summary<P: Platform>(
     let parsed = (|| {
         let a = Args::parse(args, &["division", "year", "quarter", "period"])?;
         Ok::<_, ToolResult>((
-            a.int("division", 1, 999_999_999)?,
+            a.division()?,
             a.int("year", 2000, 2100)?,
             a.int("quarter", 1, 4)?,
             a.int("period", 1, 12)?,
@@ -646,7 +643,7 @@ pub(super) async fn get_cashflow_forecast<P: Platform>(
                 boekhouding_core::storage::usage::Outcome::InvalidArguments,
             ));
         }
-        Ok::<_, ToolResult>((a.int("division", 1, 999_999_999)?, days))
+        Ok::<_, ToolResult>((a.division()?, days))
     })();
     let (division, days) = tool_try!(parsed);
     let today = ctx.platform.clock().now().date_naive();
@@ -703,8 +700,7 @@ pub(super) async fn get_financial_snapshot<P: Platform>(
     ctx: &Bookkeeping<'_, P>,
     args: &Value,
 ) -> Result<ToolResult, StorageError> {
-    let division =
-        tool_try!(Args::parse(args, &["division"]).and_then(|a| a.int("division", 1, 999_999_999)));
+    let division = tool_try!(Args::parse(args, &["division"]).and_then(|a| a.division()));
     let today = ctx.platform.clock().now().date_naive();
     let year = i64::from(today.year());
     let mut conn = tool_try!(connect(ctx, division).await);
@@ -948,10 +944,7 @@ pub(super) async fn get_margin_analysis<P: Platform>(
 ) -> Result<ToolResult, StorageError> {
     let parsed = (|| {
         let a = Args::parse(args, &["division", "year"])?;
-        Ok::<_, ToolResult>((
-            a.int("division", 1, 999_999_999)?,
-            a.int("year", 2000, 2100)?,
-        ))
+        Ok::<_, ToolResult>((a.division()?, a.int("year", 2000, 2100)?))
     })();
     let (division, year) = tool_try!(parsed);
     let year = year.unwrap_or_else(|| current_year(ctx));
