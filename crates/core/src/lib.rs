@@ -7,6 +7,7 @@
 pub mod access;
 pub mod cron;
 pub mod crypto;
+pub mod csrf;
 pub mod exact;
 pub mod lifecycle;
 pub mod mail;
