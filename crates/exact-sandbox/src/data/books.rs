@@ -1242,6 +1242,17 @@ mod tests {
     }
 
     #[test]
+    fn the_closed_years_option_reads_its_three_values() {
+        assert_eq!("none".parse(), Ok(ClosedYears::None));
+        assert_eq!("demo".parse(), Ok(ClosedYears::Demo));
+        assert_eq!("all".parse(), Ok(ClosedYears::All));
+        assert!("2025".parse::<ClosedYears>().is_err());
+        assert!(ClosedYears::Demo.closes(ClosedYears::DEMO_DIVISION));
+        assert!(!ClosedYears::Demo.closes(1_000_001));
+        assert!(!ClosedYears::None.closes(ClosedYears::DEMO_DIVISION));
+    }
+
+    #[test]
     fn users_see_only_their_own_companies() {
         let d = generate(&config());
         let demo = &d.users[0];

@@ -190,7 +190,10 @@ impl Position {
 }
 
 /// The latest year at or before `year` whose books hold an opening-balance
-/// entry on a balance-sheet account, if any: one row from Exact.
+/// entry on a balance-sheet account, if any: one row from Exact. It only
+/// narrows the second call: [`Position::fold`] finds the boundary again in
+/// the rows it gets, so an earlier year here would cost pages, never a
+/// wrong figure.
 async fn opening_year<P: Platform>(
     ctx: &Bookkeeping<'_, P>,
     conn: &mut Connected<'_, P>,
