@@ -2544,3 +2544,42 @@ fn cash_and_suspense_balances_count_a_closed_year_once() {
         );
     }
 }
+
+/// The bakery's books open with last quarter's VAT still to pay, entered by
+/// hand in period 1: the VAT summary of the first quarter is that
+/// quarter's VAT, not the opening balance.
+#[test]
+fn an_opening_balance_on_a_vat_account_is_not_this_quarters_vat() {
+    let w = world(Plan::Pro);
+    let lines = w
+        .sandbox
+        .rows(1_000_001, "financialtransaction/TransactionLines");
+    let q1: Vec<_> = lines
+        .iter()
+        .filter(|l| {
+            l["FinancialYear"] == 2025
+                && (1..=3).contains(&l["FinancialPeriod"].as_i64().unwrap())
+                && l["GLAccountCode"].as_str().unwrap().starts_with("15")
+        })
+        .collect();
+    assert!(
+        q1.iter()
+            .any(|l| l["Type"] == 10 && l["GLAccountCode"] == "1500"),
+        "the opening entry holds VAT to pay"
+    );
+    let movements = q1
+        .iter()
+        .filter(|l| l["Type"] != 10)
+        .map(|l| cents(&l["AmountDC"]));
+    let (to_pay, to_claim) = movements.fold(
+        (0, 0),
+        |(p, c), a| {
+            if a < 0 { (p - a, c) } else { (p, c + a) }
+        },
+    );
+    let vat = w.ok("get_vat_summary", json!({"year": 2025, "quarter": 1}));
+    assert_eq!(
+        (cents(&vat["vat_to_pay"]), cents(&vat["vat_to_claim"])),
+        (to_pay, to_claim)
+    );
+}

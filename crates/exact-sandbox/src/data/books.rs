@@ -471,7 +471,8 @@ fn company(
     let customers = relations(&mut b, 70 * scale, true, index == 0);
     let suppliers = relations(&mut b, 25 * scale, false, false);
 
-    // Opening balance on the first day of the books.
+    // Opening balance on the first day of the books, entered by hand (so in
+    // period 1), with the VAT of the quarter before still to pay.
     b.entry(
         start,
         "90",
@@ -480,8 +481,9 @@ fn company(
         "Beginbalans",
         None,
         &[
-            post("1100", 2_500_000),
+            post("1100", 2_680_000),
             post("0200", 3_000_000),
+            post("1500", -180_000),
             post("0500", -5_500_000),
         ],
     );

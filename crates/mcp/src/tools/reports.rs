@@ -12,7 +12,7 @@ use boekhouding_core::storage::StorageError;
 use chrono::{Datelike, NaiveDate};
 use serde_json::{Value, json};
 
-use super::carry::position_at;
+use super::carry::{OPENING_BALANCE, position_at};
 use super::exact::{Args, Connected, connect, division_schema};
 use super::money::{cents, euros};
 use super::{Bookkeeping, Platform, ToolResult, read_only};
@@ -514,9 +514,12 @@ pub(super) async fn get_vat_summary<P: Platform>(
     };
     let mut conn = tool_try!(connect(ctx, division).await);
     let types = tool_try!(gl_types(ctx, &mut conn).await);
+    // An opening balance on a VAT account is an earlier period's VAT, not
+    // this return's, even when it was entered in period 1.
     let filter = Filter::eq("ReportingYear", year)
         .and(Filter::cmp("ReportingPeriod", Cmp::Ge, from))
-        .and(Filter::cmp("ReportingPeriod", Cmp::Le, to));
+        .and(Filter::cmp("ReportingPeriod", Cmp::Le, to))
+        .and(Filter::cmp("Type", Cmp::Ne, OPENING_BALANCE));
     let (accs, truncated) = tool_try!(balances(ctx, &mut conn, filter, &types).await);
     let (mut pay, mut claim) = (0i64, 0i64);
     let accounts: Vec<Value> = accs
