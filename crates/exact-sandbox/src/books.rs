@@ -184,6 +184,7 @@ mod tests {
             seed: 7,
             size: crate::data::Size::Small,
             today: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+            closed_years: crate::data::ClosedYears::All,
         }
     }
 

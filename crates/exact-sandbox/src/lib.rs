@@ -39,17 +39,19 @@ use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 
-pub use data::{DataConfig, Dataset, Size};
+pub use data::{ClosedYears, DataConfig, Dataset, Size};
 #[cfg(feature = "server")]
 pub use state::{Fault, LogEntry};
 
 /// The data configuration every sandbox and the demo start from: the seed,
-/// the small size, and "today" = 20 November 2026.
+/// the small size, "today" = 20 November 2026, and the IT consultancy's
+/// previous year closed (the others' open).
 pub fn default_data() -> DataConfig {
     DataConfig {
         seed: 20_261_123,
         size: Size::Small,
         today: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap_or_default(),
+        closed_years: ClosedYears::Demo,
     }
 }
 

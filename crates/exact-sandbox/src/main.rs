@@ -5,6 +5,7 @@ use exact_sandbox::{Sandbox, SandboxConfig, Size};
 
 const USAGE: &str =
     "usage: exact-sandbox [--port N] [--seed N] [--size small|large] [--today YYYY-MM-DD]
+                     [--closed-years none|demo|all]
                      [--client-id ID] [--client-secret S] [--redirect-uri URI]...";
 
 fn main() {
@@ -38,6 +39,10 @@ fn main() {
                 }
             }
             "--today" => config.data.today = value().parse().unwrap_or_else(|_| fail("--today")),
+            "--closed-years" => {
+                config.data.closed_years =
+                    value().parse().unwrap_or_else(|_| fail("--closed-years"));
+            }
             "--client-id" => config.client_id = value(),
             "--client-secret" => config.client_secret = value(),
             "--redirect-uri" => config.redirect_uris.push(value()),

@@ -92,14 +92,17 @@ pub fn company_tables(company: &mut Company, today: NaiveDate) -> BTreeMap<Strin
     t
 }
 
-/// Balance per GL account, year, period and status.
+/// Balance per GL account, year, period, transaction type and status, as
+/// Exact groups it. The type keeps an opening-balance entry (type 10,
+/// booked in period 0 when a year is closed) apart from the year's
+/// movements.
 pub fn reporting_balance(
     lines: &[Row],
     gl: &BTreeMap<String, (i64, String, String, String)>,
     division: i64,
 ) -> Vec<Row> {
-    /// (GL account, year, period, status).
-    type Key = (String, i64, i64, i64);
+    /// (GL account, year, period, transaction type, status).
+    type Key = (String, i64, i64, i64, i64);
     /// (amount, debit, credit, line count).
     type Sums = (f64, f64, f64, i64);
     let mut groups: BTreeMap<Key, Sums> = BTreeMap::new();
@@ -108,6 +111,7 @@ pub fn reporting_balance(
             s(l, "GLAccount"),
             i(l, "FinancialYear"),
             i(l, "FinancialPeriod"),
+            i(l, "Type"),
             i(l, "Status"),
         );
         let e = groups.entry(key).or_default();
@@ -123,13 +127,13 @@ pub fn reporting_balance(
     groups
         .into_iter()
         .enumerate()
-        .map(|(n, ((acc, year, period, status), (amount, debit, credit, count)))| {
+        .map(|(n, ((acc, year, period, kind, status), (amount, debit, credit, count)))| {
             let (_, bt, code, desc) = gl.get(&acc).cloned().unwrap_or_default();
             obj(json!({
                 "ID": n as i64 + 1, "Division": division, "GLAccount": acc, "GLAccountCode": code,
                 "GLAccountDescription": desc, "BalanceType": bt, "ReportingYear": year,
                 "ReportingPeriod": period, "Amount": cents(amount), "AmountDebit": cents(debit),
-                "AmountCredit": cents(credit), "Count": count, "Status": status,
+                "AmountCredit": cents(credit), "Count": count, "Status": status, "Type": kind,
             }))
         })
         .collect()

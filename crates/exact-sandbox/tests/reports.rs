@@ -1,6 +1,7 @@
 //! The sandbox's books tie out, read over HTTP through the core client
 //! (so paging is part of what is proven): per GL account the transaction
-//! lines sum to the reporting balance, every year's balance sums to zero,
+//! lines sum to the reporting balance (per transaction type too, so a
+//! closed year's opening entry stays apart), every year's balance sums to zero,
 //! open receivables equal booked sales invoices minus their payments, aging
 //! buckets add up to the open items, and revenue per year matches the
 //! revenue accounts.
@@ -59,18 +60,21 @@ fn every_demo_company_ties_out() {
         let gl = all("financial/GLAccounts");
         assert!(lines.len() > 100, "{division}: {} lines", lines.len());
 
-        // Transaction lines per account/year/period/status = reporting balance.
-        let mut from_lines: BTreeMap<(String, i64, i64, i64), i64> = BTreeMap::new();
+        // Transaction lines per account/year/period/type/status = reporting
+        // balance.
+        type Key = (String, i64, i64, i64, i64);
+        let mut from_lines: BTreeMap<Key, i64> = BTreeMap::new();
         for l in &lines {
             let k = (
                 s(l, "GLAccount"),
                 l["FinancialYear"].as_i64().unwrap(),
                 l["FinancialPeriod"].as_i64().unwrap(),
+                l["Type"].as_i64().unwrap(),
                 l["Status"].as_i64().unwrap_or(50),
             );
             *from_lines.entry(k).or_default() += cents(f(l, "AmountDC"));
         }
-        let from_report: BTreeMap<(String, i64, i64, i64), i64> = balance
+        let from_report: BTreeMap<Key, i64> = balance
             .iter()
             .map(|b| {
                 (
@@ -78,6 +82,7 @@ fn every_demo_company_ties_out() {
                         s(b, "GLAccount"),
                         b["ReportingYear"].as_i64().unwrap(),
                         b["ReportingPeriod"].as_i64().unwrap(),
+                        b["Type"].as_i64().unwrap(),
                         b["Status"].as_i64().unwrap_or(50),
                     ),
                     cents(f(b, "Amount")),

@@ -2635,3 +2635,296 @@ fn a_demo_key_answers_every_tool_prompt_and_resource_as_the_sandbox_does_without
     };
     assert!(refused.contains("not one of"), "{refused}");
 }
+
+/// Positions at the end of (`year`, `period`) from books in which no year
+/// was ever closed, so every line up to then counts: per balance-sheet
+/// account (debit positive, zeros left out), and the results of the
+/// earlier years and of the year itself (a profit positive).
+fn positions_from_lines(
+    lines: &[serde_json::Map<String, Value>],
+    chart: &[serde_json::Map<String, Value>],
+    year: i64,
+    period: i64,
+) -> (std::collections::BTreeMap<String, i64>, i64, i64) {
+    let profit_loss: std::collections::BTreeSet<&str> = chart
+        .iter()
+        .filter(|g| g["BalanceType"] == "W")
+        .map(|g| g["Code"].as_str().unwrap())
+        .collect();
+    let mut sheet: std::collections::BTreeMap<String, i64> = Default::default();
+    let (mut prior, mut current) = (0, 0);
+    for l in lines {
+        let at = (
+            l["FinancialYear"].as_i64().unwrap(),
+            l["FinancialPeriod"].as_i64().unwrap(),
+        );
+        if at > (year, period) {
+            continue;
+        }
+        let code = l["GLAccountCode"].as_str().unwrap();
+        let amount = cents(&l["AmountDC"]);
+        match (profit_loss.contains(code), at.0 < year) {
+            (true, true) => prior -= amount,
+            (true, false) => current -= amount,
+            (false, _) => *sheet.entry(code.to_owned()).or_default() += amount,
+        }
+    }
+    sheet.retain(|_, v| *v != 0);
+    (sheet, prior, current)
+}
+
+/// A balance sheet's accounts by code, debit positive (assets positive,
+/// liabilities and equity negative), without the result lines.
+fn sheet_accounts(bs: &Value) -> std::collections::BTreeMap<String, i64> {
+    let mut out: std::collections::BTreeMap<String, i64> = Default::default();
+    for (side, sign) in [("assets", 1), ("liabilities_and_equity", -1)] {
+        for a in bs[side].as_array().unwrap() {
+            let code = a["code"].as_str().unwrap();
+            if !code.is_empty() {
+                *out.entry(code.to_owned()).or_default() += sign * cents(&a["amount"]);
+            }
+        }
+    }
+    out
+}
+
+/// The IT consultancy closed 2025 into an opening entry in 2026; the bakery
+/// did not. At dates after, at the end of and inside the closed year, the
+/// balance sheet balances, shows every account once (as the same books
+/// generated without a closed year do), and the trial balance and the
+/// consolidated report agree with it.
+#[test]
+fn a_closed_year_counts_once_in_every_balance_carried_forward() {
+    use exact_sandbox::{ClosedYears, DataConfig};
+    const LINES: &str = "financialtransaction/TransactionLines";
+    let w = world(Plan::Enterprise);
+    let (open, closed) = (1_000_001i64, ClosedYears::DEMO_DIVISION);
+    // The sandbox's books: the IT consultancy closed 2025 into an opening
+    // entry in 2026, the bakery did not.
+    let opening_2026 = |d: i64| {
+        w.sandbox
+            .rows(d, LINES)
+            .iter()
+            .filter(|l| l["Type"] == 10 && l["FinancialYear"] == 2026)
+            .count()
+    };
+    assert!(opening_2026(closed) > 0);
+    assert_eq!(opening_2026(open), 0);
+    for d in [closed, open] {
+        // The independent reference: the same company generated without
+        // any closed year, every line up to a date summed.
+        let unclosed = exact_sandbox::data::generate_company(
+            &DataConfig {
+                closed_years: ClosedYears::None,
+                ..exact_sandbox::default_data()
+            },
+            d,
+        )
+        .unwrap();
+        let lines = &unclosed.entities[LINES];
+        let chart = w.sandbox.rows(d, "financial/GLAccounts");
+        // After the closed year, inside it, and at its end.
+        for (date, y, m) in [
+            ("2026-10-31", 2026, 10),
+            ("2026-01-15", 2026, 1),
+            ("2025-06-30", 2025, 6),
+            ("2025-12-31", 2025, 12),
+        ] {
+            let (sheet, prior, current) = positions_from_lines(lines, &chart, y, m);
+            let bs = w.ok("get_balance_sheet", json!({"division": d, "date": date}));
+            let at = format!("{d} {date}");
+            assert_eq!(
+                cents(&bs["total_assets"]),
+                cents(&bs["total_liabilities_and_equity"]),
+                "{at}: the balance sheet balances"
+            );
+            let mut shown = sheet_accounts(&bs);
+            // A closed year's result sits in 0510 Onverdeelde winst; an
+            // open year's is the balance sheet's prior-years line.
+            let retained = shown.remove("0510").unwrap_or(0);
+            assert_eq!(shown, sheet, "{at}: every account, counted once");
+            assert_eq!(
+                cents(&bs["prior_years_result"]) - retained,
+                prior,
+                "{at}: earlier results"
+            );
+            assert_eq!(cents(&bs["current_year_result"]), current, "{at}");
+            if d == closed && y == 2026 {
+                assert_eq!(
+                    cents(&bs["prior_years_result"]),
+                    0,
+                    "{at}: closed into equity"
+                );
+                assert_eq!(-retained, prior, "{at}");
+                // From the sandbox's own lines: 2026 alone, its opening
+                // entry included.
+                let mut own: std::collections::BTreeMap<String, i64> = Default::default();
+                for l in w.sandbox.rows(d, LINES).iter().filter(|l| {
+                    l["FinancialYear"] == 2026 && l["FinancialPeriod"].as_i64().unwrap() <= m
+                }) {
+                    let code = l["GLAccountCode"].as_str().unwrap();
+                    if chart
+                        .iter()
+                        .any(|g| g["Code"] == code && g["BalanceType"] == "B")
+                    {
+                        *own.entry(code.to_owned()).or_default() += cents(&l["AmountDC"]);
+                    }
+                }
+                own.retain(|_, v| *v != 0);
+                assert_eq!(sheet_accounts(&bs), own, "{at}");
+            }
+
+            // The trial balance carries the same positions forward.
+            let tb = w.ok(
+                "get_trial_balance",
+                json!({"division": d, "year": y, "period": m}),
+            );
+            assert_eq!(cents(&tb["total_balance"]), 0, "{at}");
+            assert_eq!(cents(&tb["total_opening"]), 0, "{at}");
+            assert_eq!(
+                cents(&tb["total_debit"]),
+                cents(&tb["total_credit"]),
+                "{at}"
+            );
+            let mut tb_sheet: std::collections::BTreeMap<String, i64> = Default::default();
+            let mut tb_result = 0;
+            for a in tb["accounts"].as_array().unwrap() {
+                let (code, balance) = (a["code"].as_str().unwrap(), cents(&a["balance"]));
+                assert_eq!(
+                    balance,
+                    cents(&a["opening"]) + cents(&a["debit"]) - cents(&a["credit"]),
+                    "{at} {a}"
+                );
+                match (a["balance_type"].as_str().unwrap(), code) {
+                    ("profit_loss", _) => tb_result -= balance,
+                    (_, "") => assert_eq!(-balance, cents(&bs["prior_years_result"]), "{at}"),
+                    _ if balance != 0 => {
+                        tb_sheet.insert(code.to_owned(), balance);
+                    }
+                    _ => {}
+                }
+            }
+            assert_eq!(tb_sheet, sheet_accounts(&bs), "{at}: trial balance");
+            assert_eq!(tb_result, current, "{at}");
+        }
+    }
+
+    // The consolidated balance sheet is each administration's, summed.
+    let both = w.ok(
+        "get_consolidated_report",
+        json!({"report": "balance_sheet", "year": 2026, "divisions": [open, closed]}),
+    );
+    let mut assets = 0;
+    for a in both["administrations"].as_array().unwrap() {
+        let d = a["division"].as_i64().unwrap();
+        let one = w.ok(
+            "get_balance_sheet",
+            json!({"division": d, "date": "2026-12-31"}),
+        );
+        assert_eq!(a["figures"]["total_assets"], one["total_assets"], "{d}");
+        assert_eq!(
+            cents(&one["total_assets"]),
+            cents(&one["total_liabilities_and_equity"])
+        );
+        assets += cents(&one["total_assets"]);
+    }
+    assert_eq!(cents(&both["totals"]["total_assets"]), assets);
+    assert_eq!(
+        cents(&both["totals"]["total_assets"]),
+        cents(&both["totals"]["total_liabilities_and_equity"])
+    );
+}
+
+/// The IT consultancy closed 2025; the bakery did not. Cash and the
+/// period-close check's suspense balance, both carried across the year
+/// end, against the same books generated without a closed year.
+#[test]
+fn cash_and_suspense_balances_count_a_closed_year_once() {
+    use exact_sandbox::{ClosedYears, DataConfig};
+    const LINES: &str = "financialtransaction/TransactionLines";
+    let w = world(Plan::Enterprise);
+    let now = boekhouding_core::ports::Clock::now(&w.platform.clock);
+    let (now_y, now_m) = (
+        i64::from(chrono::Datelike::year(&now)),
+        i64::from(chrono::Datelike::month(&now)),
+    );
+    for d in [1_000_001i64, ClosedYears::DEMO_DIVISION] {
+        let unclosed = exact_sandbox::data::generate_company(
+            &DataConfig {
+                closed_years: ClosedYears::None,
+                ..exact_sandbox::default_data()
+            },
+            d,
+        )
+        .unwrap();
+        let lines = &unclosed.entities[LINES];
+        let chart = w.sandbox.rows(d, "financial/GLAccounts");
+        // Cash now, in the snapshot and the forecast.
+        let (sheet, _, _) = positions_from_lines(lines, &chart, now_y, now_m);
+        let cash =
+            sheet.get("1000").copied().unwrap_or(0) + sheet.get("1100").copied().unwrap_or(0);
+        let snap = w.ok("get_financial_snapshot", json!({"division": d}));
+        assert_eq!(cents(&snap["cash"]), cash, "{d}: snapshot cash");
+        let cf = w.ok("get_cashflow_forecast", json!({"division": d}));
+        assert_eq!(cents(&cf["bank_balance"]), cash, "{d}: forecast cash");
+
+        // The suspense balance of the period-close check, which crosses the
+        // year end.
+        let (sheet, _, _) = positions_from_lines(lines, &chart, 2026, 10);
+        let check = w.ok(
+            "get_period_close_check",
+            json!({"division": d, "year": 2026, "period": 10}),
+        );
+        let suspense = check["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "suspense_and_clearing_balances")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            cents(&suspense["details"][0]["balance"]),
+            sheet["1800"],
+            "{d}: suspense balance"
+        );
+    }
+}
+
+/// The bakery's books open with last quarter's VAT still to pay, entered by
+/// hand in period 1: the VAT summary of the first quarter is that
+/// quarter's VAT, not the opening balance.
+#[test]
+fn an_opening_balance_on_a_vat_account_is_not_this_quarters_vat() {
+    let w = world(Plan::Pro);
+    let lines = w
+        .sandbox
+        .rows(1_000_001, "financialtransaction/TransactionLines");
+    let q1: Vec<_> = lines
+        .iter()
+        .filter(|l| {
+            l["FinancialYear"] == 2025
+                && (1..=3).contains(&l["FinancialPeriod"].as_i64().unwrap())
+                && l["GLAccountCode"].as_str().unwrap().starts_with("15")
+        })
+        .collect();
+    assert!(
+        q1.iter()
+            .any(|l| l["Type"] == 10 && l["GLAccountCode"] == "1500"),
+        "the opening entry holds VAT to pay"
+    );
+    let movements = q1
+        .iter()
+        .filter(|l| l["Type"] != 10)
+        .map(|l| cents(&l["AmountDC"]));
+    let (to_pay, to_claim) = movements.fold(
+        (0, 0),
+        |(p, c), a| {
+            if a < 0 { (p - a, c) } else { (p, c + a) }
+        },
+    );
+    let vat = w.ok("get_vat_summary", json!({"year": 2025, "quarter": 1}));
+    assert_eq!(
+        (cents(&vat["vat_to_pay"]), cents(&vat["vat_to_claim"])),
+        (to_pay, to_claim)
+    );
+}

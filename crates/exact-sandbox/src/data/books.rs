@@ -98,6 +98,16 @@ const CHART: &[(&str, &str, i64, &str, &str)] = &[
     ("8100", "Omzet laag tarief", 110, "W", "C"),
 ];
 
+/// The account a closed year's result moves to in the next year's opening
+/// entry. Its id is derived from the equity account's rather than drawn,
+/// so every other row is the same as before it existed.
+const RETAINED: (&str, &str, i64, &str, &str) = ("0510", "Onverdeelde winst", 90, "B", "C");
+
+/// Whether a GL code is a balance-sheet account.
+fn is_balance_sheet(code: &str) -> bool {
+    code == RETAINED.0 || CHART.iter().any(|c| c.0 == code && c.3 == "B")
+}
+
 const FIRST: &[&str] = &[
     "Van Dijk", "De Vries", "Jansen", "Bakker", "Visser", "Smit", "Meijer", "De Boer", "Mulder",
     "Bos", "Vos", "Peters", "Hendriks", "Dekker", "Brouwer", "De Wit",
@@ -406,6 +416,25 @@ fn company(
             "SearchCode": code,
         }));
     }
+    // The retained-earnings account, with an id derived from the equity
+    // account's (see `RETAINED`).
+    {
+        let (code, desc, kind, bt, side) = RETAINED;
+        let id = format!("05100000{}", &b.gl_id("0500")[8..]);
+        b.gl.insert(
+            code,
+            Gl {
+                id: id.clone(),
+                code,
+                description: desc,
+            },
+        );
+        b.push("financial/GLAccounts", json!({
+            "ID": id, "Division": division, "Code": code, "Description": desc, "BalanceType": bt,
+            "BalanceSide": side, "Type": kind, "TypeDescription": desc, "IsBlocked": false, "VATCode": Value::Null,
+            "SearchCode": code,
+        }));
+    }
     for (code, desc, kind, gl) in [
         ("10", "Kas", 10, "1000"),
         ("20", "Bank", 12, "1100"),
@@ -442,7 +471,8 @@ fn company(
     let customers = relations(&mut b, 70 * scale, true, index == 0);
     let suppliers = relations(&mut b, 25 * scale, false, false);
 
-    // Opening balance on the first day of the books.
+    // Opening balance on the first day of the books, entered by hand (so in
+    // period 1), with the VAT of the quarter before still to pay.
     b.entry(
         start,
         "90",
@@ -451,8 +481,9 @@ fn company(
         "Beginbalans",
         None,
         &[
-            post("1100", 2_500_000),
+            post("1100", 2_680_000),
             post("0200", 3_000_000),
+            post("1500", -180_000),
             post("0500", -5_500_000),
         ],
     );
@@ -712,6 +743,25 @@ fn company(
             &[post("4300", 9_900), post("1800", -9_900)],
         );
     }
+    // One from December of the first year, still unmatched: a suspense
+    // balance that crosses the year end (and, when that year is closed,
+    // sits in the next year's opening entry).
+    if let Some(d) = NaiveDate::from_ymd_opt(start.year(), 12, 18).filter(|d| *d <= today) {
+        b.entry(
+            d,
+            "20",
+            40,
+            50,
+            "Onbekende bijschrijving",
+            None,
+            &[post("1100", 45_678), post("1800", -45_678)],
+        );
+    }
+    if config.closed_years.closes(division) {
+        for year in start.year()..today.year() {
+            close_year(&mut b, year, config.seed);
+        }
+    }
 
     // Bank entries and lines, memorial entries, from the booked lines.
     let lines = b.lines.clone();
@@ -780,6 +830,71 @@ fn company(
         industry,
         entities: b.tables,
         recurring_purchases: contracts,
+    }
+}
+
+/// Closes `year` as Exact's year-end closing does: its balance-sheet
+/// balances, with the year's result moved into `0510 Onverdeelde winst`,
+/// become the opening-balance entry (type 10, memorial journal) dated
+/// 1 January of the next year in its period 0, where Exact keeps opening
+/// balances; profit-and-loss accounts start the new year at zero. The
+/// entry's ids come from a generator of their own, so closing a year
+/// changes no other row.
+fn close_year(b: &mut Books, year: i32, seed: u64) {
+    let Some(first_day) = NaiveDate::from_ymd_opt(year + 1, 1, 1).filter(|d| *d <= b.today) else {
+        return;
+    };
+    let mut balances: BTreeMap<&'static str, i64> = BTreeMap::new();
+    let mut result = 0i64;
+    for l in b
+        .lines
+        .iter()
+        .filter(|l| l["FinancialYear"].as_i64() == Some(i64::from(year)))
+    {
+        let booked = l["GLAccountCode"].as_str().unwrap_or("");
+        let Some(code) = CHART
+            .iter()
+            .map(|c| c.0)
+            .chain([RETAINED.0])
+            .find(|c| *c == booked)
+        else {
+            continue;
+        };
+        let cents = (l["AmountDC"].as_f64().unwrap_or(0.0) * 100.0).round() as i64;
+        if is_balance_sheet(code) {
+            *balances.entry(code).or_default() += cents;
+        } else {
+            result += cents;
+        }
+    }
+    // The result (profit is a credit, negative) moves into equity.
+    *balances.entry(RETAINED.0).or_default() += result;
+    let posts: Vec<Post<'_>> = balances
+        .into_iter()
+        .filter(|(_, cents)| *cents != 0)
+        .map(|(code, cents)| post(code, cents))
+        .collect();
+    if posts.is_empty() {
+        return;
+    }
+    let own = Rng(seed ^ (b.division as u64).rotate_left(17) ^ u64::from(year.unsigned_abs()));
+    let drawn = std::mem::replace(&mut b.rng, own);
+    let entry_id = b.entry(
+        first_day,
+        "90",
+        10,
+        50,
+        &format!("Beginbalans {} (afsluiting {year})", year + 1),
+        None,
+        &posts,
+    );
+    b.rng = drawn;
+    for l in b
+        .lines
+        .iter_mut()
+        .filter(|l| l["EntryID"] == entry_id.as_str())
+    {
+        l.insert("FinancialPeriod".into(), json!(0));
     }
 }
 
@@ -1015,6 +1130,7 @@ pub fn generate(config: &DataConfig) -> Dataset {
 
 #[cfg(test)]
 mod tests {
+    use super::super::ClosedYears;
     use super::*;
 
     fn config() -> DataConfig {
@@ -1022,6 +1138,7 @@ mod tests {
             seed: 7,
             size: Size::Small,
             today: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+            closed_years: ClosedYears::All,
         }
     }
 
@@ -1052,6 +1169,89 @@ mod tests {
             assert!(c.entities["crm/Accounts"].len() > 60);
             assert!(c.entities["salesinvoice/SalesInvoices"].len() > 60);
         }
+    }
+
+    fn cents(v: &Value) -> i64 {
+        (v.as_f64().unwrap() * 100.0).round() as i64
+    }
+
+    #[test]
+    fn closing_a_year_adds_only_its_opening_entry() {
+        let open = generate(&DataConfig {
+            closed_years: ClosedYears::None,
+            ..config()
+        });
+        let closed = generate(&config());
+        for (o, c) in open.companies.iter().zip(&closed.companies) {
+            for (table, rows) in &o.entities {
+                let mut theirs = c.entities[table].clone();
+                if *table == "financialtransaction/TransactionLines" {
+                    theirs.retain(|l| l["FinancialPeriod"] != 0);
+                } else if *table == "generaljournalentry/GeneralJournalEntries" {
+                    theirs.retain(|e| e["FinancialPeriod"] != 0);
+                }
+                assert_eq!(rows, &theirs, "{} {table}", c.name);
+            }
+        }
+    }
+
+    #[test]
+    fn a_closed_years_balances_and_result_open_the_next_year_in_period_0() {
+        let d = generate(&config());
+        for c in &d.companies {
+            let lines = &c.entities["financialtransaction/TransactionLines"];
+            let opening: Vec<&Row> = lines.iter().filter(|l| l["FinancialPeriod"] == 0).collect();
+            assert!(!opening.is_empty(), "{}", c.name);
+            assert!(opening.iter().all(|l| {
+                l["Type"] == 10 && l["FinancialYear"] == 2026 && l["JournalCode"] == "90"
+            }));
+            assert_eq!(
+                opening.iter().map(|l| cents(&l["AmountDC"])).sum::<i64>(),
+                0
+            );
+            let mut closing: BTreeMap<String, i64> = BTreeMap::new();
+            let mut result = 0;
+            for l in lines.iter().filter(|l| l["FinancialYear"] == 2025) {
+                let code = l["GLAccountCode"].as_str().unwrap();
+                if is_balance_sheet(code) {
+                    *closing.entry(code.to_owned()).or_default() += cents(&l["AmountDC"]);
+                } else {
+                    result += cents(&l["AmountDC"]);
+                }
+            }
+            *closing.entry("0510".into()).or_default() += result;
+            closing.retain(|_, v| *v != 0);
+            let booked: BTreeMap<String, i64> = opening
+                .iter()
+                .map(|l| {
+                    (
+                        l["GLAccountCode"].as_str().unwrap().to_owned(),
+                        cents(&l["AmountDC"]),
+                    )
+                })
+                .collect();
+            assert_eq!(booked, closing, "{}", c.name);
+            assert!(result != 0 && booked.contains_key("1800"), "{}", c.name);
+        }
+        // The default closes the IT consultancy's year only.
+        let demo = generate(&crate::default_data());
+        for c in &demo.companies {
+            let has = c.entities["financialtransaction/TransactionLines"]
+                .iter()
+                .any(|l| l["FinancialPeriod"] == 0);
+            assert_eq!(has, c.division == ClosedYears::DEMO_DIVISION, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn the_closed_years_option_reads_its_three_values() {
+        assert_eq!("none".parse(), Ok(ClosedYears::None));
+        assert_eq!("demo".parse(), Ok(ClosedYears::Demo));
+        assert_eq!("all".parse(), Ok(ClosedYears::All));
+        assert!("2025".parse::<ClosedYears>().is_err());
+        assert!(ClosedYears::Demo.closes(ClosedYears::DEMO_DIVISION));
+        assert!(!ClosedYears::Demo.closes(1_000_001));
+        assert!(!ClosedYears::None.closes(ClosedYears::DEMO_DIVISION));
     }
 
     #[test]

@@ -30,6 +30,56 @@ pub struct DataConfig {
     /// The sandbox's "today": books run from 1 January of the previous year
     /// up to this date; aging and "open" are relative to it.
     pub today: NaiveDate,
+    /// Which companies have closed their financial years before today's.
+    pub closed_years: ClosedYears,
+}
+
+/// Which companies have closed (year-end processed) every financial year
+/// before today's. Closing a year books its balance-sheet balances, with
+/// the year's result moved into equity (`0510 Onverdeelde winst`), as an
+/// opening-balance entry (transaction type 10) in period 0 of the next
+/// year, as Exact does; profit-and-loss accounts start the new year at
+/// zero. Closing adds only that entry: every other row of a company is the
+/// same whichever option is chosen, so the same books can be compared
+/// with and without a closed year.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClosedYears {
+    /// No company has closed a year: each has one opening entry, on the
+    /// first day of its books.
+    None,
+    /// The default: the IT consultancy (1 000 002) has closed the previous
+    /// year, the other companies have not.
+    Demo,
+    /// Every company has closed every year before today's.
+    All,
+}
+
+impl ClosedYears {
+    /// The company whose years [`ClosedYears::Demo`] closes.
+    pub const DEMO_DIVISION: i64 = 1_000_002;
+
+    /// Whether `division` has closed its years before today's.
+    pub fn closes(self, division: i64) -> bool {
+        match self {
+            ClosedYears::None => false,
+            ClosedYears::Demo => division == Self::DEMO_DIVISION,
+            ClosedYears::All => true,
+        }
+    }
+}
+
+impl std::str::FromStr for ClosedYears {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(ClosedYears::None),
+            "demo" => Ok(ClosedYears::Demo),
+            "all" => Ok(ClosedYears::All),
+            other => Err(format!(
+                "closed years: expected none, demo or all, not {other:?}"
+            )),
+        }
+    }
 }
 
 /// A login of the sandbox's OAuth page, and the divisions it may reach.

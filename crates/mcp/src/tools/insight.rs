@@ -461,12 +461,6 @@ pub(super) async fn get_period_close_check<P: Platform>(
         ))
     })();
     let (division, year, period) = tool_try!(parsed);
-    let Some(end) = chrono::NaiveDate::from_ymd_opt(year as i32, period as u32, 1)
-        .and_then(|d| d.checked_add_months(chrono::Months::new(1)))
-        .and_then(|d| d.pred_opt())
-    else {
-        return Ok(failed("No such period.", Outcome::InvalidArguments));
-    };
     let mut conn = tool_try!(connect(ctx, division).await);
     let cents = |r: &Map<String, Value>, k: &str| {
         (r.get(k).and_then(Value::as_f64).unwrap_or(0.0) * 100.0).round() as i64
@@ -567,44 +561,46 @@ pub(super) async fn get_period_close_check<P: Platform>(
             no_vat.push(json!({"entry": entry, "gl_account": code, "description": text_of(l, "Description"), "amount": round_cents(cents(l, "AmountDC") as f64 / 100.0)}));
         }
     }
-    // Suspense balances at the period end, over all years.
+    // Suspense balances at the period end, carried forward as the balance
+    // sheet carries them; the bank lines booked on them in the period.
+    let position =
+        tool_try!(super::carry::position_at(ctx, &mut conn, year, period, &BTreeMap::new()).await);
     let mut suspense_details = Vec::new();
     let mut suspense_total = 0i64;
     let mut bank_details = Vec::new();
     let mut bank_cents = 0i64;
+    let mut bank_truncated = false;
     for (code, description) in &suspense {
+        let balance = position
+            .accounts
+            .get(code)
+            .map_or(0, super::carry::Carried::balance);
+        if balance != 0 {
+            suspense_total += balance.abs();
+            suspense_details.push(json!({"gl_account": code, "description": description, "balance": round_cents(balance as f64 / 100.0)}));
+        }
         let booked = tool_try!(
             conn.list(
                 ctx,
                 &Query::new(
                     "financialtransaction/TransactionLines",
-                    &[
-                        "Date",
-                        "JournalCode",
-                        "FinancialYear",
-                        "FinancialPeriod",
-                        "Description",
-                        "AmountDC",
-                        "EntryNumber"
-                    ],
+                    &["JournalCode", "Description", "AmountDC", "EntryNumber"],
                 )
                 .filter(Some(
-                    Filter::eq("GLAccountCode", code.clone()).and(Filter::le("Date", end)),
+                    Filter::eq("GLAccountCode", code.clone())
+                        .and(Filter::eq("FinancialYear", year))
+                        .and(Filter::eq("FinancialPeriod", period)),
                 )),
                 50_000,
             )
             .await
         );
-        let balance: i64 = booked.rows.iter().map(|r| cents(r, "AmountDC")).sum();
-        if balance != 0 {
-            suspense_total += balance.abs();
-            suspense_details.push(json!({"gl_account": code, "description": description, "balance": round_cents(balance as f64 / 100.0)}));
-        }
-        for r in booked.rows.iter().filter(|r| {
-            text_of(r, "JournalCode") == "20"
-                && r.get("FinancialYear").and_then(Value::as_i64) == Some(year)
-                && r.get("FinancialPeriod").and_then(Value::as_i64) == Some(period)
-        }) {
+        bank_truncated |= booked.truncated;
+        for r in booked
+            .rows
+            .iter()
+            .filter(|r| text_of(r, "JournalCode") == "20")
+        {
             bank_cents += cents(r, "AmountDC").abs();
             bank_details.push(
                 json!({"entry": r.get("EntryNumber"), "description": text_of(r, "Description"),
@@ -673,7 +669,7 @@ pub(super) async fn get_period_close_check<P: Platform>(
     Ok(ToolResult::Ok {
         structured: json!({
             "division": conn.admin.division_code, "year": year, "period": period, "ready": ready,
-            "checks": checks, "truncated": chart.truncated || lines.truncated,
+            "checks": checks, "truncated": chart.truncated || lines.truncated || position.truncated || bank_truncated,
         }),
         text,
         division: Some(conn.admin.division_code),

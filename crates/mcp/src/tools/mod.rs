@@ -14,6 +14,7 @@ macro_rules! tool_try {
     };
 }
 
+mod carry;
 mod contracts;
 mod crm;
 mod customer;

@@ -13,11 +13,16 @@ use boekhouding_core::storage::administrations::DivisionRef;
 use chrono::{Datelike, NaiveDate};
 use serde_json::{Value, json};
 
+use super::carry::{OPENING_BALANCE, position_at};
 use super::exact::{Args, Connected, connect, division_schema};
 use super::money::{cents, euros};
 use super::{Bookkeeping, Platform, ToolResult, read_only};
 
 const CAP: usize = 50_000;
+
+/// The equity line for earlier years' results no closing has moved into
+/// equity yet.
+const PRIOR_RESULT: &str = "Resultaat voorgaande boekjaren";
 
 fn s<'a>(r: &'a serde_json::Map<String, Value>, k: &str) -> &'a str {
     r.get(k).and_then(Value::as_str).unwrap_or("")
@@ -129,7 +134,7 @@ pub fn trial_balance_definition() -> Value {
     json!({
         "name": "get_trial_balance",
         "title": "Trial balance (proefbalans)",
-        "description": "The trial balance (proefbalans, saldibalans) of an Exact Online administration: debit, credit and balance per general ledger account (grootboekrekening) for a financial year, optionally up to a period. Debit and credit totals are equal.",
+        "description": "The trial balance (proefbalans, saldibalans) of an Exact Online administration for a financial year, optionally up to a period: per general ledger account (grootboekrekening) the opening balance (beginbalans: balance-sheet accounts carried forward from earlier years, whether or not those years are closed; zero for profit and loss), the year's debit and credit and the balance at the period's end. The result of earlier years not yet closed into equity is its own line. Debit and credit totals are equal and the balances add up to zero.",
         "inputSchema": {"type": "object", "properties": {
             "division": division_schema(), "year": year_schema(),
             "period": {"type": "integer", "minimum": 1, "maximum": 12, "description": "Up to and including this period (month); the whole year when omitted."}
@@ -138,10 +143,10 @@ pub fn trial_balance_definition() -> Value {
             "division": {"type": "integer"}, "year": {"type": "integer"}, "up_to_period": {"type": "integer"},
             "accounts": {"type": "array", "items": {"type": "object", "properties": {
                 "code": {"type": "string"}, "description": {"type": "string"}, "balance_type": {"type": "string"},
-                "debit": {"type": "number"}, "credit": {"type": "number"}, "balance": {"type": "number"}
-            }, "required": ["code", "debit", "credit", "balance"]}},
-            "total_debit": {"type": "number"}, "total_credit": {"type": "number"}, "total_balance": {"type": "number"}, "truncated": {"type": "boolean"}
-        }, "required": ["division", "year", "accounts", "total_debit", "total_credit", "total_balance", "truncated"]},
+                "opening": {"type": "number"}, "debit": {"type": "number"}, "credit": {"type": "number"}, "balance": {"type": "number"}
+            }, "required": ["code", "opening", "debit", "credit", "balance"]}},
+            "total_opening": {"type": "number"}, "total_debit": {"type": "number"}, "total_credit": {"type": "number"}, "total_balance": {"type": "number"}, "truncated": {"type": "boolean"}
+        }, "required": ["division", "year", "accounts", "total_opening", "total_debit", "total_credit", "total_balance", "truncated"]},
         "annotations": read_only(),
     })
 }
@@ -162,25 +167,35 @@ pub(super) async fn get_trial_balance<P: Platform>(
     let year = year.unwrap_or_else(|| current_year(ctx));
     let up_to = period.unwrap_or(12);
     let mut conn = tool_try!(connect(ctx, division).await);
-    let filter =
-        Filter::eq("ReportingYear", year).and(Filter::cmp("ReportingPeriod", Cmp::Le, up_to));
-    let (accs, truncated) = tool_try!(balances(ctx, &mut conn, filter, &BTreeMap::new()).await);
-    let (td, tc, tb) = accs.values().fold((0, 0, 0), |(d, c, b), a| {
-        (d + a.debit, c + a.credit, b + a.amount)
-    });
-    let accounts: Vec<Value> = accs
+    let position = tool_try!(position_at(ctx, &mut conn, year, up_to, &BTreeMap::new()).await);
+    let mut accounts: Vec<Value> = position
+        .accounts
         .iter()
-        .map(|(code, a)| json!({"code": code, "description": a.description, "balance_type": if a.balance_type == "W" { "profit_loss" } else { "balance_sheet" }, "debit": euros(a.debit), "credit": euros(a.credit), "balance": euros(a.amount)}))
+        .map(|(code, a)| json!({"code": code, "description": a.description, "balance_type": if a.is_balance_sheet() { "balance_sheet" } else { "profit_loss" }, "opening": euros(a.opening), "debit": euros(a.debit), "credit": euros(a.credit), "balance": euros(a.balance())}))
         .collect();
+    let (mut to, td, tc, mut tb) = position
+        .accounts
+        .values()
+        .fold((0, 0, 0, 0), |(o, d, c, b), a| {
+            (o + a.opening, d + a.debit, c + a.credit, b + a.balance())
+        });
+    // Earlier years' results that no closing has moved into equity yet
+    // balance the carried-forward balance-sheet accounts.
+    if position.prior_pl != 0 {
+        to += position.prior_pl;
+        tb += position.prior_pl;
+        accounts.push(json!({"code": "", "description": PRIOR_RESULT, "balance_type": "balance_sheet", "opening": euros(position.prior_pl), "debit": euros(0), "credit": euros(0), "balance": euros(position.prior_pl)}));
+    }
     let text = format!(
-        "Trial balance {year} up to period {up_to}: {} accounts, debit € {:.2}, credit € {:.2}, difference € {:.2}",
+        "Trial balance {year} up to period {up_to}: {} accounts, opening € {:.2}, debit € {:.2}, credit € {:.2}, difference € {:.2}",
         accounts.len(),
+        to as f64 / 100.0,
         td as f64 / 100.0,
         tc as f64 / 100.0,
         tb as f64 / 100.0
     );
     Ok(ToolResult::Ok {
-        structured: json!({"division": conn.admin.division_code, "year": year, "up_to_period": up_to, "accounts": accounts, "total_debit": euros(td), "total_credit": euros(tc), "total_balance": euros(tb), "truncated": truncated}),
+        structured: json!({"division": conn.admin.division_code, "year": year, "up_to_period": up_to, "accounts": accounts, "total_opening": euros(to), "total_debit": euros(td), "total_credit": euros(tc), "total_balance": euros(tb), "truncated": position.truncated}),
         text,
         division: Some(conn.admin.division_code),
         exact_calls: conn.client.calls_made(),
@@ -267,7 +282,7 @@ pub fn balance_sheet_definition() -> Value {
         "name": "get_balance_sheet",
         "title": "Balance sheet at a date (balans)",
         "description": "The balance sheet (balans) at the end of the month of a date: assets (activa) and liabilities and equity (passiva) per general ledger account, \
-    with every earlier year carried forward (so balances are true positions, not one year's movements), the result of prior years (onverdeelde winst) and the current year's result (resultaat lopend boekjaar) shown in equity. Assets equal liabilities plus equity.",
+    with earlier years carried forward (so balances are true positions, not one year's movements; a closed year counts once, through its opening balance), the result of earlier years not yet closed into equity (onverdeelde winst) and the current year's result (resultaat lopend boekjaar) shown in equity. Assets equal liabilities plus equity.",
         "inputSchema": {"type": "object", "properties": {
             "division": division_schema(),
             "date": {"type": "string", "format": "date", "description": "YYYY-MM-DD; the balance at the end of that month. Today when omitted."}
@@ -296,64 +311,30 @@ pub(super) async fn get_balance_sheet<P: Platform>(
     let date = date.unwrap_or_else(|| ctx.platform.clock().now().date_naive());
     let (year, month) = (i64::from(date.year()), i64::from(date.month()));
     let mut conn = tool_try!(connect(ctx, division).await);
-    // Everything booked up to the end of that month, all years.
-    let upto = Filter::cmp("ReportingYear", Cmp::Lt, year)
-        .or(Filter::eq("ReportingYear", year).and(Filter::cmp("ReportingPeriod", Cmp::Le, month)));
-    let (bal, t1) = match balances(
-        ctx,
-        &mut conn,
-        Filter::eq("BalanceType", "B").and(upto.clone()),
-        &BTreeMap::new(),
-    )
-    .await
-    {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
-    let (prior, t2) = match balances(
-        ctx,
-        &mut conn,
-        Filter::eq("BalanceType", "W").and(Filter::cmp("ReportingYear", Cmp::Lt, year)),
-        &BTreeMap::new(),
-    )
-    .await
-    {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
-    let (current, t3) = match balances(
-        ctx,
-        &mut conn,
-        Filter::eq("BalanceType", "W")
-            .and(Filter::eq("ReportingYear", year))
-            .and(Filter::cmp("ReportingPeriod", Cmp::Le, month)),
-        &BTreeMap::new(),
-    )
-    .await
-    {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
-    let prior_result: i64 = -prior.values().map(|a| a.amount).sum::<i64>();
-    let current_result: i64 = -current.values().map(|a| a.amount).sum::<i64>();
+    let position = tool_try!(position_at(ctx, &mut conn, year, month, &BTreeMap::new()).await);
+    let (prior_result, current_result) = (position.prior_result(), position.current_result());
     let mut assets = Vec::new();
     let mut passiva = Vec::new();
     let (mut ta, mut tp) = (0i64, 0i64);
-    for (code, a) in bal.iter().filter(|(_, a)| a.amount != 0) {
-        if a.amount > 0 {
-            ta += a.amount;
-            assets.push(
-                json!({"code": code, "description": a.description, "amount": euros(a.amount)}),
-            );
+    for (code, a) in position
+        .accounts
+        .iter()
+        .filter(|(_, a)| a.is_balance_sheet() && a.balance() != 0)
+    {
+        let amount = a.balance();
+        if amount > 0 {
+            ta += amount;
+            assets
+                .push(json!({"code": code, "description": a.description, "amount": euros(amount)}));
         } else {
-            tp -= a.amount;
+            tp -= amount;
             passiva.push(
-                json!({"code": code, "description": a.description, "amount": euros(-a.amount)}),
+                json!({"code": code, "description": a.description, "amount": euros(-amount)}),
             );
         }
     }
     for (label, amount) in [
-        ("Resultaat voorgaande boekjaren", prior_result),
+        (PRIOR_RESULT, prior_result),
         ("Resultaat lopend boekjaar", current_result),
     ] {
         if amount != 0 {
@@ -369,7 +350,7 @@ pub(super) async fn get_balance_sheet<P: Platform>(
     );
     Ok(ToolResult::Ok {
         structured: json!({"division": conn.admin.division_code, "as_of_period": format!("{year}-{month:02}"), "assets": assets, "liabilities_and_equity": passiva,
-            "total_assets": euros(ta), "total_liabilities_and_equity": euros(tp), "prior_years_result": euros(prior_result), "current_year_result": euros(current_result), "truncated": t1 || t2 || t3}),
+            "total_assets": euros(ta), "total_liabilities_and_equity": euros(tp), "prior_years_result": euros(prior_result), "current_year_result": euros(current_result), "truncated": position.truncated}),
         text,
         division: Some(conn.admin.division_code),
         exact_calls: conn.client.calls_made(),
@@ -530,9 +511,12 @@ pub(super) async fn get_vat_summary<P: Platform>(
     };
     let mut conn = tool_try!(connect(ctx, division).await);
     let types = tool_try!(gl_types(ctx, &mut conn).await);
+    // An opening balance on a VAT account is an earlier period's VAT, not
+    // this return's, even when it was entered in period 1.
     let filter = Filter::eq("ReportingYear", year)
         .and(Filter::cmp("ReportingPeriod", Cmp::Ge, from))
-        .and(Filter::cmp("ReportingPeriod", Cmp::Le, to));
+        .and(Filter::cmp("ReportingPeriod", Cmp::Le, to))
+        .and(Filter::cmp("Type", Cmp::Ne, OPENING_BALANCE));
     let (accs, truncated) = tool_try!(balances(ctx, &mut conn, filter, &types).await);
     let (mut pay, mut claim) = (0i64, 0i64);
     let accounts: Vec<Value> = accs
@@ -586,7 +570,8 @@ pub fn cashflow_definition() -> Value {
     })
 }
 
-/// Bank and cash balance (GL types 10 and 12) through today, all years.
+/// Bank and cash balance (GL types 10 and 12) at the end of today's month,
+/// carried forward.
 async fn liquid_balance<P: Platform>(
     ctx: &Bookkeeping<'_, P>,
     conn: &mut Connected<'_, P>,
@@ -594,14 +579,9 @@ async fn liquid_balance<P: Platform>(
     today: NaiveDate,
 ) -> Result<i64, ToolResult> {
     let (y, m) = (i64::from(today.year()), i64::from(today.month()));
-    let upto = Filter::cmp("ReportingYear", Cmp::Lt, y)
-        .or(Filter::eq("ReportingYear", y).and(Filter::cmp("ReportingPeriod", Cmp::Le, m)));
-    let (accs, _) = balances(ctx, conn, Filter::eq("BalanceType", "B").and(upto), types).await?;
-    Ok(accs
-        .values()
-        .filter(|a| matches!(a.gl_type, 10 | 12))
-        .map(|a| a.amount)
-        .sum())
+    Ok(position_at(ctx, conn, y, m, types)
+        .await?
+        .of_types(&[10, 12]))
 }
 
 /// Open amounts falling due by `until` (overdue included).
