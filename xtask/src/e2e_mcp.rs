@@ -210,8 +210,162 @@ pub const CONFORMANCE_SCENARIOS: [&str; 4] = [
     "dns-rebinding-protection",
 ];
 
+/// The suite's scenarios for the stateless 2026-07-28 revision, run with
+/// `--spec-version 2026-07-28`.
+pub const MODERN_CONFORMANCE_SCENARIOS: [&str; 2] = ["server-stateless", "caching"];
+
+/// The protocol version the modern scenarios are run at.
+const MODERN_SPEC_VERSION: &str = "2026-07-28";
+
+/// Checks of the modern scenarios that call the suite's own diagnostic
+/// tools, which a product does not have: the suite reports them as failed
+/// and "Not testable" (`details.untestable`). Each must stay exactly that;
+/// the reasons are in docs/knowledge/CONFORMANCE.md.
+pub const NOT_APPLICABLE_CHECKS: [(&str, &str); 4] = [
+    (
+        "sep-2575-server-rejects-undeclared-capability",
+        "needs the diagnostic tool test_missing_capability",
+    ),
+    (
+        "sep-2575-missing-capability-http-400",
+        "needs the diagnostic tool test_missing_capability",
+    ),
+    (
+        "sep-2575-http-server-no-independent-requests-on-stream",
+        "needs the diagnostic tool test_streaming_elicitation",
+    ),
+    (
+        "sep-2575-server-no-log-without-loglevel",
+        "needs the diagnostic tool test_logging_tool",
+    ),
+];
+
+/// Checks that must pass in each modern scenario: the ones that found the
+/// wrong answers once, so a run that silently drops them cannot pass.
+/// (`server-stateless` sends raw requests, so only `caching` yields the
+/// suite's wire-schema check.)
+const REQUIRED_MODERN_CHECKS: [(&str, &[&str]); 2] = [
+    (
+        "server-stateless",
+        &[
+            "sep-2575-request-meta-invalid-missing-meta",
+            "sep-2575-request-meta-invalid-missing-protocol-version",
+            "sep-2575-request-meta-invalid-missing-client-capabilities",
+            "sep-2575-http-server-meta-invalid-400",
+            "sep-2575-http-server-header-mismatch-400",
+            "sep-2575-server-unsupported-version-error",
+            "sep-2575-http-server-method-not-found-404-initialize",
+            "sep-2575-server-implements-discover",
+        ],
+    ),
+    (
+        "caching",
+        &[
+            "sep-2549-tools-list-caching-hints",
+            "sep-2549-prompts-list-caching-hints",
+            "sep-2549-resources-list-caching-hints",
+            "sep-2549-resources-templates-list-caching-hints",
+            "sep-2549-resources-read-caching-hints",
+            "wire-schema-valid",
+        ],
+    ),
+];
+
+/// Judges one modern scenario's `checks.json`: every check passes or is
+/// skipped by the suite itself (a capability we do not declare), except
+/// the not-applicable ones, which must be reported as not testable; and
+/// the scenario's required checks are present and pass. Returns a one-line
+/// summary.
+pub fn judge_modern_checks(scenario: &str, checks: &[Value]) -> Result<String> {
+    let mut problems = Vec::new();
+    let (mut passed, mut skipped, mut not_applicable) = (0, 0, 0);
+    for check in checks {
+        let id = check["id"].as_str().unwrap_or_default();
+        let status = check["status"].as_str().unwrap_or_default();
+        let untestable = check["details"]["untestable"] == true;
+        match NOT_APPLICABLE_CHECKS.iter().find(|(na, _)| *na == id) {
+            Some(_) if status == "FAILURE" && untestable => not_applicable += 1,
+            Some((_, why)) => problems.push(format!(
+                "{id}: listed as not applicable ({why}) but reported {status}: {check}"
+            )),
+            None if status == "SUCCESS" => passed += 1,
+            None if status == "SKIPPED" => skipped += 1,
+            None => problems.push(format!("{id}: {status}: {check}")),
+        }
+    }
+    let required = REQUIRED_MODERN_CHECKS
+        .iter()
+        .find(|(s, _)| *s == scenario)
+        .map_or(&[][..], |(_, ids)| *ids);
+    for id in required {
+        if !checks
+            .iter()
+            .any(|c| c["id"] == *id && c["status"] == "SUCCESS")
+        {
+            problems.push(format!("{id}: required, but did not pass"));
+        }
+    }
+    expect(problems.is_empty(), || {
+        format!("{scenario}:\n  {}", problems.join("\n  "))
+    })?;
+    Ok(format!(
+        "{passed} passed, {skipped} skipped by the suite, {not_applicable} not applicable"
+    ))
+}
+
+/// Runs one scenario of the suite against `url`; at the 2026-07-28
+/// revision its checks are read from the suite's `checks.json` and judged
+/// by [`judge_modern_checks`], otherwise every check must pass.
+fn run_conformance_scenario(tools: &Tools, url: &str, scenario: &str, modern: bool) -> Result<()> {
+    let out_dir = std::env::temp_dir().join(format!(
+        "pmjb-conformance-{}-{scenario}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let mut cmd = std::process::Command::new(tools.node_modules.join(".bin/conformance"));
+    tools.apply(&mut cmd);
+    cmd.args(["server", "--url", url, "--scenario", scenario]);
+    if modern {
+        cmd.args(["--spec-version", MODERN_SPEC_VERSION])
+            .arg("--output-dir")
+            .arg(&out_dir);
+    }
+    let out = cmd.output()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let result = if modern {
+        (|| {
+            let run = std::fs::read_dir(&out_dir)
+                .with_context(|| format!("no results for {scenario}: {text}"))?
+                .filter_map(Result::ok)
+                .find(|e| e.path().join("checks.json").exists())
+                .with_context(|| format!("no checks.json for {scenario}: {text}"))?;
+            let checks: Vec<Value> =
+                serde_json::from_str(&std::fs::read_to_string(run.path().join("checks.json"))?)?;
+            let summary = judge_modern_checks(scenario, &checks)?;
+            println!("    conformance {scenario} ({MODERN_SPEC_VERSION}): {summary}");
+            Ok(())
+        })()
+    } else {
+        let passed = text
+            .lines()
+            .any(|l| l.starts_with("Passed:") && l.contains(" 0 failed"));
+        println!(
+            "    conformance {scenario}: {}",
+            text.lines()
+                .find(|l| l.starts_with("Passed:"))
+                .unwrap_or("no result")
+        );
+        expect(out.status.success() && passed, || {
+            format!("{scenario}: {text}")
+        })
+    };
+    let _ = std::fs::remove_dir_all(&out_dir);
+    result
+}
+
 /// Runs the official MCP conformance suite through a loopback proxy that
-/// adds the API key (the suite cannot send one).
+/// adds the API key (the suite cannot send one): the generic legacy
+/// scenarios, then the 2026-07-28 ones.
 pub fn conformance_check(tools: &Tools, port: u16, key: &str) -> Result<()> {
     let proxy_port = crate::process::free_port()?;
     let mut proxy = tools.node();
@@ -232,33 +386,17 @@ pub fn conformance_check(tools: &Tools, port: u16, key: &str) -> Result<()> {
             })?;
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        let mut failures = Vec::new();
-        for scenario in CONFORMANCE_SCENARIOS {
-            let mut cmd = std::process::Command::new(tools.node_modules.join(".bin/conformance"));
-            tools.apply(&mut cmd);
-            let out = cmd
-                .args([
-                    "server",
-                    "--url",
-                    &format!("http://127.0.0.1:{proxy_port}/mcp"),
-                    "--scenario",
-                    scenario,
-                ])
-                .output()?;
-            let text = String::from_utf8_lossy(&out.stdout).to_string();
-            let passed = text
-                .lines()
-                .any(|l| l.starts_with("Passed:") && l.contains(" 0 failed"));
-            println!(
-                "    conformance {scenario}: {}",
-                text.lines()
-                    .find(|l| l.starts_with("Passed:"))
-                    .unwrap_or("no result")
-            );
-            if !(out.status.success() && passed) {
-                failures.push(format!("{scenario}: {text}"));
-            }
-        }
+        let url = format!("http://127.0.0.1:{proxy_port}/mcp");
+        let failures: Vec<String> = CONFORMANCE_SCENARIOS
+            .iter()
+            .map(|s| (s, false))
+            .chain(MODERN_CONFORMANCE_SCENARIOS.iter().map(|s| (s, true)))
+            .filter_map(|(scenario, modern)| {
+                run_conformance_scenario(tools, &url, scenario, modern)
+                    .err()
+                    .map(|e| format!("{e:#}"))
+            })
+            .collect();
         expect(failures.is_empty(), || failures.join("\n"))
     })();
     crate::process::stop_group(&mut child);
@@ -743,4 +881,53 @@ pub fn demo_without_limiter_check(port: u16) -> Result<()> {
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(id: &str, status: &str, untestable: bool) -> Value {
+        json!({"id": id, "status": status, "details": {"untestable": untestable}})
+    }
+
+    fn caching(extra: Vec<Value>) -> Vec<Value> {
+        let mut checks: Vec<Value> = REQUIRED_MODERN_CHECKS[1]
+            .1
+            .iter()
+            .map(|id| check(id, "SUCCESS", false))
+            .collect();
+        checks.extend(extra);
+        checks
+    }
+
+    #[test]
+    fn a_modern_scenario_passes_only_when_every_applicable_check_does() {
+        assert!(judge_modern_checks("caching", &caching(vec![])).is_ok());
+        // The suite's own skips (an undeclared capability) are fine.
+        assert!(
+            judge_modern_checks("caching", &caching(vec![check("x", "SKIPPED", false)])).is_ok()
+        );
+        // A not-applicable check must be reported as not testable.
+        let na = NOT_APPLICABLE_CHECKS[0].0;
+        assert!(judge_modern_checks("caching", &caching(vec![check(na, "FAILURE", true)])).is_ok());
+        assert!(
+            judge_modern_checks("caching", &caching(vec![check(na, "FAILURE", false)])).is_err()
+        );
+        assert!(
+            judge_modern_checks("caching", &caching(vec![check(na, "SUCCESS", false)])).is_err(),
+            "a check that starts passing leaves the not-applicable list"
+        );
+        for bad in ["FAILURE", "WARNING"] {
+            assert!(
+                judge_modern_checks("caching", &caching(vec![check("x", bad, false)])).is_err(),
+                "{bad}"
+            );
+        }
+        // A required check that is missing or failed.
+        let mut missing = caching(vec![]);
+        missing.remove(0);
+        assert!(judge_modern_checks("caching", &missing).is_err());
+        assert!(judge_modern_checks("server-stateless", &[]).is_err());
+    }
 }

@@ -187,6 +187,30 @@ fn capabilities() -> Value {
     })
 }
 
+/// Every revision we speak, the stateless one first: `server/discover`
+/// lists them, and an unsupported-version error names the same.
+fn supported_versions() -> Vec<&'static str> {
+    let mut versions = vec![MODERN_VERSION];
+    versions.extend(LEGACY_VERSIONS);
+    versions
+}
+
+/// How long a stateless result may be cached (`ttlMs`), for the methods
+/// whose results the 2026-07-28 revision requires caching hints on.
+/// Catalogues (lists, discovery) change only with a deployment; a
+/// resource shows live connection health, so it is stale at once.
+fn cache_ttl_ms(method: &str) -> Option<u64> {
+    match method {
+        "server/discover"
+        | "tools/list"
+        | "prompts/list"
+        | "resources/list"
+        | "resources/templates/list" => Some(60_000),
+        "resources/read" => Some(0),
+        _ => None,
+    }
+}
+
 /// A list method's `cursor`: we never page, so any cursor is invalid.
 fn no_cursor(params: &Value) -> Result<(), RpcError> {
     match params.get("cursor").filter(|c| !c.is_null()) {
@@ -209,6 +233,15 @@ impl Engine {
     }
 
     /// Decides the era of a request and checks the modern rules.
+    ///
+    /// A request is modern when its `_meta` names a protocol version, or
+    /// when its `MCP-Protocol-Version` header names the stateless revision
+    /// (then a missing `_meta` version is invalid params, not an unknown
+    /// legacy version). `initialize` is no exception: in the stateless
+    /// revision it is a removed method, answered 404 by [`Engine::dispatch`].
+    /// The header is compared with `_meta` before the version is judged,
+    /// so a header that disagrees with the body is a header mismatch even
+    /// when the body names a version we do not speak.
     pub fn era(
         &self,
         method: &str,
@@ -216,30 +249,17 @@ impl Engine {
         headers: &MirroredHeaders,
     ) -> Result<Era, RpcError> {
         let meta = params.get("_meta");
+        let header_version = headers.protocol_version.as_deref();
         let Some(requested) = meta.and_then(|m| m.get(META_VERSION)) else {
+            if header_version == Some(MODERN_VERSION) {
+                return Err(RpcError::new(
+                    code::INVALID_PARAMS,
+                    format!("Invalid params: _meta must carry {META_VERSION}"),
+                    400,
+                ));
+            }
             return Ok(Era::Legacy);
         };
-        if method == "initialize" {
-            return Ok(Era::Legacy);
-        }
-        let requested = requested.as_str().unwrap_or_default();
-        let mut supported: Vec<&str> = vec![MODERN_VERSION];
-        supported.extend(LEGACY_VERSIONS);
-        if requested != MODERN_VERSION {
-            return Err(RpcError::new(
-                code::UNSUPPORTED_VERSION,
-                "Unsupported protocol version",
-                400,
-            )
-            .with_data(json!({"supported": supported, "requested": requested})));
-        }
-        if meta.and_then(|m| m.get(META_CAPS)).is_none() {
-            return Err(RpcError::new(
-                code::INVALID_PARAMS,
-                format!("_meta must carry {META_CAPS}"),
-                400,
-            ));
-        }
         let mismatch = |what: &str| {
             RpcError::new(
                 code::HEADER_MISMATCH,
@@ -247,9 +267,25 @@ impl Engine {
                 400,
             )
         };
-        if headers.protocol_version.as_deref() != Some(MODERN_VERSION) {
+        let requested = requested.as_str().unwrap_or_default();
+        if header_version != Some(requested) {
             return Err(mismatch(
                 "MCP-Protocol-Version must equal the _meta protocol version",
+            ));
+        }
+        if requested != MODERN_VERSION {
+            return Err(RpcError::new(
+                code::UNSUPPORTED_VERSION,
+                "Unsupported protocol version",
+                400,
+            )
+            .with_data(json!({"supported": supported_versions(), "requested": requested})));
+        }
+        if meta.and_then(|m| m.get(META_CAPS)).is_none() {
+            return Err(RpcError::new(
+                code::INVALID_PARAMS,
+                format!("Invalid params: _meta must carry {META_CAPS}"),
+                400,
             ));
         }
         if headers.method.as_deref() != Some(method) {
@@ -283,7 +319,7 @@ impl Engine {
             )
         };
         let mut result = match method {
-            "initialize" => {
+            "initialize" if era == Era::Legacy => {
                 let requested = params
                     .get("protocolVersion")
                     .and_then(Value::as_str)
@@ -302,10 +338,8 @@ impl Engine {
             }
             "ping" if era == Era::Legacy => json!({}),
             "server/discover" => {
-                let mut versions = vec![MODERN_VERSION];
-                versions.extend(LEGACY_VERSIONS);
                 json!({
-                    "supportedVersions": versions,
+                    "supportedVersions": supported_versions(),
                     "capabilities": capabilities(),
                     "instructions": self.identity.instructions,
                     "serverInfo": self.server_info(),
@@ -449,8 +483,10 @@ impl Engine {
             let mut meta = Map::new();
             meta.insert(META_SERVER.into(), self.server_info());
             obj.insert("_meta".into(), Value::Object(meta));
-            if method.ends_with("/list") {
-                obj.insert("ttlMs".into(), json!(60_000));
+            if let Some(ttl_ms) = cache_ttl_ms(method) {
+                obj.insert("ttlMs".into(), json!(ttl_ms));
+                // Lists may vary with the caller's plan and resources show
+                // the caller's own books: never shared across callers.
                 obj.insert("cacheScope".into(), json!("private"));
             }
         }

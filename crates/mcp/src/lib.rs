@@ -8,9 +8,12 @@
 //! - legacy revisions 2025-06-18 and 2025-11-25: `initialize` handshake
 //!   (answered statelessly, no session), `ping`, JSON responses;
 //! - the stateless 2026-07-28 revision: every request carries
-//!   `_meta["io.modelcontextprotocol/protocolVersion"]`, the mirrored
-//!   `Mcp-Method`/`Mcp-Name` headers are checked, `server/discover` is
-//!   served, results carry `resultType` and lists `ttlMs`/`cacheScope`.
+//!   `_meta["io.modelcontextprotocol/protocolVersion"]` (a request whose
+//!   `MCP-Protocol-Version` header names 2026-07-28 without it is invalid
+//!   params), the mirrored `MCP-Protocol-Version`/`Mcp-Method`/`Mcp-Name`
+//!   headers are checked, `server/discover` is served and `initialize` is
+//!   not (404), results carry `resultType` and cacheable ones (lists,
+//!   discovery, `resources/read`) `ttlMs`/`cacheScope`.
 
 pub mod auth;
 pub mod engine;

@@ -1453,6 +1453,10 @@ fn prompts_and_resources_are_served_in_the_stateless_revision_too() {
         )
         .unwrap();
     assert_eq!(r["resultType"], "complete");
+    // A resource shows live connection health: cacheable by this caller
+    // only, and stale at once.
+    assert_eq!(r["ttlMs"], 0);
+    assert_eq!(r["cacheScope"], "private");
     let caps = w
         .rpc(
             "initialize",

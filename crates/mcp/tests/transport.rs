@@ -304,7 +304,13 @@ fn modern_requests_are_stateless_checked_and_annotated() {
 
     let mut wrong = modern("tools/list", json!({}));
     wrong["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("2030-01-01");
-    let r = post(wrong, &headers("tools/list", None));
+    let r = post(
+        wrong,
+        &[
+            ("MCP-Protocol-Version", "2030-01-01"),
+            ("Mcp-Method", "tools/list"),
+        ],
+    );
     assert_eq!((r.status, error_code(&r)), (400, -32022));
     assert_eq!(
         r.body.as_ref().unwrap()["error"]["data"]["requested"],
@@ -330,5 +336,90 @@ fn modern_requests_are_stateless_checked_and_annotated() {
         (r.status, error_code(&r)),
         (404, -32601),
         "ping is gone in 2026-07-28"
+    );
+}
+
+/// What the official conformance suite's `server-stateless` and `caching`
+/// scenarios (spec version 2026-07-28) probe: a request that names the
+/// stateless revision in its header but carries no protocol version in
+/// `_meta` is invalid params, a header that disagrees with `_meta` is a
+/// header mismatch (checked before the version is judged), `initialize`
+/// and the other removed methods are 404 + -32601, and every cacheable
+/// result carries `ttlMs` and `cacheScope`.
+#[test]
+fn modern_era_errors_and_caching_hints_match_the_conformance_suite() {
+    let headers = |version: &'static str, method: &'static str| {
+        vec![("MCP-Protocol-Version", version), ("Mcp-Method", method)]
+    };
+    // A 2026-07-28 header with no `_meta`, or `_meta` without the version.
+    for params in [
+        json!({}),
+        json!({"_meta": {
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
+        }}),
+    ] {
+        for method in ["server/discover", "tools/list", "initialize"] {
+            let r = post(
+                json!({"jsonrpc": "2.0", "id": 101, "method": method, "params": params}),
+                &headers("2026-07-28", method),
+            );
+            assert_eq!(
+                (r.status, error_code(&r)),
+                (400, -32602),
+                "{method} {params}: {:?}",
+                r.body
+            );
+            assert_eq!(r.body.as_ref().unwrap()["id"], 101, "the id is echoed");
+        }
+    }
+    // The header says 2026-07-28, `_meta` another version: a mismatch.
+    let mut other = modern("server/discover", json!({}));
+    other["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("v999.0.0");
+    let r = post(other.clone(), &headers("2026-07-28", "server/discover"));
+    assert_eq!((r.status, error_code(&r)), (400, -32020), "{:?}", r.body);
+    // Both name an unknown version: unsupported, with what we do support.
+    let r = post(other, &headers("v999.0.0", "server/discover"));
+    assert_eq!((r.status, error_code(&r)), (400, -32022), "{:?}", r.body);
+    let data = &r.body.as_ref().unwrap()["error"]["data"];
+    assert_eq!(data["requested"], "v999.0.0");
+    let discover = post(
+        modern("server/discover", json!({})),
+        &headers("2026-07-28", "server/discover"),
+    );
+    let discovered = &discover.body.as_ref().unwrap()["result"];
+    assert_eq!(data["supported"], discovered["supportedVersions"]);
+    // `server/discover` is cacheable too.
+    assert!(discovered["ttlMs"].as_u64().is_some(), "{discovered}");
+    assert_eq!(discovered["cacheScope"], "private");
+
+    // Methods the stateless revision removed, and unknown ones.
+    for method in [
+        "initialize",
+        "ping",
+        "logging/setLevel",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "unknown/method",
+    ] {
+        let r = post(modern(method, json!({})), &headers("2026-07-28", method));
+        assert_eq!(
+            (r.status, error_code(&r)),
+            (404, -32601),
+            "{method}: {:?}",
+            r.body
+        );
+        assert_eq!(r.body.as_ref().unwrap()["id"], 7);
+    }
+
+    // The legacy era is unchanged: `initialize` without `_meta` or header.
+    let r = post(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}}}),
+        &[],
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        r.body.as_ref().unwrap()["result"]["protocolVersion"],
+        "2025-11-25"
     );
 }
