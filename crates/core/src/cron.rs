@@ -21,8 +21,8 @@ use crate::ports::{
 use crate::storage::connections::{self, DueConnection, DueWindows};
 use crate::storage::cron_runs::{RunOutcome, RunSummary};
 use crate::storage::{
-    Executed, Row, SqlExecutor, Statement, StorageError, api_keys, cron_runs, email_queue, oauth,
-    sessions, usage,
+    Executed, Row, SqlExecutor, Statement, StorageError, api_keys, cron_runs, email_queue,
+    login_states, oauth, sessions, usage,
 };
 
 /// Messages per `sendBatch` (the Queues limit).
@@ -798,6 +798,7 @@ pub fn housekeeping_statements(now: DateTime<Utc>, cfg: &CronConfig) -> Vec<Stat
         purge_usage,
         email_queue::purge_statement(now - cfg.log_retention),
         cron_runs::purge_statement(now - cfg.log_retention),
+        login_states::purge_expired_statement(now),
     ]
 }
 

@@ -13,7 +13,7 @@ use boekhouding_core::storage::api_keys::{self, CreateKeyError};
 use boekhouding_core::storage::connections::{self, ExactIdentity, ExactTokens, NewConnection};
 use boekhouding_core::storage::cron_runs::{self, RunOutcome, RunSummary};
 use boekhouding_core::storage::usage::{self, AuthKind, CallRecord, Metered, Outcome, UsageMonth};
-use boekhouding_core::storage::{StorageError, applied_migrations, users};
+use boekhouding_core::storage::{SqlExecutor, StorageError, applied_migrations, users};
 use boekhouding_core::testing::SeededRandomness;
 use boekhouding_sqlite::{SqliteDb, migrations_dir, read_migrations};
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -786,4 +786,96 @@ fn key_rotation_reseals_rows_without_changing_tokens_and_reports_what_each_key_s
         left.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
         vec![b.id.as_str()]
     );
+}
+
+#[test]
+fn a_sign_in_attempt_is_taken_once_by_the_browser_that_started_it_before_it_expires() {
+    use boekhouding_core::storage::login_states;
+    let f = fixture();
+    let start = |return_to| {
+        block_on(login_states::begin(
+            &f.db,
+            &f.rng,
+            Region::Be,
+            return_to,
+            None,
+            now(),
+        ))
+        .unwrap()
+    };
+    let take = |state: &str, browser: &str, at| {
+        block_on(login_states::take(&f.db, state, browser, at)).unwrap()
+    };
+    let a = start(Some("/dashboard"));
+    let b = start(None);
+    assert!(
+        take(a.state.expose(), b.browser.expose(), now()).is_none(),
+        "another browser's cookie"
+    );
+    let got = take(a.state.expose(), a.browser.expose(), now()).unwrap();
+    assert_eq!(got.region, Region::Be);
+    assert_eq!(got.return_to.as_deref(), Some("/dashboard"));
+    assert!(
+        take(a.state.expose(), a.browser.expose(), now()).is_none(),
+        "replayed"
+    );
+    let late = now() + login_states::LIFETIME + Duration::seconds(1);
+    assert!(
+        take(b.state.expose(), b.browser.expose(), late).is_none(),
+        "expired"
+    );
+    assert!(take("", "", now()).is_none());
+    // Only hashes are stored.
+    assert_eq!(
+        f.count(&format!(
+            "SELECT COUNT(*) FROM login_states WHERE state_hash = '{}' OR browser_hash = '{}'",
+            b.state.expose(),
+            b.browser.expose()
+        )),
+        0
+    );
+    block_on(f.db.execute(login_states::purge_expired_statement(late))).unwrap();
+    assert_eq!(f.count("SELECT COUNT(*) FROM login_states"), 0);
+}
+
+#[test]
+fn sessions_slide_and_end_when_revoked() {
+    use boekhouding_core::storage::sessions;
+    let f = fixture();
+    let user = f.user("a@x.nl");
+    let (token, s) = block_on(sessions::create(
+        &f.db,
+        &f.rng,
+        &user.id,
+        Some("Firefox"),
+        now(),
+    ))
+    .unwrap();
+    assert_ne!(s.token_hash, token.expose(), "only the hash is stored");
+    let found = |at| block_on(sessions::find_live(&f.db, token.expose(), at)).unwrap();
+    assert_eq!(found(now()).map(|s| s.user_id), Some(user.id.clone()));
+    // Used after 20 days: good for 30 more from then.
+    let later = now() + Duration::days(20);
+    assert_eq!(
+        found(later).map(|s| s.expires_at),
+        Some(later + sessions::LIFETIME)
+    );
+    assert!(
+        found(later + Duration::days(31)).is_none(),
+        "unused for 31 days: expired"
+    );
+    let (token2, _) = block_on(sessions::create(&f.db, &f.rng, &user.id, None, now())).unwrap();
+    let live = |at| block_on(sessions::find_live(&f.db, token2.expose(), at)).unwrap();
+    assert!(live(now() + Duration::days(29)).is_some(), "used on day 29");
+    assert!(
+        live(now() + Duration::days(58)).is_some(),
+        "slid: good until day 59"
+    );
+    assert!(
+        block_on(sessions::find_live(&f.db, "pmjb_s_forged", now()))
+            .unwrap()
+            .is_none()
+    );
+    block_on(sessions::revoke(&f.db, &s.token_hash)).unwrap();
+    assert!(found(now()).is_none(), "signed out");
 }

@@ -18,6 +18,7 @@ pub mod api_keys;
 pub mod connections;
 pub mod cron_runs;
 pub mod email_queue;
+pub mod login_states;
 pub mod oauth;
 pub mod sessions;
 pub mod usage;
