@@ -175,15 +175,20 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
     // One at a time: three workerd processes opening the same state
     // directory at once can fail with SQLITE_BUSY.
     let t = Instant::now();
+    let ports = WORKERS
+        .iter()
+        .map(|_| free_port())
+        .collect::<Result<Vec<u16>>>()?;
+    let portal_vars = portal_vars(&ports);
+    exact_vars.extend(portal_vars.iter().map(|(k, v)| (*k, v.as_str())));
     let mut servers = Vec::new();
-    for w in WORKERS {
-        let port = free_port()?;
+    for (w, port) in WORKERS.iter().zip(&ports) {
         servers.push(DevServer::start_ready(
             tools,
             w.name,
             &w.config(&root),
             &state,
-            port,
+            *port,
             &DevOptions {
                 vars: &exact_vars,
                 env_file: Some(&exact.secrets.env_file),
@@ -215,6 +220,21 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
             ),
             check_health(s, migrations, &commit),
         );
+        if s.name == "auth-portal" {
+            suite.check(
+                "auth-portal unknown route answers a 404 page",
+                (|| {
+                    let r = http_get(s.port, "/no/such/route")?;
+                    expect(r.status == 404, || format!("status {}", r.status))?;
+                    expect(
+                        r.header("content-type")
+                            .is_some_and(|c| c.starts_with("text/html")),
+                        || format!("{:?}", r.headers),
+                    )
+                })(),
+            );
+            continue;
+        }
         suite.check(
             &format!("{} unknown route answers 404 JSON", s.name),
             (|| {
@@ -222,6 +242,12 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
                 expect(r.status == 404, || format!("status {}", r.status))?;
                 expect(r.json()?["error"] == "not_found", || r.body.clone())
             })(),
+        );
+    }
+    if let Some(portal) = servers.iter().find(|s| s.name == "auth-portal") {
+        suite.check(
+            "auth-portal: every public page in both languages, with its CSP; /status sees the three Workers working",
+            public_pages_check(portal.port),
         );
     }
     suite.check(
@@ -435,6 +461,55 @@ fn cron_checks(
     );
 }
 
+/// Every public page of the portal over HTTP in workerd.
+fn public_pages_check(port: u16) -> Result<()> {
+    use boekhouding_portal::i18n::{Lang, Page};
+    for page in Page::ALL {
+        for lang in [Lang::Nl, Lang::En] {
+            let path = page.path(lang);
+            let r = http_get(port, path)?;
+            expect(r.status == 200, || format!("{path}: {}", r.status))?;
+            expect(
+                r.header("content-security-policy").is_some_and(|c| {
+                    c.contains("default-src 'none'") && !c.contains("unsafe-inline")
+                }),
+                || format!("{path}: {:?}", r.headers),
+            )?;
+            expect(
+                r.body.contains(&format!("<html lang=\"{}\">", lang.code())),
+                || format!("{path}: {}", r.body),
+            )?;
+        }
+    }
+    let status = http_get(port, "/en/status")?;
+    expect(
+        status.body.matches("class=\"ok\"").count() == 3 && status.header("x-status").is_none(),
+        || format!("status page: {}", status.body),
+    )?;
+    let css = http_get(port, "/static/site.css")?;
+    expect(css.status == 200, || format!("css: {}", css.status))
+}
+
+/// What the portal needs to know of the other Workers when they run on
+/// `ports` (in `WORKERS` order): the MCP origin for set-up snippets and
+/// each Worker's `/health` for the status page.
+fn portal_vars(ports: &[u16]) -> Vec<(&'static str, String)> {
+    let url = |name: &str| {
+        WORKERS
+            .iter()
+            .position(|w| w.name == name)
+            .and_then(|i| ports.get(i))
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .unwrap_or_default()
+    };
+    let health = WORKERS
+        .iter()
+        .map(|w| format!("{}={}/health", w.name, url(w.name)))
+        .collect::<Vec<_>>()
+        .join(",");
+    vec![("MCP_URL", url("mcp-server")), ("HEALTH_URLS", health)]
+}
+
 pub fn dev(opts: &Options) -> Result<()> {
     let tools = tools::setup()?;
     let root = project_root();
@@ -503,6 +578,12 @@ pub fn dev(opts: &Options) -> Result<()> {
             out
         }
     };
+    let ports: Vec<u16> = (0..WORKERS.len()).map(|i| base + i as u16).collect();
+    vars.extend(
+        portal_vars(&ports)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v)),
+    );
     let var_refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut servers = Vec::new();
     for (i, w) in WORKERS.iter().enumerate() {
@@ -555,18 +636,20 @@ pub fn dev(opts: &Options) -> Result<()> {
         "Demo keys (books generated in the Worker, no Exact, not metered): {}",
         demo_keys.join(", ")
     );
-    println!(
-        "\nClaude Code:\n  claude mcp add --transport http boekhouding {mcp_url} --header \"Authorization: Bearer {key}\""
-    );
-    println!(
-        "\nClaude Desktop (claude_desktop_config.json):\n  {{\"mcpServers\": {{\"boekhouding\": {{\"command\": \"npx\", \"args\": [\"mcp-remote\", \"{mcp_url}\", \"--header\", \"Authorization: Bearer {key}\"]}}}}}}"
-    );
-    println!(
-        "\nCursor (~/.cursor/mcp.json):\n  {{\"mcpServers\": {{\"boekhouding\": {{\"url\": \"{mcp_url}\", \"headers\": {{\"Authorization\": \"Bearer {key}\"}}}}}}}}"
-    );
-    println!(
-        "\nVS Code (.vscode/mcp.json):\n  {{\"servers\": {{\"boekhouding\": {{\"type\": \"http\", \"url\": \"{mcp_url}\", \"headers\": {{\"Authorization\": \"Bearer {key}\"}}}}}}}}"
-    );
+    for snippet in boekhouding_core::setup::snippets(&mcp_url, key) {
+        let place = match snippet.place {
+            boekhouding_core::setup::Place::Terminal => String::new(),
+            boekhouding_core::setup::Place::ConfigFile(path) => format!(" ({path})"),
+            boekhouding_core::setup::Place::ConnectorUrl => {
+                " (connector URL; signs in with OAuth)".into()
+            }
+        };
+        println!(
+            "\n{}{place}:\n  {}",
+            snippet.assistant.name(),
+            snippet.text.replace('\n', "\n  ")
+        );
+    }
     println!("\nPress Ctrl-C to stop everything.");
     loop {
         std::thread::sleep(Duration::from_millis(500));

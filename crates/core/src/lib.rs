@@ -15,6 +15,7 @@ pub mod onboarding;
 pub mod plan;
 pub mod ports;
 pub mod region;
+pub mod setup;
 pub mod storage;
 
 #[cfg(any(test, feature = "testing"))]
