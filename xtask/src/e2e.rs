@@ -146,10 +146,21 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
 
     // A local Exact (the sandbox) and an account connected to it through
     // the real OAuth flow, written into the local D1 by core's onboarding.
+    // Ports first: Exact must send the browser back to the portal's own.
+    let ports = WORKERS
+        .iter()
+        .map(|_| free_port())
+        .collect::<Result<Vec<u16>>>()?;
+    let portal_port = WORKERS
+        .iter()
+        .position(|w| w.name == "auth-portal")
+        .and_then(|i| ports.get(i))
+        .copied()
+        .unwrap_or(8788);
     let exact = crate::demo::LocalExact::start(
         &state,
         exact_sandbox::SandboxConfig::default(),
-        "http://127.0.0.1:8788/connect/callback".into(),
+        format!("http://127.0.0.1:{portal_port}/callback"),
         boekhouding_core::plan::Plan::Pro,
         None,
     )?;
@@ -175,10 +186,6 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
     // One at a time: three workerd processes opening the same state
     // directory at once can fail with SQLITE_BUSY.
     let t = Instant::now();
-    let ports = WORKERS
-        .iter()
-        .map(|_| free_port())
-        .collect::<Result<Vec<u16>>>()?;
     let portal_vars = portal_vars(&ports);
     exact_vars.extend(portal_vars.iter().map(|(k, v)| (*k, v.as_str())));
     let mut servers = Vec::new();
@@ -559,7 +566,7 @@ pub fn dev(opts: &Options) -> Result<()> {
                     bind: format!("127.0.0.1:{}", opts.sandbox_port.unwrap_or(9700)),
                     ..exact_sandbox::SandboxConfig::default()
                 },
-                format!("http://127.0.0.1:{}/connect/callback", base + 1),
+                format!("http://127.0.0.1:{}/callback", base + 1),
                 boekhouding_core::plan::Plan::Pro,
                 Some(&state.join("api-key")),
             )?;

@@ -9,11 +9,15 @@
 //! their texts), `pages` (the public pages). Business rules (plans, keys,
 //! administrations, sessions) live in `boekhouding-core`.
 
+pub mod account;
 pub mod i18n;
 pub mod pages;
 pub mod web;
 
-use boekhouding_core::ports::HttpTransport;
+use boekhouding_core::access::ExactSettings;
+use boekhouding_core::csrf::PortalSecret;
+use boekhouding_core::ports::{Clock, HttpTransport, Randomness};
+use boekhouding_core::storage::SqlExecutor;
 
 use crate::i18n::Page;
 use crate::web::{WebRequest, WebResponse};
@@ -24,8 +28,20 @@ pub const ASSET_VERSION: &str = env!("CARGO_PKG_VERSION");
 const SITE_CSS: &str = include_str!("../static/site.css");
 const SITE_JS: &str = include_str!("../static/site.js");
 
+/// The effects the portal uses, as one bundle of ports.
+pub trait PortalPlatform {
+    type Db: SqlExecutor;
+    type Http: HttpTransport;
+    type Clock: Clock;
+    type Rng: Randomness;
+    fn db(&self) -> &Self::Db;
+    fn http(&self) -> &Self::Http;
+    fn clock(&self) -> &Self::Clock;
+    fn rng(&self) -> &Self::Rng;
+}
+
 /// What the portal needs to know about its deployment.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PortalConfig {
     /// The MCP server's public origin (no trailing slash).
     pub mcp_origin: String,
@@ -33,6 +49,11 @@ pub struct PortalConfig {
     pub health_urls: Vec<(String, String)>,
     /// The public demo keys and the company each opens.
     pub demo_keys: Vec<(&'static str, &'static str)>,
+    /// Exact's app registration and the token keyring (`None`: signing in
+    /// is unavailable and says so).
+    pub exact: Option<ExactSettings>,
+    /// `PORTAL_SECRET`, the key of CSRF tokens (`None`: forms refused).
+    pub secret: Option<PortalSecret>,
 }
 
 impl PortalConfig {
@@ -50,28 +71,29 @@ pub const DEMO_COMPANIES: [(&str, &str); 4] = [
     ("pmjb_demo_aannemer", "Bouwbedrijf De Fundatie B.V."),
 ];
 
-/// Answers one request.
-pub async fn handle(
-    req: &WebRequest,
-    cfg: &PortalConfig,
-    http: &impl HttpTransport,
-) -> WebResponse {
+/// Answers one request: the route table.
+pub async fn handle<P: PortalPlatform>(req: &WebRequest, cfg: &PortalConfig, p: &P) -> WebResponse {
     let get = matches!(req.method.as_str(), "GET" | "HEAD");
-    if get {
-        match req.path.as_str() {
-            "/static/site.css" => return WebResponse::asset("text/css; charset=utf-8", SITE_CSS),
-            "/static/site.js" => {
-                return WebResponse::asset("text/javascript; charset=utf-8", SITE_JS);
+    let post = req.method == "POST";
+    match (get, req.path.as_str()) {
+        (true, "/static/site.css") => WebResponse::asset("text/css; charset=utf-8", SITE_CSS),
+        (true, "/static/site.js") => WebResponse::asset("text/javascript; charset=utf-8", SITE_JS),
+        (true, "/connect") => account::connect(req, cfg, p).await,
+        (true, "/callback" | "/connect/callback") => account::callback(req, cfg, p).await,
+        (true, "/dashboard") => account::dashboard(req, cfg, p).await,
+        (false, "/keys") if post => account::create_key(req, cfg, p).await,
+        (false, "/keys/revoke") if post => account::revoke_key(req, cfg, p).await,
+        (false, "/signout") if post => account::sign_out(req, cfg, p).await,
+        (true, path) => match Page::from_path(path) {
+            Some((page, lang)) => pages::public(page, lang, cfg, p.http()).await,
+            None => pages::not_found(path),
+        },
+        (false, path) => {
+            if Page::from_path(path).is_some() || matches!(path, "/dashboard" | "/connect") {
+                WebResponse::html(405, String::new()).with_header("Allow", "GET, HEAD")
+            } else {
+                pages::not_found(path)
             }
-            _ => {}
         }
-        if let Some((page, lang)) = Page::from_path(&req.path) {
-            return pages::public(page, lang, cfg, http).await;
-        }
-        return pages::not_found(&req.path);
     }
-    if Page::from_path(&req.path).is_some() {
-        return WebResponse::html(405, String::new()).with_header("Allow", "GET, HEAD");
-    }
-    pages::not_found(&req.path)
 }

@@ -376,7 +376,7 @@ fn first_sentence(text: &str) -> String {
 /// The sample key the public set-up page shows.
 pub const SAMPLE_KEY: &str = "pmjb_JOUW_SLEUTEL";
 
-fn snippet_views(mcp_url: &str, key: &str, lang: Lang) -> Vec<SnippetView> {
+pub fn snippet_views(mcp_url: &str, key: &str, lang: Lang) -> Vec<SnippetView> {
     let t = lang.texts();
     setup::snippets(mcp_url, key)
         .into_iter()

@@ -8,6 +8,9 @@ use std::fmt;
 #[derive(Clone, Default)]
 pub struct WebRequest {
     pub method: String,
+    /// This site's origin as the browser sees it (`https://host`), for
+    /// the same-origin check of forms.
+    pub origin: String,
     pub path: String,
     /// The raw query string, without `?`.
     pub query: String,

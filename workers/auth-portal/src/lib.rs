@@ -5,11 +5,15 @@
 
 use std::time::Duration;
 
+use boekhouding_cf::d1::D1Executor;
 use boekhouding_cf::fetch::FetchTransport;
+use boekhouding_cf::platform::{WorkerClock, WorkerRandomness};
 use boekhouding_cf::{bindings, edge, health};
+use boekhouding_core::csrf::PortalSecret;
+use boekhouding_core::storage::{Executed, NoDatabase, Row, SqlExecutor, Statement, StorageError};
 use boekhouding_portal::web::{WebRequest, WebResponse};
-use boekhouding_portal::{DEMO_COMPANIES, PortalConfig, handle};
-use worker::{Context, Env, Method, Request, Response, event};
+use boekhouding_portal::{DEMO_COMPANIES, PortalConfig, PortalPlatform, handle};
+use worker::{Context, Env, Method, Request, Response, console_error, event};
 
 const SERVICE: &str = "auth-portal";
 
@@ -26,10 +30,71 @@ pub async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<
         Err(status) => return to_response(WebResponse::html(status, String::new())),
     };
     let cfg = config(&env, &web);
-    // The status page reads the Workers' health: a stuck one must not
-    // hold the page.
-    let http = FetchTransport::new(Duration::from_secs(3));
-    to_response(handle(&web, &cfg, &http).await)
+    let platform = WorkerPortal {
+        db: match D1Executor::from_env(&env) {
+            Ok(d1) => PortalDb::D1(d1),
+            Err(e) => {
+                console_error!("{SERVICE}: {e}");
+                PortalDb::None(NoDatabase)
+            }
+        },
+        // Exact's token endpoint and the Workers' health: a stuck one must
+        // not hold the page long.
+        http: FetchTransport::new(Duration::from_secs(10)),
+    };
+    to_response(handle(&web, &cfg, &platform).await)
+}
+
+/// The portal's database: D1, or none when the binding is missing (pages
+/// that need it then say the service is unavailable).
+enum PortalDb {
+    D1(D1Executor),
+    None(NoDatabase),
+}
+
+impl SqlExecutor for PortalDb {
+    async fn query(&self, stmt: Statement) -> Result<Vec<Row>, StorageError> {
+        match self {
+            PortalDb::D1(d) => d.query(stmt).await,
+            PortalDb::None(n) => n.query(stmt).await,
+        }
+    }
+    async fn execute(&self, stmt: Statement) -> Result<Executed, StorageError> {
+        match self {
+            PortalDb::D1(d) => d.execute(stmt).await,
+            PortalDb::None(n) => n.execute(stmt).await,
+        }
+    }
+    async fn batch(&self, stmts: Vec<Statement>) -> Result<Vec<Executed>, StorageError> {
+        match self {
+            PortalDb::D1(d) => d.batch(stmts).await,
+            PortalDb::None(n) => n.batch(stmts).await,
+        }
+    }
+}
+
+struct WorkerPortal {
+    db: PortalDb,
+    http: FetchTransport,
+}
+
+impl PortalPlatform for WorkerPortal {
+    type Db = PortalDb;
+    type Http = FetchTransport;
+    type Clock = WorkerClock;
+    type Rng = WorkerRandomness;
+    fn db(&self) -> &PortalDb {
+        &self.db
+    }
+    fn http(&self) -> &FetchTransport {
+        &self.http
+    }
+    fn clock(&self) -> &WorkerClock {
+        &WorkerClock
+    }
+    fn rng(&self) -> &WorkerRandomness {
+        &WorkerRandomness
+    }
 }
 
 async fn read(req: &mut Request) -> Result<WebRequest, u16> {
@@ -43,6 +108,7 @@ async fn read(req: &mut Request) -> Result<WebRequest, u16> {
     };
     Ok(WebRequest {
         method: req.method().to_string(),
+        origin: url.origin().ascii_serialization(),
         path: url.path().to_owned(),
         query: url.query().unwrap_or_default().to_owned(),
         headers: req
@@ -68,10 +134,30 @@ fn config(env: &Env, req: &WebRequest) -> PortalConfig {
         .filter_map(|pair| pair.trim().split_once('='))
         .map(|(name, url)| (name.trim().to_owned(), url.trim().to_owned()))
         .collect();
+    let exact = match bindings::exact_settings(env) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            console_error!("{SERVICE}: signing in is unavailable: {e}");
+            None
+        }
+    };
+    let secret = match bindings::secret(env, "PORTAL_SECRET").map(|s| PortalSecret::from_hex(&s)) {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            console_error!("{SERVICE}: {e}");
+            None
+        }
+        None => {
+            console_error!("{SERVICE}: PORTAL_SECRET is not set; forms are refused");
+            None
+        }
+    };
     PortalConfig {
         mcp_origin: mcp_origin.trim_end_matches('/').to_owned(),
         health_urls,
         demo_keys: DEMO_COMPANIES.to_vec(),
+        exact,
+        secret,
     }
 }
 

@@ -142,6 +142,27 @@ pub async fn list_for_connection(
     .collect())
 }
 
+/// Every administration of a user, active or not, for the dashboard.
+pub async fn all_for_user(
+    db: &impl SqlExecutor,
+    user_id: &str,
+) -> Result<Vec<Administration>, StorageError> {
+    Ok(query_all::<Row>(
+        db,
+        Statement::new(
+            "SELECT a.id, a.connection_id, c.region, a.division_code, a.name, a.is_active, a.is_default
+             FROM administrations a JOIN connections c ON c.id = a.connection_id
+             WHERE c.user_id = ?
+             ORDER BY a.is_default DESC, a.is_active DESC, a.division_code, c.region",
+            vec![user_id.into()],
+        ),
+    )
+    .await?
+    .into_iter()
+    .map(Administration::from)
+    .collect())
+}
+
 /// The administrations a user may query now: active ones on connections
 /// that are not `refresh_failed`.
 pub async fn active_for_user(
