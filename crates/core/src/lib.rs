@@ -5,6 +5,7 @@
 //! bindings and tests implement natively. See `docs/ARCHITECTURE.md`.
 
 pub mod access;
+pub mod account;
 pub mod cron;
 pub mod crypto;
 pub mod csrf;

@@ -16,7 +16,7 @@ use boekhouding_core::ports::Clock;
 use boekhouding_core::region::Region;
 use boekhouding_core::storage::usage::{self, UsageMonth};
 use boekhouding_core::storage::{
-    administrations, api_keys, connections, login_states, sessions, users,
+    SqlExecutor, administrations, api_keys, connections, login_states, sessions, users,
 };
 
 use crate::i18n::{Lang, Page};
@@ -436,7 +436,29 @@ pub struct ConnectionView {
     pub label: String,
     pub ok: bool,
     pub state: String,
+    pub detail: Option<String>,
     pub reconnect: String,
+}
+
+/// One row of the administrations table.
+#[derive(Debug)]
+pub struct AdminRow {
+    pub id: String,
+    pub name: String,
+    pub code: i64,
+    pub active: bool,
+    pub default: bool,
+}
+
+/// One recent call.
+#[derive(Debug)]
+pub struct CallView {
+    pub at: String,
+    pub tool: String,
+    pub division: String,
+    pub outcome: &'static str,
+    pub latency: i64,
+    pub client: String,
 }
 
 #[derive(Template)]
@@ -444,28 +466,61 @@ pub struct ConnectionView {
 struct Dashboard {
     c: Chrome,
     signed_in_as: String,
+    notice: Option<String>,
+    error: Option<String>,
     plan_title: &'static str,
     plan_name: &'static str,
     usage_line: String,
     pricing_href: &'static str,
     upgrade_label: &'static str,
+    per_day_title: &'static str,
+    per_tool_title: &'static str,
+    chart_days: String,
+    chart_tools: String,
+    has_usage: bool,
+    no_usage: &'static str,
     connections_title: &'static str,
     connections: Vec<ConnectionView>,
     reconnect_label: &'static str,
+    add_connection: &'static str,
     admins_title: &'static str,
-    administrations: Vec<AdminView>,
+    admins_limit: String,
+    administrations: Vec<AdminRow>,
+    admin_label: &'static str,
+    state_label: &'static str,
+    actions_label: &'static str,
     active_label: &'static str,
+    inactive_label: &'static str,
     default_label: &'static str,
+    switch_on: &'static str,
+    switch_off: &'static str,
+    make_default: &'static str,
     keys_title: &'static str,
     keys: Vec<KeyView>,
     key_name_label: &'static str,
     key_start_label: &'static str,
     key_used_label: &'static str,
+    rename_label: &'static str,
     revoke_label: &'static str,
     new_key_label: &'static str,
     create_label: &'static str,
-    error: Option<String>,
+    activity_title: &'static str,
+    calls: Vec<CallView>,
+    time_label: &'static str,
+    outcome_label: &'static str,
+    client_label: &'static str,
+    prefs_title: &'static str,
+    language_label: &'static str,
+    english: bool,
+    usage_warnings: bool,
+    product_updates: bool,
+    usage_mails_label: &'static str,
+    product_mails_label: &'static str,
+    save_label: &'static str,
+    account_title: &'static str,
     signout_label: &'static str,
+    delete_label: String,
+    delete_button: &'static str,
     csrf: String,
 }
 
@@ -479,27 +534,67 @@ pub async fn dashboard<P: PortalPlatform>(
         Ok(s) => s,
         Err(r) => return r,
     };
-    render_dashboard(&signed, cfg, p, None).await
+    let notice = req.query_param("done").and_then(|d| notice_text(&d));
+    render_dashboard(&signed, cfg, p, notice, None, 200).await
+}
+
+/// What a finished action tells the user on the dashboard it returns to.
+fn notice_text(done: &str) -> Option<String> {
+    Some(
+        match done {
+            "revoked" => "De sleutel is ingetrokken; hij werkt vanaf nu niet meer.",
+            "renamed" => "De sleutel heeft een nieuwe naam.",
+            "toggled" => "De administratie is bijgewerkt.",
+            "default" => "Dit is nu je standaardadministratie.",
+            "saved" => "Je voorkeuren zijn opgeslagen.",
+            _ => return None,
+        }
+        .to_owned(),
+    )
+}
+
+fn outcome_words(outcome: &str) -> &'static str {
+    match outcome {
+        "ok" => "gelukt",
+        "tool_error" => "fout in de vraag",
+        "invalid_arguments" => "ongeldige invoer",
+        "limit_exceeded" => "limiet bereikt",
+        "forbidden" => "geen toegang",
+        "upstream_error" => "Exact-storing",
+        _ => "storing",
+    }
 }
 
 async fn render_dashboard<P: PortalPlatform>(
     signed: &SignedIn,
     cfg: &PortalConfig,
     p: &P,
+    notice: Option<String>,
     error: Option<String>,
+    status: u16,
 ) -> WebResponse {
+    use chrono::Datelike;
     let user = &signed.user;
     let now = p.clock().now();
     let month = UsageMonth::of(now);
-    let (used, conns, admins, keys) = match (
-        usage::monthly_calls(p.db(), &user.id, month).await,
-        connections::list_for_user(p.db(), &user.id).await,
-        administrations::all_for_user(p.db(), &user.id).await,
-        api_keys::list_for_user(p.db(), &user.id).await,
+    let db = p.db();
+    let (used, conns, admins, keys, usage_month, recent, prefs) = match (
+        usage::monthly_calls(db, &user.id, month).await,
+        connections::list_for_user(db, &user.id).await,
+        administrations::all_for_user(db, &user.id).await,
+        api_keys::list_for_user(db, &user.id).await,
+        usage::month_usage(db, &user.id, month).await,
+        usage::recent_calls(db, &user.id, 20).await,
+        users::preferences(db, &user.id).await,
     ) {
-        (Ok(u), Ok(c), Ok(a), Ok(k)) => (u, c, a, k),
+        (Ok(u), Ok(c), Ok(a), Ok(k), Ok(m), Ok(r), Ok(pr)) => (u, c, a, k, m, r, pr),
         _ => return unavailable(),
     };
+    let prefs = prefs.unwrap_or(users::Preferences {
+        english: false,
+        usage_warnings: true,
+        product_updates: true,
+    });
     let limits = user.plan.limits();
     let usage_line = match limits.monthly_tool_calls {
         Limit::Capped(n) => format!(
@@ -508,14 +603,41 @@ async fn render_dashboard<P: PortalPlatform>(
         ),
         Limit::Unlimited => format!("{used} vragen deze maand"),
     };
+    let days_in_month = (month.resets_at() - month.starts_at()).num_days();
+    let per_day: Vec<(u32, u32)> = usage_month
+        .per_day
+        .iter()
+        .filter_map(|(day, n)| {
+            chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+                .ok()
+                .map(|d| (d.day(), *n))
+        })
+        .collect();
     let page = Dashboard {
         c: chrome("Dashboard"),
         signed_in_as: format!("Ingelogd als {}", user.email),
+        notice,
+        error,
         plan_title: "Abonnement en gebruik",
         plan_name: plan_label(user.plan),
         usage_line,
         pricing_href: Page::Pricing.path(Lang::Nl),
         upgrade_label: "Abonnementen vergelijken",
+        per_day_title: "Vragen per dag deze maand",
+        per_tool_title: "Vragen per tool deze maand",
+        chart_days: crate::chart::per_day(
+            &per_day,
+            u32::try_from(days_in_month).unwrap_or(31),
+            "Vragen per dag deze maand",
+            &format!("{used} vragen in totaal deze maand"),
+        ),
+        chart_tools: crate::chart::per_tool(
+            &usage_month.per_tool,
+            "Vragen per tool deze maand",
+            "De meest gebruikte tools, met het aantal vragen",
+        ),
+        has_usage: !usage_month.per_tool.is_empty(),
+        no_usage: "Nog geen vragen deze maand.",
         connections_title: "Koppelingen met Exact Online",
         connections: conns
             .iter()
@@ -539,23 +661,39 @@ async fn render_dashboard<P: PortalPlatform>(
                             "verlopen: log opnieuw in bij Exact Online".into()
                         }
                     },
+                    detail: c
+                        .last_refreshed_at
+                        .map(|t| format!("laatst vernieuwd {}", t.format("%d-%m-%Y %H:%M UTC"))),
                     reconnect: format!("/connect?region={}", c.region.code()),
                 }
             })
             .collect(),
         reconnect_label: "Opnieuw koppelen",
+        add_connection: "Nog een Exact Online-site koppelen",
         admins_title: "Administraties",
+        admins_limit: format!(
+            "Je abonnement staat {} actieve administraties toe. Een uitgezette administratie kan na een uur weer aan.",
+            limit_text(limits.administrations)
+        ),
         administrations: admins
             .iter()
-            .map(|a| AdminView {
+            .map(|a| AdminRow {
+                id: a.id.clone(),
                 name: a.name.clone(),
                 code: a.division_code,
                 active: a.is_active,
                 default: a.is_default,
             })
             .collect(),
-        active_label: "actief",
+        admin_label: "Administratie",
+        state_label: "Toestand",
+        actions_label: "Acties",
+        active_label: "aan",
+        inactive_label: "uit",
         default_label: "standaard",
+        switch_on: "Aanzetten",
+        switch_off: "Uitzetten",
+        make_default: "Maak standaard",
         keys_title: "API-sleutels",
         keys: keys
             .iter()
@@ -573,11 +711,48 @@ async fn render_dashboard<P: PortalPlatform>(
         key_name_label: "Naam",
         key_start_label: "Begint met",
         key_used_label: "Laatst gebruikt",
+        rename_label: "Hernoemen",
         revoke_label: "Intrekken",
         new_key_label: "Naam van een nieuwe sleutel",
         create_label: "Sleutel maken",
-        error,
+        activity_title: "Recente vragen",
+        calls: recent
+            .iter()
+            .map(|r| CallView {
+                at: chrono::DateTime::from_timestamp(r.at, 0)
+                    .map(|t| t.format("%d-%m %H:%M").to_string())
+                    .unwrap_or_default(),
+                tool: r.tool.chars().take(60).collect(),
+                division: r.division_code.map(|d| d.to_string()).unwrap_or_default(),
+                outcome: outcome_words(&r.outcome),
+                latency: r.latency_ms,
+                client: r
+                    .client_name
+                    .clone()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(40)
+                    .collect(),
+            })
+            .collect(),
+        time_label: "Tijd (UTC)",
+        outcome_label: "Uitkomst",
+        client_label: "Assistent",
+        prefs_title: "Voorkeuren",
+        language_label: "Taal van e-mails",
+        english: prefs.english,
+        usage_warnings: prefs.usage_warnings,
+        product_updates: prefs.product_updates,
+        usage_mails_label: "Mail me bij 80 % en 100 % van mijn maandlimiet",
+        product_mails_label: "Mail me over nieuwe functies",
+        save_label: "Opslaan",
+        account_title: "Account",
         signout_label: "Uitloggen",
+        delete_label: format!(
+            "Account verwijderen: typ {} om te bevestigen",
+            boekhouding_core::account::confirmation_word(true)
+        ),
+        delete_button: "Account definitief verwijderen",
         csrf: cfg
             .secret
             .as_ref()
@@ -585,9 +760,161 @@ async fn render_dashboard<P: PortalPlatform>(
             .unwrap_or_default(),
     };
     match page.render() {
-        Ok(html) => WebResponse::html(200, html),
+        Ok(html) => WebResponse::html(status, html),
         Err(_) => unavailable(),
     }
+}
+
+/// A signed-in, genuine POST: the user, or the response refusing it.
+async fn genuine<P: PortalPlatform>(
+    req: &WebRequest,
+    cfg: &PortalConfig,
+    p: &P,
+) -> Result<SignedIn, WebResponse> {
+    let signed = require_user(req, p).await?;
+    if genuine_post(req, cfg, &signed.session.token_hash) {
+        Ok(signed)
+    } else {
+        Err(refused())
+    }
+}
+
+/// `POST /administrations/toggle`.
+pub async fn toggle_administration<P: PortalPlatform>(
+    req: &WebRequest,
+    cfg: &PortalConfig,
+    p: &P,
+) -> WebResponse {
+    let signed = match genuine(req, cfg, p).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let id = req.form_field("administration").unwrap_or_default();
+    let on = req.form_field("on").as_deref() == Some("1");
+    let now = p.clock().now();
+    let why = match administrations::set_active(
+        p.db(),
+        &signed.user.id,
+        &id,
+        on,
+        signed.user.plan,
+        now,
+    )
+    .await
+    {
+        Ok(administrations::Toggle::Changed) => {
+            return WebResponse::redirect(303, "/dashboard?done=toggled");
+        }
+        Ok(administrations::Toggle::NotFound) => {
+            "Deze administratie hoort niet bij je account.".to_owned()
+        }
+        Ok(administrations::Toggle::LimitReached { limit }) => format!(
+            "Je abonnement staat {limit} actieve administraties toe. Zet er eerst een uit, of kies een groter abonnement."
+        ),
+        Ok(administrations::Toggle::CoolingDown { until }) => format!(
+            "Deze administratie is net uitgezet; ze kan weer aan vanaf {}.",
+            until.format("%H:%M UTC")
+        ),
+        Err(_) => return unavailable(),
+    };
+    render_dashboard(&signed, cfg, p, None, Some(why), 409).await
+}
+
+/// `POST /administrations/default`.
+pub async fn default_administration<P: PortalPlatform>(
+    req: &WebRequest,
+    cfg: &PortalConfig,
+    p: &P,
+) -> WebResponse {
+    let signed = match genuine(req, cfg, p).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let id = req.form_field("administration").unwrap_or_default();
+    match administrations::set_default(p.db(), &signed.user.id, &id, p.clock().now()).await {
+        Ok(true) => WebResponse::redirect(303, "/dashboard?done=default"),
+        Ok(false) => {
+            let why = "Alleen een administratie die aan staat kan de standaard zijn.".to_owned();
+            render_dashboard(&signed, cfg, p, None, Some(why), 409).await
+        }
+        Err(_) => unavailable(),
+    }
+}
+
+/// `POST /keys/rename`.
+pub async fn rename_key<P: PortalPlatform>(
+    req: &WebRequest,
+    cfg: &PortalConfig,
+    p: &P,
+) -> WebResponse {
+    let signed = match genuine(req, cfg, p).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let id = req.form_field("key").unwrap_or_default();
+    let name = req.form_field("name").unwrap_or_default();
+    match api_keys::rename(p.db(), &signed.user.id, &id, &name).await {
+        Ok(_) => WebResponse::redirect(303, "/dashboard?done=renamed"),
+        Err(api_keys::CreateKeyError::InvalidName) => {
+            let why = "Geef de sleutel een naam van 1 tot 100 tekens.".to_owned();
+            render_dashboard(&signed, cfg, p, None, Some(why), 400).await
+        }
+        Err(_) => unavailable(),
+    }
+}
+
+/// `POST /preferences`.
+pub async fn save_preferences<P: PortalPlatform>(
+    req: &WebRequest,
+    cfg: &PortalConfig,
+    p: &P,
+) -> WebResponse {
+    let signed = match genuine(req, cfg, p).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let prefs = users::Preferences {
+        english: req.form_field("locale").as_deref() == Some("en"),
+        usage_warnings: req.form_field("usage_warnings").is_some(),
+        product_updates: req.form_field("product_updates").is_some(),
+    };
+    match users::set_preferences(p.db(), &signed.user.id, prefs, p.clock().now()).await {
+        Ok(_) => WebResponse::redirect(303, "/dashboard?done=saved"),
+        Err(_) => unavailable(),
+    }
+}
+
+/// `POST /account/delete`: everything of the user, in core's order, once
+/// the confirmation word is typed; the session cookie goes too.
+pub async fn delete_account<P: PortalPlatform>(
+    req: &WebRequest,
+    cfg: &PortalConfig,
+    p: &P,
+) -> WebResponse {
+    let signed = match genuine(req, cfg, p).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let typed = req.form_field("confirm").unwrap_or_default();
+    if !boekhouding_core::account::confirmed(&typed, true) {
+        let why = format!(
+            "Typ {} om het verwijderen te bevestigen; er is niets verwijderd.",
+            boekhouding_core::account::confirmation_word(true)
+        );
+        return render_dashboard(&signed, cfg, p, None, Some(why), 400).await;
+    }
+    let stmts = boekhouding_core::account::delete_statements(&signed.user.id, p.clock().now());
+    if p.db().batch(stmts).await.is_err() {
+        return unavailable();
+    }
+    message(
+        200,
+        "Account verwijderd",
+        "Je account en alles wat we van je bewaarden zijn verwijderd, je Exact-tokens eerst. Je API-sleutels en sessies werken niet meer.",
+        "/",
+        "Naar de startpagina",
+    )
+    .with_header("Set-Cookie", &cookie(SESSION_COOKIE, "", 0))
 }
 
 #[derive(Template)]
@@ -641,20 +968,18 @@ pub async fn create_key<P: PortalPlatform>(
             let text = format!(
                 "Je abonnement staat {limit} actieve sleutels toe. Trek er eerst een in, of kies een groter abonnement."
             );
-            let mut r = render_dashboard(&signed, cfg, p, Some(text)).await;
-            r.status = 409;
-            r
+            render_dashboard(&signed, cfg, p, None, Some(text), 409).await
         }
         Err(api_keys::CreateKeyError::InvalidName) => {
-            let mut r = render_dashboard(
+            render_dashboard(
                 &signed,
                 cfg,
                 p,
+                None,
                 Some("Geef de sleutel een naam van 1 tot 100 tekens.".into()),
+                400,
             )
-            .await;
-            r.status = 400;
-            r
+            .await
         }
         Err(_) => unavailable(),
     }
@@ -677,7 +1002,7 @@ pub async fn revoke_key<P: PortalPlatform>(
     let key_id = req.form_field("key").unwrap_or_default();
     // Scoped to the user: another tenant's key id changes nothing.
     match api_keys::revoke(p.db(), &signed.user.id, &key_id, p.clock().now()).await {
-        Ok(_) => WebResponse::redirect(303, "/dashboard"),
+        Ok(_) => WebResponse::redirect(303, "/dashboard?done=revoked"),
         Err(_) => unavailable(),
     }
 }

@@ -10,6 +10,7 @@
 //! administrations, sessions) live in `boekhouding-core`.
 
 pub mod account;
+pub mod chart;
 pub mod i18n;
 pub mod pages;
 pub mod web;
@@ -71,6 +72,17 @@ pub const DEMO_COMPANIES: [(&str, &str); 4] = [
     ("pmjb_demo_aannemer", "Bouwbedrijf De Fundatie B.V."),
 ];
 
+/// Whether a request costs enough (a sign-in at Exact, a new key) to be
+/// counted against the client address's budget before it is answered.
+pub fn is_rate_limited(req: &WebRequest) -> bool {
+    match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/connect") => req.query_param("region").is_some(),
+        ("GET", "/callback" | "/connect/callback") => true,
+        ("POST", "/keys") => true,
+        _ => false,
+    }
+}
+
 /// Answers one request: the route table.
 pub async fn handle<P: PortalPlatform>(req: &WebRequest, cfg: &PortalConfig, p: &P) -> WebResponse {
     let get = matches!(req.method.as_str(), "GET" | "HEAD");
@@ -84,6 +96,15 @@ pub async fn handle<P: PortalPlatform>(req: &WebRequest, cfg: &PortalConfig, p: 
         (false, "/keys") if post => account::create_key(req, cfg, p).await,
         (false, "/keys/revoke") if post => account::revoke_key(req, cfg, p).await,
         (false, "/signout") if post => account::sign_out(req, cfg, p).await,
+        (false, "/keys/rename") if post => account::rename_key(req, cfg, p).await,
+        (false, "/administrations/toggle") if post => {
+            account::toggle_administration(req, cfg, p).await
+        }
+        (false, "/administrations/default") if post => {
+            account::default_administration(req, cfg, p).await
+        }
+        (false, "/preferences") if post => account::save_preferences(req, cfg, p).await,
+        (false, "/account/delete") if post => account::delete_account(req, cfg, p).await,
         (true, path) => match Page::from_path(path) {
             Some((page, lang)) => pages::public(page, lang, cfg, p.http()).await,
             None => pages::not_found(path),

@@ -372,3 +372,152 @@ fn a_foreign_return_to_is_ignored_and_a_local_one_is_followed() {
     );
     assert_eq!(r.header("location"), Some("/dashboard?tab=keys"));
 }
+
+#[test]
+fn the_dashboard_manages_administrations_keys_preferences_and_deletes_the_account() {
+    let w = world();
+    let mut b = Browser::default();
+    sign_in(&w, &mut b, "demo", "/connect?region=nl");
+    let dash = b.get(&w, "/dashboard").body_text();
+    let csrf = csrf_in(&dash);
+    assert!(
+        dash.contains("<svg"),
+        "the usage chart is drawn on the server"
+    );
+    let user_id = {
+        let rows = block_on(w.p.db().query(Statement::new(
+            "SELECT id FROM users WHERE email = ?",
+            vec!["jan@goudencroissant.example".into()],
+        )))
+        .unwrap();
+        rows[0]["id"].as_str().unwrap().to_owned()
+    };
+    let admins = block_on(boekhouding_core::storage::administrations::all_for_user(
+        w.p.db(),
+        &user_id,
+    ))
+    .unwrap();
+    // The free plan allows two; the demo login has three.
+    let active: Vec<_> = admins.iter().filter(|a| a.is_active).collect();
+    let inactive: Vec<_> = admins.iter().filter(|a| !a.is_active).collect();
+    assert_eq!((active.len(), inactive.len()), (2, 1), "{admins:?}");
+    let refused = b.post(
+        &w,
+        "/administrations/toggle",
+        &[
+            ("administration", &inactive[0].id),
+            ("on", "1"),
+            ("csrf", &csrf),
+        ],
+    );
+    assert_eq!(refused.status, 409);
+    assert!(
+        refused
+            .body_text()
+            .contains("staat 2 actieve administraties toe")
+    );
+    let off = b.post(
+        &w,
+        "/administrations/toggle",
+        &[
+            ("administration", &active[1].id),
+            ("on", "0"),
+            ("csrf", &csrf),
+        ],
+    );
+    assert_eq!(off.status, 303);
+    let on = b.post(
+        &w,
+        "/administrations/toggle",
+        &[
+            ("administration", &inactive[0].id),
+            ("on", "1"),
+            ("csrf", &csrf),
+        ],
+    );
+    assert_eq!(on.status, 303);
+    let back = b.post(
+        &w,
+        "/administrations/toggle",
+        &[
+            ("administration", &active[1].id),
+            ("on", "1"),
+            ("csrf", &csrf),
+        ],
+    );
+    assert_eq!(back.status, 409, "the cooldown");
+    let d = b.post(
+        &w,
+        "/administrations/default",
+        &[("administration", &inactive[0].id), ("csrf", &csrf)],
+    );
+    assert_eq!(d.status, 303);
+    let now_default = block_on(boekhouding_core::storage::administrations::all_for_user(
+        w.p.db(),
+        &user_id,
+    ))
+    .unwrap()
+    .into_iter()
+    .find(|a| a.is_default)
+    .unwrap();
+    assert_eq!(now_default.id, inactive[0].id);
+
+    // Rename the first key; preferences.
+    let key = block_on(api_keys::list_for_user(w.p.db(), &user_id)).unwrap()[0].clone();
+    let r = b.post(
+        &w,
+        "/keys/rename",
+        &[("key", &key.id), ("name", "<b>Werk</b>"), ("csrf", &csrf)],
+    );
+    assert_eq!(r.status, 303);
+    let html = b.get(&w, "/dashboard?done=renamed").body_text();
+    assert!(
+        html.contains("&lt;b&gt;Werk&lt;/b&gt;") || html.contains("&#60;b&#62;Werk"),
+        "escaped"
+    );
+    assert!(!html.contains("<b>Werk</b>"));
+    let r = b.post(
+        &w,
+        "/preferences",
+        &[("locale", "en"), ("usage_warnings", "1"), ("csrf", &csrf)],
+    );
+    assert_eq!(r.status, 303);
+    let prefs = block_on(boekhouding_core::storage::users::preferences(
+        w.p.db(),
+        &user_id,
+    ))
+    .unwrap()
+    .unwrap();
+    assert!(prefs.english && prefs.usage_warnings && !prefs.product_updates);
+
+    // Deleting needs the word; then nothing of the user is left.
+    let wrong = b.post(&w, "/account/delete", &[("confirm", "ja"), ("csrf", &csrf)]);
+    assert_eq!(wrong.status, 400);
+    let gone = b.post(
+        &w,
+        "/account/delete",
+        &[("confirm", "verwijderen"), ("csrf", &csrf)],
+    );
+    assert_eq!(gone.status, 200, "{}", gone.body_text());
+    for table in [
+        "users WHERE id",
+        "connections WHERE user_id",
+        "api_keys WHERE user_id",
+        "sessions WHERE user_id",
+    ] {
+        let rows = block_on(w.p.db().query(Statement::new(
+            match table {
+                "users WHERE id" => "SELECT COUNT(*) AS n FROM users WHERE id = ?",
+                "connections WHERE user_id" => {
+                    "SELECT COUNT(*) AS n FROM connections WHERE user_id = ?"
+                }
+                "api_keys WHERE user_id" => "SELECT COUNT(*) AS n FROM api_keys WHERE user_id = ?",
+                _ => "SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?",
+            },
+            vec![user_id.clone().into()],
+        )))
+        .unwrap();
+        assert_eq!(rows[0]["n"], 0, "{table}");
+    }
+    assert_eq!(b.get(&w, "/dashboard").status, 303, "signed out");
+}

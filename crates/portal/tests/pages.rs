@@ -233,3 +233,18 @@ fn unknown_paths_are_404_pages_and_writes_to_pages_are_refused() {
     assert_eq!(css.status, 200);
     assert!(css.header("content-type").unwrap().starts_with("text/css"));
 }
+
+#[test]
+fn sign_ins_callbacks_and_new_keys_count_against_the_address_budget() {
+    let limited = |method: &str, path: &str| {
+        let mut r = WebRequest::get(path);
+        r.method = method.into();
+        boekhouding_portal::is_rate_limited(&r)
+    };
+    assert!(limited("GET", "/connect?region=nl"));
+    assert!(limited("GET", "/callback?code=x&state=y"));
+    assert!(limited("POST", "/keys"));
+    assert!(!limited("GET", "/connect"), "the region choice is free");
+    assert!(!limited("GET", "/"));
+    assert!(!limited("GET", "/dashboard"));
+}

@@ -27,8 +27,18 @@ pub async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<
     }
     let web = match read(&mut req).await {
         Ok(w) => w,
-        Err(status) => return to_response(WebResponse::html(status, String::new())),
+        Err(status) => return to_response(WebResponse::html(status, String::new()), &env),
     };
+    if boekhouding_portal::is_rate_limited(&web) && !admitted(&env, &req).await {
+        let page = boekhouding_portal::account::message(
+            429,
+            "Even wachten",
+            "Er kwamen te veel aanvragen van je adres binnen een minuut. Probeer het over een minuut opnieuw.",
+            "/",
+            "Naar de startpagina",
+        );
+        return to_response(page.with_header("Retry-After", "60"), &env);
+    }
     let cfg = config(&env, &web);
     let platform = WorkerPortal {
         db: match D1Executor::from_env(&env) {
@@ -42,7 +52,31 @@ pub async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<
         // not hold the page long.
         http: FetchTransport::new(Duration::from_secs(10)),
     };
-    to_response(handle(&web, &cfg, &platform).await)
+    to_response(handle(&web, &cfg, &platform).await, &env)
+}
+
+/// Whether the client address may make one more costly request. Fails
+/// closed: without the `PORTAL_LIMITER` binding, or when it errs, the
+/// request is refused (logged), so a misconfigured deploy cannot be
+/// flooded with sign-ins.
+async fn admitted(env: &Env, req: &Request) -> bool {
+    let Ok(limiter) = env.rate_limiter("PORTAL_LIMITER") else {
+        console_error!("{SERVICE}: no PORTAL_LIMITER binding; refusing");
+        return false;
+    };
+    let address = req
+        .headers()
+        .get("cf-connecting-ip")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "unknown".into());
+    match limiter.limit(format!("portal:{address}")).await {
+        Ok(outcome) => outcome.success,
+        Err(e) => {
+            console_error!("{SERVICE}: portal rate limiter: {e}");
+            false
+        }
+    }
 }
 
 /// The portal's database: D1, or none when the binding is missing (pages
@@ -161,12 +195,19 @@ fn config(env: &Env, req: &WebRequest) -> PortalConfig {
     }
 }
 
-fn to_response(web: WebResponse) -> worker::Result<Response> {
+fn to_response(web: WebResponse, env: &Env) -> worker::Result<Response> {
     let status = web.status;
     let mut response = Response::from_bytes(web.body)?.with_status(status);
     let headers = response.headers_mut();
     for (name, value) in &web.headers {
         headers.append(name, value)?;
+    }
+    // Deployed hosts are HTTPS only; locally the Workers speak plain HTTP.
+    if bindings::var_or(env, bindings::ENVIRONMENT, "local") != "local" {
+        headers.set(
+            "Strict-Transport-Security",
+            "max-age=31536000; includeSubDomains",
+        )?;
     }
     Ok(response)
 }
