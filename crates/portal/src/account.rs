@@ -246,7 +246,7 @@ pub async fn callback<P: PortalPlatform>(
         return unavailable();
     };
     let app = exact.app_for(attempt.region);
-    let connected = match onboarding::complete(
+    let connected = match onboarding::complete_for(
         p.db(),
         p.http(),
         p.rng(),
@@ -255,6 +255,7 @@ pub async fn callback<P: PortalPlatform>(
         &app,
         attempt.region,
         &code,
+        attempt.user_id.as_deref(),
     )
     .await
     {

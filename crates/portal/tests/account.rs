@@ -521,3 +521,51 @@ fn the_dashboard_manages_administrations_keys_preferences_and_deletes_the_accoun
     }
     assert_eq!(b.get(&w, "/dashboard").status, 303, "signed out");
 }
+
+#[test]
+fn a_signed_in_customer_adds_another_exact_login_to_the_same_account() {
+    let w = world();
+    let mut b = Browser::default();
+    sign_in(&w, &mut b, "demo", "/connect?region=nl");
+    // Signed in, connect the Belgian site with another Exact login.
+    let start = b.get(&w, "/connect?region=be");
+    let state = query_of(start.header("location").unwrap(), "state");
+    let app = w.cfg.exact.as_ref().unwrap().app_for(Region::Be);
+    let code = exact_sandbox::login::sign_in(&w.p.http, &app, "other", "other", &state).unwrap();
+    let back = b.get(&w, &format!("/callback?code={code}&state={state}"));
+    assert_eq!(back.status, 303, "{}", back.body_text());
+    let users = block_on(
+        w.p.db()
+            .query(Statement::new("SELECT COUNT(*) AS n FROM users", vec![])),
+    )
+    .unwrap();
+    assert_eq!(users[0]["n"], 1, "no second account for the other login");
+    let conns = block_on(w.p.db().query(Statement::new(
+        "SELECT region FROM connections ORDER BY region",
+        vec![],
+    )))
+    .unwrap();
+    let regions: Vec<&str> = conns
+        .iter()
+        .map(|r| r["region"].as_str().unwrap())
+        .collect();
+    assert_eq!(regions, vec!["be", "nl"]);
+    // Signing in again with that login (not signed in) finds the same
+    // account by its Exact user id.
+    let again = sign_in_at(&w, &mut Browser::default(), "other", Region::Be);
+    assert_eq!(again.status, 303);
+    let users = block_on(
+        w.p.db()
+            .query(Statement::new("SELECT COUNT(*) AS n FROM users", vec![])),
+    )
+    .unwrap();
+    assert_eq!(users[0]["n"], 1);
+}
+
+fn sign_in_at(w: &World, b: &mut Browser, username: &str, region: Region) -> WebResponse {
+    let start = b.get(w, &format!("/connect?region={}", region.code()));
+    let state = query_of(start.header("location").unwrap(), "state");
+    let app = w.cfg.exact.as_ref().unwrap().app_for(region);
+    let code = exact_sandbox::login::sign_in(&w.p.http, &app, username, username, &state).unwrap();
+    b.get(w, &format!("/callback?code={code}&state={state}"))
+}
