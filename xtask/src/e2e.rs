@@ -486,6 +486,10 @@ fn public_pages_check(port: u16) -> Result<()> {
                 r.body.contains(&format!("<html lang=\"{}\">", lang.code())),
                 || format!("{path}: {}", r.body),
             )?;
+            expect(
+                r.header("content-type") == Some("text/html; charset=utf-8"),
+                || format!("{path}: {:?}", r.headers),
+            )?;
         }
     }
     let status = http_get(port, "/en/status")?;

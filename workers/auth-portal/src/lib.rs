@@ -199,8 +199,14 @@ fn to_response(web: WebResponse, env: &Env) -> worker::Result<Response> {
     let status = web.status;
     let mut response = Response::from_bytes(web.body)?.with_status(status);
     let headers = response.headers_mut();
+    // `from_bytes` sets `application/octet-stream`: every header replaces
+    // what is there, except cookies, of which there may be several.
     for (name, value) in &web.headers {
-        headers.append(name, value)?;
+        if name.eq_ignore_ascii_case("set-cookie") {
+            headers.append(name, value)?;
+        } else {
+            headers.set(name, value)?;
+        }
     }
     // Deployed hosts are HTTPS only; locally the Workers speak plain HTTP.
     if bindings::var_or(env, bindings::ENVIRONMENT, "local") != "local" {
