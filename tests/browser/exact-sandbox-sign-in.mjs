@@ -30,7 +30,8 @@ export default async function (t) {
     await t.check("the sign-in page shows its login form (axe: report only, not the product)", async () => {
       const reply = await page.goto(authorizeUrl);
       expect(reply?.status() === 200, () => `status ${reply?.status()}`);
-      expect((await page.title()).includes("Inloggen"), async () => `title ${await page.title()}`);
+      const title = await page.title();
+      expect(title.includes("Inloggen"), `title ${JSON.stringify(title)}`);
       for (const field of ["#username", "#password", "#allow", "#deny"]) {
         expect((await page.locate(field).count()) === 1, `no ${field} on the sign-in page`);
       }

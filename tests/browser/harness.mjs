@@ -240,6 +240,9 @@ export class Page {
       await this.raw.screenshot({ path: file, fullPage: true });
       this.owner.screenshots.push(file);
       const result = await this.axe();
+      if (result.length === 0 && a11y === "report") {
+        note(`axe (report only) on ${name} at ${width} ${size.width}px: no violations`);
+      }
       if (result.length > 0) {
         violations.push(...result);
         const summary = summarizeViolations(result).split("\n");

@@ -201,7 +201,10 @@ pub fn setup() -> Result<Tools> {
         done(t, &format!("{want} installed"));
     }
 
-    let t = progress(4, "npm tooling: Node 22, wrangler, esbuild, binaryen, playwright-core, axe-core");
+    let t = progress(
+        4,
+        "npm tooling: Node 22, wrangler, esbuild, binaryen, playwright-core, axe-core",
+    );
     let lock = std::fs::read(root.join("wrangler/package-lock.json"))
         .context("wrangler/package-lock.json is missing")?;
     let stamp_path = root.join(".tools/npm-lock.sha256");
@@ -329,10 +332,8 @@ fn browser_packages() -> Result<String> {
     };
     println!("        apt-get install {}", missing.join(" "));
     run_cmd(&mut apt(&["update", "-q"])).context(instruction.clone())?;
-    run_cmd(
-        apt(&["install", "-y", "-q", "--no-install-recommends"]).args(&missing),
-    )
-    .context(instruction.clone())?;
+    run_cmd(apt(&["install", "-y", "-q", "--no-install-recommends"]).args(&missing))
+        .context(instruction.clone())?;
     if !Path::new(CHROMIUM).exists() {
         bail!("apt-get finished but {CHROMIUM} is still missing: {instruction}");
     }
