@@ -43,6 +43,10 @@ export const CHROMIUM_FLAGS = [
   "--disable-background-networking",
   "--disable-component-update",
   "--disable-sync",
+  // Debian's launcher adds this only when its /dev/shm check works, and that
+  // check misreads machines with two /dev/shm mounts; a small /dev/shm (as in
+  // containers) otherwise crashes the renderer.
+  "--disable-dev-shm-usage",
 ];
 
 export const WIDTHS = {
