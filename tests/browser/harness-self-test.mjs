@@ -17,6 +17,14 @@ const BROKEN = `<!doctype html><html lang="en"><head><meta charset="utf-8"><titl
 const ALT_ONLY = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>No alt</title></head>
 <body><main><h1>An image without alt text</h1><img src="/pixel.svg"></main></body></html>`;
 
+// Served with a CSP like the portal's (no inline script): axe must still
+// run, and the refused inline script must surface as a console error.
+const STRICT_CSP = {
+  body: `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Strict CSP</title></head>
+<body><main><h1>Strict CSP</h1><img src="/pixel.svg"><script>document.title = "ran";</script></main></body></html>`,
+  headers: { "content-security-policy": "default-src 'self'; script-src 'self'; frame-ancestors 'none'" },
+};
+
 const PIXEL = `<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>`;
 
 export default async function (t) {
@@ -25,6 +33,7 @@ export default async function (t) {
     "/broken": BROKEN,
     "/alt-only": ALT_ONLY,
     "/pixel.svg": PIXEL,
+    "/strict-csp": STRICT_CSP,
   });
   t.browser.allow(server.origin);
   const page = await t.browser.newPage();
@@ -74,6 +83,20 @@ export default async function (t) {
         violations.some((v) => v.id === "image-alt"),
         () => `report mode did not return the image-alt violation: ${violations.map((v) => v.id)}`,
       );
+    });
+
+    await t.check("axe runs on a page whose CSP forbids inline script, and the refused script is a console error", async () => {
+      await page.goto(`${server.origin}/strict-csp`);
+      let message = null;
+      try {
+        await page.inspect("strict-csp");
+      } catch (e) {
+        if (!(e instanceof CheckFailure)) throw e;
+        message = e.message;
+      }
+      expect(message !== null, "the strict checks passed a page with a refused inline script");
+      expect(message.includes("image-alt [critical]"), () => `axe did not run under the CSP:\n${message}`);
+      expect(/console error: .*Content Security Policy/.test(message), () => `the CSP refusal was not reported:\n${message}`);
     });
 
     await t.check("a console error during a check fails that check, even without an inspection", async () => {

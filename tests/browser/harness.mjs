@@ -280,7 +280,7 @@ export class Page {
 }
 
 /// A tiny HTTP server on a free loopback port for a scenario's own pages
-/// (`routes`: path → HTML) and for redirect targets; it records every
+/// (`routes`: path → HTML or `{ body, headers }`) and for redirect targets; it records every
 /// request it receives. Its origin must be allowed by the caller.
 export async function localServer(routes = {}) {
   const http = await import("node:http");
@@ -288,14 +288,17 @@ export async function localServer(routes = {}) {
   const server = http.createServer((req, res) => {
     requests.push({ method: req.method, url: req.url });
     const { pathname } = new URL(req.url, "http://127.0.0.1");
-    const html = routes[pathname];
-    if (html === undefined) {
+    const route = routes[pathname];
+    if (route === undefined) {
       res.writeHead(404, { "content-type": "text/plain" });
       res.end("not found");
       return;
     }
-    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
-    res.end(html);
+    // A route is its HTML, or `{ body, headers }` for other headers.
+    const { body, headers = {} } = typeof route === "string" ? { body: route } : route;
+    const type = pathname.endsWith(".svg") ? "image/svg+xml" : "text/html; charset=utf-8";
+    res.writeHead(200, { "content-type": type, ...headers });
+    res.end(body);
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   const origin = `http://127.0.0.1:${server.address().port}`;
