@@ -302,7 +302,15 @@ pub fn setup() -> Result<Tools> {
 /// `apt-get` (as root: CI runs as root on a fresh Debian machine). Returns
 /// what it did; fails with an instruction when it cannot install.
 fn browser_packages() -> Result<String> {
-    let missing: Vec<&str> = BROWSER_PACKAGES
+    let uid = || output_of(Command::new("id").arg("-u")).unwrap_or_default();
+    install_missing(&BROWSER_PACKAGES, uid)
+}
+
+/// Installs those of `packages` (a Debian package and a file it installs)
+/// whose file is missing. `uid` is only asked when something is missing, so
+/// the fast path runs no command at all.
+fn install_missing(packages: &[(&str, &str)], uid: impl FnOnce() -> String) -> Result<String> {
+    let missing: Vec<&str> = packages
         .iter()
         .filter(|(_, file)| !Path::new(file).exists())
         .map(|(package, _)| *package)
@@ -316,8 +324,7 @@ fn browser_packages() -> Result<String> {
          and run `cargo xtask setup` again",
         missing = missing.join(" ")
     );
-    let uid = output_of(Command::new("id").arg("-u")).unwrap_or_default();
-    if uid != "0" {
+    if uid() != "0" {
         bail!("not running as root, so setup cannot install them: {instruction}");
     }
     if output_of(Command::new("apt-get").arg("--version")).is_none() {
@@ -338,4 +345,37 @@ fn browser_packages() -> Result<String> {
         bail!("apt-get finished but {CHROMIUM} is still missing: {instruction}");
     }
     Ok(format!("installed {}", missing.join(" ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn present_browser_packages_need_no_command() {
+        let here = file!();
+        let got = install_missing(&[("xtask-source", "src/tools.rs")], || {
+            panic!("uid asked although nothing is missing ({here})")
+        });
+        assert_eq!(got.unwrap(), "present");
+    }
+
+    #[test]
+    fn without_root_a_missing_package_fails_with_the_command_to_run() {
+        let err = install_missing(
+            &[
+                ("present", "src/tools.rs"),
+                ("no-such-package", "/no/such/file/anywhere"),
+            ],
+            || "1000".into(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not running as root"), "{err}");
+        assert!(
+            err.contains("sudo apt-get install -y --no-install-recommends no-such-package"),
+            "{err}"
+        );
+        assert!(!err.contains("present "), "{err}");
+    }
 }
