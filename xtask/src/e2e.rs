@@ -359,6 +359,11 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
             crate::e2e_mcp::demo_limit_check(mcp.port),
         );
     }
+    if only.is_empty() || only.contains("portal") {
+        for (name, result) in crate::e2e_browser::checks(tools, sandbox) {
+            suite.check(name, result);
+        }
+    }
     if only.is_empty() || only.contains("cron") {
         cron_checks(
             tools,
