@@ -53,3 +53,175 @@ pub fn checks(tools: &Tools, sandbox: &exact_sandbox::Sandbox) -> Vec<(&'static 
         ),
     ]
 }
+
+/// The customer portal in the browser, as one customer's life: sign up
+/// through the sandbox's page and call a tool with the key through the
+/// official Python SDK; the plan's administration limit; rename and revoke
+/// the key (the SDK then gets 401); reconnect after Exact revoked consent;
+/// sign out; delete the account (then no row of the user is left, table by
+/// table).
+pub fn portal_checks(
+    tools: &Tools,
+    state: &std::path::Path,
+    sandbox: &exact_sandbox::Sandbox,
+    portal_port: u16,
+    mcp_port: u16,
+) -> Vec<(&'static str, Result<()>)> {
+    let base = format!("http://127.0.0.1:{portal_port}");
+    let mcp_url = format!("http://127.0.0.1:{mcp_port}/mcp");
+    let key_file = state.join("portal-first-run-key");
+    let scenario = |mode: &str| {
+        run_scenario(
+            tools,
+            "portal.mjs",
+            &[
+                ("base-url", base.as_str()),
+                ("sandbox-url", sandbox.base_url()),
+                ("mode", mode),
+                ("username", "nieuw"),
+                ("out", &key_file.to_string_lossy()),
+            ],
+        )
+    };
+    let sdk = |key: &str| -> Result<i32> {
+        let out = std::process::Command::new(&tools.python)
+            .arg(tools.root.join("tests/sdk/one_call.py"))
+            .arg(&mcp_url)
+            .arg(key)
+            .arg("get_outstanding_invoices")
+            .arg(r#"{"type": "receivable"}"#)
+            .output()?;
+        println!("    sdk: {}", String::from_utf8_lossy(&out.stdout).trim());
+        Ok(out.status.code().unwrap_or(-1))
+    };
+    let mut out = Vec::new();
+    out.push((
+        "portal browser: public pages pass axe at both widths; a new customer signs in with Exact, gets a key once and the official Python SDK answers a tool with it",
+        scenario("first-run").and_then(|()| {
+            let key = std::fs::read_to_string(&key_file)?;
+            let code = sdk(key.trim())?;
+            if code != 0 {
+                bail!("the SDK's tool call with the portal's key failed (exit {code})");
+            }
+            Ok(())
+        }),
+    ));
+    out.push((
+        "portal browser: switching an administration on past the free plan's limit shows why",
+        scenario("limit"),
+    ));
+    out.push((
+        "portal browser: rename and revoke the key (the SDK then gets 401); a cross-site form and a foreign return_to are harmless",
+        scenario("manage").and_then(|()| {
+            let key = std::fs::read_to_string(&key_file)?;
+            let code = sdk(key.trim())?;
+            if code != 2 {
+                bail!("a revoked key was not refused with 401 (SDK exit {code})");
+            }
+            Ok(())
+        }),
+    ));
+    out.push((
+        "portal browser: after Exact revoked consent the dashboard says so and one click reconnects",
+        revoke_consent(state, sandbox).and_then(|()| scenario("reconnect")),
+    ));
+    out.push((
+        "portal browser: signing out ends the session",
+        scenario("signout"),
+    ));
+    out.push((
+        "portal browser: deleting the account leaves no row of the customer in any table",
+        scenario("delete").and_then(|()| nothing_left(state)),
+    ));
+    out
+}
+
+const NEW_CUSTOMER: &str = "sanne@administratiekantoor.example";
+
+/// What the cron does when Exact refuses a connection for good: consent
+/// revoked at the sandbox, the connection `refresh_failed` in D1.
+fn revoke_consent(state: &std::path::Path, sandbox: &exact_sandbox::Sandbox) -> Result<()> {
+    let port: u16 = sandbox
+        .base_url()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    let r = crate::process::http_request(
+        port,
+        "POST",
+        "/__admin/revoke",
+        &[("Content-Type", "application/json")],
+        r#"{"username": "nieuw"}"#,
+    )?;
+    if r.status != 200 {
+        bail!("revoking at the sandbox: {} {}", r.status, r.body);
+    }
+    let db = rusqlite::Connection::open(crate::demo::local_d1_file(state)?)?;
+    let changed = db.execute(
+        "UPDATE connections SET status = 'refresh_failed', retry_count = 0, next_retry_at = NULL,
+            last_error = 'invalid_grant: consent revoked'
+         WHERE user_id = (SELECT id FROM users WHERE email = ?1)",
+        [NEW_CUSTOMER],
+    )?;
+    if changed != 1 {
+        bail!("expected one connection of the new customer, changed {changed}");
+    }
+    Ok(())
+}
+
+/// After deletion: no row of the customer anywhere, table by table.
+fn nothing_left(state: &std::path::Path) -> Result<()> {
+    let db = rusqlite::Connection::open(crate::demo::local_d1_file(state)?)?;
+    let users: i64 = db.query_row(
+        "SELECT COUNT(*) FROM users WHERE email = ?1",
+        [NEW_CUSTOMER],
+        |r| r.get(0),
+    )?;
+    if users != 0 {
+        bail!("the user row is still there");
+    }
+    // Rows that point at no user any more would be the customer's
+    // leftovers: every user-owned table, checked for orphans.
+    for (table, column) in [
+        ("connections", "user_id"),
+        ("api_keys", "user_id"),
+        ("sessions", "user_id"),
+        ("login_states", "user_id"),
+        ("usage_counters", "user_id"),
+        ("api_usage", "user_id"),
+        ("usage_rollups", "user_id"),
+        ("email_queue", "user_id"),
+        ("tos_acceptances", "user_id"),
+        ("oauth_auth_codes", "user_id"),
+        ("oauth_tokens", "user_id"),
+    ] {
+        let orphans: i64 = db.query_row(
+            &format!(
+                "SELECT COUNT(*) FROM {table} WHERE {column} IS NOT NULL AND {column} NOT IN (SELECT id FROM users)"
+            ),
+            [],
+            |r| r.get(0),
+        )?;
+        if orphans != 0 {
+            bail!("{orphans} row(s) of a deleted user left in {table}");
+        }
+    }
+    let administrations: i64 = db.query_row(
+        "SELECT COUNT(*) FROM administrations WHERE connection_id NOT IN (SELECT id FROM connections)",
+        [],
+        |r| r.get(0),
+    )?;
+    if administrations != 0 {
+        bail!("{administrations} administration(s) left without a connection");
+    }
+    let audit: i64 = db.query_row(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'account_deleted' AND actor_email IS NULL",
+        [],
+        |r| r.get(0),
+    )?;
+    if audit != 1 {
+        bail!("expected one anonymous audit line of the deletion, found {audit}");
+    }
+    Ok(())
+}
