@@ -117,7 +117,7 @@ pub async fn connect<P: PortalPlatform>(
             return_to,
         };
         return match page.render() {
-            Ok(html) => WebResponse::html(200, html),
+            Ok(html) => WebResponse::html(200, html).allow_form_targets(&exact_origins(cfg)),
             Err(_) => unavailable(),
         };
     };
@@ -158,6 +158,22 @@ pub async fn connect<P: PortalPlatform>(
             login_states::LIFETIME.num_seconds(),
         ),
     )
+}
+
+/// The Exact sites the region choice may send the browser to.
+fn exact_origins(cfg: &PortalConfig) -> Vec<String> {
+    let origin = |url: &str| url.split('/').take(3).collect::<Vec<_>>().join("/");
+    match cfg
+        .exact
+        .as_ref()
+        .and_then(|e| e.base_url_override.as_deref())
+    {
+        Some(one) => vec![origin(one)],
+        None => Region::ALL
+            .into_iter()
+            .map(|r| origin(r.default_base_url()))
+            .collect(),
+    }
 }
 
 /// The signed-in session of a request, if any.
@@ -378,7 +394,11 @@ pub async fn require_user<P: PortalPlatform>(
     let session = match current_session(req, p).await {
         Ok(Some(s)) => s,
         Ok(None) => {
-            let back = if req.query.is_empty() {
+            // After signing in the browser GETs this; a form's target is no
+            // page, so a POST returns to the dashboard.
+            let back = if req.method != "GET" {
+                "/dashboard".to_owned()
+            } else if req.query.is_empty() {
                 req.path.clone()
             } else {
                 format!("{}?{}", req.path, req.query)

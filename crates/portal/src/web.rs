@@ -145,6 +145,19 @@ impl WebResponse {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Lets this page's forms lead to `origins` too: a form whose answer
+    /// redirects elsewhere (the region choice, which sends the browser on
+    /// to Exact) is held to `form-action` all the way.
+    pub fn allow_form_targets(mut self, origins: &[String]) -> Self {
+        let extra: String = origins.iter().map(|o| format!(" {o}")).collect();
+        for (name, value) in &mut self.headers {
+            if name.eq_ignore_ascii_case("content-security-policy") {
+                *value = value.replace("form-action 'self'", &format!("form-action 'self'{extra}"));
+            }
+        }
+        self
+    }
+
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.into(), value.into()));
         self

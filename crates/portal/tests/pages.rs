@@ -248,3 +248,36 @@ fn sign_ins_callbacks_and_new_keys_count_against_the_address_budget() {
     assert!(!limited("GET", "/"));
     assert!(!limited("GET", "/dashboard"));
 }
+
+#[test]
+fn the_region_choice_may_send_its_form_on_to_exact_and_nowhere_else() {
+    let mut cfg = config();
+    cfg.exact = Some(boekhouding_core::access::ExactSettings {
+        keyring: boekhouding_core::crypto::TokenKeyring::from_config(
+            "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+        )
+        .unwrap(),
+        client_id: "c".into(),
+        client_secret: boekhouding_core::crypto::Secret::new("s"),
+        redirect_uri: "https://portal.example.nl/callback".into(),
+        base_url_override: None,
+    });
+    let r = block_on(handle(
+        &WebRequest::get("/connect"),
+        &cfg,
+        &public(Script::default()),
+    ));
+    let csp = r.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("form-action 'self' https://start.exactonline.nl"),
+        "{csp}"
+    );
+    assert!(csp.contains("https://start.exactonline.be"), "{csp}");
+    // Every other page keeps forms on this site.
+    assert!(
+        get("/")
+            .header("content-security-policy")
+            .unwrap()
+            .contains("form-action 'self';")
+    );
+}
