@@ -10,6 +10,8 @@
 //   --mode        first-run | manage | limit | reconnect | delete
 //   --username    the sandbox login (and password)
 //   --out         where first-run writes the key it was shown
+//   --d1          the local D1 file (reconnect breaks the connection there)
+//   --email       the customer's e-mail address at Exact
 import { writeFileSync } from "node:fs";
 
 import { cleanPage, expect, localServer, note } from "./harness.mjs";
@@ -167,6 +169,25 @@ export default async function (t) {
   if (mode === "reconnect") {
     await t.check("a connection whose consent was revoked says so and reconnects in one click", async () => {
       await signIn(page, base, username);
+      // What the token cron records when Exact says the consent is gone:
+      // revoked at the (sandbox's) Exact, `refresh_failed` in D1.
+      const revoked = await fetch(`${t.args["sandbox-url"]}/__admin/revoke`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ username }),
+      });
+      expect(revoked.ok, `revoking at the sandbox: ${revoked.status}`);
+      const { DatabaseSync } = await import("node:sqlite");
+      const db = new DatabaseSync(t.args.d1);
+      const changed = db
+        .prepare(
+          `UPDATE connections SET status = 'refresh_failed', retry_count = 0, next_retry_at = NULL,
+             last_error = 'invalid_grant: consent revoked'
+           WHERE user_id = (SELECT id FROM users WHERE email = ?)`,
+        )
+        .run(t.args.email).changes;
+      db.close();
+      expect(changed === 1, `changed ${changed} connections`);
       await page.goto(`${base}/dashboard`);
       expect((await page.text("main")).includes("verlopen"), "the broken connection is not shown");
       await page.inspect("dashboard-reconnect");

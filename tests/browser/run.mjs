@@ -40,7 +40,9 @@ async function main() {
     process.exit(2);
   }
   const scenario = await import(pathToFileURL(path.resolve(file)).href);
-  const name = scenario.name ?? path.basename(file, ".mjs");
+  // `--scenario-name` keeps the screenshots of one scenario file run in
+  // several modes apart (each run starts its folder afresh).
+  const name = args["scenario-name"] ?? scenario.name ?? path.basename(file, ".mjs");
   const started = Date.now();
   let passed = 0;
   let failed = 0;

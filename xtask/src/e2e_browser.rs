@@ -70,15 +70,22 @@ pub fn portal_checks(
     let base = format!("http://127.0.0.1:{portal_port}");
     let mcp_url = format!("http://127.0.0.1:{mcp_port}/mcp");
     let key_file = state.join("portal-first-run-key");
+    let d1 = crate::demo::local_d1_file(state)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let scenario = |mode: &str| {
+        let folder = format!("portal-{mode}");
         run_scenario(
             tools,
             "portal.mjs",
             &[
+                ("scenario-name", folder.as_str()),
                 ("base-url", base.as_str()),
                 ("sandbox-url", sandbox.base_url()),
                 ("mode", mode),
                 ("username", "nieuw"),
+                ("email", NEW_CUSTOMER),
+                ("d1", &d1),
                 ("out", &key_file.to_string_lossy()),
             ],
         )
@@ -123,7 +130,7 @@ pub fn portal_checks(
     ));
     out.push((
         "portal browser: after Exact revoked consent the dashboard says so and one click reconnects",
-        revoke_consent(state, sandbox).and_then(|()| scenario("reconnect")),
+        scenario("reconnect"),
     ));
     out.push((
         "portal browser: signing out ends the session",
@@ -137,38 +144,6 @@ pub fn portal_checks(
 }
 
 const NEW_CUSTOMER: &str = "sanne@administratiekantoor.example";
-
-/// What the cron does when Exact refuses a connection for good: consent
-/// revoked at the sandbox, the connection `refresh_failed` in D1.
-fn revoke_consent(state: &std::path::Path, sandbox: &exact_sandbox::Sandbox) -> Result<()> {
-    let port: u16 = sandbox
-        .base_url()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    let r = crate::process::http_request(
-        port,
-        "POST",
-        "/__admin/revoke",
-        &[("Content-Type", "application/json")],
-        r#"{"username": "nieuw"}"#,
-    )?;
-    if r.status != 200 {
-        bail!("revoking at the sandbox: {} {}", r.status, r.body);
-    }
-    let db = rusqlite::Connection::open(crate::demo::local_d1_file(state)?)?;
-    let changed = db.execute(
-        "UPDATE connections SET status = 'refresh_failed', retry_count = 0, next_retry_at = NULL,
-            last_error = 'invalid_grant: consent revoked'
-         WHERE user_id = (SELECT id FROM users WHERE email = ?1)",
-        [NEW_CUSTOMER],
-    )?;
-    if changed != 1 {
-        bail!("expected one connection of the new customer, changed {changed}");
-    }
-    Ok(())
-}
 
 /// After deletion: no row of the customer anywhere, table by table.
 fn nothing_left(state: &std::path::Path) -> Result<()> {
