@@ -60,8 +60,22 @@ pub fn local_secrets(
             k
         }
     };
-    let mut vars =
-        format!("TOKEN_ENCRYPTION_KEY={token_key}\nEXACT_CLIENT_SECRET={exact_client_secret}\n");
+    let portal_file = state.join("portal-secret");
+    let portal_secret = match std::fs::read_to_string(&portal_file) {
+        Ok(k) => k.trim().to_owned(),
+        Err(_) => {
+            let mut raw = [0u8; CREDENTIAL_BYTES];
+            OsRandom
+                .fill(&mut raw)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let k = hex::encode(raw);
+            std::fs::write(&portal_file, &k)?;
+            k
+        }
+    };
+    let mut vars = format!(
+        "TOKEN_ENCRYPTION_KEY={token_key}\nEXACT_CLIENT_SECRET={exact_client_secret}\nPORTAL_SECRET={portal_secret}\n"
+    );
     if let Some(k) = mail_api_key {
         vars.push_str(&format!("MAIL_API_KEY={k}\n"));
     }

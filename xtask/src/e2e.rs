@@ -146,10 +146,21 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
 
     // A local Exact (the sandbox) and an account connected to it through
     // the real OAuth flow, written into the local D1 by core's onboarding.
+    // Ports first: Exact must send the browser back to the portal's own.
+    let ports = WORKERS
+        .iter()
+        .map(|_| free_port())
+        .collect::<Result<Vec<u16>>>()?;
+    let portal_port = WORKERS
+        .iter()
+        .position(|w| w.name == "auth-portal")
+        .and_then(|i| ports.get(i))
+        .copied()
+        .unwrap_or(8788);
     let exact = crate::demo::LocalExact::start(
         &state,
         exact_sandbox::SandboxConfig::default(),
-        "http://127.0.0.1:8788/connect/callback".into(),
+        format!("http://127.0.0.1:{portal_port}/callback"),
         boekhouding_core::plan::Plan::Pro,
         None,
     )?;
@@ -175,15 +186,16 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
     // One at a time: three workerd processes opening the same state
     // directory at once can fail with SQLITE_BUSY.
     let t = Instant::now();
+    let portal_vars = portal_vars(&ports);
+    exact_vars.extend(portal_vars.iter().map(|(k, v)| (*k, v.as_str())));
     let mut servers = Vec::new();
-    for w in WORKERS {
-        let port = free_port()?;
+    for (w, port) in WORKERS.iter().zip(&ports) {
         servers.push(DevServer::start_ready(
             tools,
             w.name,
             &w.config(&root),
             &state,
-            port,
+            *port,
             &DevOptions {
                 vars: &exact_vars,
                 env_file: Some(&exact.secrets.env_file),
@@ -215,6 +227,21 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
             ),
             check_health(s, migrations, &commit),
         );
+        if s.name == "auth-portal" {
+            suite.check(
+                "auth-portal unknown route answers a 404 page",
+                (|| {
+                    let r = http_get(s.port, "/no/such/route")?;
+                    expect(r.status == 404, || format!("status {}", r.status))?;
+                    expect(
+                        r.header("content-type")
+                            .is_some_and(|c| c.starts_with("text/html")),
+                        || format!("{:?}", r.headers),
+                    )
+                })(),
+            );
+            continue;
+        }
         suite.check(
             &format!("{} unknown route answers 404 JSON", s.name),
             (|| {
@@ -222,6 +249,12 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
                 expect(r.status == 404, || format!("status {}", r.status))?;
                 expect(r.json()?["error"] == "not_found", || r.body.clone())
             })(),
+        );
+    }
+    if let Some(portal) = servers.iter().find(|s| s.name == "auth-portal") {
+        suite.check(
+            "auth-portal: every public page in both languages, with its CSP; /status sees the three Workers working",
+            public_pages_check(portal.port),
         );
     }
     suite.check(
@@ -325,6 +358,19 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
             "mcp demo: one address gets a bounded number of demo requests a minute, then 429 with Retry-After",
             crate::e2e_mcp::demo_limit_check(mcp.port),
         );
+    }
+    if only.is_empty() || only.contains("portal") {
+        for (name, result) in crate::e2e_browser::checks(tools, sandbox) {
+            suite.check(name, result);
+        }
+        let port_of = |name: &str| servers.iter().find(|s| s.name == name).map(|s| s.port);
+        if let (Some(portal), Some(mcp)) = (port_of("auth-portal"), port_of("mcp-server")) {
+            for (name, result) in
+                crate::e2e_browser::portal_checks(tools, &state, sandbox, portal, mcp)
+            {
+                suite.check(name, result);
+            }
+        }
     }
     if only.is_empty() || only.contains("cron") {
         cron_checks(
@@ -435,6 +481,59 @@ fn cron_checks(
     );
 }
 
+/// Every public page of the portal over HTTP in workerd.
+fn public_pages_check(port: u16) -> Result<()> {
+    use boekhouding_portal::i18n::{Lang, Page};
+    for page in Page::ALL {
+        for lang in [Lang::Nl, Lang::En] {
+            let path = page.path(lang);
+            let r = http_get(port, path)?;
+            expect(r.status == 200, || format!("{path}: {}", r.status))?;
+            expect(
+                r.header("content-security-policy").is_some_and(|c| {
+                    c.contains("default-src 'none'") && !c.contains("unsafe-inline")
+                }),
+                || format!("{path}: {:?}", r.headers),
+            )?;
+            expect(
+                r.body.contains(&format!("<html lang=\"{}\">", lang.code())),
+                || format!("{path}: {}", r.body),
+            )?;
+            expect(
+                r.header("content-type") == Some("text/html; charset=utf-8"),
+                || format!("{path}: {:?}", r.headers),
+            )?;
+        }
+    }
+    let status = http_get(port, "/en/status")?;
+    expect(
+        status.body.matches("class=\"ok\"").count() == 3 && status.header("x-status").is_none(),
+        || format!("status page: {}", status.body),
+    )?;
+    let css = http_get(port, "/static/site.css")?;
+    expect(css.status == 200, || format!("css: {}", css.status))
+}
+
+/// What the portal needs to know of the other Workers when they run on
+/// `ports` (in `WORKERS` order): the MCP origin for set-up snippets and
+/// each Worker's `/health` for the status page.
+fn portal_vars(ports: &[u16]) -> Vec<(&'static str, String)> {
+    let url = |name: &str| {
+        WORKERS
+            .iter()
+            .position(|w| w.name == name)
+            .and_then(|i| ports.get(i))
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .unwrap_or_default()
+    };
+    let health = WORKERS
+        .iter()
+        .map(|w| format!("{}={}/health", w.name, url(w.name)))
+        .collect::<Vec<_>>()
+        .join(",");
+    vec![("MCP_URL", url("mcp-server")), ("HEALTH_URLS", health)]
+}
+
 pub fn dev(opts: &Options) -> Result<()> {
     let tools = tools::setup()?;
     let root = project_root();
@@ -484,7 +583,7 @@ pub fn dev(opts: &Options) -> Result<()> {
                     bind: format!("127.0.0.1:{}", opts.sandbox_port.unwrap_or(9700)),
                     ..exact_sandbox::SandboxConfig::default()
                 },
-                format!("http://127.0.0.1:{}/connect/callback", base + 1),
+                format!("http://127.0.0.1:{}/callback", base + 1),
                 boekhouding_core::plan::Plan::Pro,
                 Some(&state.join("api-key")),
             )?;
@@ -503,6 +602,12 @@ pub fn dev(opts: &Options) -> Result<()> {
             out
         }
     };
+    let ports: Vec<u16> = (0..WORKERS.len()).map(|i| base + i as u16).collect();
+    vars.extend(
+        portal_vars(&ports)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v)),
+    );
     let var_refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut servers = Vec::new();
     for (i, w) in WORKERS.iter().enumerate() {
@@ -550,23 +655,29 @@ pub fn dev(opts: &Options) -> Result<()> {
     );
     println!("MCP endpoint: {mcp_url}");
     println!("API key:      {key}");
+    println!(
+        "Portal:       http://127.0.0.1:{}/  (sign in with Exact: the sandbox login `other`/`other` starts as a new customer; `demo`/`demo` is the user above)",
+        base + 1
+    );
     let demo_keys: Vec<&str> = exact_sandbox::demo::KEYS.iter().map(|(k, _)| *k).collect();
     println!(
         "Demo keys (books generated in the Worker, no Exact, not metered): {}",
         demo_keys.join(", ")
     );
-    println!(
-        "\nClaude Code:\n  claude mcp add --transport http boekhouding {mcp_url} --header \"Authorization: Bearer {key}\""
-    );
-    println!(
-        "\nClaude Desktop (claude_desktop_config.json):\n  {{\"mcpServers\": {{\"boekhouding\": {{\"command\": \"npx\", \"args\": [\"mcp-remote\", \"{mcp_url}\", \"--header\", \"Authorization: Bearer {key}\"]}}}}}}"
-    );
-    println!(
-        "\nCursor (~/.cursor/mcp.json):\n  {{\"mcpServers\": {{\"boekhouding\": {{\"url\": \"{mcp_url}\", \"headers\": {{\"Authorization\": \"Bearer {key}\"}}}}}}}}"
-    );
-    println!(
-        "\nVS Code (.vscode/mcp.json):\n  {{\"servers\": {{\"boekhouding\": {{\"type\": \"http\", \"url\": \"{mcp_url}\", \"headers\": {{\"Authorization\": \"Bearer {key}\"}}}}}}}}"
-    );
+    for snippet in boekhouding_core::setup::snippets(&mcp_url, key) {
+        let place = match snippet.place {
+            boekhouding_core::setup::Place::Terminal => String::new(),
+            boekhouding_core::setup::Place::ConfigFile(path) => format!(" ({path})"),
+            boekhouding_core::setup::Place::ConnectorUrl => {
+                " (connector URL; signs in with OAuth)".into()
+            }
+        };
+        println!(
+            "\n{}{place}:\n  {}",
+            snippet.assistant.name(),
+            snippet.text.replace('\n', "\n  ")
+        );
+    }
     println!("\nPress Ctrl-C to stop everything.");
     loop {
         std::thread::sleep(Duration::from_millis(500));

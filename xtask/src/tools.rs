@@ -8,10 +8,14 @@
 //! | worker-build | the `worker` version in `Cargo.lock` | `.tools/cargo/bin` |
 //! | Node 22, wrangler, esbuild, binaryen (wasm-opt) | `wrangler/package-lock.json` | `wrangler/node_modules` |
 //! | Python MCP SDK (end-to-end client) | `tests/sdk/requirements.lock` | `.tools/py` |
+//! | playwright-core, axe-core (browser tests) | `wrangler/package-lock.json` | `wrangler/node_modules` |
+//! | Chromium and fonts (browser tests) | Debian's packages | `/usr/bin/chromium` (apt-get, as root) |
 //!
 //! worker-build would download wasm-bindgen, wasm-opt and esbuild from the
 //! internet; `WASM_BINDGEN_BIN`, `WASM_OPT_BIN` and `ESBUILD_BIN` point it
 //! at these instead, so nothing is fetched outside the package registries.
+//! For the same reason the browser tests drive Debian's `chromium` package
+//! rather than a browser that playwright would download from its own CDN.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -107,8 +111,27 @@ fn output_of(cmd: &mut Command) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
+/// How many steps `setup` prints.
+const STEPS: usize = 7;
+
+/// Where Debian's `chromium` package puts the browser the browser tests drive.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The Debian packages of the browser tests, and one file of each whose
+/// presence says the package is installed (a file check is instant; asking
+/// dpkg is not needed on the fast path).
+const BROWSER_PACKAGES: [(&str, &str); 2] = [
+    ("chromium", CHROMIUM),
+    // Without a font package, headless Chromium renders text as boxes in
+    // screenshots on a minimal Debian.
+    (
+        "fonts-dejavu-core",
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    ),
+];
+
 fn progress(n: usize, what: &str) -> Instant {
-    println!("setup [{n}/6] {what}");
+    println!("setup [{n}/{STEPS}] {what}");
     Instant::now()
 }
 
@@ -178,7 +201,10 @@ pub fn setup() -> Result<Tools> {
         done(t, &format!("{want} installed"));
     }
 
-    let t = progress(4, "npm tooling: Node 22, wrangler, esbuild, binaryen");
+    let t = progress(
+        4,
+        "npm tooling: Node 22, wrangler, esbuild, binaryen, playwright-core, axe-core",
+    );
     let lock = std::fs::read(root.join("wrangler/package-lock.json"))
         .context("wrangler/package-lock.json is missing")?;
     let stamp_path = root.join(".tools/npm-lock.sha256");
@@ -261,6 +287,95 @@ pub fn setup() -> Result<Tools> {
         std::fs::write(&stamp_path, &want)?;
         done(t, "installed");
     }
+    let t = progress(7, "browser for the browser tests (Debian chromium, fonts)");
+    match browser_packages() {
+        Ok(what) => done(t, &what),
+        // Only the browser tests need it: the rest of the set-up stays
+        // usable, and the browser group fails later with this same reason.
+        Err(e) => println!("        NOT INSTALLED: {e:#}"),
+    }
     println!("setup complete in {:.1?}", started.elapsed());
     Ok(tools)
+}
+
+/// Installs the browser tests' Debian packages that are missing, with
+/// `apt-get` (as root: CI runs as root on a fresh Debian machine). Returns
+/// what it did; fails with an instruction when it cannot install.
+fn browser_packages() -> Result<String> {
+    let uid = || output_of(Command::new("id").arg("-u")).unwrap_or_default();
+    install_missing(&BROWSER_PACKAGES, uid)
+}
+
+/// Installs those of `packages` (a Debian package and a file it installs)
+/// whose file is missing. `uid` is only asked when something is missing, so
+/// the fast path runs no command at all.
+fn install_missing(packages: &[(&str, &str)], uid: impl FnOnce() -> String) -> Result<String> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .filter(|(_, file)| !Path::new(file).exists())
+        .map(|(package, _)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok("present".into());
+    }
+    let instruction = format!(
+        "the browser tests need the Debian packages {missing}; install them with \
+         `sudo apt-get update && sudo apt-get install -y --no-install-recommends {missing}` \
+         and run `cargo xtask setup` again",
+        missing = missing.join(" ")
+    );
+    if uid() != "0" {
+        bail!("not running as root, so setup cannot install them: {instruction}");
+    }
+    if output_of(Command::new("apt-get").arg("--version")).is_none() {
+        bail!("apt-get is not available: {instruction}");
+    }
+    let apt = |args: &[&str]| {
+        let mut cmd = Command::new("apt-get");
+        cmd.args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(std::process::Stdio::null());
+        cmd
+    };
+    println!("        apt-get install {}", missing.join(" "));
+    run_cmd(&mut apt(&["update", "-q"])).context(instruction.clone())?;
+    run_cmd(apt(&["install", "-y", "-q", "--no-install-recommends"]).args(&missing))
+        .context(instruction.clone())?;
+    if !Path::new(CHROMIUM).exists() {
+        bail!("apt-get finished but {CHROMIUM} is still missing: {instruction}");
+    }
+    Ok(format!("installed {}", missing.join(" ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn present_browser_packages_need_no_command() {
+        let here = file!();
+        let got = install_missing(&[("xtask-source", "src/tools.rs")], || {
+            panic!("uid asked although nothing is missing ({here})")
+        });
+        assert_eq!(got.unwrap(), "present");
+    }
+
+    #[test]
+    fn without_root_a_missing_package_fails_with_the_command_to_run() {
+        let err = install_missing(
+            &[
+                ("present", "src/tools.rs"),
+                ("no-such-package", "/no/such/file/anywhere"),
+            ],
+            || "1000".into(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not running as root"), "{err}");
+        assert!(
+            err.contains("sudo apt-get install -y --no-install-recommends no-such-package"),
+            "{err}"
+        );
+        assert!(!err.contains("present "), "{err}");
+    }
 }

@@ -5,6 +5,7 @@
 //! bindings and tests implement natively. See `docs/ARCHITECTURE.md`.
 
 pub mod access;
+pub mod account;
 pub mod cron;
 pub mod crypto;
 pub mod csrf;
@@ -15,6 +16,7 @@ pub mod onboarding;
 pub mod plan;
 pub mod ports;
 pub mod region;
+pub mod setup;
 pub mod storage;
 
 #[cfg(any(test, feature = "testing"))]

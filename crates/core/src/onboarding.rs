@@ -25,6 +25,9 @@ pub enum ConnectError {
     Exact(#[from] ExactError),
     #[error("Exact did not report an e-mail address for this user")]
     NoEmail,
+    /// The signed-in account vanished while the user was at Exact.
+    #[error("the account this connection was for no longer exists")]
+    NoSuchUser,
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("tokens could not be sealed")]
@@ -56,7 +59,8 @@ struct DivisionRow {
     status: Option<i64>,
 }
 
-/// Completes the Exact OAuth callback for `region`.
+/// Completes the Exact OAuth callback for `region` of someone not signed
+/// in (see [`complete_for`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn complete<D: SqlExecutor, H: HttpTransport, R: Randomness, C: Clock>(
     db: &D,
@@ -67,6 +71,27 @@ pub async fn complete<D: SqlExecutor, H: HttpTransport, R: Randomness, C: Clock>
     app: &ExactApp,
     region: Region,
     code: &str,
+) -> Result<Connected, ConnectError> {
+    complete_for(db, http, rng, clock, keyring, app, region, code, None).await
+}
+
+/// Completes the Exact OAuth callback for `region`. Whose connection it
+/// becomes: the signed-in `owner`'s when there is one (adding another
+/// Exact site to an account); else the user who already has this Exact
+/// login at this site (so a changed e-mail address at Exact does not make
+/// a second account); else the user with Exact's e-mail address, created
+/// if new.
+#[allow(clippy::too_many_arguments)]
+pub async fn complete_for<D: SqlExecutor, H: HttpTransport, R: Randomness, C: Clock>(
+    db: &D,
+    http: &H,
+    rng: &R,
+    clock: &C,
+    keyring: &TokenKeyring,
+    app: &ExactApp,
+    region: Region,
+    code: &str,
+    owner: Option<&str>,
 ) -> Result<Connected, ConnectError> {
     let now: DateTime<Utc> = clock.now();
     let tokens = oauth::exchange_code(http, app, code, now).await?;
@@ -95,7 +120,18 @@ pub async fn complete<D: SqlExecutor, H: HttpTransport, R: Randomness, C: Clock>
                 .unwrap_or_else(|| format!("Administratie {}", r.code)),
         })
         .collect();
-    let user = users::upsert_by_email(db, rng, &email, me.full_name.as_deref(), now).await?;
+    let known = match owner {
+        Some(id) => Some(id.to_owned()),
+        None => connections::find_by_exact_user(db, region, &me.user_id)
+            .await?
+            .map(|c| c.user_id),
+    };
+    let user = match known {
+        Some(id) => users::find_by_id(db, &id)
+            .await?
+            .ok_or(ConnectError::NoSuchUser)?,
+        None => users::upsert_by_email(db, rng, &email, me.full_name.as_deref(), now).await?,
+    };
     let identity = ExactIdentity {
         exact_user_id: Some(me.user_id.clone()),
         exact_user_name: me.full_name.clone(),

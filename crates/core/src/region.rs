@@ -43,6 +43,19 @@ impl Region {
         }
     }
 
+    /// The Exact Online site as customers know it.
+    pub const fn site_name(self) -> &'static str {
+        match self {
+            Region::Nl => "Nederland (exactonline.nl)",
+            Region::Be => "België (exactonline.be)",
+            Region::De => "Deutschland (exactonline.de)",
+            Region::Uk => "United Kingdom (exactonline.co.uk)",
+            Region::Us => "United States (exactonline.com)",
+            Region::Es => "España (exactonline.es)",
+            Region::Fr => "France (exactonline.fr)",
+        }
+    }
+
     /// The production Exact Online base URL of the region. Deployments may
     /// override it (the sandbox in development); this is only the default.
     pub const fn default_base_url(self) -> &'static str {

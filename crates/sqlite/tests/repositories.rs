@@ -879,3 +879,280 @@ fn sessions_slide_and_end_when_revoked() {
     block_on(sessions::revoke(&f.db, &s.token_hash)).unwrap();
     assert!(found(now()).is_none(), "signed out");
 }
+
+#[test]
+fn deleting_an_account_leaves_nothing_of_the_user_but_an_anonymous_audit_line() {
+    let f = fixture();
+    let user = f.user("weg@x.nl");
+    let keep = f.user("blijft@x.nl");
+    for u in [&user, &keep] {
+        let conn = f.connection(u);
+        block_on(administrations::sync_for_connection(
+            &f.db,
+            &f.rng,
+            &conn.id,
+            Plan::Pro,
+            &[DivisionInfo {
+                code: 7,
+                name: "Zeven".into(),
+            }],
+            None,
+            now(),
+        ))
+        .unwrap();
+        block_on(api_keys::create(
+            &f.db,
+            &f.rng,
+            &u.id,
+            Plan::Pro,
+            "k",
+            now(),
+        ))
+        .unwrap();
+        block_on(boekhouding_core::storage::sessions::create(
+            &f.db,
+            &f.rng,
+            &u.id,
+            None,
+            now(),
+        ))
+        .unwrap();
+        block_on(boekhouding_core::storage::login_states::begin(
+            &f.db,
+            &f.rng,
+            Region::Nl,
+            None,
+            Some(&u.id),
+            now(),
+        ))
+        .unwrap();
+    }
+    block_on(f.db.batch(boekhouding_core::account::delete_statements(
+        &user.id,
+        now(),
+    )))
+    .unwrap();
+    for table in [
+        "users WHERE id = ?1",
+        "connections WHERE user_id = ?1",
+        "administrations WHERE connection_id IN (SELECT id FROM connections WHERE user_id = ?1)",
+        "api_keys WHERE user_id = ?1",
+        "sessions WHERE user_id = ?1",
+        "login_states WHERE user_id = ?1",
+        "usage_counters WHERE user_id = ?1",
+        "api_usage WHERE user_id = ?1",
+        "email_queue WHERE user_id = ?1",
+    ] {
+        let n: i64 =
+            f.db.raw()
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [&user.id], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+        assert_eq!(n, 0, "{table}");
+    }
+    assert_eq!(f.count("SELECT COUNT(*) FROM users"), 1, "the other stays");
+    assert_eq!(f.count("SELECT COUNT(*) FROM connections"), 1);
+    assert_eq!(f.count("SELECT COUNT(*) FROM administrations"), 1);
+    let audit: (String, String, Option<String>) =
+        f.db.raw()
+            .query_row(
+                "SELECT action, resource_id, actor_email FROM audit_log",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+    assert_eq!(audit.0, "account_deleted");
+    assert_eq!(audit.1, boekhouding_core::account::audit_subject(&user.id));
+    assert!(
+        !audit.1.contains(&user.id) && audit.2.is_none(),
+        "no personal data"
+    );
+}
+
+#[test]
+fn defaults_renames_preferences_and_the_month_of_usage() {
+    let f = fixture();
+    let user = f.user("a@x.nl");
+    let conn = f.connection(&user);
+    let admins = block_on(administrations::sync_for_connection(
+        &f.db,
+        &f.rng,
+        &conn.id,
+        Plan::Pro,
+        &[
+            DivisionInfo {
+                code: 1,
+                name: "Een".into(),
+            },
+            DivisionInfo {
+                code: 2,
+                name: "Twee".into(),
+            },
+        ],
+        Some(1),
+        now(),
+    ))
+    .unwrap();
+    let two = admins.iter().find(|a| a.division_code == 2).unwrap();
+    assert!(
+        block_on(administrations::set_default(
+            &f.db,
+            &user.id,
+            &two.id,
+            now()
+        ))
+        .unwrap()
+    );
+    let defaults: Vec<i64> = block_on(administrations::all_for_user(&f.db, &user.id))
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.is_default)
+        .map(|a| a.division_code)
+        .collect();
+    assert_eq!(defaults, vec![2]);
+    let stranger = f.user("b@x.nl");
+    assert!(
+        !block_on(administrations::set_default(
+            &f.db,
+            &stranger.id,
+            &two.id,
+            now()
+        ))
+        .unwrap()
+    );
+
+    let key = block_on(api_keys::create(
+        &f.db,
+        &f.rng,
+        &user.id,
+        Plan::Pro,
+        "oud",
+        now(),
+    ))
+    .unwrap();
+    assert!(block_on(api_keys::rename(&f.db, &user.id, &key.record.id, " nieuw ")).unwrap());
+    assert!(!block_on(api_keys::rename(&f.db, &stranger.id, &key.record.id, "x")).unwrap());
+    assert!(block_on(api_keys::rename(&f.db, &user.id, &key.record.id, "")).is_err());
+
+    let prefs = users::Preferences {
+        english: true,
+        usage_warnings: false,
+        product_updates: true,
+    };
+    assert!(block_on(users::set_preferences(&f.db, &user.id, prefs, now())).unwrap());
+    assert_eq!(
+        block_on(users::preferences(&f.db, &user.id)).unwrap(),
+        Some(prefs)
+    );
+
+    for (at, tool) in [
+        (0, "get_profit_loss"),
+        (86_400, "get_profit_loss"),
+        (86_400, "list_divisions"),
+    ] {
+        block_on(usage::record_call(
+            &f.db,
+            &CallRecord {
+                user_id: user.id.clone(),
+                auth: AuthKind::ApiKey {
+                    key_id: key.record.id.clone(),
+                },
+                tool: tool.into(),
+                division_code: Some(1),
+                outcome: Outcome::Ok,
+                latency_ms: 12,
+                exact_calls: 1,
+                request_id: None,
+                client_name: Some("claude-code".into()),
+                at: now() + Duration::seconds(at),
+            },
+        ))
+        .unwrap();
+    }
+    let month = block_on(usage::month_usage(&f.db, &user.id, UsageMonth::of(now()))).unwrap();
+    assert_eq!(
+        month.per_day,
+        vec![("2026-11-23".to_owned(), 1), ("2026-11-24".to_owned(), 2)]
+    );
+    assert_eq!(month.per_tool[0], ("get_profit_loss".to_owned(), 2));
+    let recent = block_on(usage::recent_calls(&f.db, &user.id, 20)).unwrap();
+    assert_eq!(recent.len(), 3);
+    assert_eq!(
+        recent[0].at,
+        (now() + Duration::seconds(86_400)).timestamp()
+    );
+}
+
+#[test]
+fn an_administration_switched_off_waits_an_hour_before_it_is_switched_on_again() {
+    let f = fixture();
+    let user = f.user("a@x.nl");
+    let conn = f.connection(&user);
+    let synced = block_on(administrations::sync_for_connection(
+        &f.db,
+        &f.rng,
+        &conn.id,
+        Plan::Free,
+        &[101, 102, 103].map(|code| DivisionInfo {
+            code,
+            name: format!("Administratie {code}"),
+        }),
+        None,
+        now(),
+    ))
+    .unwrap();
+    let first = synced.iter().find(|a| a.division_code == 101).unwrap();
+    let third = synced.iter().find(|a| a.division_code == 103).unwrap();
+    let toggle = |id: &str, on: bool, _uid: &str| {
+        block_on(administrations::set_active(
+            &f.db,
+            &user.id,
+            id,
+            on,
+            Plan::Free,
+            now(),
+        ))
+        .unwrap()
+    };
+    assert_eq!(toggle(&first.id, false, &user.id), Toggle::Changed);
+    assert_eq!(toggle(&third.id, true, &user.id), Toggle::Changed);
+    // Swapping straight back is refused for an hour: switching between
+    // administrations cannot stretch the plan's limit.
+    assert_eq!(toggle(&third.id, false, &user.id), Toggle::Changed);
+    assert_eq!(
+        toggle(&first.id, true, &user.id),
+        Toggle::CoolingDown {
+            until: now() + administrations::TOGGLE_COOLDOWN
+        }
+    );
+    let later = |id: &str, on: bool| {
+        block_on(administrations::set_active(
+            &f.db,
+            &user.id,
+            id,
+            on,
+            Plan::Free,
+            now() + administrations::TOGGLE_COOLDOWN,
+        ))
+        .unwrap()
+    };
+    assert_eq!(later(&first.id, true), Toggle::Changed);
+    assert_eq!(
+        later(&third.id, true),
+        Toggle::LimitReached { limit: 2 },
+        "cooled down, but the plan is full"
+    );
+    assert_eq!(later(&first.id, false), Toggle::Changed);
+    // An unlimited plan has no cooldown.
+    let unlimited = block_on(administrations::set_active(
+        &f.db,
+        &user.id,
+        &first.id,
+        true,
+        Plan::Enterprise,
+        now() + administrations::TOGGLE_COOLDOWN,
+    ))
+    .unwrap();
+    assert_eq!(unlimited, Toggle::Changed);
+}

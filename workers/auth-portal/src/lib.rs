@@ -1,25 +1,219 @@
-//! The auth portal Worker: the customer portal, the Exact OAuth client, the
-//! OAuth 2.1 server for MCP clients and `/health`. Thin: routing only.
+//! The auth portal Worker: the customer portal (`boekhouding-portal`), and
+//! `/health`. Thin: it reads the request into the portal's `WebRequest`
+//! (body capped at the edge), builds the configuration and the outbound
+//! transport, and writes the portal's `WebResponse` back.
 
-use boekhouding_cf::{edge, health};
-use worker::{Context, Env, Method, Request, Response, event};
+use std::time::Duration;
+
+use boekhouding_cf::d1::D1Executor;
+use boekhouding_cf::fetch::FetchTransport;
+use boekhouding_cf::platform::{WorkerClock, WorkerRandomness};
+use boekhouding_cf::{bindings, edge, health};
+use boekhouding_core::csrf::PortalSecret;
+use boekhouding_core::storage::{Executed, NoDatabase, Row, SqlExecutor, Statement, StorageError};
+use boekhouding_portal::web::{WebRequest, WebResponse};
+use boekhouding_portal::{DEMO_COMPANIES, PortalConfig, PortalPlatform, handle};
+use worker::{Context, Env, Method, Request, Response, console_error, event};
 
 const SERVICE: &str = "auth-portal";
 
+/// Forms are small; anything larger is refused before it is read.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
 #[event(fetch)]
-pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    match (req.method(), req.path().as_str()) {
-        (Method::Get, "/health") => health::respond(SERVICE, &env).await,
-        _ => not_found(&req),
+pub async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    if req.method() == Method::Get && req.path() == "/health" {
+        return health::respond(SERVICE, &env).await;
+    }
+    let web = match read(&mut req).await {
+        Ok(w) => w,
+        Err(status) => return to_response(WebResponse::html(status, String::new()), &env),
+    };
+    if boekhouding_portal::is_rate_limited(&web) && !admitted(&env, &req).await {
+        let page = boekhouding_portal::account::message(
+            429,
+            "Even wachten",
+            "Er kwamen te veel aanvragen van je adres binnen een minuut. Probeer het over een minuut opnieuw.",
+            "/",
+            "Naar de startpagina",
+        );
+        return to_response(page.with_header("Retry-After", "60"), &env);
+    }
+    let cfg = config(&env, &web);
+    let platform = WorkerPortal {
+        db: match D1Executor::from_env(&env) {
+            Ok(d1) => PortalDb::D1(d1),
+            Err(e) => {
+                console_error!("{SERVICE}: {e}");
+                PortalDb::None(NoDatabase)
+            }
+        },
+        // Exact's token endpoint and the Workers' health: a stuck one must
+        // not hold the page long.
+        http: FetchTransport::new(Duration::from_secs(10)),
+    };
+    to_response(handle(&web, &cfg, &platform).await, &env)
+}
+
+/// Whether the client address may make one more costly request. Fails
+/// closed: without the `PORTAL_LIMITER` binding, or when it errs, the
+/// request is refused (logged), so a misconfigured deploy cannot be
+/// flooded with sign-ins.
+async fn admitted(env: &Env, req: &Request) -> bool {
+    let Ok(limiter) = env.rate_limiter("PORTAL_LIMITER") else {
+        console_error!("{SERVICE}: no PORTAL_LIMITER binding; refusing");
+        return false;
+    };
+    let address = req
+        .headers()
+        .get("cf-connecting-ip")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "unknown".into());
+    match limiter.limit(format!("portal:{address}")).await {
+        Ok(outcome) => outcome.success,
+        Err(e) => {
+            console_error!("{SERVICE}: portal rate limiter: {e}");
+            false
+        }
     }
 }
 
-fn not_found(req: &Request) -> worker::Result<Response> {
-    edge::json_response(
-        404,
-        &serde_json::json!({
-            "error": "not_found",
-            "message": format!("no route for {} {}", req.method(), req.path()),
-        }),
-    )
+/// The portal's database: D1, or none when the binding is missing (pages
+/// that need it then say the service is unavailable).
+enum PortalDb {
+    D1(D1Executor),
+    None(NoDatabase),
+}
+
+impl SqlExecutor for PortalDb {
+    async fn query(&self, stmt: Statement) -> Result<Vec<Row>, StorageError> {
+        match self {
+            PortalDb::D1(d) => d.query(stmt).await,
+            PortalDb::None(n) => n.query(stmt).await,
+        }
+    }
+    async fn execute(&self, stmt: Statement) -> Result<Executed, StorageError> {
+        match self {
+            PortalDb::D1(d) => d.execute(stmt).await,
+            PortalDb::None(n) => n.execute(stmt).await,
+        }
+    }
+    async fn batch(&self, stmts: Vec<Statement>) -> Result<Vec<Executed>, StorageError> {
+        match self {
+            PortalDb::D1(d) => d.batch(stmts).await,
+            PortalDb::None(n) => n.batch(stmts).await,
+        }
+    }
+}
+
+struct WorkerPortal {
+    db: PortalDb,
+    http: FetchTransport,
+}
+
+impl PortalPlatform for WorkerPortal {
+    type Db = PortalDb;
+    type Http = FetchTransport;
+    type Clock = WorkerClock;
+    type Rng = WorkerRandomness;
+    fn db(&self) -> &PortalDb {
+        &self.db
+    }
+    fn http(&self) -> &FetchTransport {
+        &self.http
+    }
+    fn clock(&self) -> &WorkerClock {
+        &WorkerClock
+    }
+    fn rng(&self) -> &WorkerRandomness {
+        &WorkerRandomness
+    }
+}
+
+async fn read(req: &mut Request) -> Result<WebRequest, u16> {
+    let url = req.url().map_err(|_| 400u16)?;
+    let body = if matches!(req.method(), Method::Post) {
+        edge::read_body(req, MAX_BODY_BYTES)
+            .await
+            .map_err(|_| 413u16)?
+    } else {
+        Vec::new()
+    };
+    Ok(WebRequest {
+        method: req.method().to_string(),
+        origin: url.origin().ascii_serialization(),
+        path: url.path().to_owned(),
+        query: url.query().unwrap_or_default().to_owned(),
+        headers: req
+            .headers()
+            .entries()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect(),
+        body,
+    })
+}
+
+/// The deployment's settings: `MCP_URL` (the MCP server's public origin;
+/// default: this origin with port 8787 locally) and `HEALTH_URLS`
+/// (`name=url` pairs, comma-separated) for the status page.
+fn config(env: &Env, req: &WebRequest) -> PortalConfig {
+    let own = req
+        .header("host")
+        .map(|h| format!("http://{h}"))
+        .unwrap_or_default();
+    let mcp_origin = bindings::var_or(env, "MCP_URL", &own);
+    let health_urls = bindings::var_or(env, "HEALTH_URLS", "")
+        .split(',')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .map(|(name, url)| (name.trim().to_owned(), url.trim().to_owned()))
+        .collect();
+    let exact = match bindings::exact_settings(env) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            console_error!("{SERVICE}: signing in is unavailable: {e}");
+            None
+        }
+    };
+    let secret = match bindings::secret(env, "PORTAL_SECRET").map(|s| PortalSecret::from_hex(&s)) {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            console_error!("{SERVICE}: {e}");
+            None
+        }
+        None => {
+            console_error!("{SERVICE}: PORTAL_SECRET is not set; forms are refused");
+            None
+        }
+    };
+    PortalConfig {
+        mcp_origin: mcp_origin.trim_end_matches('/').to_owned(),
+        health_urls,
+        demo_keys: DEMO_COMPANIES.to_vec(),
+        exact,
+        secret,
+    }
+}
+
+fn to_response(web: WebResponse, env: &Env) -> worker::Result<Response> {
+    let status = web.status;
+    let mut response = Response::from_bytes(web.body)?.with_status(status);
+    let headers = response.headers_mut();
+    // `from_bytes` sets `application/octet-stream`: every header replaces
+    // what is there, except cookies, of which there may be several.
+    for (name, value) in &web.headers {
+        if name.eq_ignore_ascii_case("set-cookie") {
+            headers.append(name, value)?;
+        } else {
+            headers.set(name, value)?;
+        }
+    }
+    // Deployed hosts are HTTPS only; locally the Workers speak plain HTTP.
+    if bindings::var_or(env, bindings::ENVIRONMENT, "local") != "local" {
+        headers.set(
+            "Strict-Transport-Security",
+            "max-age=31536000; includeSubDomains",
+        )?;
+    }
+    Ok(response)
 }

@@ -142,6 +142,27 @@ pub async fn list_for_connection(
     .collect())
 }
 
+/// Every administration of a user, active or not, for the dashboard.
+pub async fn all_for_user(
+    db: &impl SqlExecutor,
+    user_id: &str,
+) -> Result<Vec<Administration>, StorageError> {
+    Ok(query_all::<Row>(
+        db,
+        Statement::new(
+            "SELECT a.id, a.connection_id, c.region, a.division_code, a.name, a.is_active, a.is_default
+             FROM administrations a JOIN connections c ON c.id = a.connection_id
+             WHERE c.user_id = ?
+             ORDER BY a.is_default DESC, a.is_active DESC, a.division_code, c.region",
+            vec![user_id.into()],
+        ),
+    )
+    .await?
+    .into_iter()
+    .map(Administration::from)
+    .collect())
+}
+
 /// The administrations a user may query now: active ones on connections
 /// that are not `refresh_failed`.
 pub async fn active_for_user(
@@ -174,6 +195,51 @@ pub enum Toggle {
     LimitReached {
         limit: u32,
     },
+    /// Switched off less than [`TOGGLE_COOLDOWN`] ago on a plan with a
+    /// limit: it may be switched on again from `until`.
+    CoolingDown {
+        until: DateTime<Utc>,
+    },
+}
+
+/// How long an administration switched off stays off on a plan with an
+/// administration limit.
+pub const TOGGLE_COOLDOWN: chrono::Duration = chrono::Duration::hours(1);
+
+/// Makes one of the user's active administrations their default (the one
+/// tools use without a `division`): one default per user, in one batch.
+/// `Ok(false)`: not theirs, or not active.
+pub async fn set_default(
+    db: &impl SqlExecutor,
+    user_id: &str,
+    administration_id: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StorageError> {
+    let done = db
+        .batch(vec![
+            Statement::new(
+                "UPDATE administrations SET is_default = 0, updated_at = ?
+                 WHERE is_default = 1 AND id <> ?
+                   AND connection_id IN (SELECT id FROM connections WHERE user_id = ?)
+                   AND EXISTS (SELECT 1 FROM administrations a JOIN connections c ON c.id = a.connection_id
+                               WHERE a.id = ? AND c.user_id = ? AND a.is_active = 1)",
+                vec![
+                    now.into(),
+                    administration_id.into(),
+                    user_id.into(),
+                    administration_id.into(),
+                    user_id.into(),
+                ],
+            ),
+            Statement::new(
+                "UPDATE administrations SET is_default = 1, updated_at = ?
+                 WHERE id = ? AND is_active = 1
+                   AND connection_id IN (SELECT id FROM connections WHERE user_id = ?)",
+                vec![now.into(), administration_id.into(), user_id.into()],
+            ),
+        ])
+        .await?;
+    Ok(done.get(1).is_some_and(|e| e.changes == 1))
 }
 
 /// Switches one of the user's administrations on or off. The limit check
@@ -187,11 +253,15 @@ pub async fn set_active(
     plan: Plan,
     now: DateTime<Utc>,
 ) -> Result<Toggle, StorageError> {
+    let capped = matches!(plan.limits().administrations, Limit::Capped(_));
+    // Unlimited plans have nothing to stretch: no cooldown.
+    let cooled_since = if capped { now - TOGGLE_COOLDOWN } else { now };
     let done = if active {
         let cap = plan.limits().administrations.cap_for_sql();
         db.execute(Statement::new(
             "UPDATE administrations SET is_active = 1, activated_at = ?, updated_at = ?
              WHERE id = ? AND is_active = 0
+               AND (deactivated_at IS NULL OR deactivated_at <= ?)
                AND connection_id IN (SELECT id FROM connections WHERE user_id = ?)
                AND (SELECT COUNT(*) FROM administrations a JOIN connections c ON c.id = a.connection_id
                     WHERE c.user_id = ? AND a.is_active = 1) < ?",
@@ -199,6 +269,7 @@ pub async fn set_active(
                 now.into(),
                 now.into(),
                 administration_id.into(),
+                cooled_since.into(),
                 user_id.into(),
                 user_id.into(),
                 cap.into(),
@@ -207,31 +278,55 @@ pub async fn set_active(
         .await?
     } else {
         db.execute(Statement::new(
-            "UPDATE administrations SET is_active = 0, is_default = 0, updated_at = ?
-             WHERE id = ? AND connection_id IN (SELECT id FROM connections WHERE user_id = ?)",
-            vec![now.into(), administration_id.into(), user_id.into()],
+            "UPDATE administrations SET is_active = 0, is_default = 0, deactivated_at = ?,
+                updated_at = ?
+             WHERE id = ? AND is_active = 1
+               AND connection_id IN (SELECT id FROM connections WHERE user_id = ?)",
+            vec![
+                now.into(),
+                now.into(),
+                administration_id.into(),
+                user_id.into(),
+            ],
         ))
         .await?
     };
     if done.changes == 1 {
         return Ok(Toggle::Changed);
     }
-    // Tell "not yours / already so" apart from "over the limit".
-    let mine = query_all::<Row>(
+    // Tell "not yours / already so" apart from "cooling down" and "over
+    // the limit".
+    #[derive(Deserialize)]
+    struct State {
+        is_active: i64,
+        deactivated_at: Option<i64>,
+    }
+    let mine = query_all::<State>(
         db,
         Statement::new(
-            "SELECT a.id, a.connection_id, c.region, a.division_code, a.name, a.is_active, a.is_default
+            "SELECT a.is_active, a.deactivated_at
              FROM administrations a JOIN connections c ON c.id = a.connection_id
              WHERE a.id = ? AND c.user_id = ?",
             vec![administration_id.into(), user_id.into()],
         ),
     )
     .await?;
-    match (mine.first(), plan.limits().administrations) {
-        (None, _) => Ok(Toggle::NotFound),
-        (Some(row), _) if (row.is_active != 0) == active => Ok(Toggle::Changed),
-        (Some(_), Limit::Capped(limit)) => Ok(Toggle::LimitReached { limit }),
-        (Some(_), Limit::Unlimited) => Ok(Toggle::Changed),
+    let Some(row) = mine.first() else {
+        return Ok(Toggle::NotFound);
+    };
+    if (row.is_active != 0) == active {
+        return Ok(Toggle::Changed);
+    }
+    if let Some(off) = row.deactivated_at.map(super::from_unix).transpose()?
+        && off > cooled_since
+    {
+        return Ok(Toggle::CoolingDown {
+            until: off + TOGGLE_COOLDOWN,
+        });
+    }
+    match plan.limits().administrations {
+        Limit::Capped(limit) => Ok(Toggle::LimitReached { limit }),
+        Limit::Unlimited => Ok(Toggle::Changed),
     }
 }
 

@@ -163,6 +163,27 @@ pub async fn list_for_user(
 
 /// Revokes one of the user's own keys. Another user's key id changes
 /// nothing and reports `false`.
+/// Renames one of the user's active keys; `Ok(false)`: not theirs, or
+/// revoked. Names follow the same rule as at creation.
+pub async fn rename(
+    db: &impl SqlExecutor,
+    user_id: &str,
+    key_id: &str,
+    name: &str,
+) -> Result<bool, CreateKeyError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(CreateKeyError::InvalidName);
+    }
+    let done = db
+        .execute(Statement::new(
+            "UPDATE api_keys SET name = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
+            vec![name.into(), key_id.into(), user_id.into()],
+        ))
+        .await?;
+    Ok(done.changes == 1)
+}
+
 pub async fn revoke(
     db: &impl SqlExecutor,
     user_id: &str,

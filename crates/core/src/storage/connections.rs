@@ -272,6 +272,26 @@ pub async fn find_for_user_region(
     .transpose()
 }
 
+/// The connection of an Exact login at one site, whoever's it is.
+pub async fn find_by_exact_user(
+    db: &impl SqlExecutor,
+    region: Region,
+    exact_user_id: &str,
+) -> Result<Option<Connection>, StorageError> {
+    query_one::<Row>(
+        db,
+        Statement::new(
+            select_connection!(
+                "WHERE region = ? AND exact_user_id = ? ORDER BY created_at LIMIT 1"
+            ),
+            vec![region.code().into(), exact_user_id.into()],
+        ),
+    )
+    .await?
+    .map(Connection::try_from)
+    .transpose()
+}
+
 pub async fn list_for_user(
     db: &impl SqlExecutor,
     user_id: &str,

@@ -27,6 +27,13 @@ impl UsageMonth {
         format!("{:04}-{:02}", self.year, self.month)
     }
 
+    /// Midnight UTC on the first day of this month.
+    pub fn starts_at(self) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(self.year, self.month, 1, 0, 0, 0)
+            .single()
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
     /// Midnight UTC on the first day of the next month: when the counter
     /// starts again.
     pub fn resets_at(self) -> DateTime<Utc> {
@@ -263,4 +270,78 @@ mod tests {
             Utc.with_ymd_and_hms(2028, 3, 1, 0, 0, 0).unwrap()
         );
     }
+}
+
+/// One recent tool call, for the dashboard's activity list.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RecentCall {
+    pub at: i64,
+    pub tool: String,
+    pub division_code: Option<i64>,
+    pub outcome: String,
+    pub latency_ms: i64,
+    pub client_name: Option<String>,
+}
+
+/// The user's last `limit` tool calls, newest first (an index range scan
+/// on `(user_id, at)`).
+pub async fn recent_calls(
+    db: &impl SqlExecutor,
+    user_id: &str,
+    limit: u32,
+) -> Result<Vec<RecentCall>, StorageError> {
+    super::query_all(
+        db,
+        Statement::new(
+            "SELECT at, tool, division_code, outcome, latency_ms, client_name FROM api_usage
+             WHERE user_id = ? ORDER BY at DESC, id DESC LIMIT ?",
+            vec![user_id.into(), limit.into()],
+        ),
+    )
+    .await
+}
+
+/// Calls per UTC day (`YYYY-MM-DD`) and per tool of one month, for the
+/// dashboard's chart. Per-call rows are kept 90 days, so a month in the
+/// dashboard is always complete.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MonthUsage {
+    pub per_day: Vec<(String, u32)>,
+    pub per_tool: Vec<(String, u32)>,
+}
+
+pub async fn month_usage(
+    db: &impl SqlExecutor,
+    user_id: &str,
+    month: UsageMonth,
+) -> Result<MonthUsage, StorageError> {
+    #[derive(Deserialize)]
+    struct Bucket {
+        key: String,
+        n: u32,
+    }
+    let start = month.starts_at();
+    let end = month.resets_at();
+    let per_day: Vec<Bucket> = super::query_all(
+        db,
+        Statement::new(
+            "SELECT strftime('%Y-%m-%d', at, 'unixepoch') AS key, COUNT(*) AS n FROM api_usage
+             WHERE user_id = ? AND at >= ? AND at < ? GROUP BY key ORDER BY key",
+            vec![user_id.into(), start.into(), end.into()],
+        ),
+    )
+    .await?;
+    let per_tool: Vec<Bucket> = super::query_all(
+        db,
+        Statement::new(
+            "SELECT tool AS key, COUNT(*) AS n FROM api_usage
+             WHERE user_id = ? AND at >= ? AND at < ? GROUP BY tool ORDER BY n DESC, tool LIMIT 12",
+            vec![user_id.into(), start.into(), end.into()],
+        ),
+    )
+    .await?;
+    Ok(MonthUsage {
+        per_day: per_day.into_iter().map(|b| (b.key, b.n)).collect(),
+        per_tool: per_tool.into_iter().map(|b| (b.key, b.n)).collect(),
+    })
 }

@@ -108,3 +108,60 @@ pub async fn set_plan(
         .await?;
     Ok(done.changes == 1)
 }
+
+/// A user's portal language and mail choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preferences {
+    /// `nl` or `en` (the CHECK of `users.locale`).
+    pub english: bool,
+    pub usage_warnings: bool,
+    pub product_updates: bool,
+}
+
+pub async fn preferences(
+    db: &impl SqlExecutor,
+    id: &str,
+) -> Result<Option<Preferences>, StorageError> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        locale: String,
+        email_usage_warnings: i64,
+        email_product_updates: i64,
+    }
+    Ok(query_one::<Row>(
+        db,
+        Statement::new(
+            "SELECT locale, email_usage_warnings, email_product_updates FROM users WHERE id = ?",
+            vec![id.into()],
+        ),
+    )
+    .await?
+    .map(|r| Preferences {
+        english: r.locale == "en",
+        usage_warnings: r.email_usage_warnings != 0,
+        product_updates: r.email_product_updates != 0,
+    }))
+}
+
+pub async fn set_preferences(
+    db: &impl SqlExecutor,
+    id: &str,
+    prefs: Preferences,
+    now: DateTime<Utc>,
+) -> Result<bool, StorageError> {
+    let done = db
+        .execute(Statement::new(
+            "UPDATE users SET locale = ?, email_usage_warnings = ?, email_product_updates = ?,
+                updated_at = ?
+             WHERE id = ?",
+            vec![
+                (if prefs.english { "en" } else { "nl" }).into(),
+                i64::from(prefs.usage_warnings).into(),
+                i64::from(prefs.product_updates).into(),
+                now.into(),
+                id.into(),
+            ],
+        ))
+        .await?;
+    Ok(done.changes == 1)
+}

@@ -1112,6 +1112,18 @@ pub fn users() -> Vec<SandboxUser> {
             divisions: vec![1_000_004],
             current_division: 1_000_004,
         },
+        // A bookkeeper nobody has connected yet: the portal's browser tests
+        // sign up as this login. Three administrations, one more than the
+        // free plan allows.
+        SandboxUser {
+            user_id: "6b1f0e3a-2c7d-4a58-9e41-d3c5b7a90f28".into(),
+            username: "nieuw".into(),
+            password: "nieuw".into(),
+            full_name: "Sanne Jansen".into(),
+            email: "sanne@administratiekantoor.example".into(),
+            divisions: vec![1_000_002, 1_000_003, 1_000_004],
+            current_division: 1_000_002,
+        },
     ]
 }
 

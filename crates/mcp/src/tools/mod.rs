@@ -305,44 +305,52 @@ impl<P: Platform> Bookkeeping<'_, P> {
     }
 }
 
+/// Every tool's definition (name, title, description, schemas,
+/// annotations) as `tools/list` shows it: the one list the MCP server
+/// serves and the portal's public tool catalogue renders, so the two
+/// cannot drift apart.
+pub fn catalogue() -> Vec<Value> {
+    vec![
+        divisions::definition(),
+        ledger::gl_accounts_definition(),
+        ledger::outstanding_definition(),
+        relations::relations_definition(),
+        invoices::sales_definition(),
+        invoices::purchase_definition(),
+        invoices::bank_definition(),
+        relations::search_relations_definition(),
+        relations::revenue_definition(),
+        relations::transactions_definition(),
+        reports::trial_balance_definition(),
+        reports::vat_definition(),
+        reports::cashflow_definition(),
+        reports::snapshot_definition(),
+        reports::profit_loss_definition(),
+        reports::balance_sheet_definition(),
+        reports::aging_definition("receivables"),
+        reports::aging_definition("payables"),
+        reports::aging_analysis_definition(),
+        reports::budget_comparison_definition(),
+        reports::margin_analysis_definition(),
+        insight::consolidated_definition(),
+        insight::explain_change_definition(),
+        insight::period_close_definition(),
+        crm::funnel_definition(),
+        crm::wip_definition(),
+        crm::cost_center_definition(),
+        customer::definition(),
+        documents::definition(),
+        crm::recurring_definition(),
+        contracts::definition(),
+    ]
+    .into_iter()
+    .chain(lists::TOOLS.iter().map(lists::definition))
+    .collect()
+}
+
 impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
     fn tools(&self) -> Vec<Value> {
-        vec![
-            divisions::definition(),
-            ledger::gl_accounts_definition(),
-            ledger::outstanding_definition(),
-            relations::relations_definition(),
-            invoices::sales_definition(),
-            invoices::purchase_definition(),
-            invoices::bank_definition(),
-            relations::search_relations_definition(),
-            relations::revenue_definition(),
-            relations::transactions_definition(),
-            reports::trial_balance_definition(),
-            reports::vat_definition(),
-            reports::cashflow_definition(),
-            reports::snapshot_definition(),
-            reports::profit_loss_definition(),
-            reports::balance_sheet_definition(),
-            reports::aging_definition("receivables"),
-            reports::aging_definition("payables"),
-            reports::aging_analysis_definition(),
-            reports::budget_comparison_definition(),
-            reports::margin_analysis_definition(),
-            insight::consolidated_definition(),
-            insight::explain_change_definition(),
-            insight::period_close_definition(),
-            crm::funnel_definition(),
-            crm::wip_definition(),
-            crm::cost_center_definition(),
-            customer::definition(),
-            documents::definition(),
-            crm::recurring_definition(),
-            contracts::definition(),
-        ]
-        .into_iter()
-        .chain(lists::TOOLS.iter().map(lists::definition))
-        .collect()
+        catalogue()
     }
 
     fn prompts(&self) -> Vec<Value> {

@@ -1,0 +1,120 @@
+//! The customer portal without the Workers runtime: routing, pages
+//! (askama templates, compiled and auto-escaped), the web's security rules
+//! (headers, cookies, same-origin checks) over core's ports. The
+//! auth-portal Worker reads a request into a [`web::WebRequest`], calls
+//! [`handle`] and writes the [`web::WebResponse`] back; native tests call
+//! [`handle`] directly.
+//!
+//! Layout: `web` (request and response), `i18n` (the two languages and
+//! their texts), `pages` (the public pages). Business rules (plans, keys,
+//! administrations, sessions) live in `boekhouding-core`.
+
+pub mod account;
+pub mod chart;
+pub mod i18n;
+pub mod pages;
+pub mod web;
+
+use boekhouding_core::access::ExactSettings;
+use boekhouding_core::csrf::PortalSecret;
+use boekhouding_core::ports::{Clock, HttpTransport, Randomness};
+use boekhouding_core::storage::SqlExecutor;
+
+use crate::i18n::Page;
+use crate::web::{WebRequest, WebResponse};
+
+/// Changes with every build of the assets, so browsers fetch new ones.
+pub const ASSET_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+const SITE_CSS: &str = include_str!("../static/site.css");
+const SITE_JS: &str = include_str!("../static/site.js");
+
+/// The effects the portal uses, as one bundle of ports.
+pub trait PortalPlatform {
+    type Db: SqlExecutor;
+    type Http: HttpTransport;
+    type Clock: Clock;
+    type Rng: Randomness;
+    fn db(&self) -> &Self::Db;
+    fn http(&self) -> &Self::Http;
+    fn clock(&self) -> &Self::Clock;
+    fn rng(&self) -> &Self::Rng;
+}
+
+/// What the portal needs to know about its deployment.
+#[derive(Debug)]
+pub struct PortalConfig {
+    /// The MCP server's public origin (no trailing slash).
+    pub mcp_origin: String,
+    /// `(name, /health URL)` of each Worker, for the status page.
+    pub health_urls: Vec<(String, String)>,
+    /// The public demo keys and the company each opens.
+    pub demo_keys: Vec<(&'static str, &'static str)>,
+    /// Exact's app registration and the token keyring (`None`: signing in
+    /// is unavailable and says so).
+    pub exact: Option<ExactSettings>,
+    /// `PORTAL_SECRET`, the key of CSRF tokens (`None`: forms refused).
+    pub secret: Option<PortalSecret>,
+}
+
+impl PortalConfig {
+    /// The MCP endpoint assistants connect to.
+    pub fn mcp_url(&self) -> String {
+        format!("{}/mcp", self.mcp_origin.trim_end_matches('/'))
+    }
+}
+
+/// The four public demo companies (the MCP server's demo keys).
+pub const DEMO_COMPANIES: [(&str, &str); 4] = [
+    ("pmjb_demo_bakkerij", "Bakkerij De Gouden Croissant B.V."),
+    ("pmjb_demo_it", "TechVision Consultancy B.V."),
+    ("pmjb_demo_advocaat", "Van der Berg & Partners Advocaten"),
+    ("pmjb_demo_aannemer", "Bouwbedrijf De Fundatie B.V."),
+];
+
+/// Whether a request costs enough (a sign-in at Exact, a new key) to be
+/// counted against the client address's budget before it is answered.
+pub fn is_rate_limited(req: &WebRequest) -> bool {
+    match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/connect") => req.query_param("region").is_some(),
+        ("GET", "/callback" | "/connect/callback") => true,
+        ("POST", "/keys") => true,
+        _ => false,
+    }
+}
+
+/// Answers one request: the route table.
+pub async fn handle<P: PortalPlatform>(req: &WebRequest, cfg: &PortalConfig, p: &P) -> WebResponse {
+    let get = matches!(req.method.as_str(), "GET" | "HEAD");
+    let post = req.method == "POST";
+    match (get, req.path.as_str()) {
+        (true, "/static/site.css") => WebResponse::asset("text/css; charset=utf-8", SITE_CSS),
+        (true, "/static/site.js") => WebResponse::asset("text/javascript; charset=utf-8", SITE_JS),
+        (true, "/connect") => account::connect(req, cfg, p).await,
+        (true, "/callback" | "/connect/callback") => account::callback(req, cfg, p).await,
+        (true, "/dashboard") => account::dashboard(req, cfg, p).await,
+        (false, "/keys") if post => account::create_key(req, cfg, p).await,
+        (false, "/keys/revoke") if post => account::revoke_key(req, cfg, p).await,
+        (false, "/signout") if post => account::sign_out(req, cfg, p).await,
+        (false, "/keys/rename") if post => account::rename_key(req, cfg, p).await,
+        (false, "/administrations/toggle") if post => {
+            account::toggle_administration(req, cfg, p).await
+        }
+        (false, "/administrations/default") if post => {
+            account::default_administration(req, cfg, p).await
+        }
+        (false, "/preferences") if post => account::save_preferences(req, cfg, p).await,
+        (false, "/account/delete") if post => account::delete_account(req, cfg, p).await,
+        (true, path) => match Page::from_path(path) {
+            Some((page, lang)) => pages::public(page, lang, cfg, p.http()).await,
+            None => pages::not_found(path),
+        },
+        (false, path) => {
+            if Page::from_path(path).is_some() || matches!(path, "/dashboard" | "/connect") {
+                WebResponse::html(405, String::new()).with_header("Allow", "GET, HEAD")
+            } else {
+                pages::not_found(path)
+            }
+        }
+    }
+}

@@ -1,0 +1,571 @@
+//! Signing in with Exact and the signed-in pages, natively: the real
+//! migrations on SQLite, the Exact sandbox's OAuth flow over HTTP, and the
+//! portal's `handle` as the Worker calls it. Hostile requests (a replayed
+//! or foreign `state`, a cross-site or token-less POST, a foreign
+//! `return_to`, another tenant's key id) are all harmless.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use boekhouding_core::access::ExactSettings;
+use boekhouding_core::crypto::{Secret, TokenKeyring};
+use boekhouding_core::csrf::PortalSecret;
+use boekhouding_core::region::Region;
+use boekhouding_core::storage::{SqlExecutor, Statement, api_keys};
+use boekhouding_core::testing::{FakeClock, SeededRandomness};
+use boekhouding_portal::web::{WebRequest, WebResponse};
+use boekhouding_portal::{DEMO_COMPANIES, PortalConfig, PortalPlatform, handle};
+use boekhouding_sqlite::SqliteDb;
+use exact_sandbox::transport::BlockingTransport;
+use exact_sandbox::{Sandbox, SandboxConfig};
+use futures::executor::block_on;
+
+const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const SECRET: &str = "1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100";
+const ORIGIN: &str = "https://portal.example.nl";
+const REDIRECT: &str = "https://portal.example.nl/callback";
+
+struct Native {
+    db: SqliteDb,
+    http: BlockingTransport,
+    clock: FakeClock,
+    rng: SeededRandomness,
+}
+
+impl PortalPlatform for Native {
+    type Db = SqliteDb;
+    type Http = BlockingTransport;
+    type Clock = FakeClock;
+    type Rng = SeededRandomness;
+    fn db(&self) -> &SqliteDb {
+        &self.db
+    }
+    fn http(&self) -> &BlockingTransport {
+        &self.http
+    }
+    fn clock(&self) -> &FakeClock {
+        &self.clock
+    }
+    fn rng(&self) -> &SeededRandomness {
+        &self.rng
+    }
+}
+
+struct World {
+    sandbox: Sandbox,
+    p: Native,
+    cfg: PortalConfig,
+}
+
+fn world() -> World {
+    let sandbox = Sandbox::start(SandboxConfig {
+        redirect_uris: vec![REDIRECT.into()],
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let cfg = PortalConfig {
+        mcp_origin: "https://api.example.nl".into(),
+        health_urls: vec![],
+        demo_keys: DEMO_COMPANIES.to_vec(),
+        exact: Some(ExactSettings {
+            keyring: TokenKeyring::from_config(KEY).unwrap(),
+            client_id: sandbox.client_id().into(),
+            client_secret: Secret::new(sandbox.client_secret()),
+            redirect_uri: REDIRECT.into(),
+            base_url_override: Some(sandbox.base_url().into()),
+        }),
+        secret: Some(PortalSecret::from_hex(SECRET).unwrap()),
+    };
+    World {
+        p: Native {
+            db: SqliteDb::migrated().unwrap(),
+            http: BlockingTransport::default(),
+            clock: FakeClock::at(chrono::Utc::now()),
+            rng: SeededRandomness::new(5),
+        },
+        sandbox,
+        cfg,
+    }
+}
+
+/// A browser's cookie jar, enough for these flows.
+#[derive(Default)]
+struct Browser {
+    cookies: Vec<(String, String)>,
+}
+
+impl Browser {
+    fn absorb(&mut self, r: &WebResponse) {
+        for (name, value) in &r.headers {
+            if !name.eq_ignore_ascii_case("set-cookie") {
+                continue;
+            }
+            let pair = value.split(';').next().unwrap_or_default();
+            let (k, v) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != k);
+            if !value.contains("Max-Age=0") {
+                self.cookies.push((k.to_owned(), v.to_owned()));
+            }
+            assert!(
+                value.contains("HttpOnly") && value.contains("Secure"),
+                "{value}"
+            );
+            assert!(
+                value.contains("SameSite=Lax") && value.contains("Path=/"),
+                "{value}"
+            );
+            assert!(k.starts_with("__Host-"), "{k}");
+        }
+    }
+
+    fn request(&self, method: &str, path: &str) -> WebRequest {
+        let mut r = WebRequest::get(path);
+        r.method = method.into();
+        r.origin = ORIGIN.into();
+        let jar: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if !jar.is_empty() {
+            r.headers.push(("cookie".into(), jar.join("; ")));
+        }
+        r
+    }
+
+    fn get(&mut self, w: &World, path: &str) -> WebResponse {
+        let r = block_on(handle(&self.request("GET", path), &w.cfg, &w.p));
+        self.absorb(&r);
+        r
+    }
+
+    /// A form posted from a page of this site.
+    fn post(&mut self, w: &World, path: &str, form: &[(&str, &str)]) -> WebResponse {
+        let mut r = self.request("POST", path);
+        r.headers
+            .push(("sec-fetch-site".into(), "same-origin".into()));
+        r.body = form_body(form);
+        let resp = block_on(handle(&r, &w.cfg, &w.p));
+        self.absorb(&resp);
+        resp
+    }
+}
+
+fn form_body(form: &[(&str, &str)]) -> Vec<u8> {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form {
+        s.append_pair(k, v);
+    }
+    s.finish().into_bytes()
+}
+
+fn query_of(url: &str, name: &str) -> String {
+    let q = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    form_urlencoded::parse(q.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// Signs in through `/connect`, the sandbox's login page and `/callback`;
+/// returns the callback's response.
+fn sign_in(w: &World, b: &mut Browser, username: &str, connect_path: &str) -> WebResponse {
+    let start = b.get(w, connect_path);
+    assert_eq!(start.status, 302, "{}", start.body_text());
+    let to_exact = start.header("location").unwrap().to_owned();
+    assert!(to_exact.starts_with(w.sandbox.base_url()), "{to_exact}");
+    let state = query_of(&to_exact, "state");
+    let app = w.cfg.exact.as_ref().unwrap().app_for(Region::Nl);
+    let code = exact_sandbox::login::sign_in(&w.p.http, &app, username, username, &state).unwrap();
+    let back: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("code", &code)
+        .append_pair("state", &state)
+        .finish();
+    b.get(w, &format!("/callback?{back}"))
+}
+
+fn key_in(html: &str) -> String {
+    let start = html.find("pmjb_").expect("a key on the page");
+    html[start..start + 5 + 64].to_owned()
+}
+
+fn csrf_in(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("a csrf field") + marker.len();
+    html[start..start + 64].to_owned()
+}
+
+#[test]
+fn a_new_customer_signs_in_with_exact_gets_a_key_once_and_it_works() {
+    let w = world();
+    let mut b = Browser::default();
+    let choice = b.get(&w, "/connect");
+    assert_eq!(choice.status, 200);
+    assert!(choice.body_text().contains("value=\"be\""), "region choice");
+
+    let welcome = sign_in(&w, &mut b, "demo", "/connect?region=nl");
+    assert_eq!(welcome.status, 200, "{}", welcome.body_text());
+    let html = welcome.body_text();
+    let key = key_in(&html);
+    for want in [
+        "Bakkerij De Gouden Croissant",
+        "claude mcp add",
+        "https://api.example.nl/mcp",
+        "Welke facturen",
+    ] {
+        assert!(html.contains(want), "{want}");
+    }
+    assert!(b.cookies.iter().any(|(k, _)| k == "__Host-session"));
+    assert!(
+        !b.cookies.iter().any(|(k, _)| k == "__Host-login"),
+        "cleared"
+    );
+    // The key is stored only as a hash and authenticates.
+    let found = block_on(api_keys::find_active_by_secret(w.p.db(), &key)).unwrap();
+    assert!(found.is_some());
+    let rows = block_on(w.p.db().query(Statement::new(
+        "SELECT COUNT(*) AS n FROM api_keys WHERE key_hash = ?",
+        vec![key.clone().into()],
+    )))
+    .unwrap();
+    assert_eq!(rows[0]["n"], 0, "the plain key is nowhere");
+
+    // The dashboard, and the key list without the secret.
+    let dash = b.get(&w, "/dashboard");
+    assert_eq!(dash.status, 200);
+    let html = dash.body_text();
+    assert!(html.contains("Eerste sleutel") && !html.contains(&key));
+
+    // The callback replayed: nothing happens.
+    // (A second sign-in of the same login lands on the dashboard.)
+    let again = sign_in(&w, &mut Browser::default(), "demo", "/connect?region=nl");
+    assert_eq!(again.status, 303);
+    assert_eq!(again.header("location"), Some("/dashboard"));
+}
+
+#[test]
+fn a_replayed_or_foreign_state_and_a_denied_consent_land_on_clear_pages() {
+    let w = world();
+    let mut b = Browser::default();
+    let start = b.get(&w, "/connect?region=nl");
+    let state = query_of(start.header("location").unwrap(), "state");
+    let app = w.cfg.exact.as_ref().unwrap().app_for(Region::Nl);
+    let code = exact_sandbox::login::sign_in(&w.p.http, &app, "demo", "demo", &state).unwrap();
+    let back = format!("/callback?code={code}&state={state}");
+    // Another browser (no login cookie) cannot use it.
+    let foreign = Browser::default().get(&w, &back);
+    assert_eq!(foreign.status, 400);
+    assert!(foreign.body_text().contains("verlopen"));
+    assert_eq!(b.get(&w, &back).status, 200, "the right browser can");
+    let replay = b.get(&w, &back);
+    assert_eq!(replay.status, 400, "single use");
+    let denied = b.get(&w, "/callback?error=access_denied&state=x");
+    assert_eq!(denied.status, 400);
+    assert!(denied.body_text().contains("toestemming"));
+    let junk = b.get(&w, "/callback?code=&state=");
+    assert_eq!(junk.status, 400);
+    for r in [foreign, replay, denied, junk] {
+        assert!(
+            !r.body_text().to_lowercase().contains("error:"),
+            "no cause shown"
+        );
+    }
+}
+
+#[test]
+fn forms_need_this_origin_and_the_sessions_token_and_touch_only_the_own_account() {
+    let w = world();
+    let mut b = Browser::default();
+    sign_in(&w, &mut b, "demo", "/connect?region=nl");
+    let dash = b.get(&w, "/dashboard").body_text();
+    let csrf = csrf_in(&dash);
+    // Without the token, with a wrong one, and cross-site: refused.
+    assert_eq!(b.post(&w, "/keys", &[("name", "x")]).status, 403);
+    assert_eq!(
+        b.post(&w, "/keys", &[("name", "x"), ("csrf", &"0".repeat(64))])
+            .status,
+        403
+    );
+    let mut cross = b.request("POST", "/keys");
+    cross
+        .headers
+        .push(("sec-fetch-site".into(), "cross-site".into()));
+    cross.body = form_body(&[("name", "x"), ("csrf", &csrf)]);
+    assert_eq!(block_on(handle(&cross, &w.cfg, &w.p)).status, 403);
+    // The genuine form works and shows the new key once.
+    let created = b.post(&w, "/keys", &[("name", "Laptop"), ("csrf", &csrf)]);
+    assert_eq!(created.status, 200);
+    let key = key_in(&created.body_text());
+    assert!(
+        block_on(api_keys::find_active_by_secret(w.p.db(), &key))
+            .unwrap()
+            .is_some()
+    );
+
+    // Another customer cannot revoke this one's keys.
+    let mut other = Browser::default();
+    sign_in(&w, &mut other, "other", "/connect?region=nl");
+    let other_csrf = csrf_in(&other.get(&w, "/dashboard").body_text());
+    let mine = block_on(api_keys::find_active_by_secret(w.p.db(), &key))
+        .unwrap()
+        .unwrap();
+    let r = other.post(
+        &w,
+        "/keys/revoke",
+        &[("key", &mine.id), ("csrf", &other_csrf)],
+    );
+    assert_eq!(r.status, 303);
+    assert!(
+        block_on(api_keys::find_active_by_secret(w.p.db(), &key))
+            .unwrap()
+            .is_some()
+    );
+    // Its owner can; the key stops working at once.
+    let r = b.post(&w, "/keys/revoke", &[("key", &mine.id), ("csrf", &csrf)]);
+    assert_eq!(r.status, 303);
+    assert!(
+        block_on(api_keys::find_active_by_secret(w.p.db(), &key))
+            .unwrap()
+            .is_none()
+    );
+    // A CSRF token is bound to its session: the other's does not work here.
+    assert_eq!(
+        b.post(&w, "/keys", &[("name", "y"), ("csrf", &other_csrf)])
+            .status,
+        403
+    );
+
+    // Signing out ends the session on the server.
+    assert_eq!(b.post(&w, "/signout", &[("csrf", &csrf)]).status, 303);
+    let after = b.get(&w, "/dashboard");
+    assert_eq!(after.status, 303);
+    assert_eq!(
+        after.header("location"),
+        Some("/connect?return_to=%2Fdashboard")
+    );
+}
+
+#[test]
+fn a_foreign_return_to_is_ignored_and_a_local_one_is_followed() {
+    let w = world();
+    // The first sign-in shows the first-run page; sign in again to test
+    // where a returning customer lands.
+    sign_in(&w, &mut Browser::default(), "demo", "/connect?region=nl");
+    let r = sign_in(
+        &w,
+        &mut Browser::default(),
+        "demo",
+        "/connect?region=nl&return_to=https%3A%2F%2Fevil.example%2F",
+    );
+    assert_eq!(r.header("location"), Some("/dashboard"));
+    let r = sign_in(
+        &w,
+        &mut Browser::default(),
+        "demo",
+        "/connect?region=nl&return_to=%2F%2Fevil.example",
+    );
+    assert_eq!(r.header("location"), Some("/dashboard"));
+    let r = sign_in(
+        &w,
+        &mut Browser::default(),
+        "demo",
+        "/connect?region=nl&return_to=%2Fdashboard%3Ftab%3Dkeys",
+    );
+    assert_eq!(r.header("location"), Some("/dashboard?tab=keys"));
+}
+
+#[test]
+fn the_dashboard_manages_administrations_keys_preferences_and_deletes_the_account() {
+    let w = world();
+    let mut b = Browser::default();
+    sign_in(&w, &mut b, "demo", "/connect?region=nl");
+    let dash = b.get(&w, "/dashboard").body_text();
+    let csrf = csrf_in(&dash);
+    assert!(
+        dash.contains("<svg"),
+        "the usage chart is drawn on the server"
+    );
+    let user_id = {
+        let rows = block_on(w.p.db().query(Statement::new(
+            "SELECT id FROM users WHERE email = ?",
+            vec!["jan@goudencroissant.example".into()],
+        )))
+        .unwrap();
+        rows[0]["id"].as_str().unwrap().to_owned()
+    };
+    let admins = block_on(boekhouding_core::storage::administrations::all_for_user(
+        w.p.db(),
+        &user_id,
+    ))
+    .unwrap();
+    // The free plan allows two; the demo login has three.
+    let active: Vec<_> = admins.iter().filter(|a| a.is_active).collect();
+    let inactive: Vec<_> = admins.iter().filter(|a| !a.is_active).collect();
+    assert_eq!((active.len(), inactive.len()), (2, 1), "{admins:?}");
+    let refused = b.post(
+        &w,
+        "/administrations/toggle",
+        &[
+            ("administration", &inactive[0].id),
+            ("on", "1"),
+            ("csrf", &csrf),
+        ],
+    );
+    assert_eq!(refused.status, 409);
+    assert!(
+        refused
+            .body_text()
+            .contains("staat 2 actieve administraties toe")
+    );
+    let off = b.post(
+        &w,
+        "/administrations/toggle",
+        &[
+            ("administration", &active[1].id),
+            ("on", "0"),
+            ("csrf", &csrf),
+        ],
+    );
+    assert_eq!(off.status, 303);
+    let on = b.post(
+        &w,
+        "/administrations/toggle",
+        &[
+            ("administration", &inactive[0].id),
+            ("on", "1"),
+            ("csrf", &csrf),
+        ],
+    );
+    assert_eq!(on.status, 303);
+    let back = b.post(
+        &w,
+        "/administrations/toggle",
+        &[
+            ("administration", &active[1].id),
+            ("on", "1"),
+            ("csrf", &csrf),
+        ],
+    );
+    assert_eq!(back.status, 409, "the cooldown");
+    let d = b.post(
+        &w,
+        "/administrations/default",
+        &[("administration", &inactive[0].id), ("csrf", &csrf)],
+    );
+    assert_eq!(d.status, 303);
+    let now_default = block_on(boekhouding_core::storage::administrations::all_for_user(
+        w.p.db(),
+        &user_id,
+    ))
+    .unwrap()
+    .into_iter()
+    .find(|a| a.is_default)
+    .unwrap();
+    assert_eq!(now_default.id, inactive[0].id);
+
+    // Rename the first key; preferences.
+    let key = block_on(api_keys::list_for_user(w.p.db(), &user_id)).unwrap()[0].clone();
+    let r = b.post(
+        &w,
+        "/keys/rename",
+        &[("key", &key.id), ("name", "<b>Werk</b>"), ("csrf", &csrf)],
+    );
+    assert_eq!(r.status, 303);
+    let html = b.get(&w, "/dashboard?done=renamed").body_text();
+    assert!(
+        html.contains("&lt;b&gt;Werk&lt;/b&gt;") || html.contains("&#60;b&#62;Werk"),
+        "escaped"
+    );
+    assert!(!html.contains("<b>Werk</b>"));
+    let r = b.post(
+        &w,
+        "/preferences",
+        &[("locale", "en"), ("usage_warnings", "1"), ("csrf", &csrf)],
+    );
+    assert_eq!(r.status, 303);
+    let prefs = block_on(boekhouding_core::storage::users::preferences(
+        w.p.db(),
+        &user_id,
+    ))
+    .unwrap()
+    .unwrap();
+    assert!(prefs.english && prefs.usage_warnings && !prefs.product_updates);
+
+    // Deleting needs the word; then nothing of the user is left.
+    let wrong = b.post(&w, "/account/delete", &[("confirm", "ja"), ("csrf", &csrf)]);
+    assert_eq!(wrong.status, 400);
+    let gone = b.post(
+        &w,
+        "/account/delete",
+        &[("confirm", "verwijderen"), ("csrf", &csrf)],
+    );
+    assert_eq!(gone.status, 200, "{}", gone.body_text());
+    for table in [
+        "users WHERE id",
+        "connections WHERE user_id",
+        "api_keys WHERE user_id",
+        "sessions WHERE user_id",
+    ] {
+        let rows = block_on(w.p.db().query(Statement::new(
+            match table {
+                "users WHERE id" => "SELECT COUNT(*) AS n FROM users WHERE id = ?",
+                "connections WHERE user_id" => {
+                    "SELECT COUNT(*) AS n FROM connections WHERE user_id = ?"
+                }
+                "api_keys WHERE user_id" => "SELECT COUNT(*) AS n FROM api_keys WHERE user_id = ?",
+                _ => "SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?",
+            },
+            vec![user_id.clone().into()],
+        )))
+        .unwrap();
+        assert_eq!(rows[0]["n"], 0, "{table}");
+    }
+    assert_eq!(b.get(&w, "/dashboard").status, 303, "signed out");
+}
+
+#[test]
+fn a_signed_in_customer_adds_another_exact_login_to_the_same_account() {
+    let w = world();
+    let mut b = Browser::default();
+    sign_in(&w, &mut b, "demo", "/connect?region=nl");
+    // Signed in, connect the Belgian site with another Exact login.
+    let start = b.get(&w, "/connect?region=be");
+    let state = query_of(start.header("location").unwrap(), "state");
+    let app = w.cfg.exact.as_ref().unwrap().app_for(Region::Be);
+    let code = exact_sandbox::login::sign_in(&w.p.http, &app, "other", "other", &state).unwrap();
+    let back = b.get(&w, &format!("/callback?code={code}&state={state}"));
+    assert_eq!(back.status, 303, "{}", back.body_text());
+    let users = block_on(
+        w.p.db()
+            .query(Statement::new("SELECT COUNT(*) AS n FROM users", vec![])),
+    )
+    .unwrap();
+    assert_eq!(users[0]["n"], 1, "no second account for the other login");
+    let conns = block_on(w.p.db().query(Statement::new(
+        "SELECT region FROM connections ORDER BY region",
+        vec![],
+    )))
+    .unwrap();
+    let regions: Vec<&str> = conns
+        .iter()
+        .map(|r| r["region"].as_str().unwrap())
+        .collect();
+    assert_eq!(regions, vec!["be", "nl"]);
+    // Signing in again with that login (not signed in) finds the same
+    // account by its Exact user id.
+    let again = sign_in_at(&w, &mut Browser::default(), "other", Region::Be);
+    assert_eq!(again.status, 303);
+    let users = block_on(
+        w.p.db()
+            .query(Statement::new("SELECT COUNT(*) AS n FROM users", vec![])),
+    )
+    .unwrap();
+    assert_eq!(users[0]["n"], 1);
+}
+
+fn sign_in_at(w: &World, b: &mut Browser, username: &str, region: Region) -> WebResponse {
+    let start = b.get(w, &format!("/connect?region={}", region.code()));
+    let state = query_of(start.header("location").unwrap(), "state");
+    let app = w.cfg.exact.as_ref().unwrap().app_for(region);
+    let code = exact_sandbox::login::sign_in(&w.p.http, &app, username, username, &state).unwrap();
+    b.get(w, &format!("/callback?code={code}&state={state}"))
+}

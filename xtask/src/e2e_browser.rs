@@ -1,0 +1,202 @@
+//! The browser group of the end-to-end suite (`PMJB_E2E_ONLY=portal`):
+//! scenarios in `tests/browser/` run by its runner with the pinned Node 22,
+//! driving Debian's Chromium through the pinned playwright-core.
+
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+use crate::project_root;
+use crate::tools::Tools;
+
+/// Runs one scenario file of `tests/browser/` with `--name value` options.
+/// Its lines (one per check, then `N passed, N failed`) go straight to the
+/// terminal; a failed check makes the whole scenario fail.
+pub fn run_scenario(tools: &Tools, scenario: &str, args: &[(&str, &str)]) -> Result<()> {
+    let root = project_root();
+    let dir = root.join("tests/browser");
+    let mut cmd: Command = tools.node();
+    cmd.arg(dir.join("run.mjs"))
+        .arg(dir.join(scenario))
+        .arg("--screenshots")
+        .arg(root.join(".state/screenshots"))
+        .env("PMJB_NODE_MODULES", &tools.node_modules)
+        .env("PMJB_CHROMIUM", crate::tools::CHROMIUM)
+        .current_dir(&root);
+    for (name, value) in args {
+        cmd.arg(format!("--{name}")).arg(value);
+    }
+    let status = cmd.status()?;
+    if !status.success() {
+        bail!("browser scenario {scenario} failed ({status}); its failed checks are printed above");
+    }
+    Ok(())
+}
+
+/// The browser scenarios, each as one check of the suite.
+pub fn checks(tools: &Tools, sandbox: &exact_sandbox::Sandbox) -> Vec<(&'static str, Result<()>)> {
+    vec![
+        (
+            "browser: the harness's strict checks pass a clean page and fail one with an axe violation, a console error, a page error and an outside request",
+            run_scenario(tools, "harness-self-test.mjs", &[]),
+        ),
+        (
+            "browser: sign-in on the Exact sandbox's login page (wrong password, demo/demo to a code and the echoed state, denied consent), screenshots at 1280 and 390 pixels",
+            run_scenario(
+                tools,
+                "exact-sandbox-sign-in.mjs",
+                &[
+                    ("base-url", sandbox.base_url()),
+                    ("client-id", sandbox.client_id()),
+                ],
+            ),
+        ),
+    ]
+}
+
+/// The customer portal in the browser, as one customer's life: sign up
+/// through the sandbox's page and call a tool with the key through the
+/// official Python SDK; the plan's administration limit; rename and revoke
+/// the key (the SDK then gets 401); reconnect after Exact revoked consent;
+/// sign out; delete the account (then no row of the user is left, table by
+/// table).
+pub fn portal_checks(
+    tools: &Tools,
+    state: &std::path::Path,
+    sandbox: &exact_sandbox::Sandbox,
+    portal_port: u16,
+    mcp_port: u16,
+) -> Vec<(&'static str, Result<()>)> {
+    let base = format!("http://127.0.0.1:{portal_port}");
+    let mcp_url = format!("http://127.0.0.1:{mcp_port}/mcp");
+    let key_file = state.join("portal-first-run-key");
+    let d1 = crate::demo::local_d1_file(state)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let scenario = |mode: &str| {
+        let folder = format!("portal-{mode}");
+        run_scenario(
+            tools,
+            "portal.mjs",
+            &[
+                ("scenario-name", folder.as_str()),
+                ("base-url", base.as_str()),
+                ("sandbox-url", sandbox.base_url()),
+                ("mode", mode),
+                ("username", "nieuw"),
+                ("email", NEW_CUSTOMER),
+                ("d1", &d1),
+                ("out", &key_file.to_string_lossy()),
+            ],
+        )
+    };
+    let sdk = |key: &str| -> Result<i32> {
+        let out = std::process::Command::new(&tools.python)
+            .arg(tools.root.join("tests/sdk/one_call.py"))
+            .arg(&mcp_url)
+            .arg(key)
+            .arg("get_outstanding_invoices")
+            .arg(r#"{"type": "receivable"}"#)
+            .output()?;
+        println!("    sdk: {}", String::from_utf8_lossy(&out.stdout).trim());
+        Ok(out.status.code().unwrap_or(-1))
+    };
+    let mut out = Vec::new();
+    out.push((
+        "portal browser: public pages pass axe at both widths; a new customer signs in with Exact, gets a key once and the official Python SDK answers a tool with it",
+        scenario("first-run").and_then(|()| {
+            let key = std::fs::read_to_string(&key_file)?;
+            let code = sdk(key.trim())?;
+            if code != 0 {
+                bail!("the SDK's tool call with the portal's key failed (exit {code})");
+            }
+            Ok(())
+        }),
+    ));
+    out.push((
+        "portal browser: switching an administration on past the free plan's limit shows why",
+        scenario("limit"),
+    ));
+    out.push((
+        "portal browser: rename and revoke the key (the SDK then gets 401); a cross-site form and a foreign return_to are harmless",
+        scenario("manage").and_then(|()| {
+            let key = std::fs::read_to_string(&key_file)?;
+            let code = sdk(key.trim())?;
+            if code != 2 {
+                bail!("a revoked key was not refused with 401 (SDK exit {code})");
+            }
+            Ok(())
+        }),
+    ));
+    out.push((
+        "portal browser: after Exact revoked consent the dashboard says so and one click reconnects",
+        scenario("reconnect"),
+    ));
+    out.push((
+        "portal browser: signing out ends the session",
+        scenario("signout"),
+    ));
+    out.push((
+        "portal browser: deleting the account leaves no row of the customer in any table",
+        scenario("delete").and_then(|()| nothing_left(state)),
+    ));
+    out
+}
+
+const NEW_CUSTOMER: &str = "sanne@administratiekantoor.example";
+
+/// After deletion: no row of the customer anywhere, table by table.
+fn nothing_left(state: &std::path::Path) -> Result<()> {
+    let db = rusqlite::Connection::open(crate::demo::local_d1_file(state)?)?;
+    let users: i64 = db.query_row(
+        "SELECT COUNT(*) FROM users WHERE email = ?1",
+        [NEW_CUSTOMER],
+        |r| r.get(0),
+    )?;
+    if users != 0 {
+        bail!("the user row is still there");
+    }
+    // Rows that point at no user any more would be the customer's
+    // leftovers: every user-owned table, checked for orphans.
+    for (table, column) in [
+        ("connections", "user_id"),
+        ("api_keys", "user_id"),
+        ("sessions", "user_id"),
+        ("login_states", "user_id"),
+        ("usage_counters", "user_id"),
+        ("api_usage", "user_id"),
+        ("usage_rollups", "user_id"),
+        ("email_queue", "user_id"),
+        ("tos_acceptances", "user_id"),
+        ("oauth_auth_codes", "user_id"),
+        ("oauth_tokens", "user_id"),
+    ] {
+        let orphans: i64 = db.query_row(
+            &format!(
+                "SELECT COUNT(*) FROM {table} WHERE {column} IS NOT NULL AND {column} NOT IN (SELECT id FROM users)"
+            ),
+            [],
+            |r| r.get(0),
+        )?;
+        if orphans != 0 {
+            bail!("{orphans} row(s) of a deleted user left in {table}");
+        }
+    }
+    let administrations: i64 = db.query_row(
+        "SELECT COUNT(*) FROM administrations WHERE connection_id NOT IN (SELECT id FROM connections)",
+        [],
+        |r| r.get(0),
+    )?;
+    if administrations != 0 {
+        bail!("{administrations} administration(s) left without a connection");
+    }
+    let audit: i64 = db.query_row(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'account_deleted' AND actor_email IS NULL",
+        [],
+        |r| r.get(0),
+    )?;
+    if audit != 1 {
+        bail!("expected one anonymous audit line of the deletion, found {audit}");
+    }
+    Ok(())
+}
