@@ -531,7 +531,13 @@ fn portal_vars(ports: &[u16]) -> Vec<(&'static str, String)> {
         .map(|w| format!("{}={}/health", w.name, url(w.name)))
         .collect::<Vec<_>>()
         .join(",");
-    vec![("MCP_URL", url("mcp-server")), ("HEALTH_URLS", health)]
+    vec![
+        ("MCP_URL", url("mcp-server")),
+        ("HEALTH_URLS", health),
+        // Links in tool errors and mails ("reconnect", "upgrade") lead to
+        // the portal, not to the Worker that wrote them.
+        ("AUTH_PORTAL_URL", url("auth-portal")),
+    ]
 }
 
 pub fn dev(opts: &Options) -> Result<()> {
