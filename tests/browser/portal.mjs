@@ -60,10 +60,8 @@ export default async function (t) {
       for (const [shot, path] of PUBLIC) {
         const reply = await page.goto(`${base}${path}`);
         expect(reply?.status() === 200, () => `${path}: status ${reply?.status()}`);
+        // Screenshots and axe at desktop and phone width.
         await page.inspect(shot);
-        const phone = await t.browser.newPage({ width: "phone" });
-        await phone.goto(`${base}${path}`);
-        await phone.inspect(shot);
       }
     });
 
@@ -86,6 +84,11 @@ export default async function (t) {
         expect(setup.includes(assistant), `no set-up for ${assistant}`);
       }
       expect((await page.text("#wsnippet-claude-code")).includes(key), "the snippet lacks the key");
+      // An administration named `<script>alert(1)</script> Holding B.V.`
+      // at Exact is shown as that text, and nothing runs.
+      const found = await page.text("main");
+      expect(found.includes("<script>alert(1)</script> Holding B.V."), "the hostile name is not shown as text");
+      expect((await page.locate("main script").count()) === 0, "a script element came from a name");
       await page.inspect("first-run");
       if (t.args.out) writeFileSync(t.args.out, key);
       note(`key written for the SDK check`);
@@ -106,6 +109,8 @@ export default async function (t) {
         expect(text.includes(want), `dashboard lacks ${want}`);
       }
       expect((await page.locate("svg.chart").count()) >= 1, "no chart");
+      expect(text.includes("<script>alert(1)</script> Holding B.V."), "the hostile name is not shown as text");
+      expect((await page.locate("main script").count()) === 0, "a script element came from a name");
       await page.inspect("dashboard");
       const phone = await t.browser.newPage({ width: "phone" });
       // The phone has no session: it is sent to sign in, with the way back.

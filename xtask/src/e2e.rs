@@ -662,7 +662,7 @@ pub fn dev(opts: &Options) -> Result<()> {
     println!("MCP endpoint: {mcp_url}");
     println!("API key:      {key}");
     println!(
-        "Portal:       http://127.0.0.1:{}/  (sign in with Exact: the sandbox login `other`/`other` starts as a new customer; `demo`/`demo` is the user above)",
+        "Portal:       http://127.0.0.1:{}/  (sign in with Exact: the sandbox login `nieuw`/`nieuw` (or `other`/`other`) starts as a new customer; `demo`/`demo` is the user above)",
         base + 1
     );
     let demo_keys: Vec<&str> = exact_sandbox::demo::KEYS.iter().map(|(k, _)| *k).collect();

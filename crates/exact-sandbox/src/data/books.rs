@@ -1059,8 +1059,10 @@ fn base64_encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// The demo companies: division, name, industry.
-pub const COMPANIES: [(i64, &str, Industry); 4] = [
+/// The demo companies: division, name, industry. The last one's name is
+/// hostile on purpose (Exact lets a user name an administration anything):
+/// only the login `nieuw` sees it, and the portal must show it as text.
+pub const COMPANIES: [(i64, &str, Industry); 5] = [
     (
         1_000_001,
         "Bakkerij De Gouden Croissant B.V.",
@@ -1080,6 +1082,11 @@ pub const COMPANIES: [(i64, &str, Industry); 4] = [
         1_000_004,
         "Bouwbedrijf De Fundatie B.V.",
         Industry::Construction,
+    ),
+    (
+        1_000_005,
+        "<script>alert(1)</script> Holding B.V.",
+        Industry::ItConsultancy,
     ),
 ];
 
@@ -1113,15 +1120,15 @@ pub fn users() -> Vec<SandboxUser> {
             current_division: 1_000_004,
         },
         // A bookkeeper nobody has connected yet: the portal's browser tests
-        // sign up as this login. Three administrations, one more than the
-        // free plan allows.
+        // sign up as this login. Four administrations, more than the free
+        // plan allows, one of them with a hostile name.
         SandboxUser {
             user_id: "6b1f0e3a-2c7d-4a58-9e41-d3c5b7a90f28".into(),
             username: "nieuw".into(),
             password: "nieuw".into(),
             full_name: "Sanne Jansen".into(),
             email: "sanne@administratiekantoor.example".into(),
-            divisions: vec![1_000_002, 1_000_003, 1_000_004],
+            divisions: vec![1_000_002, 1_000_003, 1_000_004, 1_000_005],
             current_division: 1_000_002,
         },
     ]
@@ -1272,6 +1279,6 @@ mod tests {
         let demo = &d.users[0];
         let other = &d.users[1];
         assert!(demo.divisions.iter().all(|x| !other.divisions.contains(x)));
-        assert_eq!(d.companies.len(), 4);
+        assert_eq!(d.companies.len(), COMPANIES.len());
     }
 }
