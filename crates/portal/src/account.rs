@@ -36,7 +36,7 @@ fn cookie(name: &str, value: &str, max_age_s: i64) -> String {
 /// A page in Dutch (the portal's language for signed-in pages until the
 /// user's locale is read).
 fn chrome(title: &str) -> Chrome {
-    Chrome::new(None, Lang::Nl, title.to_owned())
+    Chrome::new(None, Lang::Nl, title.to_owned()).signed_in(true)
 }
 
 #[derive(Template)]

@@ -106,7 +106,10 @@ pub async fn handle<P: PortalPlatform>(req: &WebRequest, cfg: &PortalConfig, p: 
         (false, "/preferences") if post => account::save_preferences(req, cfg, p).await,
         (false, "/account/delete") if post => account::delete_account(req, cfg, p).await,
         (true, path) => match Page::from_path(path) {
-            Some((page, lang)) => pages::public(page, lang, cfg, p.http()).await,
+            Some((page, lang)) => {
+                let session = req.cookie(account::SESSION_COOKIE).is_some();
+                pages::public(page, lang, cfg, p.http(), session).await
+            }
             None => pages::not_found(path),
         },
         (false, path) => {

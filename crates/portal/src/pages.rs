@@ -37,6 +37,9 @@ pub struct Chrome {
     pub other_href: &'static str,
     /// Busts browser caches of the stylesheet and script on a new build.
     pub asset_version: &'static str,
+    /// The browser holds a session cookie: the header offers the
+    /// dashboard instead of signing in (the dashboard itself checks it).
+    pub signed_in: bool,
 }
 
 impl Chrome {
@@ -57,7 +60,14 @@ impl Chrome {
                 .collect(),
             other_href: page.unwrap_or(Page::Home).path(lang.other()),
             asset_version: crate::ASSET_VERSION,
+            signed_in: false,
         }
+    }
+
+    /// The same chrome for a browser that holds a session.
+    pub fn signed_in(mut self, yes: bool) -> Self {
+        self.signed_in = yes;
+        self
     }
 }
 
@@ -399,8 +409,9 @@ pub async fn public(
     lang: Lang,
     cfg: &PortalConfig,
     http: &impl HttpTransport,
+    signed_in: bool,
 ) -> WebResponse {
-    let c = Chrome::new(Some(page), lang, page.title(lang).to_owned());
+    let c = Chrome::new(Some(page), lang, page.title(lang).to_owned()).signed_in(signed_in);
     let t = lang.texts();
     match page {
         Page::Home => page_html(

@@ -229,6 +229,16 @@ fn a_new_customer_signs_in_with_exact_gets_a_key_once_and_it_works() {
     .unwrap();
     assert_eq!(rows[0]["n"], 0, "the plain key is nowhere");
 
+    // Signed in, the header offers the dashboard instead of signing in.
+    let home = b.get(&w, "/").body_text();
+    assert!(home.contains("href=\"/dashboard\">Dashboard</a>"), "{home}");
+    assert!(
+        !Browser::default()
+            .get(&w, "/")
+            .body_text()
+            .contains(">Dashboard</a>")
+    );
+
     // The dashboard, and the key list without the secret.
     let dash = b.get(&w, "/dashboard");
     assert_eq!(dash.status, 200);
