@@ -5,7 +5,9 @@
 //! `undefined`). Rows come back through serde as JSON objects; integral
 //! numbers arrive as integers.
 
-use boekhouding_core::storage::{Executed, Row, SqlExecutor, SqlValue, Statement, StorageError};
+use boekhouding_core::storage::{
+    Executed, NoDatabase, Row, SqlExecutor, SqlValue, Statement, StorageError,
+};
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement};
 
@@ -171,5 +173,36 @@ mod tests {
         assert!(reset.is_retryable() && !is_busy(&reset));
         assert!(!is_busy(&classify("UNIQUE constraint failed: users.email")));
         assert!(!is_busy(&classify("no such table: nope")));
+    }
+}
+
+/// A request's database: D1, or none at all (a demo request, or a Worker
+/// whose binding is missing: every statement is then refused and the page
+/// or tool says the service is unavailable). One type, so the code that
+/// uses it is compiled once.
+#[derive(Debug)]
+pub enum RequestDb {
+    D1(D1Executor),
+    None(NoDatabase),
+}
+
+impl SqlExecutor for RequestDb {
+    async fn query(&self, stmt: Statement) -> Result<Vec<Row>, StorageError> {
+        match self {
+            RequestDb::D1(d) => d.query(stmt).await,
+            RequestDb::None(n) => n.query(stmt).await,
+        }
+    }
+    async fn execute(&self, stmt: Statement) -> Result<Executed, StorageError> {
+        match self {
+            RequestDb::D1(d) => d.execute(stmt).await,
+            RequestDb::None(n) => n.execute(stmt).await,
+        }
+    }
+    async fn batch(&self, stmts: Vec<Statement>) -> Result<Vec<Executed>, StorageError> {
+        match self {
+            RequestDb::D1(d) => d.batch(stmts).await,
+            RequestDb::None(n) => n.batch(stmts).await,
+        }
     }
 }

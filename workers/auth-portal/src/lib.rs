@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use boekhouding_cf::d1::D1Executor;
+use boekhouding_cf::d1::{D1Executor, RequestDb};
 use boekhouding_cf::fetch::FetchTransport;
 use boekhouding_cf::platform::{WorkerClock, WorkerRandomness};
 use boekhouding_cf::{bindings, edge, health};
 use boekhouding_core::csrf::PortalSecret;
-use boekhouding_core::storage::{Executed, NoDatabase, Row, SqlExecutor, Statement, StorageError};
+use boekhouding_core::storage::NoDatabase;
 use boekhouding_portal::web::{WebRequest, WebResponse};
 use boekhouding_portal::{DEMO_COMPANIES, PortalConfig, PortalPlatform, handle};
 use worker::{Context, Env, Method, Request, Response, console_error, event};
@@ -42,10 +42,10 @@ pub async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<
     let cfg = config(&env, &web);
     let platform = WorkerPortal {
         db: match D1Executor::from_env(&env) {
-            Ok(d1) => PortalDb::D1(d1),
+            Ok(d1) => RequestDb::D1(d1),
             Err(e) => {
                 console_error!("{SERVICE}: {e}");
-                PortalDb::None(NoDatabase)
+                RequestDb::None(NoDatabase)
             }
         },
         // Exact's token endpoint and the Workers' health: a stuck one must
@@ -79,45 +79,17 @@ async fn admitted(env: &Env, req: &Request) -> bool {
     }
 }
 
-/// The portal's database: D1, or none when the binding is missing (pages
-/// that need it then say the service is unavailable).
-enum PortalDb {
-    D1(D1Executor),
-    None(NoDatabase),
-}
-
-impl SqlExecutor for PortalDb {
-    async fn query(&self, stmt: Statement) -> Result<Vec<Row>, StorageError> {
-        match self {
-            PortalDb::D1(d) => d.query(stmt).await,
-            PortalDb::None(n) => n.query(stmt).await,
-        }
-    }
-    async fn execute(&self, stmt: Statement) -> Result<Executed, StorageError> {
-        match self {
-            PortalDb::D1(d) => d.execute(stmt).await,
-            PortalDb::None(n) => n.execute(stmt).await,
-        }
-    }
-    async fn batch(&self, stmts: Vec<Statement>) -> Result<Vec<Executed>, StorageError> {
-        match self {
-            PortalDb::D1(d) => d.batch(stmts).await,
-            PortalDb::None(n) => n.batch(stmts).await,
-        }
-    }
-}
-
 struct WorkerPortal {
-    db: PortalDb,
+    db: RequestDb,
     http: FetchTransport,
 }
 
 impl PortalPlatform for WorkerPortal {
-    type Db = PortalDb;
+    type Db = RequestDb;
     type Http = FetchTransport;
     type Clock = WorkerClock;
     type Rng = WorkerRandomness;
-    fn db(&self) -> &PortalDb {
+    fn db(&self) -> &RequestDb {
         &self.db
     }
     fn http(&self) -> &FetchTransport {

@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use boekhouding_cf::d1::D1Executor;
+use boekhouding_cf::d1::{D1Executor, RequestDb};
 use boekhouding_cf::fetch::FetchTransport;
 use boekhouding_cf::kv::OptionalCache;
 use boekhouding_cf::platform::{WorkerClock, WorkerRandomness, WorkerSleep, run_to_completion};
@@ -25,7 +25,7 @@ use boekhouding_core::ports::{
     BinaryResponse, Clock, HttpRequest, HttpResponse, HttpTransport, TransportError,
 };
 use boekhouding_core::storage::usage::{self, UsageMonth};
-use boekhouding_core::storage::{Executed, NoDatabase, Row, SqlExecutor, Statement, StorageError};
+use boekhouding_core::storage::{NoDatabase, StorageError};
 use boekhouding_mcp::auth::{AuthError, authenticate, challenge};
 use boekhouding_mcp::engine::{Engine, ServerIdentity};
 use boekhouding_mcp::http::{HttpCall, HttpReply, TransportPolicy, body_too_large, handle};
@@ -42,33 +42,6 @@ const INSTRUCTIONS: &str = "Praat met je Boekhouding answers questions about the
 Start with list_divisions to see the administrations (administraties) this account may use and which is the default. \
 Every other tool takes an optional `division` code; without it the default administration is used. \
 All tools only read; amounts are in euros, dates ISO 8601.";
-
-/// A request's database: D1 for customers, none for a demo.
-enum RequestDb {
-    D1(D1Executor),
-    None(NoDatabase),
-}
-
-impl SqlExecutor for RequestDb {
-    async fn query(&self, stmt: Statement) -> Result<Vec<Row>, StorageError> {
-        match self {
-            RequestDb::D1(d) => d.query(stmt).await,
-            RequestDb::None(n) => n.query(stmt).await,
-        }
-    }
-    async fn execute(&self, stmt: Statement) -> Result<Executed, StorageError> {
-        match self {
-            RequestDb::D1(d) => d.execute(stmt).await,
-            RequestDb::None(n) => n.execute(stmt).await,
-        }
-    }
-    async fn batch(&self, stmts: Vec<Statement>) -> Result<Vec<Executed>, StorageError> {
-        match self {
-            RequestDb::D1(d) => d.batch(stmts).await,
-            RequestDb::None(n) => n.batch(stmts).await,
-        }
-    }
-}
 
 /// A request's way to Exact: `fetch` for customers, the in-isolate books
 /// for a demo.
