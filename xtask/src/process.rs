@@ -36,48 +36,36 @@ pub fn apply_migrations_local(tools: &Tools, state: &Path) -> Result<()> {
 
 /// Runs SQL against the local D1 and returns wrangler's JSON rows.
 pub fn d1_query(tools: &Tools, state: &Path, sql: &str) -> Result<Vec<serde_json::Value>> {
-    let out = tools
-        .wrangler()
-        .args(["d1", "execute", "boekhouding", "--local", "--json", "-c"])
+    let mut cmd = tools.wrangler();
+    cmd.args(["d1", "execute", "boekhouding", "--local", "--json", "-c"])
         .arg(WORKERS[0].config(&tools.root))
         .arg("--persist-to")
-        .arg(state)
-        .args(["--command", sql])
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "wrangler d1 execute failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("parsing: {}", String::from_utf8_lossy(&out.stdout)))?;
-    Ok(parsed
-        .get(0)
-        .and_then(|r| r.get("results"))
-        .and_then(|r| r.as_array())
-        .cloned()
-        .unwrap_or_default())
+        .arg(state);
+    d1_rows(cmd, sql)
 }
 
 /// Runs one read-only SQL statement on a deployed environment's D1.
 pub fn d1_query_remote(tools: &Tools, env: &str, sql: &str) -> Result<Vec<serde_json::Value>> {
     ensure_configured(tools, env)?;
-    let out = tools
-        .wrangler()
-        .args([
-            "d1",
-            "execute",
-            &format!("boekhouding-{env}"),
-            "--remote",
-            "--json",
-            "-e",
-            env,
-            "-c",
-        ])
-        .arg(WORKERS[0].config(&tools.root))
-        .args(["--command", sql])
-        .output()?;
+    let mut cmd = tools.wrangler();
+    cmd.args([
+        "d1",
+        "execute",
+        &format!("boekhouding-{env}"),
+        "--remote",
+        "--json",
+        "-e",
+        env,
+        "-c",
+    ])
+    .arg(WORKERS[0].config(&tools.root));
+    d1_rows(cmd, sql)
+}
+
+/// Runs a prepared `wrangler d1 execute` with `sql` and returns the rows
+/// of its JSON answer.
+fn d1_rows(mut cmd: Command, sql: &str) -> Result<Vec<serde_json::Value>> {
+    let out = cmd.args(["--command", sql]).output()?;
     if !out.status.success() {
         bail!(
             "wrangler d1 execute failed: {}",

@@ -9,6 +9,19 @@ use crate::plan::{Limit, Plan};
 use crate::ports::Randomness;
 use crate::region::Region;
 
+/// Every read of administrations selects the same columns (with the
+/// connection's region); the macro keeps the list in one place while the
+/// SQL stays a `&'static str`.
+macro_rules! select_administrations {
+    ($tail:literal) => {
+        concat!(
+            "SELECT a.id, a.connection_id, c.region, a.division_code, a.name, a.is_active, ",
+            "a.is_default FROM administrations a JOIN connections c ON c.id = a.connection_id ",
+            $tail
+        )
+    };
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Administration {
     pub id: String,
@@ -130,9 +143,7 @@ pub async fn list_for_connection(
     Ok(query_all::<Row>(
         db,
         Statement::new(
-            "SELECT a.id, a.connection_id, c.region, a.division_code, a.name, a.is_active, a.is_default
-             FROM administrations a JOIN connections c ON c.id = a.connection_id
-             WHERE a.connection_id = ? ORDER BY a.division_code",
+            select_administrations!("WHERE a.connection_id = ? ORDER BY a.division_code"),
             vec![connection_id.into()],
         ),
     )
@@ -150,10 +161,10 @@ pub async fn all_for_user(
     Ok(query_all::<Row>(
         db,
         Statement::new(
-            "SELECT a.id, a.connection_id, c.region, a.division_code, a.name, a.is_active, a.is_default
-             FROM administrations a JOIN connections c ON c.id = a.connection_id
-             WHERE c.user_id = ?
-             ORDER BY a.is_default DESC, a.is_active DESC, a.division_code, c.region",
+            select_administrations!(
+                "WHERE c.user_id = ?
+             ORDER BY a.is_default DESC, a.is_active DESC, a.division_code, c.region"
+            ),
             vec![user_id.into()],
         ),
     )
@@ -172,10 +183,10 @@ pub async fn active_for_user(
     Ok(query_all::<Row>(
         db,
         Statement::new(
-            "SELECT a.id, a.connection_id, c.region, a.division_code, a.name, a.is_active, a.is_default
-             FROM administrations a JOIN connections c ON c.id = a.connection_id
-             WHERE c.user_id = ? AND a.is_active = 1
-             ORDER BY a.is_default DESC, a.division_code, c.region",
+            select_administrations!(
+                "WHERE c.user_id = ? AND a.is_active = 1
+             ORDER BY a.is_default DESC, a.division_code, c.region"
+            ),
             vec![user_id.into()],
         ),
     )
