@@ -347,11 +347,11 @@ fn thousands(n: u64, lang: Lang) -> String {
 
 fn euros(cents: u32, lang: Lang) -> String {
     let (whole, rest) = (cents / 100, cents % 100);
-    let comma = if lang == Lang::Nl { ',' } else { '.' };
-    if rest == 0 {
-        format!("{whole}{comma}-")
-    } else {
-        format!("{whole}{comma}{rest:02}")
+    // Dutch prices read "€ 9,-"; English ones "€ 9.00".
+    match lang {
+        Lang::Nl if rest == 0 => format!("{whole},-"),
+        Lang::Nl => format!("{whole},{rest:02}"),
+        Lang::En => format!("{whole}.{rest:02}"),
     }
 }
 
@@ -574,5 +574,7 @@ mod tests {
         assert_eq!(thousands(1_000_000, Lang::Nl), "1.000.000");
         assert_eq!(euros(900, Lang::Nl), "9,-");
         assert_eq!(euros(2_550, Lang::En), "25.50");
+        assert_eq!(euros(900, Lang::En), "9.00");
+        assert_eq!(euros(0, Lang::En), "0.00");
     }
 }
