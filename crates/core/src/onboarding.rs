@@ -28,6 +28,12 @@ pub enum ConnectError {
     /// The signed-in account vanished while the user was at Exact.
     #[error("the account this connection was for no longer exists")]
     NoSuchUser,
+    /// A signed-in user connected an Exact login that another account
+    /// already holds: an Exact login belongs to one account, so the
+    /// tokens are not stored (signing in with that login opens the other
+    /// account).
+    #[error("this Exact login is connected to another account")]
+    LoginHeldElsewhere,
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("tokens could not be sealed")]
@@ -77,7 +83,9 @@ pub async fn complete<D: SqlExecutor, H: HttpTransport, R: Randomness, C: Clock>
 
 /// Completes the Exact OAuth callback for `region`. Whose connection it
 /// becomes: the signed-in `owner`'s when there is one (adding another
-/// Exact site to an account); else the user who already has this Exact
+/// Exact site or another Exact login to an account; refused with
+/// [`ConnectError::LoginHeldElsewhere`] when another account holds the
+/// login); else the user who already has this Exact
 /// login at this site (so a changed e-mail address at Exact does not make
 /// a second account); else the user with Exact's e-mail address, created
 /// if new.
@@ -120,11 +128,13 @@ pub async fn complete_for<D: SqlExecutor, H: HttpTransport, R: Randomness, C: Cl
                 .unwrap_or_else(|| format!("Administratie {}", r.code)),
         })
         .collect();
-    let known = match owner {
-        Some(id) => Some(id.to_owned()),
-        None => connections::find_by_exact_user(db, region, &me.user_id)
-            .await?
-            .map(|c| c.user_id),
+    let holder = connections::find_by_exact_user(db, region, &me.user_id)
+        .await?
+        .map(|c| c.user_id);
+    let known = match (owner, holder) {
+        (Some(id), Some(holder)) if holder != id => return Err(ConnectError::LoginHeldElsewhere),
+        (Some(id), _) => Some(id.to_owned()),
+        (None, holder) => holder,
     };
     let user = match known {
         Some(id) => users::find_by_id(db, &id)

@@ -797,3 +797,159 @@ fn a_refresh_job_survives_its_request_being_cancelled_and_an_inline_one_does_not
     assert_eq!(row.state.status, ConnectionStatus::Active);
     assert!(row.lease_owner.is_none());
 }
+
+/// An account may hold a second Exact login at the same site (the owner's
+/// and the bookkeeping office's, say): connecting it while signed in adds
+/// a second connection, a company both logins see is switched on once
+/// only, the account keeps one default, and signing in with the second
+/// login later opens the same account. A login another account holds is
+/// refused.
+#[test]
+fn a_second_exact_login_at_the_same_site_is_a_second_connection_of_the_same_account() {
+    use boekhouding_core::onboarding::{self, ConnectError};
+    use boekhouding_core::plan::Plan;
+    use boekhouding_core::storage::{administrations, users};
+    let env = default_env();
+    let db = SqliteDb::migrated().unwrap();
+    let (rng, ring, app) = (SeededRandomness::new(7), keyring(), env.app());
+    let complete = |login: &str, owner: Option<&str>| {
+        block_on(onboarding::complete_for(
+            &db,
+            &env.http,
+            &rng,
+            &env.clock,
+            &ring,
+            &app,
+            Region::Nl,
+            &env.login(login, login),
+            owner,
+        ))
+    };
+    let first = complete("demo", None).unwrap();
+    let user = first.user.id.clone();
+    // Pro: room for ten, so only the overlap decides what starts active.
+    block_on(users::set_plan(&db, &user, Plan::Pro, env.clock_now())).unwrap();
+
+    let second = complete("nieuw", Some(&user)).unwrap();
+    assert_eq!(second.user.id, user, "the signed-in account");
+    assert_ne!(second.connection.id, first.connection.id);
+    let mut connections = block_on(connections::list_for_user(&db, &user)).unwrap();
+    connections.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(connections.len(), 2, "two logins, two connections");
+    assert!(connections.iter().all(|c| c.region == Region::Nl));
+
+    // `demo` sees 1000001–3 (two active on the free plan at sign-up),
+    // `nieuw` 1000002–5. What `demo` has active is not switched on twice.
+    let all = block_on(administrations::all_for_user(&db, &user)).unwrap();
+    let active: Vec<(i64, &str)> = {
+        let mut v: Vec<(i64, &str)> = all
+            .iter()
+            .filter(|a| a.is_active)
+            .map(|a| (a.division_code, a.connection_id.as_str()))
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let codes: Vec<i64> = active.iter().map(|(c, _)| *c).collect();
+    let mut unique = codes.clone();
+    unique.dedup();
+    assert_eq!(codes, unique, "no company active twice: {active:?}");
+    for code in [1_000_004, 1_000_005] {
+        assert!(
+            active.contains(&(code, second.connection.id.as_str())),
+            "{code} is only nieuw's, so it starts active"
+        );
+    }
+    let defaults: Vec<&administrations::Administration> =
+        all.iter().filter(|a| a.is_default).collect();
+    assert_eq!(defaults.len(), 1, "one default for the account");
+    assert_eq!(defaults[0].connection_id, first.connection.id);
+
+    // Switching on nieuw's copy of a company demo has active is refused
+    // with the reason; after demo's copy is off it may be switched on.
+    let twin_code = active
+        .iter()
+        .find(|(c, conn)| *conn == first.connection.id && nieuw_sees(*c))
+        .map(|(c, _)| *c)
+        .expect("demo has a company nieuw also sees active");
+    let copy = |conn: &str| {
+        all.iter()
+            .find(|a| a.connection_id == conn && a.division_code == twin_code)
+            .unwrap()
+            .id
+            .clone()
+    };
+    let now = env.clock_now();
+    assert_eq!(
+        block_on(administrations::set_active(
+            &db,
+            &user,
+            &copy(&second.connection.id),
+            true,
+            Plan::Pro,
+            now
+        ))
+        .unwrap(),
+        administrations::Toggle::ActiveElsewhere
+    );
+    block_on(administrations::set_active(
+        &db,
+        &user,
+        &copy(&first.connection.id),
+        false,
+        Plan::Pro,
+        now,
+    ))
+    .unwrap();
+    assert_eq!(
+        block_on(administrations::set_active(
+            &db,
+            &user,
+            &copy(&second.connection.id),
+            true,
+            Plan::Pro,
+            now
+        ))
+        .unwrap(),
+        administrations::Toggle::Changed
+    );
+
+    // Reconnecting either login revives its own connection only.
+    let again = complete("nieuw", None).unwrap();
+    assert_eq!(
+        again.user.id, user,
+        "the login opens the account holding it"
+    );
+    assert_eq!(again.connection.id, second.connection.id);
+    assert_eq!(
+        block_on(connections::list_for_user(&db, &user))
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // A login held by another account is not taken over.
+    let stranger = complete("other", None).unwrap();
+    assert_ne!(stranger.user.id, user);
+    assert!(matches!(
+        complete("other", Some(&user)),
+        Err(ConnectError::LoginHeldElsewhere)
+    ));
+    assert_eq!(
+        block_on(connections::list_for_user(&db, &user))
+            .unwrap()
+            .len(),
+        2,
+        "nothing stored for the refused login"
+    );
+    assert_eq!(
+        block_on(connections::list_for_user(&db, &stranger.user.id))
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+fn nieuw_sees(code: i64) -> bool {
+    (1_000_002..=1_000_005).contains(&code)
+}

@@ -1072,12 +1072,13 @@ fn belgian_twin(w: &World) -> (String, String) {
         now,
     ))
     .unwrap();
-    let nl = block_on(connections::find_for_user_region(
+    let nl = block_on(connections::list_for_user(
         &w.platform.db,
         &w.principal.user_id,
-        Region::Nl,
     ))
     .unwrap()
+    .into_iter()
+    .find(|c| c.region == Region::Nl)
     .unwrap();
     (nl.id, be.id)
 }

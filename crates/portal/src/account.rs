@@ -283,6 +283,15 @@ pub async fn callback<P: PortalPlatform>(
                 400,
             );
         }
+        Err(onboarding::ConnectError::LoginHeldElsewhere) => {
+            return message(
+                409,
+                "Deze Exact-login hoort bij een ander account",
+                "Je bent ingelogd bij Exact Online met een login die al aan een ander account van Praat met je Boekhouding gekoppeld is. Log uit en log in met die Exact-login om dat account te gebruiken, of kies bij Exact Online een andere login.",
+                "/dashboard",
+                "Terug naar het dashboard",
+            );
+        }
         Err(onboarding::ConnectError::NoEmail) => {
             return retry(
                 "Geen e-mailadres",
@@ -469,6 +478,9 @@ pub struct AdminRow {
     pub code: i64,
     pub active: bool,
     pub default: bool,
+    /// The Exact login it is read through, when the account holds more
+    /// than one (the same company may then be listed once per login).
+    pub via: Option<String>,
 }
 
 /// One recent call.
@@ -508,6 +520,7 @@ struct Dashboard {
     admins_limit: String,
     administrations: Vec<AdminRow>,
     admin_label: &'static str,
+    via_label: &'static str,
     state_label: &'static str,
     actions_label: &'static str,
     active_label: &'static str,
@@ -704,9 +717,20 @@ async fn render_dashboard<P: PortalPlatform>(
                 code: a.division_code,
                 active: a.is_active,
                 default: a.is_default,
+                via: (conns.len() > 1)
+                    .then(|| conns.iter().find(|c| c.id == a.connection_id))
+                    .flatten()
+                    .map(|c| {
+                        format!(
+                            "{} ({})",
+                            c.exact_email.as_deref().unwrap_or("Exact Online"),
+                            c.region.site_name()
+                        )
+                    }),
             })
             .collect(),
         admin_label: "Administratie",
+        via_label: "via",
         state_label: "Toestand",
         actions_label: "Acties",
         active_label: "aan",
@@ -836,6 +860,9 @@ pub async fn toggle_administration<P: PortalPlatform>(
             "Deze administratie is net uitgezet; ze kan weer aan vanaf {}.",
             until.format("%H:%M UTC")
         ),
+        Ok(administrations::Toggle::ActiveElsewhere) => {
+            "Deze administratie staat al aan via een andere Exact-login. Zet die eerst uit als je haar via deze login wilt lezen.".to_owned()
+        }
         Err(_) => return unavailable(),
     };
     render_dashboard(&signed, cfg, p, None, Some(why), 409).await

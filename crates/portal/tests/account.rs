@@ -572,6 +572,60 @@ fn a_signed_in_customer_adds_another_exact_login_to_the_same_account() {
     assert_eq!(users[0]["n"], 1);
 }
 
+#[test]
+fn a_second_exact_login_at_the_same_site_is_listed_beside_the_first_and_a_held_one_is_refused() {
+    let w = world();
+    let mut b = Browser::default();
+    sign_in(&w, &mut b, "demo", "/connect?region=nl");
+    // Signed in, the same Dutch site with the bookkeeping office's login.
+    let back = sign_in_at(&w, &mut b, "nieuw", Region::Nl);
+    assert_eq!(back.status, 303, "{}", back.body_text());
+    let conns = block_on(w.p.db().query(Statement::new(
+        "SELECT exact_email FROM connections ORDER BY exact_email",
+        vec![],
+    )))
+    .unwrap();
+    let emails: Vec<&str> = conns
+        .iter()
+        .map(|r| r["exact_email"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        emails,
+        vec![
+            "jan@goudencroissant.example",
+            "sanne@administratiekantoor.example"
+        ]
+    );
+    // The dashboard lists both logins and says through which one each
+    // administration is read (both see 1000002 and 1000003).
+    let page = b.get(&w, "/dashboard").body_text();
+    assert!(
+        page.contains("jan@goudencroissant.example (Nederland (exactonline.nl))"),
+        "{page}"
+    );
+    assert!(
+        page.contains("via sanne@administratiekantoor.example"),
+        "{page}"
+    );
+
+    // Someone else's login is not taken over by a signed-in account.
+    sign_in_at(&w, &mut Browser::default(), "other", Region::Nl);
+    let refused = sign_in_at(&w, &mut b, "other", Region::Nl);
+    assert_eq!(refused.status, 409);
+    assert!(
+        refused.body_text().contains("ander account"),
+        "{}",
+        refused.body_text()
+    );
+    let mine = block_on(w.p.db().query(Statement::new(
+        "SELECT COUNT(*) AS n FROM connections c JOIN users u ON u.id = c.user_id
+         WHERE u.email = 'jan@goudencroissant.example'",
+        vec![],
+    )))
+    .unwrap();
+    assert_eq!(mine[0]["n"], 2, "nothing stored for the refused login");
+}
+
 fn sign_in_at(w: &World, b: &mut Browser, username: &str, region: Region) -> WebResponse {
     let start = b.get(w, &format!("/connect?region={}", region.code()));
     let state = query_of(start.header("location").unwrap(), "state");

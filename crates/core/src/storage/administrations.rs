@@ -71,8 +71,10 @@ pub struct DivisionInfo {
 /// Brings a connection's administrations in line with what Exact reports,
 /// after a (re)connect. Known divisions keep their `is_active` choice (the
 /// original product reset it on every reconnect); new ones start active
-/// while the plan has room; the `current` division becomes the default if
-/// none is set. Divisions Exact no longer reports are switched off.
+/// while the plan has room in the whole account and the same company is not
+/// already active through another Exact login at the same site (see
+/// [`starts_active`]); the `current` division becomes the default if the
+/// account has none. Divisions Exact no longer reports are switched off.
 pub async fn sync_for_connection(
     db: &impl SqlExecutor,
     rng: &impl Randomness,
@@ -82,25 +84,44 @@ pub async fn sync_for_connection(
     current: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Administration>, StorageError> {
-    let existing = list_for_connection(db, connection_id).await?;
-    let mut active = existing.iter().filter(|a| a.is_active).count() as u64;
+    #[derive(Deserialize)]
+    struct Owner {
+        user_id: String,
+        region: Region,
+    }
+    let Some(owner) = query_all::<Owner>(
+        db,
+        Statement::new(
+            "SELECT user_id, region FROM connections WHERE id = ?",
+            vec![connection_id.into()],
+        ),
+    )
+    .await?
+    .into_iter()
+    .next() else {
+        return Ok(Vec::new());
+    };
+    let mut account = all_for_user(db, &owner.user_id).await?;
     let mut stmts = Vec::new();
     for div in divisions {
-        if let Some(known) = existing.iter().find(|a| a.division_code == div.code) {
+        if let Some(known) = account
+            .iter()
+            .find(|a| a.connection_id == connection_id && a.division_code == div.code)
+        {
             stmts.push(Statement::new(
                 "UPDATE administrations SET name = ?, updated_at = ? WHERE id = ?",
                 vec![div.name.clone().into(), now.into(), known.id.clone().into()],
             ));
             continue;
         }
-        let activate = !plan.limits().administrations.is_reached(active);
-        active += u64::from(activate);
+        let activate = starts_active(&account, owner.region, div.code, plan);
+        let id = new_id(rng)?;
         stmts.push(Statement::new(
             "INSERT INTO administrations (id, connection_id, division_code, name, is_active,
                 activated_at, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             vec![
-                new_id(rng)?.into(),
+                id.clone().into(),
                 connection_id.into(),
                 div.code.into(),
                 div.name.clone().into(),
@@ -110,30 +131,56 @@ pub async fn sync_for_connection(
                 now.into(),
             ],
         ));
+        account.push(Administration {
+            id,
+            connection_id: connection_id.into(),
+            region: owner.region,
+            division_code: div.code,
+            name: div.name.clone(),
+            is_active: activate,
+            is_default: false,
+        });
     }
-    for gone in existing
-        .iter()
-        .filter(|a| a.is_active && !divisions.iter().any(|d| d.code == a.division_code))
-    {
+    for gone in account.iter().filter(|a| {
+        a.connection_id == connection_id
+            && a.is_active
+            && !divisions.iter().any(|d| d.code == a.division_code)
+    }) {
         stmts.push(Statement::new(
             "UPDATE administrations SET is_active = 0, is_default = 0, updated_at = ? WHERE id = ?",
             vec![now.into(), gone.id.clone().into()],
         ));
     }
     if let Some(code) = current {
-        // Only when no default exists yet: a user's own choice wins.
+        // Only when the account has no default yet: a user's own choice
+        // (on any of their connections) wins.
         stmts.push(Statement::new(
             "UPDATE administrations SET is_default = 1
              WHERE connection_id = ? AND division_code = ? AND is_active = 1
-               AND NOT EXISTS (SELECT 1 FROM administrations
-                               WHERE connection_id = ? AND is_default = 1)",
-            vec![connection_id.into(), code.into(), connection_id.into()],
+               AND NOT EXISTS (SELECT 1 FROM administrations a
+                               JOIN connections c ON c.id = a.connection_id
+                               WHERE c.user_id = ? AND a.is_default = 1)",
+            vec![connection_id.into(), code.into(), owner.user_id.into()],
         ));
     }
     if !stmts.is_empty() {
         db.batch(stmts).await?;
     }
     list_for_connection(db, connection_id).await
+}
+
+/// Whether a division newly found on a connection at `region` starts
+/// switched on, given every administration of the account so far: only
+/// while the plan's limit has room across all the account's connections,
+/// and never when the same company (same site, same code) is already
+/// active through another of the user's Exact logins: the two would be
+/// one administration that no `division` argument could tell apart.
+pub fn starts_active(account: &[Administration], region: Region, code: i64, plan: Plan) -> bool {
+    let active = account.iter().filter(|a| a.is_active).count() as u64;
+    let duplicate = account
+        .iter()
+        .any(|a| a.is_active && a.region == region && a.division_code == code);
+    !duplicate && !plan.limits().administrations.is_reached(active)
 }
 
 pub async fn list_for_connection(
@@ -211,6 +258,9 @@ pub enum Toggle {
     CoolingDown {
         until: DateTime<Utc>,
     },
+    /// The same company (site and code) is already active through another
+    /// of the user's Exact logins.
+    ActiveElsewhere,
 }
 
 /// How long an administration switched off stays off on a plan with an
@@ -275,7 +325,14 @@ pub async fn set_active(
                AND (deactivated_at IS NULL OR deactivated_at <= ?)
                AND connection_id IN (SELECT id FROM connections WHERE user_id = ?)
                AND (SELECT COUNT(*) FROM administrations a JOIN connections c ON c.id = a.connection_id
-                    WHERE c.user_id = ? AND a.is_active = 1) < ?",
+                    WHERE c.user_id = ? AND a.is_active = 1) < ?
+               AND NOT EXISTS (
+                    SELECT 1 FROM administrations a
+                    JOIN connections c ON c.id = a.connection_id
+                    JOIN connections mine ON mine.id = administrations.connection_id
+                    WHERE c.user_id = ? AND a.is_active = 1 AND a.id <> administrations.id
+                      AND a.division_code = administrations.division_code
+                      AND c.region = mine.region)",
             vec![
                 now.into(),
                 now.into(),
@@ -284,6 +341,7 @@ pub async fn set_active(
                 user_id.into(),
                 user_id.into(),
                 cap.into(),
+                user_id.into(),
             ],
         ))
         .await?
@@ -311,11 +369,17 @@ pub async fn set_active(
     struct State {
         is_active: i64,
         deactivated_at: Option<i64>,
+        twin_active: i64,
     }
     let mine = query_all::<State>(
         db,
         Statement::new(
-            "SELECT a.is_active, a.deactivated_at
+            "SELECT a.is_active, a.deactivated_at,
+                    EXISTS (SELECT 1 FROM administrations o
+                            JOIN connections oc ON oc.id = o.connection_id
+                            WHERE oc.user_id = c.user_id AND oc.region = c.region
+                              AND o.division_code = a.division_code AND o.id <> a.id
+                              AND o.is_active = 1) AS twin_active
              FROM administrations a JOIN connections c ON c.id = a.connection_id
              WHERE a.id = ? AND c.user_id = ?",
             vec![administration_id.into(), user_id.into()],
@@ -327,6 +391,9 @@ pub async fn set_active(
     };
     if (row.is_active != 0) == active {
         return Ok(Toggle::Changed);
+    }
+    if active && row.twin_active != 0 {
+        return Ok(Toggle::ActiveElsewhere);
     }
     if let Some(off) = row.deactivated_at.map(super::from_unix).transpose()?
         && off > cooled_since

@@ -154,8 +154,9 @@ pub struct NewConnection<'a> {
 }
 
 /// Stores the result of a completed Exact OAuth flow: creates the user's
-/// connection for the region, or revives the existing one (new tokens,
-/// lifecycle reset to active, lease cleared).
+/// connection for this Exact login at this site, or revives the existing
+/// one (new tokens, lifecycle reset to active, lease cleared). A user may
+/// hold several logins at one site; each is its own connection.
 pub async fn connect(
     db: &impl SqlExecutor,
     rng: &impl Randomness,
@@ -172,7 +173,8 @@ pub async fn connect(
     // Two tries: a concurrent first connect may create the row between our
     // lookup and our insert; the second pass then updates it.
     for _ in 0..2 {
-        let existing = find_for_user_region(db, user_id, region).await?;
+        let existing =
+            find_for_login(db, user_id, region, identity.exact_user_id.as_deref()).await?;
         let done = match &existing {
             Some(conn) => {
                 let (access, refresh) = seal_pair(keyring, rng, &conn.id, tokens)?;
@@ -229,7 +231,7 @@ pub async fn connect(
         };
         match done {
             Ok(_) => {
-                return find_for_user_region(db, user_id, region)
+                return find_for_login(db, user_id, region, identity.exact_user_id.as_deref())
                     .await?
                     .ok_or_else(|| {
                         StorageError::Query("connection vanished after write".into()).into()
@@ -255,16 +257,25 @@ pub async fn find_by_id(
     .transpose()
 }
 
-pub async fn find_for_user_region(
+/// The user's connection of one Exact login at one site. A connection
+/// stored before the login was known (no `exact_user_id`) is that login's
+/// when the user has no connection recorded for it yet, so a reconnect
+/// adopts it instead of leaving a second, dead one beside it.
+pub async fn find_for_login(
     db: &impl SqlExecutor,
     user_id: &str,
     region: Region,
+    exact_user_id: Option<&str>,
 ) -> Result<Option<Connection>, StorageError> {
     query_one::<Row>(
         db,
         Statement::new(
-            select_connection!("WHERE user_id = ? AND region = ?"),
-            vec![user_id.into(), region.code().into()],
+            select_connection!(
+                "WHERE user_id = ? AND region = ?
+                   AND (exact_user_id = ? OR exact_user_id IS NULL)
+                 ORDER BY exact_user_id IS NULL, created_at LIMIT 1"
+            ),
+            vec![user_id.into(), region.code().into(), exact_user_id.into()],
         ),
     )
     .await?
