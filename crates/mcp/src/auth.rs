@@ -45,6 +45,7 @@ pub async fn authenticate(
             caller: Caller::Customer(AuthKind::ApiKey { key_id: key.id }),
             client_name: None,
             request_id: None,
+            granted: None,
         });
     }
     Err(AuthError::Invalid)

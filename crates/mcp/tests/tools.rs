@@ -159,6 +159,7 @@ fn world(plan: Plan) -> World {
         caller: Caller::Customer(AuthKind::ApiKey { key_id: "k".into() }),
         client_name: None,
         request_id: Some("test".into()),
+        granted: None,
     };
     World {
         sandbox,
@@ -2932,4 +2933,37 @@ fn an_opening_balance_on_a_vat_account_is_not_this_quarters_vat() {
         (cents(&vat["vat_to_pay"]), cents(&vat["vat_to_claim"])),
         (to_pay, to_claim)
     );
+}
+
+/// An OAuth grant may be narrower than the account: the client sees and
+/// reads only the administrations the user chose on the consent page, as
+/// if the others did not exist (no default falls back to one outside it).
+#[test]
+fn a_grant_reads_only_the_administrations_chosen_for_it() {
+    let mut w = world(Plan::Pro);
+    let account = block_on(administrations::active_for_user(
+        &w.platform.db,
+        &w.principal.user_id,
+    ))
+    .unwrap();
+    let chosen = account
+        .iter()
+        .find(|a| a.division_code == 1_000_002)
+        .expect("the account has 1000002 active");
+    assert!(account.len() > 1, "the account reads more than the grant");
+    w.principal.granted = Some(vec![chosen.id.clone()]);
+
+    let listed = w.ok("list_divisions", json!({}));
+    assert_eq!(listed["count"], 1, "{listed}");
+    assert_eq!(listed["administrations"][0]["division_ref"], "1000002");
+    // Without `division` the call goes to the granted one, not the
+    // account's default (1000001).
+    assert_eq!(w.ok("get_gl_accounts", json!({}))["division"], 1_000_002);
+    let refused = w.error("get_gl_accounts", json!({"division": 1_000_001}));
+    assert!(refused.contains("not one of this account's"), "{refused}");
+
+    // A grant whose administrations are all gone reads nothing.
+    w.principal.granted = Some(vec![]);
+    let none = w.error("get_gl_accounts", json!({}));
+    assert!(none.contains("no Exact administration"), "{none}");
 }

@@ -55,6 +55,19 @@ pub struct Principal {
     pub caller: Caller,
     pub client_name: Option<String>,
     pub request_id: Option<String>,
+    /// The administrations an OAuth grant lets this client read (the user
+    /// chose them on the consent page); `None`: every administration of
+    /// the account (API keys, demo keys).
+    pub granted: Option<Vec<String>>,
+}
+
+impl Principal {
+    /// Whether the credential may read this administration at all.
+    pub fn may_read(&self, administration_id: &str) -> bool {
+        self.granted
+            .as_ref()
+            .is_none_or(|ids| ids.iter().any(|id| id == administration_id))
+    }
 }
 
 impl Principal {
@@ -66,6 +79,7 @@ impl Principal {
             caller: Caller::Demo(Box::new(tenant)),
             client_name: None,
             request_id: None,
+            granted: None,
         }
     }
 }
@@ -208,7 +222,24 @@ impl<P: Platform> Bookkeeping<'_, P> {
         match &self.principal.caller {
             Caller::Demo(t) => Ok(vec![t.connection.clone()]),
             Caller::Customer(_) => {
-                connections::list_for_user(self.platform.db(), &self.principal.user_id).await
+                let all =
+                    connections::list_for_user(self.platform.db(), &self.principal.user_id).await?;
+                if self.principal.granted.is_none() {
+                    return Ok(all);
+                }
+                // A grant narrower than the account shows only the
+                // connections it reads an administration through.
+                let account =
+                    administrations::all_for_user(self.platform.db(), &self.principal.user_id)
+                        .await?;
+                Ok(all
+                    .into_iter()
+                    .filter(|c| {
+                        account
+                            .iter()
+                            .any(|a| a.connection_id == c.id && self.principal.may_read(&a.id))
+                    })
+                    .collect())
             }
         }
     }
@@ -218,9 +249,14 @@ impl<P: Platform> Bookkeeping<'_, P> {
     pub(crate) async fn active_administrations(&self) -> Result<Vec<Administration>, StorageError> {
         match &self.principal.caller {
             Caller::Demo(t) => Ok(t.administrations.clone()),
-            Caller::Customer(_) => {
-                administrations::active_for_user(self.platform.db(), &self.principal.user_id).await
-            }
+            Caller::Customer(_) => Ok(administrations::active_for_user(
+                self.platform.db(),
+                &self.principal.user_id,
+            )
+            .await?
+            .into_iter()
+            .filter(|a| self.principal.may_read(&a.id))
+            .collect()),
         }
     }
 
@@ -232,9 +268,14 @@ impl<P: Platform> Bookkeeping<'_, P> {
     ) -> Result<Vec<Administration>, StorageError> {
         match &self.principal.caller {
             Caller::Demo(t) => Ok(t.administrations.clone()),
-            Caller::Customer(_) => {
-                administrations::list_for_connection(self.platform.db(), &connection.id).await
-            }
+            Caller::Customer(_) => Ok(administrations::list_for_connection(
+                self.platform.db(),
+                &connection.id,
+            )
+            .await?
+            .into_iter()
+            .filter(|a| self.principal.may_read(&a.id))
+            .collect()),
         }
     }
 
