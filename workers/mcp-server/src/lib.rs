@@ -285,6 +285,29 @@ fn prm(req: &Request, env: &Env) -> worker::Result<Response> {
     )
 }
 
+/// Sends an authorization-server request that reached the MCP origin to
+/// the same path at the portal, query included.
+fn to_portal(req: &Request, env: &Env) -> worker::Result<Response> {
+    let portal = bindings::var_or(env, "AUTH_PORTAL_URL", "");
+    if portal.is_empty() {
+        return edge::json_response(
+            404,
+            &json!({"error": "not_found", "message": "no authorization server is configured"}),
+        );
+    }
+    let url = req.url()?;
+    let mut target = format!("{}{}", portal.trim_end_matches('/'), url.path());
+    if let Some(q) = url.query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    let status = if req.method() == Method::Get { 302 } else { 307 };
+    let mut r = Response::empty()?.with_status(status);
+    r.headers_mut().set("Location", &target)?;
+    r.headers_mut().set("Cache-Control", "no-store")?;
+    Ok(r)
+}
+
 fn to_response(reply: HttpReply) -> worker::Result<Response> {
     let mut response = match reply.body {
         Some(body) => Response::from_json(&body)?.with_status(reply.status),
@@ -504,6 +527,14 @@ pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Respo
             prm(&req, &env)
         }
         (_, "/mcp") => mcp(req, &env, &ctx, None).await,
+        // Clients that guess the authorization server's endpoints on the MCP
+        // origin (some did, ignoring the metadata) are sent to the portal,
+        // which is the authorization server; 307/308 keep a POST a POST.
+        (
+            Method::Get,
+            "/authorize" | "/.well-known/oauth-authorization-server" | "/.well-known/openid-configuration",
+        )
+        | (Method::Post, "/token" | "/register" | "/revoke") => to_portal(&req, &env),
         (_, p) if p.starts_with("/demo/") => {
             let key = p
                 .trim_start_matches("/demo/")
