@@ -59,6 +59,33 @@ pub fn query_lang(req: &WebRequest) -> Lang {
     }
 }
 
+/// The browser's own choice between the two languages (the first of
+/// `nl`/`en` its `Accept-Language` lists), Dutch when it names neither:
+/// for the one page that knows nothing else, a callback whose sign-in
+/// attempt is gone.
+pub fn browser_lang(req: &WebRequest) -> Lang {
+    let header = req.header("accept-language").unwrap_or_default();
+    header
+        .split(',')
+        .map(|tag| {
+            tag.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .find_map(|tag| {
+            if tag == "nl" || tag.starts_with("nl-") {
+                Some(Lang::Nl)
+            } else if tag == "en" || tag.starts_with("en-") {
+                Some(Lang::En)
+            } else {
+                None
+            }
+        })
+        .unwrap_or(Lang::Nl)
+}
+
 /// The language to answer a request in: the signed-in user's preference,
 /// else the language the page came from.
 pub async fn request_lang<P: PortalPlatform>(req: &WebRequest, p: &P) -> Lang {
@@ -360,9 +387,9 @@ pub async fn callback<P: PortalPlatform>(
         let lang = match req.query_param("state") {
             Some(state) => match login_states::take(p.db(), &state, browser, now).await {
                 Ok(Some(a)) => split_lang(a.return_to).1,
-                _ => Lang::Nl,
+                _ => browser_lang(req),
             },
-            None => Lang::Nl,
+            None => browser_lang(req),
         };
         let t = lang.texts();
         let text = if error == "access_denied" {
@@ -373,16 +400,20 @@ pub async fn callback<P: PortalPlatform>(
         return retry(lang, t.login_failed_title, text, 400);
     }
     let (Some(code), Some(state)) = (req.query_param("code"), req.query_param("state")) else {
-        let t = Lang::Nl.texts();
-        return retry(Lang::Nl, t.login_failed_title, t.callback_incomplete, 400);
+        let lang = browser_lang(req);
+        let t = lang.texts();
+        return retry(lang, t.login_failed_title, t.callback_incomplete, 400);
     };
     let attempt = match login_states::take(p.db(), &state, browser, now).await {
         Ok(Some(a)) => a,
         Ok(None) => {
-            let t = Lang::Nl.texts();
-            return retry(Lang::Nl, t.expired_title, t.expired_text, 400);
+            // The attempt and its language are gone (expired, used, or
+            // another browser's): the browser's own choice decides.
+            let lang = browser_lang(req);
+            let t = lang.texts();
+            return retry(lang, t.expired_title, t.expired_text, 400);
         }
-        Err(_) => return unavailable(Lang::Nl),
+        Err(_) => return unavailable(browser_lang(req)),
     };
     let (return_to, lang) = split_lang(attempt.return_to.clone());
     let t = lang.texts();
@@ -413,9 +444,14 @@ pub async fn callback<P: PortalPlatform>(
         Err(_) => return unavailable(lang),
     };
     let user_id = connected.user.id.clone();
-    // A user created by this very attempt starts in the language they
-    // signed up in; an existing user keeps the preference they chose.
-    if lang == Lang::En && connected.user.created_at >= attempt.created_at {
+    let keys = match api_keys::list_for_user(p.db(), &user_id).await {
+        Ok(k) => k,
+        Err(_) => return unavailable(lang),
+    };
+    let first_sign_in = keys.is_empty();
+    // The first sign-in (no key ever) starts the user in the language
+    // they signed up in; a returning user keeps the preference they chose.
+    if first_sign_in && lang == Lang::En {
         let prefs = users::preferences(p.db(), &user_id).await.ok().flatten();
         let prefs = users::Preferences {
             english: true,
@@ -446,10 +482,7 @@ pub async fn callback<P: PortalPlatform>(
     );
     let clear_login = cookie(LOGIN_COOKIE, "", 0);
     // The first sign-in (no key yet): the first-run page with a key.
-    let keys = api_keys::list_for_user(p.db(), &user_id)
-        .await
-        .unwrap_or_default();
-    if keys.is_empty() {
+    if first_sign_in {
         let created = match api_keys::create(
             p.db(),
             p.rng(),
@@ -776,7 +809,7 @@ async fn render_dashboard<P: PortalPlatform>(
         product_updates: true,
     });
     let limits = user.plan.limits();
-    let used_text = thousands(used.into(), lang);
+    let used_text = thousands(used, lang);
     let usage_line = match limits.monthly_tool_calls {
         Limit::Capped(n) => fill(
             t.usage_capped,
@@ -1234,4 +1267,47 @@ pub async fn sign_out<P: PortalPlatform>(
     // Signed out, the visitor lands on the home page in their language.
     WebResponse::redirect(303, Page::Home.path(lang))
         .with_header("Set-Cookie", &cookie(SESSION_COOKIE, "", 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_language_travels_in_return_to_and_comes_off_again() {
+        for to in [
+            None,
+            Some("/dashboard"),
+            Some("/oauth/authorize?client_id=a"),
+        ] {
+            let to = to.map(str::to_owned);
+            assert_eq!(
+                split_lang(carry_lang(to.clone(), Lang::Nl)),
+                (to.clone(), Lang::Nl)
+            );
+            let (back, lang) = split_lang(carry_lang(to.clone(), Lang::En));
+            assert_eq!(lang, Lang::En);
+            assert_eq!(back, Some(to.unwrap_or_else(|| "/dashboard".into())));
+        }
+        // Marked, every stored path is still a safe one.
+        let marked = carry_lang(Some("/oauth/authorize?x=1".into()), Lang::En).unwrap();
+        assert_eq!(marked, "/oauth/authorize?x=1&lang=en");
+        assert!(login_states::safe_return_to(&marked).is_some());
+        // Too long to mark: the path wins.
+        let long = format!("/{}", "a".repeat(508));
+        assert_eq!(carry_lang(Some(long.clone()), Lang::En), Some(long));
+    }
+
+    #[test]
+    fn the_browser_language_is_the_first_of_dutch_and_english_it_names() {
+        let with = |value: &str| {
+            let mut r = WebRequest::get("/callback");
+            r.headers.push(("accept-language".into(), value.into()));
+            browser_lang(&r)
+        };
+        assert_eq!(with("en-GB,en;q=0.9,nl;q=0.8"), Lang::En);
+        assert_eq!(with("de-DE,nl;q=0.9,en;q=0.8"), Lang::Nl);
+        assert_eq!(with("fr-FR"), Lang::Nl);
+        assert_eq!(browser_lang(&WebRequest::get("/callback")), Lang::Nl);
+    }
 }

@@ -686,4 +686,37 @@ mod tests {
         assert_eq!(Page::from_path("/en"), Some((Page::Home, Lang::En)));
         assert_eq!(Page::from_path("/nope"), None);
     }
+
+    /// The placeholders `{0}`, `{1}`… a text uses.
+    fn placeholders(text: &str) -> Vec<usize> {
+        (0..10)
+            .filter(|i| text.contains(&format!("{{{i}}}")))
+            .collect()
+    }
+
+    #[test]
+    fn every_text_exists_in_both_languages_filled_in_and_translated() {
+        // Names and words both languages share.
+        let same = ["tool_name", "dashboard", "account_title"];
+        let (nl, en) = (NL.fields(), EN.fields());
+        assert_eq!(nl.len(), en.len());
+        assert!(nl.len() > 150, "the signed-in texts are here too");
+        for ((name, dutch), (other, english)) in nl.into_iter().zip(en) {
+            assert_eq!(name, other);
+            assert_eq!(dutch.len(), english.len(), "{name}");
+            for (d, e) in dutch.iter().zip(&english) {
+                assert!(!d.trim().is_empty() && !e.trim().is_empty(), "{name} empty");
+                assert_eq!(placeholders(d), placeholders(e), "{name}: placeholders");
+                if !same.contains(&name) {
+                    assert_ne!(d, e, "{name} is not translated");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fill_puts_each_argument_in_its_place() {
+        assert_eq!(fill("{0} of {1}, {0}", &["3", "200"]), "3 of 200, 3");
+        assert_eq!(fill("no places", &["x"]), "no places");
+    }
 }
