@@ -7,7 +7,7 @@
 // Options:
 //   --base-url    the portal
 //   --sandbox-url the Exact sandbox (its sign-in page must be allowed)
-//   --mode        first-run | manage | limit | reconnect | delete
+//   --mode        first-run | manage | limit | reconnect | signout | english | delete
 //   --username    the sandbox login (and password)
 //   --out         where first-run writes the key it was shown
 //   --d1          the local D1 file (reconnect breaks the connection there)
@@ -35,10 +35,10 @@ const PUBLIC = [
   ["status-en", "/en/status"],
 ];
 
-/// Signs in from the home page: the button, the region choice, the
-/// sandbox's login page, back at the portal.
-async function signIn(page, base, username) {
-  await page.goto(`${base}/`);
+/// Signs in from a home page (Dutch `/` unless told): the button, the
+/// region choice, the sandbox's login page, back at the portal.
+async function signIn(page, base, username, home = "/") {
+  await page.goto(`${base}${home}`);
   await page.clickAndNavigate("header a.button");
   expect(new URL(page.url()).pathname === "/connect", `not on /connect: ${page.url()}`);
   await page.clickAndNavigate("form button[type=submit]");
@@ -215,6 +215,52 @@ export default async function (t) {
       await page.inspect("account-deleted");
       await page.goto(`${base}/dashboard`);
       expect(page.url().includes("/connect"), "still signed in after deleting");
+    });
+  }
+
+  if (mode === "english") {
+    // Texts of the Dutch signed-in pages an English page must not show.
+    const DUTCH = ["Ingelogd als", "Abonnement en gebruik", "Koppelingen", "Administraties", "Sleutel maken", "Voorkeuren", "Uitloggen", "Kopieer"];
+    const english = async (what) => {
+      expect((await page.raw.getAttribute("html", "lang")) === "en", `${what}: <html lang> is not en`);
+      const text = await page.text("body");
+      for (const dutch of DUTCH) expect(!text.includes(dutch), `${what} shows the Dutch ${JSON.stringify(dutch)}`);
+    };
+    await t.check("from the English pages, signing in and the dashboard speak English (the header switch sets the preference)", async () => {
+      await page.goto(`${base}/en/`);
+      await page.clickAndNavigate("header a.button");
+      const url = new URL(page.url());
+      expect(url.pathname === "/connect" && url.searchParams.get("lang") === "en", `not on the English /connect: ${page.url()}`);
+      await english("the region choice");
+      await page.inspect("connect-en");
+      await page.clickAndNavigate("form button[type=submit]");
+      await page.fill({ "#username": username, "#password": username });
+      await page.clickAndNavigate("#allow");
+      // A returning customer keeps the language they chose: Dutch.
+      expect(new URL(page.url()).pathname === "/dashboard", `landed on ${page.url()}`);
+      expect((await page.raw.getAttribute("html", "lang")) === "nl", "the stored preference is Dutch");
+      // The header's switch is a form: no script needed, and it changes the preference.
+      await page.clickAndNavigate("header form[action='/language'] button");
+      expect(new URL(page.url()).pathname === "/dashboard", `after the switch on ${page.url()}`);
+      await english("the dashboard");
+      const text = await page.text("main");
+      for (const want of ["Signed in as", "Plan and usage", "Connections with Exact Online", "Create key", "Preferences", "type DELETE to confirm"]) {
+        expect(text.includes(want), `the English dashboard lacks ${want}`);
+      }
+      await page.inspect("dashboard-en");
+      await page.fill({ "#key-name": "Laptop" });
+      await page.clickAndNavigate("form[action='/keys'] button");
+      await english("the new key's page");
+      expect((await page.text("h1")) === "New API key", "not the new key's page");
+      await page.inspect("key-created-en");
+    });
+
+    await t.check("the preferences form switches back to Dutch on the next page", async () => {
+      await page.goto(`${base}/dashboard`);
+      await page.raw.selectOption("#locale", "nl");
+      await page.clickAndNavigate("form[action='/preferences'] button");
+      expect((await page.raw.getAttribute("html", "lang")) === "nl", "still English after choosing Dutch");
+      expect((await page.text("[role=status]")).includes("opgeslagen"), "no Dutch confirmation");
     });
   }
 

@@ -58,7 +58,7 @@ pub fn checks(tools: &Tools, sandbox: &exact_sandbox::Sandbox) -> Vec<(&'static 
 /// through the sandbox's page and call a tool with the key through the
 /// official Python SDK; the plan's administration limit; rename and revoke
 /// the key (the SDK then gets 401); reconnect after Exact revoked consent;
-/// sign out; delete the account (then no row of the user is left, table by
+/// sign out; the portal in English; delete the account (then no row of the user is left, table by
 /// table).
 pub fn portal_checks(
     tools: &Tools,
@@ -135,6 +135,10 @@ pub fn portal_checks(
     out.push((
         "portal browser: signing out ends the session",
         scenario("signout"),
+    ));
+    out.push((
+        "portal browser: from the English pages the sign-in, the header's language switch and the dashboard speak English (axe at both widths); the preferences form switches back",
+        scenario("english"),
     ));
     out.push((
         "portal browser: deleting the account leaves no row of the customer in any table",

@@ -19,8 +19,8 @@ use boekhouding_core::storage::{
     SqlExecutor, administrations, api_keys, connections, login_states, sessions, users,
 };
 
-use crate::i18n::{Lang, Page};
-use crate::pages::{Chrome, SnippetView, snippet_views};
+use crate::i18n::{Lang, Page, fill};
+use crate::pages::{Chrome, SnippetView, snippet_views, thousands};
 use crate::web::{WebRequest, WebResponse};
 use crate::{PortalConfig, PortalPlatform};
 
@@ -33,10 +33,101 @@ fn cookie(name: &str, value: &str, max_age_s: i64) -> String {
     format!("{name}={value}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age={max_age_s}")
 }
 
-/// A page in Dutch (the portal's language for signed-in pages until the
-/// user's locale is read).
-fn chrome(title: &str) -> Chrome {
-    Chrome::new(None, Lang::Nl, title.to_owned()).signed_in(true)
+/// A signed-in page (or one on the way to signing in) in `lang`, without
+/// a language switch until the page adds the one it can offer.
+fn chrome(lang: Lang, title: &str) -> Chrome {
+    Chrome::new(None, lang, title.to_owned())
+        .signed_in(true)
+        .switch_link(None)
+}
+
+/// The language a user chose on the dashboard (Dutch when unknown).
+pub async fn user_lang<P: PortalPlatform>(p: &P, user_id: &str) -> Lang {
+    match users::preferences(p.db(), user_id).await {
+        Ok(Some(prefs)) if prefs.english => Lang::En,
+        _ => Lang::Nl,
+    }
+}
+
+/// The language of a page before signing in: `?lang=en` from the English
+/// pages, Dutch otherwise.
+pub fn query_lang(req: &WebRequest) -> Lang {
+    if req.query_param("lang").as_deref() == Some("en") {
+        Lang::En
+    } else {
+        Lang::Nl
+    }
+}
+
+/// The browser's own choice between the two languages (the first of
+/// `nl`/`en` its `Accept-Language` lists), Dutch when it names neither:
+/// for the one page that knows nothing else, a callback whose sign-in
+/// attempt is gone.
+pub fn browser_lang(req: &WebRequest) -> Lang {
+    let header = req.header("accept-language").unwrap_or_default();
+    header
+        .split(',')
+        .map(|tag| {
+            tag.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .find_map(|tag| {
+            if tag == "nl" || tag.starts_with("nl-") {
+                Some(Lang::Nl)
+            } else if tag == "en" || tag.starts_with("en-") {
+                Some(Lang::En)
+            } else {
+                None
+            }
+        })
+        .unwrap_or(Lang::Nl)
+}
+
+/// The language to answer a request in: the signed-in user's preference,
+/// else the language the page came from.
+pub async fn request_lang<P: PortalPlatform>(req: &WebRequest, p: &P) -> Lang {
+    match current_session(req, p).await {
+        Ok(Some(session)) => user_lang(p, &session.user_id).await,
+        _ => query_lang(req),
+    }
+}
+
+/// The mark a sign-in in English leaves on the login state's `return_to`
+/// (the stored attempt has no column of its own for the language, and a
+/// schema change for one flag is not worth it): the callback strips it
+/// again before following `return_to`.
+const ENGLISH_MARK: &str = "lang=en";
+
+/// The `return_to` to store for an attempt in `lang`.
+fn carry_lang(return_to: Option<String>, lang: Lang) -> Option<String> {
+    if lang == Lang::Nl {
+        return return_to;
+    }
+    let base = return_to.unwrap_or_else(|| "/dashboard".to_owned());
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let marked = format!("{base}{sep}{ENGLISH_MARK}");
+    // Too long to mark: the path matters more than the language.
+    Some(if login_states::safe_return_to(&marked).is_some() {
+        marked
+    } else {
+        base
+    })
+}
+
+/// A stored `return_to` split into the path to follow and the language.
+fn split_lang(stored: Option<String>) -> (Option<String>, Lang) {
+    let Some(stored) = stored else {
+        return (None, Lang::Nl);
+    };
+    for sep in ['?', '&'] {
+        if let Some(path) = stored.strip_suffix(&format!("{sep}{ENGLISH_MARK}")) {
+            return (Some(path.to_owned()), Lang::En);
+        }
+    }
+    (Some(stored), Lang::Nl)
 }
 
 #[derive(Template)]
@@ -51,13 +142,14 @@ struct Message {
 /// A clear page for anything that went wrong on the way (never a cause).
 pub fn message(
     status: u16,
+    lang: Lang,
     title: &str,
     text: &str,
     href: &str,
     label: &'static str,
 ) -> WebResponse {
     let page = Message {
-        c: chrome(title),
+        c: chrome(lang, title),
         message: text.to_owned(),
         action_href: href.to_owned(),
         action_label: label,
@@ -68,14 +160,31 @@ pub fn message(
     }
 }
 
-fn unavailable() -> WebResponse {
+fn unavailable(lang: Lang) -> WebResponse {
+    let t = lang.texts();
     message(
         503,
-        "Even niet beschikbaar",
-        "De dienst is tijdelijk niet beschikbaar. Probeer het over een minuut opnieuw.",
-        "/",
-        "Naar de startpagina",
+        lang,
+        t.unavailable_title,
+        t.unavailable_text,
+        Page::Home.path(lang),
+        t.back_home,
     )
+}
+
+/// The page for a client that asked too often (the Worker's rate limit).
+pub async fn too_many_requests<P: PortalPlatform>(req: &WebRequest, p: &P) -> WebResponse {
+    let lang = request_lang(req, p).await;
+    let t = lang.texts();
+    message(
+        429,
+        lang,
+        t.too_many_title,
+        t.too_many_text,
+        Page::Home.path(lang),
+        t.back_home,
+    )
+    .with_header("Retry-After", "60")
 }
 
 #[derive(Template)]
@@ -87,6 +196,7 @@ struct Connect {
     no_password: &'static str,
     regions: Vec<(&'static str, &'static str)>,
     return_to: Option<String>,
+    english: bool,
 }
 
 /// The Exact sites a customer can sign in at.
@@ -107,46 +217,75 @@ pub async fn connect<P: PortalPlatform>(
     let return_to = req
         .query_param("return_to")
         .filter(|r| login_states::safe_return_to(r).is_some());
+    let signed_in = current_session(req, p).await.ok().flatten();
+    // Signed in (adding or renewing a connection): the user's preference;
+    // otherwise the language of the page the visitor came from.
+    let lang = match &signed_in {
+        Some(s) => user_lang(p, &s.user_id).await,
+        None => query_lang(req),
+    };
+    let t = lang.texts();
     let Some(region) = req.query_param("region") else {
+        let c = chrome(lang, t.sign_in).signed_in(signed_in.is_some());
+        let c = match (&signed_in, cfg.secret.as_ref()) {
+            (Some(s), Some(secret)) => c.switch_form(secret.csrf_token(&s.token_hash), "/connect"),
+            _ => {
+                let mut q = form_urlencoded::Serializer::new(String::new());
+                if lang.other() == Lang::En {
+                    q.append_pair("lang", "en");
+                }
+                if let Some(to) = &return_to {
+                    q.append_pair("return_to", to);
+                }
+                let q = q.finish();
+                let href = if q.is_empty() {
+                    "/connect".to_owned()
+                } else {
+                    format!("/connect?{q}")
+                };
+                c.switch_link(Some(href))
+            }
+        };
         let page = Connect {
-            c: chrome("Inloggen met Exact Online"),
-            intro: "Je logt in met je eigen Exact Online-account; wij krijgen nooit je wachtwoord. Kies waar je administratie staat.",
-            region_label: "Exact Online-site",
-            no_password: "Na het inloggen kies je welke administraties je assistent mag lezen.",
+            c,
+            intro: t.connect_intro,
+            region_label: t.region_label,
+            no_password: t.connect_after,
             regions: region_choices(),
             return_to,
+            english: lang == Lang::En,
         };
         return match page.render() {
             Ok(html) => WebResponse::html(200, html).allow_form_targets(&exact_origins(cfg)),
-            Err(_) => unavailable(),
+            Err(_) => unavailable(lang),
         };
     };
     let Ok(region) = region.parse::<Region>() else {
         return message(
             400,
-            "Onbekende Exact-site",
-            "Deze Exact Online-site kennen we niet. Kies er een uit de lijst.",
-            "/connect",
-            "Opnieuw kiezen",
+            lang,
+            t.unknown_region_title,
+            t.unknown_region_text,
+            crate::pages::connect_path(lang),
+            t.choose_again,
         );
     };
     let Some(exact) = cfg.exact.as_ref() else {
-        return unavailable();
+        return unavailable(lang);
     };
     let now = p.clock().now();
-    let signed_in = current_session(req, p).await.ok().flatten();
     let started = match login_states::begin(
         p.db(),
         p.rng(),
         region,
-        return_to.as_deref(),
+        carry_lang(return_to, lang).as_deref(),
         signed_in.as_ref().map(|s| s.user_id.as_str()),
         now,
     )
     .await
     {
         Ok(s) => s,
-        Err(_) => return unavailable(),
+        Err(_) => return unavailable(lang),
     };
     let app = exact.app_for(region);
     let url = boekhouding_core::exact::oauth::authorize_url(&app, started.state.expose());
@@ -214,52 +353,72 @@ struct Welcome {
     to_dashboard: &'static str,
 }
 
-fn limit_text(l: Limit) -> String {
+fn limit_text(l: Limit, lang: Lang) -> String {
     match l {
-        Limit::Capped(n) => n.to_string(),
-        Limit::Unlimited => "onbeperkt".into(),
+        Limit::Capped(n) => thousands(u64::from(n), lang),
+        Limit::Unlimited => lang.texts().unlimited.into(),
     }
 }
 
-/// `GET /callback`: the end of Exact's flow.
+/// `GET /callback`: the end of Exact's flow. Its pages speak the language
+/// the sign-in started in (carried in the login state); a new user's
+/// preference starts there too.
 pub async fn callback<P: PortalPlatform>(
     req: &WebRequest,
     cfg: &PortalConfig,
     p: &P,
 ) -> WebResponse {
-    let retry = |title: &str, text: &str, status: u16| {
-        message(status, title, text, "/connect", "Opnieuw inloggen")
-    };
-    if let Some(error) = req.query_param("error") {
-        let text = if error == "access_denied" {
-            "Je hebt in Exact Online geen toestemming gegeven. Zonder toestemming kunnen we je boekhouding niet lezen; je kunt het altijd opnieuw proberen."
-        } else {
-            "Exact Online heeft het inloggen afgebroken. Probeer het opnieuw."
-        };
-        return retry("Inloggen niet gelukt", text, 400);
-    }
-    let (Some(code), Some(state)) = (req.query_param("code"), req.query_param("state")) else {
-        return retry(
-            "Inloggen niet gelukt",
-            "Deze pagina hoort bij het inloggen met Exact Online en mist gegevens. Begin opnieuw.",
-            400,
-        );
+    let retry = |lang: Lang, title: &str, text: &str, status: u16| {
+        let t = lang.texts();
+        message(
+            status,
+            lang,
+            title,
+            text,
+            crate::pages::connect_path(lang),
+            t.sign_in_again,
+        )
     };
     let browser = req.cookie(LOGIN_COOKIE).unwrap_or_default();
     let now = p.clock().now();
+    if let Some(error) = req.query_param("error") {
+        // Exact sends the state back with a refusal too: the attempt is
+        // used up, and its language is the page's.
+        let lang = match req.query_param("state") {
+            Some(state) => match login_states::take(p.db(), &state, browser, now).await {
+                Ok(Some(a)) => split_lang(a.return_to).1,
+                _ => browser_lang(req),
+            },
+            None => browser_lang(req),
+        };
+        let t = lang.texts();
+        let text = if error == "access_denied" {
+            t.consent_denied
+        } else {
+            t.exact_aborted
+        };
+        return retry(lang, t.login_failed_title, text, 400);
+    }
+    let (Some(code), Some(state)) = (req.query_param("code"), req.query_param("state")) else {
+        let lang = browser_lang(req);
+        let t = lang.texts();
+        return retry(lang, t.login_failed_title, t.callback_incomplete, 400);
+    };
     let attempt = match login_states::take(p.db(), &state, browser, now).await {
         Ok(Some(a)) => a,
         Ok(None) => {
-            return retry(
-                "Deze inloglink is verlopen",
-                "Deze inlogpoging is verlopen, al gebruikt, of in een andere browser begonnen. Begin opnieuw; het duurt maar een minuut.",
-                400,
-            );
+            // The attempt and its language are gone (expired, used, or
+            // another browser's): the browser's own choice decides.
+            let lang = browser_lang(req);
+            let t = lang.texts();
+            return retry(lang, t.expired_title, t.expired_text, 400);
         }
-        Err(_) => return unavailable(),
+        Err(_) => return unavailable(browser_lang(req)),
     };
+    let (return_to, lang) = split_lang(attempt.return_to.clone());
+    let t = lang.texts();
     let Some(exact) = cfg.exact.as_ref() else {
-        return unavailable();
+        return unavailable(lang);
     };
     let app = exact.app_for(attempt.region);
     let connected = match onboarding::complete_for(
@@ -277,35 +436,54 @@ pub async fn callback<P: PortalPlatform>(
     {
         Ok(c) => c,
         Err(onboarding::ConnectError::Exact(_)) => {
-            return retry(
-                "Exact Online weigerde de inlogcode",
-                "De inlogcode van Exact Online is verlopen of al gebruikt. Begin opnieuw.",
-                400,
-            );
+            return retry(lang, t.code_refused_title, t.code_refused_text, 400);
         }
         Err(onboarding::ConnectError::LoginHeldElsewhere) => {
             return message(
                 409,
-                "Deze Exact-login hoort bij een ander account",
-                "Je bent ingelogd bij Exact Online met een login die al aan een ander account van Praat met je Boekhouding gekoppeld is. Log uit en log in met die Exact-login om dat account te gebruiken, of kies bij Exact Online een andere login.",
+                lang,
+                t.login_held_title,
+                t.login_held_text,
                 "/dashboard",
-                "Terug naar het dashboard",
+                t.back_to_dashboard,
             );
         }
         Err(onboarding::ConnectError::NoEmail) => {
-            return retry(
-                "Geen e-mailadres",
-                "Exact Online gaf geen e-mailadres voor dit account; dat hebben we nodig om je te kunnen bereiken.",
-                400,
-            );
+            return retry(lang, t.no_email_title, t.no_email_text, 400);
         }
-        Err(_) => return unavailable(),
+        Err(_) => return unavailable(lang),
     };
     let user_id = connected.user.id.clone();
+    let keys = match api_keys::list_for_user(p.db(), &user_id).await {
+        Ok(k) => k,
+        Err(_) => return unavailable(lang),
+    };
+    let first_sign_in = keys.is_empty();
+    // The first sign-in (no key ever) starts the user in the language
+    // they signed up in; a returning user keeps the preference they chose.
+    if first_sign_in && lang == Lang::En {
+        let prefs = users::preferences(p.db(), &user_id).await.ok().flatten();
+        let prefs = users::Preferences {
+            english: true,
+            ..prefs.unwrap_or(users::Preferences {
+                english: true,
+                usage_warnings: true,
+                product_updates: true,
+            })
+        };
+        if users::set_preferences(p.db(), &user_id, prefs, now)
+            .await
+            .is_err()
+        {
+            return unavailable(lang);
+        }
+    }
+    let lang = user_lang(p, &user_id).await;
+    let t = lang.texts();
     let (token, _) =
         match sessions::create(p.db(), p.rng(), &user_id, req.header("user-agent"), now).await {
             Ok(s) => s,
-            Err(_) => return unavailable(),
+            Err(_) => return unavailable(lang),
         };
     let session_cookie = cookie(
         SESSION_COOKIE,
@@ -314,28 +492,25 @@ pub async fn callback<P: PortalPlatform>(
     );
     let clear_login = cookie(LOGIN_COOKIE, "", 0);
     // The first sign-in (no key yet): the first-run page with a key.
-    let keys = api_keys::list_for_user(p.db(), &user_id)
-        .await
-        .unwrap_or_default();
-    if keys.is_empty() {
+    if first_sign_in {
         let created = match api_keys::create(
             p.db(),
             p.rng(),
             &user_id,
             connected.user.plan,
-            "Eerste sleutel",
+            t.first_key_name,
             now,
         )
         .await
         {
             Ok(k) => k,
-            Err(_) => return unavailable(),
+            Err(_) => return unavailable(lang),
         };
         let key = created.issued.secret.expose().to_owned();
         let limits = connected.user.plan.limits();
         let page = Welcome {
-            c: chrome("Welkom"),
-            found_title: "Gevonden administraties",
+            c: chrome(lang, t.welcome_title),
+            found_title: t.found_title,
             administrations: connected
                 .administrations
                 .iter()
@@ -346,32 +521,33 @@ pub async fn callback<P: PortalPlatform>(
                     default: a.is_default,
                 })
                 .collect(),
-            active_label: "actief",
-            plan_note: format!(
-                "Je gebruikt het {}-abonnement: {} administraties tegelijk actief, {} vragen per maand. Je kiest de administraties in het dashboard.",
-                plan_label(connected.user.plan),
-                limit_text(limits.administrations),
-                limit_text(limits.monthly_tool_calls)
+            active_label: t.active,
+            plan_note: fill(
+                t.plan_note,
+                &[
+                    plan_label(connected.user.plan),
+                    &limit_text(limits.administrations, lang),
+                    &limit_text(limits.monthly_tool_calls, lang),
+                ],
             ),
-            key_title: "Je API-sleutel",
-            key_once: "Kopieer hem nu: we bewaren alleen een hash en kunnen hem je niet nog eens laten zien.",
+            key_title: t.key_title,
+            key_once: t.key_once,
             key: key.clone(),
-            copy_label: "Kopiëren",
-            setup_title: "Koppel je assistent",
-            snippets: snippet_views(&cfg.mcp_url(), &key, Lang::Nl),
-            ask_title: "Stel je eerste vraag",
-            first_question: boekhouding_core::setup::first_question(true),
-            to_dashboard: "Naar het dashboard",
+            copy_label: t.copy,
+            setup_title: t.setup_title,
+            snippets: snippet_views(&cfg.mcp_url(), &key, lang),
+            ask_title: t.ask_title,
+            first_question: boekhouding_core::setup::first_question(lang == Lang::Nl),
+            to_dashboard: t.to_dashboard,
         };
         return match page.render() {
             Ok(html) => WebResponse::html(200, html)
                 .with_header("Set-Cookie", &session_cookie)
                 .with_header("Set-Cookie", &clear_login),
-            Err(_) => unavailable(),
+            Err(_) => unavailable(lang),
         };
     }
-    let to = attempt
-        .return_to
+    let to = return_to
         .filter(|r| login_states::safe_return_to(r).is_some())
         .unwrap_or_else(|| "/dashboard".into());
     WebResponse::redirect(303, &to)
@@ -393,6 +569,8 @@ fn plan_label(plan: Plan) -> &'static str {
 pub struct SignedIn {
     pub session: sessions::Session,
     pub user: users::User,
+    /// The user's chosen language: every page they see speaks it.
+    pub lang: Lang,
 }
 
 /// The signed-in user, or the response that sends the browser to sign in.
@@ -417,12 +595,19 @@ pub async fn require_user<P: PortalPlatform>(
                 .finish();
             return Err(WebResponse::redirect(303, &format!("/connect?{to}")));
         }
-        Err(_) => return Err(unavailable()),
+        Err(_) => return Err(unavailable(Lang::Nl)),
     };
     match users::find_by_id(p.db(), &session.user_id).await {
-        Ok(Some(user)) => Ok(SignedIn { session, user }),
+        Ok(Some(user)) => {
+            let lang = user_lang(p, &user.id).await;
+            Ok(SignedIn {
+                session,
+                user,
+                lang,
+            })
+        }
         Ok(None) => Err(WebResponse::redirect(303, "/connect")),
-        Err(_) => Err(unavailable()),
+        Err(_) => Err(unavailable(Lang::Nl)),
     }
 }
 
@@ -441,13 +626,15 @@ pub fn genuine_post(req: &WebRequest, cfg: &PortalConfig, session_hash: &str) ->
             .is_some_and(|s| s.verify_csrf(session_hash, &token))
 }
 
-fn refused() -> WebResponse {
+fn refused(lang: Lang) -> WebResponse {
+    let t = lang.texts();
     message(
         403,
-        "Verzoek geweigerd",
-        "Dit formulier kwam niet van deze site of is verlopen. Open het dashboard opnieuw en probeer het nog eens.",
+        lang,
+        t.refused_title,
+        t.refused_text,
         "/dashboard",
-        "Naar het dashboard",
+        t.to_dashboard,
     )
 }
 
@@ -568,34 +755,38 @@ pub async fn dashboard<P: PortalPlatform>(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let notice = req.query_param("done").and_then(|d| notice_text(&d));
+    let notice = req
+        .query_param("done")
+        .and_then(|d| notice_text(&d, signed.lang));
     render_dashboard(&signed, cfg, p, notice, None, 200).await
 }
 
 /// What a finished action tells the user on the dashboard it returns to.
-fn notice_text(done: &str) -> Option<String> {
+fn notice_text(done: &str, lang: Lang) -> Option<String> {
+    let t = lang.texts();
     Some(
         match done {
-            "revoked" => "De sleutel is ingetrokken; hij werkt vanaf nu niet meer.",
-            "renamed" => "De sleutel heeft een nieuwe naam.",
-            "toggled" => "De administratie is bijgewerkt.",
-            "default" => "Dit is nu je standaardadministratie.",
-            "saved" => "Je voorkeuren zijn opgeslagen.",
+            "revoked" => t.notice_revoked,
+            "renamed" => t.notice_renamed,
+            "toggled" => t.notice_toggled,
+            "default" => t.notice_default,
+            "saved" => t.notice_saved,
             _ => return None,
         }
         .to_owned(),
     )
 }
 
-fn outcome_words(outcome: &str) -> &'static str {
+fn outcome_words(outcome: &str, lang: Lang) -> &'static str {
+    let t = lang.texts();
     match outcome {
-        "ok" => "gelukt",
-        "tool_error" => "fout in de vraag",
-        "invalid_arguments" => "ongeldige invoer",
-        "limit_exceeded" => "limiet bereikt",
-        "forbidden" => "geen toegang",
-        "upstream_error" => "Exact-storing",
-        _ => "storing",
+        "ok" => t.outcome_ok,
+        "tool_error" => t.outcome_tool_error,
+        "invalid_arguments" => t.outcome_invalid,
+        "limit_exceeded" => t.outcome_limit,
+        "forbidden" => t.outcome_forbidden,
+        "upstream_error" => t.outcome_upstream,
+        _ => t.outcome_other,
     }
 }
 
@@ -609,6 +800,8 @@ async fn render_dashboard<P: PortalPlatform>(
 ) -> WebResponse {
     use chrono::Datelike;
     let user = &signed.user;
+    let lang = signed.lang;
+    let t = lang.texts();
     let now = p.clock().now();
     let month = UsageMonth::of(now);
     let db = p.db();
@@ -622,7 +815,7 @@ async fn render_dashboard<P: PortalPlatform>(
         users::preferences(db, &user.id).await,
     ) {
         (Ok(u), Ok(c), Ok(a), Ok(k), Ok(m), Ok(r), Ok(pr)) => (u, c, a, k, m, r, pr),
-        _ => return unavailable(),
+        _ => return unavailable(lang),
     };
     let prefs = prefs.unwrap_or(users::Preferences {
         english: false,
@@ -630,12 +823,17 @@ async fn render_dashboard<P: PortalPlatform>(
         product_updates: true,
     });
     let limits = user.plan.limits();
+    let used_text = thousands(used, lang);
     let usage_line = match limits.monthly_tool_calls {
-        Limit::Capped(n) => format!(
-            "{used} van {n} vragen deze maand; de teller begint opnieuw op {}",
-            month.resets_at().format("%d-%m-%Y")
+        Limit::Capped(n) => fill(
+            t.usage_capped,
+            &[
+                &used_text,
+                &thousands(u64::from(n), lang),
+                &month.resets_at().format(t.date_format).to_string(),
+            ],
         ),
-        Limit::Unlimited => format!("{used} vragen deze maand"),
+        Limit::Unlimited => fill(t.usage_unlimited, &[&used_text]),
     };
     let days_in_month = (month.resets_at() - month.starts_at()).num_days();
     let per_day: Vec<(u32, u32)> = usage_month
@@ -647,32 +845,37 @@ async fn render_dashboard<P: PortalPlatform>(
                 .map(|d| (d.day(), *n))
         })
         .collect();
+    let csrf = cfg
+        .secret
+        .as_ref()
+        .map(|s| s.csrf_token(&signed.session.token_hash))
+        .unwrap_or_default();
     let page = Dashboard {
-        c: chrome("Dashboard"),
-        signed_in_as: format!("Ingelogd als {}", user.email),
+        c: chrome(lang, t.dashboard).switch_form(csrf.clone(), "/dashboard"),
+        signed_in_as: fill(t.signed_in_as, &[&user.email]),
         notice,
         error,
-        plan_title: "Abonnement en gebruik",
+        plan_title: t.plan_title,
         plan_name: plan_label(user.plan),
         usage_line,
-        pricing_href: Page::Pricing.path(Lang::Nl),
-        upgrade_label: "Abonnementen vergelijken",
-        per_day_title: "Vragen per dag deze maand",
-        per_tool_title: "Vragen per tool deze maand",
+        pricing_href: Page::Pricing.path(lang),
+        upgrade_label: t.upgrade_label,
+        per_day_title: t.per_day_title,
+        per_tool_title: t.per_tool_title,
         chart_days: crate::chart::per_day(
             &per_day,
             u32::try_from(days_in_month).unwrap_or(31),
-            "Vragen per dag deze maand",
-            &format!("{used} vragen in totaal deze maand"),
+            t.per_day_title,
+            &fill(t.per_day_desc, &[&used_text]),
         ),
         chart_tools: crate::chart::per_tool(
             &usage_month.per_tool,
-            "Vragen per tool deze maand",
-            "De meest gebruikte tools, met het aantal vragen",
+            t.per_tool_title,
+            t.per_tool_desc,
         ),
         has_usage: !usage_month.per_tool.is_empty(),
-        no_usage: "Nog geen vragen deze maand.",
-        connections_title: "Koppelingen met Exact Online",
+        no_usage: t.no_usage,
+        connections_title: t.connections_title,
         connections: conns
             .iter()
             .map(|c| {
@@ -687,28 +890,22 @@ async fn render_dashboard<P: PortalPlatform>(
                     ),
                     ok,
                     state: match c.state.status {
-                        ConnectionStatus::Active => "werkt".into(),
-                        ConnectionStatus::RetryPending => {
-                            "tijdelijke storing, we proberen het automatisch opnieuw".into()
-                        }
-                        ConnectionStatus::RefreshFailed => {
-                            "verlopen: log opnieuw in bij Exact Online".into()
-                        }
+                        ConnectionStatus::Active => t.connection_active.into(),
+                        ConnectionStatus::RetryPending => t.connection_retrying.into(),
+                        ConnectionStatus::RefreshFailed => t.connection_expired.into(),
                     },
-                    detail: c
-                        .last_refreshed_at
-                        .map(|t| format!("laatst vernieuwd {}", t.format("%d-%m-%Y %H:%M UTC"))),
+                    detail: c.last_refreshed_at.map(|at| {
+                        let when = format!("{} UTC", at.format(t.date_time_format));
+                        fill(t.last_refreshed, &[&when])
+                    }),
                     reconnect: format!("/connect?region={}", c.region.code()),
                 }
             })
             .collect(),
-        reconnect_label: "Opnieuw koppelen",
-        add_connection: "Nog een Exact Online-site koppelen",
-        admins_title: "Administraties",
-        admins_limit: format!(
-            "Je abonnement staat {} actieve administraties toe. Een uitgezette administratie kan na een uur weer aan.",
-            limit_text(limits.administrations)
-        ),
+        reconnect_label: t.reconnect_label,
+        add_connection: t.add_connection,
+        admins_title: t.admins_title,
+        admins_limit: fill(t.admins_limit, &[&limit_text(limits.administrations, lang)]),
         administrations: admins
             .iter()
             .map(|a| AdminRow {
@@ -729,17 +926,17 @@ async fn render_dashboard<P: PortalPlatform>(
                     }),
             })
             .collect(),
-        admin_label: "Administratie",
-        via_label: "via",
-        state_label: "Toestand",
-        actions_label: "Acties",
-        active_label: "aan",
-        inactive_label: "uit",
-        default_label: "standaard",
-        switch_on: "Aanzetten",
-        switch_off: "Uitzetten",
-        make_default: "Maak standaard",
-        keys_title: "API-sleutels",
+        admin_label: t.admin_label,
+        via_label: t.via,
+        state_label: t.state_label,
+        actions_label: t.actions_label,
+        active_label: t.admin_on,
+        inactive_label: t.admin_off,
+        default_label: t.default_label,
+        switch_on: t.switch_on,
+        switch_off: t.switch_off,
+        make_default: t.make_default,
+        keys_title: t.api_keys,
         keys: keys
             .iter()
             .filter(|k| k.revoked_at.is_none())
@@ -749,27 +946,27 @@ async fn render_dashboard<P: PortalPlatform>(
                 prefix: k.key_prefix.clone(),
                 last_used: k
                     .last_used_at
-                    .map(|t| t.format("%d-%m-%Y %H:%M").to_string())
-                    .unwrap_or_else(|| "nog niet gebruikt".into()),
+                    .map(|at| at.format(t.date_time_format).to_string())
+                    .unwrap_or_else(|| t.key_never_used.into()),
             })
             .collect(),
-        key_name_label: "Naam",
-        key_start_label: "Begint met",
-        key_used_label: "Laatst gebruikt",
-        rename_label: "Hernoemen",
-        revoke_label: "Intrekken",
-        new_key_label: "Naam van een nieuwe sleutel",
-        create_label: "Sleutel maken",
-        activity_title: "Recente vragen",
+        key_name_label: t.key_name_label,
+        key_start_label: t.key_start_label,
+        key_used_label: t.key_used_label,
+        rename_label: t.rename_label,
+        revoke_label: t.revoke_label,
+        new_key_label: t.new_key_label,
+        create_label: t.create_label,
+        activity_title: t.activity_title,
         calls: recent
             .iter()
             .map(|r| CallView {
                 at: chrono::DateTime::from_timestamp(r.at, 0)
-                    .map(|t| t.format("%d-%m %H:%M").to_string())
+                    .map(|at| at.format(t.short_date_time_format).to_string())
                     .unwrap_or_default(),
                 tool: r.tool.chars().take(60).collect(),
                 division: r.division_code.map(|d| d.to_string()).unwrap_or_default(),
-                outcome: outcome_words(&r.outcome),
+                outcome: outcome_words(&r.outcome, lang),
                 latency: r.latency_ms,
                 client: r
                     .client_name
@@ -780,33 +977,31 @@ async fn render_dashboard<P: PortalPlatform>(
                     .collect(),
             })
             .collect(),
-        time_label: "Tijd (UTC)",
-        outcome_label: "Uitkomst",
-        client_label: "Assistent",
-        prefs_title: "Voorkeuren",
-        language_label: "Taal van e-mails",
+        time_label: t.time_label,
+        outcome_label: t.outcome_label,
+        client_label: t.client_label,
+        prefs_title: t.prefs_title,
+        language_label: t.language_label,
         english: prefs.english,
         usage_warnings: prefs.usage_warnings,
         product_updates: prefs.product_updates,
-        usage_mails_label: "Mail me bij 80 % en 100 % van mijn maandlimiet",
-        product_mails_label: "Mail me over nieuwe functies",
-        save_label: "Opslaan",
-        account_title: "Account",
-        signout_label: "Uitloggen",
-        delete_label: format!(
-            "Account verwijderen: typ {} om te bevestigen",
-            boekhouding_core::account::confirmation_word(true)
+        usage_mails_label: t.usage_mails_label,
+        product_mails_label: t.product_mails_label,
+        save_label: t.save_label,
+        account_title: t.account_title,
+        signout_label: t.signout_label,
+        delete_label: fill(
+            t.delete_label,
+            &[boekhouding_core::account::confirmation_word(
+                lang == Lang::Nl,
+            )],
         ),
-        delete_button: "Account definitief verwijderen",
-        csrf: cfg
-            .secret
-            .as_ref()
-            .map(|s| s.csrf_token(&signed.session.token_hash))
-            .unwrap_or_default(),
+        delete_button: t.delete_button,
+        csrf,
     };
     match page.render() {
         Ok(html) => WebResponse::html(status, html),
-        Err(_) => unavailable(),
+        Err(_) => unavailable(lang),
     }
 }
 
@@ -820,7 +1015,7 @@ async fn genuine<P: PortalPlatform>(
     if genuine_post(req, cfg, &signed.session.token_hash) {
         Ok(signed)
     } else {
-        Err(refused())
+        Err(refused(signed.lang))
     }
 }
 
@@ -837,34 +1032,25 @@ pub async fn toggle_administration<P: PortalPlatform>(
     let id = req.form_field("administration").unwrap_or_default();
     let on = req.form_field("on").as_deref() == Some("1");
     let now = p.clock().now();
-    let why = match administrations::set_active(
-        p.db(),
-        &signed.user.id,
-        &id,
-        on,
-        signed.user.plan,
-        now,
-    )
-    .await
-    {
-        Ok(administrations::Toggle::Changed) => {
-            return WebResponse::redirect(303, "/dashboard?done=toggled");
-        }
-        Ok(administrations::Toggle::NotFound) => {
-            "Deze administratie hoort niet bij je account.".to_owned()
-        }
-        Ok(administrations::Toggle::LimitReached { limit }) => format!(
-            "Je abonnement staat {limit} actieve administraties toe. Zet er eerst een uit, of kies een groter abonnement."
-        ),
-        Ok(administrations::Toggle::CoolingDown { until }) => format!(
-            "Deze administratie is net uitgezet; ze kan weer aan vanaf {}.",
-            until.format("%H:%M UTC")
-        ),
-        Ok(administrations::Toggle::ActiveElsewhere) => {
-            "Deze administratie staat al aan via een andere Exact-login. Zet die eerst uit als je haar via deze login wilt lezen.".to_owned()
-        }
-        Err(_) => return unavailable(),
-    };
+    let t = signed.lang.texts();
+    let why =
+        match administrations::set_active(p.db(), &signed.user.id, &id, on, signed.user.plan, now)
+            .await
+        {
+            Ok(administrations::Toggle::Changed) => {
+                return WebResponse::redirect(303, "/dashboard?done=toggled");
+            }
+            Ok(administrations::Toggle::NotFound) => t.not_your_administration.to_owned(),
+            Ok(administrations::Toggle::LimitReached { limit }) => fill(
+                t.administration_limit,
+                &[&thousands(u64::from(limit), signed.lang)],
+            ),
+            Ok(administrations::Toggle::CoolingDown { until }) => {
+                fill(t.cooling_down, &[&until.format("%H:%M UTC").to_string()])
+            }
+            Ok(administrations::Toggle::ActiveElsewhere) => t.active_elsewhere.to_owned(),
+            Err(_) => return unavailable(signed.lang),
+        };
     render_dashboard(&signed, cfg, p, None, Some(why), 409).await
 }
 
@@ -882,10 +1068,10 @@ pub async fn default_administration<P: PortalPlatform>(
     match administrations::set_default(p.db(), &signed.user.id, &id, p.clock().now()).await {
         Ok(true) => WebResponse::redirect(303, "/dashboard?done=default"),
         Ok(false) => {
-            let why = "Alleen een administratie die aan staat kan de standaard zijn.".to_owned();
+            let why = signed.lang.texts().default_needs_active.to_owned();
             render_dashboard(&signed, cfg, p, None, Some(why), 409).await
         }
-        Err(_) => unavailable(),
+        Err(_) => unavailable(signed.lang),
     }
 }
 
@@ -904,10 +1090,10 @@ pub async fn rename_key<P: PortalPlatform>(
     match api_keys::rename(p.db(), &signed.user.id, &id, &name).await {
         Ok(_) => WebResponse::redirect(303, "/dashboard?done=renamed"),
         Err(api_keys::CreateKeyError::InvalidName) => {
-            let why = "Geef de sleutel een naam van 1 tot 100 tekens.".to_owned();
+            let why = signed.lang.texts().key_name_invalid.to_owned();
             render_dashboard(&signed, cfg, p, None, Some(why), 400).await
         }
-        Err(_) => unavailable(),
+        Err(_) => unavailable(signed.lang),
     }
 }
 
@@ -926,9 +1112,40 @@ pub async fn save_preferences<P: PortalPlatform>(
         usage_warnings: req.form_field("usage_warnings").is_some(),
         product_updates: req.form_field("product_updates").is_some(),
     };
+    // The dashboard it returns to already speaks the language just chosen.
     match users::set_preferences(p.db(), &signed.user.id, prefs, p.clock().now()).await {
         Ok(_) => WebResponse::redirect(303, "/dashboard?done=saved"),
-        Err(_) => unavailable(),
+        Err(_) => unavailable(signed.lang),
+    }
+}
+
+/// `POST /language`: the header's language switch on signed-in pages. It
+/// changes the stored preference (and nothing else) and returns to the
+/// page it was pressed on, now in the other language.
+pub async fn set_language<P: PortalPlatform>(
+    req: &WebRequest,
+    cfg: &PortalConfig,
+    p: &P,
+) -> WebResponse {
+    let signed = match genuine(req, cfg, p).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let current = match users::preferences(p.db(), &signed.user.id).await {
+        Ok(Some(prefs)) => prefs,
+        _ => return unavailable(signed.lang),
+    };
+    let prefs = users::Preferences {
+        english: req.form_field("lang").as_deref() == Some("en"),
+        ..current
+    };
+    let back = req
+        .form_field("back")
+        .filter(|b| login_states::safe_return_to(b).is_some())
+        .unwrap_or_else(|| "/dashboard".to_owned());
+    match users::set_preferences(p.db(), &signed.user.id, prefs, p.clock().now()).await {
+        Ok(_) => WebResponse::redirect(303, &back),
+        Err(_) => unavailable(signed.lang),
     }
 }
 
@@ -943,24 +1160,33 @@ pub async fn delete_account<P: PortalPlatform>(
         Ok(s) => s,
         Err(r) => return r,
     };
+    let lang = signed.lang;
+    let t = lang.texts();
     let typed = req.form_field("confirm").unwrap_or_default();
-    if !boekhouding_core::account::confirmed(&typed, true) {
-        let why = format!(
-            "Typ {} om het verwijderen te bevestigen; er is niets verwijderd.",
-            boekhouding_core::account::confirmation_word(true)
+    // The page asks for the word in the user's language; either word is
+    // taken, so a page left open across a language switch still works.
+    let confirmed = boekhouding_core::account::confirmed(&typed, true)
+        || boekhouding_core::account::confirmed(&typed, false);
+    if !confirmed {
+        let why = fill(
+            t.delete_unconfirmed,
+            &[boekhouding_core::account::confirmation_word(
+                lang == Lang::Nl,
+            )],
         );
         return render_dashboard(&signed, cfg, p, None, Some(why), 400).await;
     }
     let stmts = boekhouding_core::account::delete_statements(&signed.user.id, p.clock().now());
     if p.db().batch(stmts).await.is_err() {
-        return unavailable();
+        return unavailable(lang);
     }
     message(
         200,
-        "Account verwijderd",
-        "Je account en alles wat we van je bewaarden zijn verwijderd, je Exact-tokens eerst. Je API-sleutels en sessies werken niet meer.",
-        "/",
-        "Naar de startpagina",
+        lang,
+        t.account_deleted_title,
+        t.account_deleted_text,
+        Page::Home.path(lang),
+        t.back_home,
     )
     .with_header("Set-Cookie", &cookie(SESSION_COOKIE, "", 0))
 }
@@ -986,8 +1212,10 @@ pub async fn create_key<P: PortalPlatform>(
         Err(r) => return r,
     };
     if !genuine_post(req, cfg, &signed.session.token_hash) {
-        return refused();
+        return refused(signed.lang);
     }
+    let lang = signed.lang;
+    let t = lang.texts();
     let name = req.form_field("name").unwrap_or_default();
     match api_keys::create(
         p.db(),
@@ -1001,35 +1229,25 @@ pub async fn create_key<P: PortalPlatform>(
     {
         Ok(created) => {
             let page = KeyCreated {
-                c: chrome("Nieuwe API-sleutel"),
-                key_once: "Kopieer hem nu: we bewaren alleen een hash en kunnen hem je niet nog eens laten zien.",
+                c: chrome(lang, t.key_created_title),
+                key_once: t.key_once,
                 key: created.issued.secret.expose().to_owned(),
-                copy_label: "Kopiëren",
-                back_label: "Terug naar het dashboard",
+                copy_label: t.copy,
+                back_label: t.back_to_dashboard,
             };
             match page.render() {
                 Ok(html) => WebResponse::html(200, html),
-                Err(_) => unavailable(),
+                Err(_) => unavailable(lang),
             }
         }
         Err(api_keys::CreateKeyError::LimitReached { limit, .. }) => {
-            let text = format!(
-                "Je abonnement staat {limit} actieve sleutels toe. Trek er eerst een in, of kies een groter abonnement."
-            );
+            let text = fill(t.key_limit, &[&thousands(u64::from(limit), lang)]);
             render_dashboard(&signed, cfg, p, None, Some(text), 409).await
         }
         Err(api_keys::CreateKeyError::InvalidName) => {
-            render_dashboard(
-                &signed,
-                cfg,
-                p,
-                None,
-                Some("Geef de sleutel een naam van 1 tot 100 tekens.".into()),
-                400,
-            )
-            .await
+            render_dashboard(&signed, cfg, p, None, Some(t.key_name_invalid.into()), 400).await
         }
-        Err(_) => unavailable(),
+        Err(_) => unavailable(lang),
     }
 }
 
@@ -1045,13 +1263,13 @@ pub async fn revoke_key<P: PortalPlatform>(
         Err(r) => return r,
     };
     if !genuine_post(req, cfg, &signed.session.token_hash) {
-        return refused();
+        return refused(signed.lang);
     }
     let key_id = req.form_field("key").unwrap_or_default();
     // Scoped to the user: another tenant's key id changes nothing.
     match api_keys::revoke(p.db(), &signed.user.id, &key_id, p.clock().now()).await {
         Ok(_) => WebResponse::redirect(303, "/dashboard?done=revoked"),
-        Err(_) => unavailable(),
+        Err(_) => unavailable(signed.lang),
     }
 }
 
@@ -1065,11 +1283,57 @@ pub async fn sign_out<P: PortalPlatform>(
         return WebResponse::redirect(303, "/")
             .with_header("Set-Cookie", &cookie(SESSION_COOKIE, "", 0));
     };
+    let lang = user_lang(p, &session.user_id).await;
     if !genuine_post(req, cfg, &session.token_hash) {
-        return refused();
+        return refused(lang);
     }
     if sessions::revoke(p.db(), &session.token_hash).await.is_err() {
-        return unavailable();
+        return unavailable(lang);
     }
-    WebResponse::redirect(303, "/").with_header("Set-Cookie", &cookie(SESSION_COOKIE, "", 0))
+    // Signed out, the visitor lands on the home page in their language.
+    WebResponse::redirect(303, Page::Home.path(lang))
+        .with_header("Set-Cookie", &cookie(SESSION_COOKIE, "", 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_language_travels_in_return_to_and_comes_off_again() {
+        for to in [
+            None,
+            Some("/dashboard"),
+            Some("/oauth/authorize?client_id=a"),
+        ] {
+            let to = to.map(str::to_owned);
+            assert_eq!(
+                split_lang(carry_lang(to.clone(), Lang::Nl)),
+                (to.clone(), Lang::Nl)
+            );
+            let (back, lang) = split_lang(carry_lang(to.clone(), Lang::En));
+            assert_eq!(lang, Lang::En);
+            assert_eq!(back, Some(to.unwrap_or_else(|| "/dashboard".into())));
+        }
+        // Marked, every stored path is still a safe one.
+        let marked = carry_lang(Some("/oauth/authorize?x=1".into()), Lang::En).unwrap();
+        assert_eq!(marked, "/oauth/authorize?x=1&lang=en");
+        assert!(login_states::safe_return_to(&marked).is_some());
+        // Too long to mark: the path wins.
+        let long = format!("/{}", "a".repeat(508));
+        assert_eq!(carry_lang(Some(long.clone()), Lang::En), Some(long));
+    }
+
+    #[test]
+    fn the_browser_language_is_the_first_of_dutch_and_english_it_names() {
+        let with = |value: &str| {
+            let mut r = WebRequest::get("/callback");
+            r.headers.push(("accept-language".into(), value.into()));
+            browser_lang(&r)
+        };
+        assert_eq!(with("en-GB,en;q=0.9,nl;q=0.8"), Lang::En);
+        assert_eq!(with("de-DE,nl;q=0.9,en;q=0.8"), Lang::Nl);
+        assert_eq!(with("fr-FR"), Lang::Nl);
+        assert_eq!(browser_lang(&WebRequest::get("/callback")), Lang::Nl);
+    }
 }

@@ -104,6 +104,7 @@ pub async fn handle<P: PortalPlatform>(req: &WebRequest, cfg: &PortalConfig, p: 
             account::default_administration(req, cfg, p).await
         }
         (false, "/preferences") if post => account::save_preferences(req, cfg, p).await,
+        (false, "/language") if post => account::set_language(req, cfg, p).await,
         (false, "/account/delete") if post => account::delete_account(req, cfg, p).await,
         (true, path) => match Page::from_path(path) {
             Some((page, lang)) => {

@@ -33,8 +33,16 @@ pub struct Chrome {
     pub title: String,
     pub home: &'static str,
     pub nav: Vec<NavItem>,
-    /// The same page in the other language.
-    pub other_href: &'static str,
+    /// The language switch as a link to the same page in the other
+    /// language (public pages, the region choice before signing in).
+    pub switch_link: Option<String>,
+    /// The language switch as a form that changes the signed-in user's
+    /// stored preference (it changes state, so a POST with the CSRF
+    /// token). Neither is shown on pages that cannot be shown again (a
+    /// key shown once, a message about one request).
+    pub switch_form: Option<SwitchForm>,
+    /// Where signing in starts, in this language.
+    pub connect_href: &'static str,
     /// Busts browser caches of the stylesheet and script on a new build.
     pub asset_version: &'static str,
     /// The browser holds a session cookie: the header offers the
@@ -58,7 +66,9 @@ impl Chrome {
                     current: Some(p) == page,
                 })
                 .collect(),
-            other_href: page.unwrap_or(Page::Home).path(lang.other()),
+            switch_link: Some(page.unwrap_or(Page::Home).path(lang.other()).to_owned()),
+            switch_form: None,
+            connect_href: connect_path(lang),
             asset_version: crate::ASSET_VERSION,
             signed_in: false,
         }
@@ -68,6 +78,39 @@ impl Chrome {
     pub fn signed_in(mut self, yes: bool) -> Self {
         self.signed_in = yes;
         self
+    }
+
+    /// The language switch as a link to `href`, or none.
+    pub fn switch_link(mut self, href: Option<String>) -> Self {
+        self.switch_link = href;
+        self.switch_form = None;
+        self
+    }
+
+    /// The language switch as the preference form, returning to `back`.
+    pub fn switch_form(mut self, csrf: String, back: &str) -> Self {
+        self.switch_link = None;
+        self.switch_form = Some(SwitchForm {
+            csrf,
+            back: back.to_owned(),
+        });
+        self
+    }
+}
+
+/// The signed-in header's language switch: `POST /language`.
+#[derive(Debug)]
+pub struct SwitchForm {
+    pub csrf: String,
+    pub back: String,
+}
+
+/// Where signing in starts from a page in `lang`: the language travels
+/// along through Exact and back (see `account::connect`).
+pub const fn connect_path(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Nl => "/connect",
+        Lang::En => "/connect?lang=en",
     }
 }
 
@@ -193,10 +236,7 @@ fn page_html(result: askama::Result<String>) -> WebResponse {
 }
 
 fn copy_label(lang: Lang) -> &'static str {
-    match lang {
-        Lang::Nl => "Kopiëren",
-        Lang::En => "Copy",
-    }
+    lang.texts().copy
 }
 
 /// What the product promises about data, each fact from the code.
@@ -332,7 +372,7 @@ pub fn plan_views(lang: Lang) -> Vec<PlanView> {
         .collect()
 }
 
-fn thousands(n: u64, lang: Lang) -> String {
+pub fn thousands(n: u64, lang: Lang) -> String {
     let sep = if lang == Lang::Nl { '.' } else { ',' };
     let digits = n.to_string();
     let mut out = String::new();

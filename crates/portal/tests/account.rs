@@ -9,6 +9,7 @@
 use boekhouding_core::access::ExactSettings;
 use boekhouding_core::crypto::{Secret, TokenKeyring};
 use boekhouding_core::csrf::PortalSecret;
+use boekhouding_core::ports::Clock;
 use boekhouding_core::region::Region;
 use boekhouding_core::storage::{SqlExecutor, Statement, api_keys};
 use boekhouding_core::testing::{FakeClock, SeededRandomness};
@@ -632,4 +633,314 @@ fn sign_in_at(w: &World, b: &mut Browser, username: &str, region: Region) -> Web
     let app = w.cfg.exact.as_ref().unwrap().app_for(region);
     let code = exact_sandbox::login::sign_in(&w.p.http, &app, username, username, &state).unwrap();
     b.get(w, &format!("/callback?code={code}&state={state}"))
+}
+
+/// Texts of the Dutch signed-in pages that must not appear on an English
+/// one (a leftover would mean a text outside `i18n.rs`).
+const DUTCH_LEFTOVERS: [&str; 24] = [
+    "Ingelogd als",
+    "Abonnement en gebruik",
+    "vragen deze maand",
+    "Koppelingen met Exact",
+    "Opnieuw koppelen",
+    "Administraties",
+    "Aanzetten",
+    "Uitzetten",
+    "Maak standaard",
+    "Begint met",
+    "Laatst gebruikt",
+    "nog niet gebruikt",
+    "Hernoemen",
+    "Intrekken",
+    "Sleutel maken",
+    "Recente vragen",
+    "Voorkeuren",
+    "Opslaan",
+    "Uitloggen",
+    "Account verwijderen",
+    "Kopieer",
+    "Kopiëren",
+    "Inloggen",
+    "Naar het dashboard",
+];
+
+fn assert_english(html: &str) {
+    assert!(html.contains("<html lang=\"en\">"), "{html}");
+    for dutch in DUTCH_LEFTOVERS {
+        assert!(!html.contains(dutch), "Dutch {dutch:?} on an English page");
+    }
+}
+
+fn user_id_of(w: &World, email: &str) -> String {
+    let rows = block_on(w.p.db().query(Statement::new(
+        "SELECT id FROM users WHERE email = ?",
+        vec![email.into()],
+    )))
+    .unwrap();
+    rows[0]["id"].as_str().unwrap().to_owned()
+}
+
+fn prefers_english(w: &World, user_id: &str) -> bool {
+    block_on(boekhouding_core::storage::users::preferences(
+        w.p.db(),
+        user_id,
+    ))
+    .unwrap()
+    .unwrap()
+    .english
+}
+
+#[test]
+fn an_english_sign_up_starts_in_english_and_every_signed_in_page_speaks_it() {
+    let w = world();
+    let mut b = Browser::default();
+    // The English pages start signing in in English.
+    let home = b.get(&w, "/en/").body_text();
+    assert!(home.contains("href=\"/connect?lang=en\""), "{home}");
+    assert!(!home.contains("href=\"/connect\""), "{home}");
+    assert!(b.get(&w, "/").body_text().contains("href=\"/connect\""));
+    let choice = b.get(&w, "/connect?lang=en").body_text();
+    assert_english(&choice);
+    assert!(choice.contains("Exact Online site"), "{choice}");
+    assert!(
+        choice.contains("<input type=\"hidden\" name=\"lang\" value=\"en\">"),
+        "the region form carries the language"
+    );
+    assert!(
+        choice.contains("href=\"/connect\" hreflang=\"nl\""),
+        "{choice}"
+    );
+
+    // The first-run page, and the new user's preference.
+    let welcome = sign_in(&w, &mut b, "demo", "/connect?region=nl&lang=en");
+    assert_eq!(welcome.status, 200, "{}", welcome.body_text());
+    let html = welcome.body_text();
+    assert_english(&html);
+    for want in [
+        "Welcome",
+        "Administrations found",
+        "Your API key",
+        "Copy it now",
+        "Which invoices are still open",
+        "Go to the dashboard",
+    ] {
+        assert!(html.contains(want), "{want}");
+    }
+    let user_id = user_id_of(&w, "jan@goudencroissant.example");
+    assert!(prefers_english(&w, &user_id), "signed up in English");
+
+    // The dashboard.
+    let dash = b.get(&w, "/dashboard").body_text();
+    assert_english(&dash);
+    let resets = boekhouding_core::storage::usage::UsageMonth::of(w.p.clock.now()).resets_at();
+    for want in [
+        "Signed in as jan@goudencroissant.example",
+        "Plan and usage",
+        &format!(
+            "0 of 200 questions this month; the count starts again on {}",
+            resets.format("%-d %B %Y")
+        ),
+        "Connections with Exact Online",
+        "Administrations",
+        "Switch on",
+        "First key",
+        "not used yet",
+        "Create key",
+        "Recent questions",
+        "Language of the portal and the e-mails",
+        "type DELETE to confirm",
+        "href=\"/en/pricing\"",
+        // The header's switch changes the stored preference.
+        "<form method=\"post\" action=\"/language\"",
+    ] {
+        assert!(dash.contains(want), "{want}\n{dash}");
+    }
+    let csrf = csrf_in(&dash);
+
+    // A new key, a refused action and a refused form.
+    let created = b.post(&w, "/keys", &[("name", "Laptop"), ("csrf", &csrf)]);
+    assert_eq!(created.status, 200);
+    let html = created.body_text();
+    assert_english(&html);
+    assert!(html.contains("New API key") && html.contains("Back to the dashboard"));
+    let bad = b.post(&w, "/keys", &[("name", ""), ("csrf", &csrf)]);
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body_text()
+            .contains("Give the key a name of 1 to 100 characters.")
+    );
+    assert_english(&bad.body_text());
+    let forged = b.post(&w, "/keys", &[("name", "x")]);
+    assert_eq!(forged.status, 403);
+    assert_english(&forged.body_text());
+    assert!(forged.body_text().contains("Request refused"));
+    let unconfirmed = b.post(&w, "/account/delete", &[("confirm", "ja"), ("csrf", &csrf)]);
+    assert_eq!(unconfirmed.status, 400);
+    assert!(
+        unconfirmed
+            .body_text()
+            .contains("Type DELETE to confirm the deletion")
+    );
+    let notice = b.get(&w, "/dashboard?done=renamed").body_text();
+    assert!(notice.contains("The key has a new name."));
+
+    // The rate limit's page follows the preference too.
+    let limited = block_on(boekhouding_portal::account::too_many_requests(
+        &b.request("POST", "/keys"),
+        &w.p,
+    ));
+    assert_eq!(limited.status, 429);
+    assert_english(&limited.body_text());
+    assert!(limited.body_text().contains("Too many requests"));
+
+    // Signing out lands on the English home page; deleting speaks English.
+    let gone = b.post(
+        &w,
+        "/account/delete",
+        &[("confirm", "DELETE"), ("csrf", &csrf)],
+    );
+    assert_eq!(gone.status, 200);
+    assert_english(&gone.body_text());
+    assert!(gone.body_text().contains("Account deleted"));
+}
+
+#[test]
+fn the_preference_and_the_header_switch_change_the_language_of_the_next_page() {
+    let w = world();
+    let mut b = Browser::default();
+    let welcome = sign_in(&w, &mut b, "demo", "/connect?region=nl");
+    assert!(welcome.body_text().contains("<html lang=\"nl\">"));
+    let user_id = user_id_of(&w, "jan@goudencroissant.example");
+    assert!(!prefers_english(&w, &user_id), "signed up in Dutch");
+    let dash = b.get(&w, "/dashboard").body_text();
+    assert!(dash.contains("<html lang=\"nl\">") && dash.contains("Ingelogd als"));
+    let csrf = csrf_in(&dash);
+
+    // The preferences form: the dashboard it returns to is English.
+    let saved = b.post(
+        &w,
+        "/preferences",
+        &[("locale", "en"), ("usage_warnings", "1"), ("csrf", &csrf)],
+    );
+    assert_eq!(saved.header("location"), Some("/dashboard?done=saved"));
+    let dash = b.get(&w, "/dashboard?done=saved").body_text();
+    assert_english(&dash);
+    assert!(dash.contains("Your preferences have been saved."));
+
+    // The header's switch: a genuine POST, back to the page, in Dutch; the
+    // mail choices stay as they were.
+    assert_eq!(
+        b.post(&w, "/language", &[("lang", "nl"), ("back", "/dashboard")])
+            .status,
+        403,
+        "without the token nothing changes"
+    );
+    assert!(prefers_english(&w, &user_id));
+    let switched = b.post(
+        &w,
+        "/language",
+        &[("lang", "nl"), ("back", "/dashboard"), ("csrf", &csrf)],
+    );
+    assert_eq!(switched.status, 303);
+    assert_eq!(switched.header("location"), Some("/dashboard"));
+    let prefs = block_on(boekhouding_core::storage::users::preferences(
+        w.p.db(),
+        &user_id,
+    ))
+    .unwrap()
+    .unwrap();
+    assert!(!prefs.english && prefs.usage_warnings && !prefs.product_updates);
+    let dash = b.get(&w, "/dashboard").body_text();
+    assert!(dash.contains("<html lang=\"nl\">") && dash.contains("Abonnement en gebruik"));
+    // A foreign place to return to is not followed.
+    let r = b.post(
+        &w,
+        "/language",
+        &[("lang", "en"), ("back", "//evil.example/"), ("csrf", &csrf)],
+    );
+    assert_eq!(r.header("location"), Some("/dashboard"));
+    // Signed in, the region choice follows the preference, not the URL.
+    let choice = b.get(&w, "/connect").body_text();
+    assert!(choice.contains("<html lang=\"en\">"), "{choice}");
+    assert!(choice.contains("action=\"/language\""));
+    // Signing out lands on the home page of the user's language.
+    let out = b.post(&w, "/signout", &[("csrf", &csrf)]);
+    assert_eq!(out.header("location"), Some("/en/"));
+}
+
+#[test]
+fn the_callback_pages_follow_the_language_the_sign_in_started_in() {
+    let w = world();
+    // A refusal at Exact, started from the English pages.
+    let mut b = Browser::default();
+    let start = b.get(&w, "/connect?region=nl&lang=en");
+    let state = query_of(start.header("location").unwrap(), "state");
+    let denied = b.get(&w, &format!("/callback?error=access_denied&state={state}"));
+    assert_eq!(denied.status, 400);
+    let html = denied.body_text();
+    assert_english(&html);
+    assert!(html.contains("You did not give permission"), "{html}");
+    assert!(
+        html.contains("href=\"/connect?lang=en\""),
+        "retry in English"
+    );
+    // The refusal used the attempt up.
+    let again = b.get(&w, &format!("/callback?code=x&state={state}"));
+    assert_eq!(again.status, 400);
+    assert!(
+        again.body_text().contains("verlopen"),
+        "no attempt, no language"
+    );
+
+    // A code Exact refuses, in English.
+    let start = b.get(&w, "/connect?region=nl&lang=en");
+    let state = query_of(start.header("location").unwrap(), "state");
+    let refused = b.get(&w, &format!("/callback?code=bogus&state={state}"));
+    assert_eq!(refused.status, 400);
+    assert_english(&refused.body_text());
+    assert!(
+        refused
+            .body_text()
+            .contains("Exact Online refused the sign-in code")
+    );
+
+    // An attempt that is gone: the browser's own language decides.
+    let mut r = Browser::default().request("GET", "/callback?code=x&state=y");
+    r.headers
+        .push(("accept-language".into(), "en-GB,en;q=0.9,nl;q=0.8".into()));
+    let expired = block_on(handle(&r, &w.cfg, &w.p));
+    assert_english(&expired.body_text());
+    assert!(
+        expired
+            .body_text()
+            .contains("This sign-in link has expired")
+    );
+    let unknown_region = b.get(&w, "/connect?region=xx&lang=en");
+    assert_eq!(unknown_region.status, 400);
+    assert_english(&unknown_region.body_text());
+    assert!(unknown_region.body_text().contains("Unknown Exact site"));
+
+    // A returning Dutch user signing in from the English pages keeps their
+    // preference, and the place to return to arrives without the mark.
+    sign_in(&w, &mut Browser::default(), "demo", "/connect?region=nl");
+    let user_id = user_id_of(&w, "jan@goudencroissant.example");
+    let back = sign_in(
+        &w,
+        &mut Browser::default(),
+        "demo",
+        "/connect?region=nl&lang=en&return_to=%2Foauth%2Fauthorize%3Fclient_id%3Da",
+    );
+    assert_eq!(back.status, 303);
+    assert_eq!(
+        back.header("location"),
+        Some("/oauth/authorize?client_id=a")
+    );
+    let back = sign_in(
+        &w,
+        &mut Browser::default(),
+        "demo",
+        "/connect?region=nl&lang=en",
+    );
+    assert_eq!(back.header("location"), Some("/dashboard"));
+    assert!(!prefers_english(&w, &user_id), "the stored choice stays");
 }

@@ -29,16 +29,6 @@ pub async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<
         Ok(w) => w,
         Err(status) => return to_response(WebResponse::html(status, String::new()), &env),
     };
-    if boekhouding_portal::is_rate_limited(&web) && !admitted(&env, &req).await {
-        let page = boekhouding_portal::account::message(
-            429,
-            "Even wachten",
-            "Er kwamen te veel aanvragen van je adres binnen een minuut. Probeer het over een minuut opnieuw.",
-            "/",
-            "Naar de startpagina",
-        );
-        return to_response(page.with_header("Retry-After", "60"), &env);
-    }
     let cfg = config(&env, &web);
     let platform = WorkerPortal {
         db: match D1Executor::from_env(&env) {
@@ -52,6 +42,11 @@ pub async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<
         // not hold the page long.
         http: FetchTransport::new(Duration::from_secs(10)),
     };
+    if boekhouding_portal::is_rate_limited(&web) && !admitted(&env, &req).await {
+        // In the visitor's language: their preference, or the page's.
+        let page = boekhouding_portal::account::too_many_requests(&web, &platform).await;
+        return to_response(page, &env);
+    }
     to_response(handle(&web, &cfg, &platform).await, &env)
 }
 

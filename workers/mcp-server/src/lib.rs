@@ -301,7 +301,11 @@ fn to_portal(req: &Request, env: &Env) -> worker::Result<Response> {
         target.push('?');
         target.push_str(q);
     }
-    let status = if req.method() == Method::Get { 302 } else { 307 };
+    let status = if req.method() == Method::Get {
+        302
+    } else {
+        307
+    };
     let mut r = Response::empty()?.with_status(status);
     r.headers_mut().set("Location", &target)?;
     r.headers_mut().set("Cache-Control", "no-store")?;
@@ -532,7 +536,9 @@ pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         // which is the authorization server; 307/308 keep a POST a POST.
         (
             Method::Get,
-            "/authorize" | "/.well-known/oauth-authorization-server" | "/.well-known/openid-configuration",
+            "/authorize"
+            | "/.well-known/oauth-authorization-server"
+            | "/.well-known/openid-configuration",
         )
         | (Method::Post, "/token" | "/register" | "/revoke") => to_portal(&req, &env),
         (_, p) if p.starts_with("/demo/") => {
