@@ -18,6 +18,8 @@ const TABLES: &[&str] = &[
     "sessions",
     "oauth_auth_codes",
     "oauth_tokens",
+    "oauth_grants",
+    "oauth_clients",
     "api_keys",
     "api_usage",
     "cron_runs",
