@@ -259,25 +259,23 @@ fn string_list(
 /// Grant and response types, when a client names them, must include what
 /// this server does (authorization code with refresh).
 fn check_flows(doc: &serde_json::Map<String, Value>) -> Result<(), OAuthError> {
-    if let Some(grants) = string_list(
+    let grants = string_list(
         doc.get("grant_types"),
         "grant_types must be a list of strings",
-    )? {
-        if !grants.iter().any(|g| g == "authorization_code") {
-            return Err(OAuthError::InvalidClientMetadata(
-                "grant_types must include authorization_code",
-            ));
-        }
+    )?;
+    if grants.is_some_and(|g| !g.iter().any(|g| g == "authorization_code")) {
+        return Err(OAuthError::InvalidClientMetadata(
+            "grant_types must include authorization_code",
+        ));
     }
-    if let Some(types) = string_list(
+    let types = string_list(
         doc.get("response_types"),
         "response_types must be a list of strings",
-    )? {
-        if !types.iter().any(|t| t == "code") {
-            return Err(OAuthError::InvalidClientMetadata(
-                "response_types must include code",
-            ));
-        }
+    )?;
+    if types.is_some_and(|t| !t.iter().any(|t| t == "code")) {
+        return Err(OAuthError::InvalidClientMetadata(
+            "response_types must include code",
+        ));
     }
     Ok(())
 }
