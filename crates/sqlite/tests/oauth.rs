@@ -831,3 +831,104 @@ fn deleting_a_user_deletes_their_grants_codes_and_tokens() {
         "every token left is the other user's"
     );
 }
+
+#[test]
+fn the_endpoints_take_forms_and_json_and_answer_in_rfc_shapes() {
+    let f = fixture();
+    let registered = block_on(clients::registration_endpoint(
+        &f.db,
+        &f.rng,
+        &json!({"client_name": "Claude", "redirect_uris": [CALLBACK],
+                "application_type": "web"})
+        .to_string(),
+        now(),
+    ))
+    .unwrap();
+    assert_eq!(registered["token_endpoint_auth_method"], "none");
+    let client = f
+        .resolve(registered["client_id"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        block_on(clients::registration_endpoint(
+            &f.db,
+            &f.rng,
+            "not json",
+            now()
+        ))
+        .unwrap_err()
+        .code(),
+        "invalid_client_metadata"
+    );
+
+    let code = f.authorize(&client, &f.user, now());
+    let form = |pairs: &[(&str, &str)]| {
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish()
+    };
+    let token = |body: String| {
+        block_on(tokens::token_endpoint(
+            &f.db,
+            &f.rng,
+            &body,
+            &resource(),
+            now(),
+        ))
+    };
+    let pair = token(form(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("client_id", &client.client_id),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", VERIFIER),
+        ("resource", "https://mcp.example/mcp"),
+    ]))
+    .unwrap();
+    let next = token(form(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", pair.refresh_token.expose()),
+        ("client_id", &client.client_id),
+    ]))
+    .unwrap();
+    assert!(f.access_ok(&next, now()));
+    // A client the server no longer knows: 401 invalid_client, so the
+    // client registers again.
+    let unknown = token(form(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", next.refresh_token.expose()),
+        ("client_id", "pmjb_client_gone"),
+    ]))
+    .unwrap_err();
+    assert_eq!(
+        (unknown.code(), unknown.http_status()),
+        ("invalid_client", 401)
+    );
+    assert!(f.access_ok(&next, now()), "nothing was spent");
+
+    assert_eq!(
+        block_on(tokens::revocation_endpoint(
+            &f.db,
+            "token_type_hint=access_token",
+            now()
+        ))
+        .unwrap_err()
+        .code(),
+        "invalid_request"
+    );
+    block_on(tokens::revocation_endpoint(
+        &f.db,
+        &form(&[
+            ("token", next.access_token.expose()),
+            ("client_id", &client.client_id),
+        ]),
+        now(),
+    ))
+    .unwrap();
+    assert!(!f.access_ok(&next, now()));
+    block_on(tokens::revocation_endpoint(
+        &f.db,
+        "token=pmjb_rt_unknown",
+        now(),
+    ))
+    .unwrap();
+}

@@ -352,6 +352,22 @@ pub async fn register(
     Ok(client)
 }
 
+/// The registration endpoint: a JSON body in, the 201 answer out (or an
+/// `invalid_client_metadata` / `invalid_redirect_uri` error, 400). The
+/// per-address rate limit ([`super::REGISTRATIONS_PER_HOUR`]) is the
+/// Worker's, before this is called.
+pub async fn registration_endpoint(
+    db: &impl SqlExecutor,
+    rng: &impl Randomness,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<Value, OAuthError> {
+    let value: Value = serde_json::from_str(body)
+        .map_err(|_| OAuthError::InvalidClientMetadata("the body must be a JSON object"))?;
+    let client = register(db, rng, validate_registration(&value)?, now).await?;
+    Ok(registration_response(&client, now))
+}
+
 /// The RFC 7591 §3.2.1 response (HTTP 201) for a registered client.
 pub fn registration_response(client: &Client, issued_at: DateTime<Utc>) -> Value {
     json!({

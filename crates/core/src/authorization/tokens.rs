@@ -479,6 +479,151 @@ pub async fn lookup_access(
     oauth_tokens::find_access(db, &hash_credential(presented)).await
 }
 
+// ---------------------------------------------------------------------------
+// Endpoints: form in, answer out
+
+/// A token request, parsed from its `application/x-www-form-urlencoded`
+/// body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenRequest {
+    AuthorizationCode {
+        code: String,
+        client_id: String,
+        redirect_uri: Option<String>,
+        code_verifier: Option<String>,
+        resource: Option<String>,
+    },
+    RefreshToken {
+        refresh_token: String,
+        client_id: String,
+        resource: Option<String>,
+    },
+}
+
+/// Reads a form body into its parameters, refusing a parameter sent twice
+/// (RFC 6749 §3.2).
+fn form_params(body: &str) -> Result<std::collections::BTreeMap<String, String>, OAuthError> {
+    let mut params = std::collections::BTreeMap::new();
+    for (k, v) in form_urlencoded::parse(body.as_bytes()) {
+        if params.insert(k.into_owned(), v.into_owned()).is_some() {
+            return Err(OAuthError::InvalidRequest(
+                "a parameter was sent more than once",
+            ));
+        }
+    }
+    Ok(params)
+}
+
+impl TokenRequest {
+    /// Parses a token endpoint body. Public clients identify themselves
+    /// with `client_id` in the body (OAuth 2.1 §3.2.1).
+    pub fn from_form(body: &str) -> Result<Self, OAuthError> {
+        let mut p = form_params(body)?;
+        let client_id = p
+            .remove("client_id")
+            .filter(|c| !c.is_empty())
+            .ok_or(OAuthError::InvalidClient("client_id is required"))?;
+        match p.remove("grant_type").as_deref() {
+            Some("authorization_code") => Ok(TokenRequest::AuthorizationCode {
+                code: p
+                    .remove("code")
+                    .ok_or(OAuthError::InvalidRequest("code is required"))?,
+                client_id,
+                redirect_uri: p.remove("redirect_uri"),
+                code_verifier: p.remove("code_verifier"),
+                resource: p.remove("resource"),
+            }),
+            Some("refresh_token") => Ok(TokenRequest::RefreshToken {
+                refresh_token: p
+                    .remove("refresh_token")
+                    .ok_or(OAuthError::InvalidRequest("refresh_token is required"))?,
+                client_id,
+                resource: p.remove("resource"),
+            }),
+            None => Err(OAuthError::InvalidRequest("grant_type is required")),
+            Some(_) => Err(OAuthError::UnsupportedGrantType(
+                "only authorization_code and refresh_token are supported",
+            )),
+        }
+    }
+
+    pub fn client_id(&self) -> &str {
+        match self {
+            TokenRequest::AuthorizationCode { client_id, .. }
+            | TokenRequest::RefreshToken { client_id, .. } => client_id,
+        }
+    }
+}
+
+/// The token endpoint: parse, check the client exists (an unknown one is
+/// 401 `invalid_client`, on which claude.ai registers again), then redeem
+/// or refresh. Answer `Ok` with 200 and [`TokenResponse::to_json`], `Err`
+/// with [`OAuthError::http_status`] and [`OAuthError::to_json`], both with
+/// `Cache-Control: no-store`.
+pub async fn token_endpoint(
+    db: &impl SqlExecutor,
+    rng: &impl Randomness,
+    body: &str,
+    resource: &McpResource,
+    now: DateTime<Utc>,
+) -> Result<TokenResponse, OAuthError> {
+    let request = TokenRequest::from_form(body)?;
+    if oauth_clients::find(db, request.client_id())
+        .await?
+        .is_none()
+    {
+        return Err(OAuthError::InvalidClient("unknown client_id"));
+    }
+    match &request {
+        TokenRequest::AuthorizationCode {
+            code,
+            client_id,
+            redirect_uri,
+            code_verifier,
+            resource: asked,
+        } => {
+            let exchange = CodeExchange {
+                client_id,
+                redirect_uri: redirect_uri.as_deref(),
+                code_verifier: code_verifier.as_deref(),
+                resource: asked.as_deref(),
+            };
+            redeem_code(db, rng, code, &exchange, resource, now).await
+        }
+        TokenRequest::RefreshToken {
+            refresh_token,
+            client_id,
+            resource: asked,
+        } => {
+            refresh(
+                db,
+                rng,
+                refresh_token,
+                client_id,
+                asked.as_deref(),
+                resource,
+                now,
+            )
+            .await
+        }
+    }
+}
+
+/// The revocation endpoint (RFC 7009): 200 with an empty body for any
+/// well-formed request, whether or not the token was known.
+pub async fn revocation_endpoint(
+    db: &impl SqlExecutor,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OAuthError> {
+    let mut p = form_params(body)?;
+    let token = p
+        .remove("token")
+        .ok_or(OAuthError::InvalidRequest("token is required"))?;
+    revoke(db, &token, p.get("client_id").map(String::as_str), now).await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{Duration, TimeZone};
@@ -697,6 +842,46 @@ mod tests {
         );
         assert!(!record.needs_touch(t0() + Duration::minutes(1)));
         assert!(record.needs_touch(t0() + TOUCH_EVERY));
+    }
+
+    #[test]
+    fn token_requests_are_parsed_strictly() {
+        let code = TokenRequest::from_form(
+            "grant_type=authorization_code&code=pmjb_c_x&client_id=c&redirect_uri=https%3A%2F%2Fa.example%2Fcb&code_verifier=v&resource=https%3A%2F%2Fmcp.example%2Fmcp",
+        )
+        .unwrap();
+        assert_eq!(
+            code,
+            TokenRequest::AuthorizationCode {
+                code: "pmjb_c_x".into(),
+                client_id: "c".into(),
+                redirect_uri: Some("https://a.example/cb".into()),
+                code_verifier: Some("v".into()),
+                resource: Some("https://mcp.example/mcp".into()),
+            }
+        );
+        let err = |body: &str| TokenRequest::from_form(body).unwrap_err().code();
+        assert_eq!(
+            err("grant_type=client_credentials&client_id=c"),
+            "unsupported_grant_type"
+        );
+        assert_eq!(
+            err("grant_type=password&client_id=c"),
+            "unsupported_grant_type"
+        );
+        assert_eq!(
+            err("grant_type=refresh_token&refresh_token=a"),
+            "invalid_client"
+        );
+        assert_eq!(err("client_id=c"), "invalid_request");
+        assert_eq!(
+            err("grant_type=refresh_token&client_id=c"),
+            "invalid_request"
+        );
+        assert_eq!(
+            err("grant_type=refresh_token&client_id=c&refresh_token=a&refresh_token=b"),
+            "invalid_request"
+        );
     }
 
     #[test]
