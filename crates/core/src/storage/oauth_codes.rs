@@ -54,22 +54,23 @@ struct Row {
     uses: i64,
 }
 
+/// The counting statement of [`redeem`].
+pub fn redeem_statement(code_hash: &str) -> Statement {
+    Statement::new(
+        "UPDATE oauth_auth_codes SET uses = uses + 1 WHERE code_hash = ?
+         RETURNING grant_id, client_id, redirect_uri, resource, scope, code_challenge,
+            expires_at, uses",
+        vec![code_hash.into()],
+    )
+}
+
 /// Counts one redemption attempt of a code and returns the code as it is
 /// after it (`uses` 1 for the first attempt). `None`: no such code.
 pub async fn redeem(
     db: &impl SqlExecutor,
     code_hash: &str,
 ) -> Result<Option<CodeRecord>, StorageError> {
-    let row: Option<Row> = query_one(
-        db,
-        Statement::new(
-            "UPDATE oauth_auth_codes SET uses = uses + 1 WHERE code_hash = ?
-             RETURNING grant_id, client_id, redirect_uri, resource, scope, code_challenge,
-                expires_at, uses",
-            vec![code_hash.into()],
-        ),
-    )
-    .await?;
+    let row: Option<Row> = query_one(db, redeem_statement(code_hash)).await?;
     row.map(|r| {
         Ok(CodeRecord {
             grant_id: r.grant_id,

@@ -189,23 +189,24 @@ struct AppRow {
     last_used_at: i64,
 }
 
+/// The query of [`list_for_user`].
+pub fn list_for_user_statement(user_id: &str) -> Statement {
+    Statement::new(
+        "SELECT g.id, g.client_id, c.client_name, g.scope, g.administration_ids,
+            g.created_at, g.last_used_at
+         FROM oauth_grants g JOIN oauth_clients c ON c.client_id = g.client_id
+         WHERE g.user_id = ? AND g.revoked_at IS NULL AND g.activated_at IS NOT NULL
+         ORDER BY g.last_used_at DESC, g.id",
+        vec![user_id.into()],
+    )
+}
+
 /// The user's live, activated grants, most recently used first.
 pub async fn list_for_user(
     db: &impl SqlExecutor,
     user_id: &str,
 ) -> Result<Vec<ConnectedApp>, StorageError> {
-    let rows: Vec<AppRow> = query_all(
-        db,
-        Statement::new(
-            "SELECT g.id, g.client_id, c.client_name, g.scope, g.administration_ids,
-                g.created_at, g.last_used_at
-             FROM oauth_grants g JOIN oauth_clients c ON c.client_id = g.client_id
-             WHERE g.user_id = ? AND g.revoked_at IS NULL AND g.activated_at IS NOT NULL
-             ORDER BY g.last_used_at DESC, g.id",
-            vec![user_id.into()],
-        ),
-    )
-    .await?;
+    let rows: Vec<AppRow> = query_all(db, list_for_user_statement(user_id)).await?;
     rows.into_iter()
         .map(|r| {
             Ok(ConnectedApp {

@@ -54,6 +54,18 @@ struct RefreshRow {
     refresh_expires_at: i64,
 }
 
+/// The one conditional statement of [`rotate`].
+pub fn rotate_statement(refresh_hash: &str, client_id: &str, now: DateTime<Utc>) -> Statement {
+    Statement::new(
+        "UPDATE oauth_tokens
+         SET refresh_uses = refresh_uses + 1, refreshed_at = COALESCE(refreshed_at, ?)
+         WHERE refresh_hash = ?
+           AND grant_id IN (SELECT id FROM oauth_grants WHERE client_id = ? AND revoked_at IS NULL)
+         RETURNING id, grant_id, refresh_uses, refreshed_at, refresh_expires_at",
+        vec![now.into(), refresh_hash.into(), client_id.into()],
+    )
+}
+
 /// Counts one use of a refresh token presented by `client_id`, in one
 /// statement, and returns the row after it. Only a token of a live grant
 /// of that client counts: another client presenting it (or a revoked
@@ -64,18 +76,8 @@ pub async fn rotate(
     client_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<RefreshRecord>, StorageError> {
-    let row: Option<RefreshRow> = query_one(
-        db,
-        Statement::new(
-            "UPDATE oauth_tokens
-             SET refresh_uses = refresh_uses + 1, refreshed_at = COALESCE(refreshed_at, ?)
-             WHERE refresh_hash = ?
-               AND grant_id IN (SELECT id FROM oauth_grants WHERE client_id = ? AND revoked_at IS NULL)
-             RETURNING id, grant_id, refresh_uses, refreshed_at, refresh_expires_at",
-            vec![now.into(), refresh_hash.into(), client_id.into()],
-        ),
-    )
-    .await?;
+    let row: Option<RefreshRow> =
+        query_one(db, rotate_statement(refresh_hash, client_id, now)).await?;
     row.map(|r| {
         Ok(RefreshRecord {
             token_id: r.id,
@@ -94,23 +96,24 @@ struct GrantOfToken {
     client_id: String,
 }
 
+/// The lookup of [`grant_of`].
+pub fn grant_of_statement(token_hash: &str) -> Statement {
+    Statement::new(
+        "SELECT t.grant_id, g.client_id FROM oauth_tokens t
+         JOIN oauth_grants g ON g.id = t.grant_id
+         WHERE t.access_hash = ?1 OR t.refresh_hash = ?1
+         LIMIT 1",
+        vec![token_hash.into()],
+    )
+}
+
 /// The grant a token (access or refresh, by hash) belongs to, with its
 /// client: for revocation (RFC 7009).
 pub async fn grant_of(
     db: &impl SqlExecutor,
     token_hash: &str,
 ) -> Result<Option<(String, String)>, StorageError> {
-    let row: Option<GrantOfToken> = query_one(
-        db,
-        Statement::new(
-            "SELECT t.grant_id, g.client_id FROM oauth_tokens t
-             JOIN oauth_grants g ON g.id = t.grant_id
-             WHERE t.access_hash = ?1 OR t.refresh_hash = ?1
-             LIMIT 1",
-            vec![token_hash.into()],
-        ),
-    )
-    .await?;
+    let row: Option<GrantOfToken> = query_one(db, grant_of_statement(token_hash)).await?;
     Ok(row.map(|r| (r.grant_id, r.client_id)))
 }
 
@@ -128,6 +131,19 @@ struct AccessRow {
     last_used_at: i64,
 }
 
+/// The one query of [`find_access`].
+pub fn find_access_statement(access_hash: &str) -> Statement {
+    Statement::new(
+        "SELECT t.grant_id, g.user_id, g.client_id, c.client_name, g.scope, g.resource,
+            g.administration_ids, t.access_expires_at, g.revoked_at, g.last_used_at
+         FROM oauth_tokens t
+         JOIN oauth_grants g ON g.id = t.grant_id
+         JOIN oauth_clients c ON c.client_id = g.client_id
+         WHERE t.access_hash = ?",
+        vec![access_hash.into()],
+    )
+}
+
 /// What the resource server needs about an access token (by hash), in
 /// one query: its grant, user, client, scope, resource, administrations,
 /// expiry and revocation. `None`: unknown (or its grant was purged).
@@ -135,19 +151,7 @@ pub async fn find_access(
     db: &impl SqlExecutor,
     access_hash: &str,
 ) -> Result<Option<AccessRecord>, StorageError> {
-    let row: Option<AccessRow> = query_one(
-        db,
-        Statement::new(
-            "SELECT t.grant_id, g.user_id, g.client_id, c.client_name, g.scope, g.resource,
-                g.administration_ids, t.access_expires_at, g.revoked_at, g.last_used_at
-             FROM oauth_tokens t
-             JOIN oauth_grants g ON g.id = t.grant_id
-             JOIN oauth_clients c ON c.client_id = g.client_id
-             WHERE t.access_hash = ?",
-            vec![access_hash.into()],
-        ),
-    )
-    .await?;
+    let row: Option<AccessRow> = query_one(db, find_access_statement(access_hash)).await?;
     row.map(|r| {
         Ok(AccessRecord {
             administration_ids: super::oauth_grants::decode_ids(&r.administration_ids)?,
