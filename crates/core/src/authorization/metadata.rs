@@ -128,8 +128,9 @@ pub mod paths {
 }
 
 /// RFC 8414 metadata; serve the same JSON at
-/// `/.well-known/openid-configuration` for clients that only look there.
-/// No `jwks_uri`: tokens are opaque.
+/// `/.well-known/openid-configuration` for clients that only look there
+/// (MCP clients read it as OAuth metadata; no ID tokens are issued, so no
+/// OpenID-only fields). No `jwks_uri`: tokens are opaque.
 pub fn authorization_server_metadata(issuer: &Issuer) -> Value {
     json!({
         "issuer": issuer.as_str(),
@@ -146,9 +147,6 @@ pub fn authorization_server_metadata(issuer: &Issuer) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "client_id_metadata_document_supported": true,
         "authorization_response_iss_parameter_supported": true,
-        // OpenID discovery readers require these two; no ID tokens are
-        // issued, so they describe only the subject type of a grant.
-        "subject_types_supported": ["public"],
     })
 }
 
@@ -281,6 +279,40 @@ mod tests {
         assert_eq!(prm["resource"], json!("https://mcp.example/mcp"));
         assert!(!prm.to_string().contains("offline_access"));
         assert!(!asm.to_string().contains("offline_access"));
+    }
+
+    /// What clients see, whole: a renamed or dropped field fails here.
+    #[test]
+    fn metadata_documents_snapshot() {
+        assert_eq!(
+            authorization_server_metadata(&issuer()),
+            json!({
+                "issuer": "https://portal.example",
+                "authorization_endpoint": "https://portal.example/oauth/authorize",
+                "token_endpoint": "https://portal.example/oauth/token",
+                "registration_endpoint": "https://portal.example/oauth/register",
+                "revocation_endpoint": "https://portal.example/oauth/revoke",
+                "scopes_supported": ["books:read"],
+                "response_types_supported": ["code"],
+                "response_modes_supported": ["query"],
+                "grant_types_supported": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_methods_supported": ["none"],
+                "revocation_endpoint_auth_methods_supported": ["none"],
+                "code_challenge_methods_supported": ["S256"],
+                "client_id_metadata_document_supported": true,
+                "authorization_response_iss_parameter_supported": true,
+            })
+        );
+        assert_eq!(
+            protected_resource_metadata(&resource(), &issuer()),
+            json!({
+                "resource": "https://mcp.example/mcp",
+                "authorization_servers": ["https://portal.example"],
+                "scopes_supported": ["books:read"],
+                "bearer_methods_supported": ["header"],
+                "resource_name": "Praat met je Boekhouding",
+            })
+        );
     }
 
     #[test]

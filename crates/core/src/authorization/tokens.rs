@@ -65,8 +65,8 @@ pub enum CodeDecision {
 }
 
 /// Decides a code redemption: first use only, not expired, the same
-/// client, the same redirect URI as the authorization request (both
-/// absent or equal), a verifier that answers the S256 challenge, and (if
+/// client, the same redirect URI as the authorization request (when it
+/// named one), a verifier that answers the S256 challenge, and (if
 /// named) the same resource.
 pub fn exchange_code(
     record: &CodeRecord,
@@ -85,7 +85,10 @@ pub fn exchange_code(
             "the code was issued to another client",
         ));
     }
-    if request.redirect_uri != record.redirect_uri.as_deref() {
+    // RFC 6749 §4.1.3: required and identical if the authorization request
+    // carried one. If it did not, the code went to the client's only
+    // registered URI, and whatever the token request repeats is harmless.
+    if record.redirect_uri.is_some() && request.redirect_uri != record.redirect_uri.as_deref() {
         return CodeDecision::Refuse(OAuthError::InvalidGrant(
             "redirect_uri differs from the authorization request",
         ));
