@@ -1023,6 +1023,47 @@ mod tests {
         assert_eq!(long.client_name.chars().count(), MAX_CLIENT_NAME_CHARS);
     }
 
+    proptest::proptest! {
+        /// However a private, loopback or link-local IPv4 address is
+        /// written (dotted, one decimal number, hex), the URL is refused.
+        #[test]
+        fn a_non_public_ipv4_is_refused_in_every_notation(
+            net in proptest::sample::select(vec![0x0a00_0000u32, 0x7f00_0000, 0xc0a8_0000, 0xa9fe_0000, 0xac10_0000, 0x6440_0000]),
+            host_bits in 0u32..0x1_0000,
+        ) {
+            let ip = Ipv4Addr::from(net | host_bits);
+            proptest::prop_assert!(!is_public_v4(ip));
+            for written in [ip.to_string(), u32::from(ip).to_string(), format!("0x{:x}", u32::from(ip))] {
+                let url = format!("https://{written}/client.json");
+                proptest::prop_assert!(validate_document_url(&url, DocumentPolicy::default()).is_err(), "{}", url);
+            }
+        }
+
+        /// Outside loopback, a redirect URI matches only itself.
+        #[test]
+        fn non_loopback_redirects_match_only_exactly(
+            a in "https://[a-c]{1,3}\\.example(:[0-9]{1,4})?/[a-c/]{0,6}(\\?[a-c=&]{0,4})?",
+            b in "https://[a-c]{1,3}\\.example(:[0-9]{1,4})?/[a-c/]{0,6}(\\?[a-c=&]{0,4})?",
+        ) {
+            proptest::prop_assert_eq!(redirect_uri_matches(&a, &b), a == b);
+            proptest::prop_assert!(redirect_uri_matches(&a, &a));
+        }
+
+        /// A loopback redirect matches on every port, and never another path.
+        #[test]
+        fn loopback_redirects_match_every_port(
+            host in proptest::sample::select(vec!["127.0.0.1", "[::1]", "localhost"]),
+            p1 in 1u16.., p2 in 1u16..,
+            path in "/[a-c]{0,5}",
+        ) {
+            let registered = format!("http://{host}:{p1}{path}");
+            let presented = format!("http://{host}:{p2}{path}");
+            proptest::prop_assert!(redirect_uri_matches(&registered, &presented));
+            let other = format!("http://{host}:{p2}{path}x");
+            proptest::prop_assert!(!redirect_uri_matches(&registered, &other));
+        }
+    }
+
     #[test]
     fn cache_lifetime_follows_cache_control_within_bounds() {
         assert_eq!(document_lifetime(None), DEFAULT_DOCUMENT_LIFETIME);
