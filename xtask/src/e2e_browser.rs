@@ -172,8 +172,7 @@ fn nothing_left(state: &std::path::Path) -> Result<()> {
         ("usage_rollups", "user_id"),
         ("email_queue", "user_id"),
         ("tos_acceptances", "user_id"),
-        ("oauth_auth_codes", "user_id"),
-        ("oauth_tokens", "user_id"),
+        ("oauth_grants", "user_id"),
     ] {
         let orphans: i64 = db.query_row(
             &format!(
@@ -184,6 +183,19 @@ fn nothing_left(state: &std::path::Path) -> Result<()> {
         )?;
         if orphans != 0 {
             bail!("{orphans} row(s) of a deleted user left in {table}");
+        }
+    }
+    // OAuth codes and tokens belong to a user through their grant.
+    for table in ["oauth_auth_codes", "oauth_tokens"] {
+        let orphans: i64 = db.query_row(
+            &format!(
+                "SELECT COUNT(*) FROM {table} WHERE grant_id NOT IN (SELECT id FROM oauth_grants)"
+            ),
+            [],
+            |r| r.get(0),
+        )?;
+        if orphans != 0 {
+            bail!("{orphans} row(s) left in {table} without their grant");
         }
     }
     let administrations: i64 = db.query_row(

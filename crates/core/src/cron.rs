@@ -13,6 +13,7 @@ use std::cell::Cell;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::access::{AccessContext, CronRefresh, ExactSettings, refresh_for_cron};
+use crate::authorization::{REFRESH_TOKEN_IDLE, REVOKED_GRANT_RETENTION, UNUSED_CLIENT_RETENTION};
 use crate::exact::oauth::REFRESH_WINDOW;
 use crate::mail::{self, Delivery, MailSettings};
 use crate::ports::{
@@ -22,7 +23,7 @@ use crate::storage::connections::{self, DueConnection, DueWindows};
 use crate::storage::cron_runs::{RunOutcome, RunSummary};
 use crate::storage::{
     Executed, Row, SqlExecutor, Statement, StorageError, api_keys, cron_runs, email_queue,
-    login_states, oauth, sessions, usage,
+    login_states, oauth_clients, oauth_codes, oauth_grants, oauth_tokens, sessions, usage,
 };
 
 /// Messages per `sendBatch` (the Queues limit).
@@ -790,15 +791,19 @@ pub fn housekeeping_statements(now: DateTime<Utc>, cfg: &CronConfig) -> Vec<Stat
     let [rollup, purge_usage] = usage::roll_up_and_purge_statements(now - cfg.usage_retention);
     vec![
         sessions::purge_expired_statement(now),
-        oauth::purge_expired_codes_statement(now),
-        oauth::purge_expired_refreshable_statement(now),
-        oauth::purge_expired_access_only_statement(now),
+        oauth_codes::purge_expired_statement(now),
+        oauth_tokens::purge_expired_statement(now),
+        oauth_grants::purge_idle_statement(now - REFRESH_TOKEN_IDLE),
         api_keys::purge_revoked_statement(now - cfg.revoked_key_retention),
         rollup,
         purge_usage,
         email_queue::purge_statement(now - cfg.log_retention),
         cron_runs::purge_statement(now - cfg.log_retention),
         login_states::purge_expired_statement(now),
+        oauth_grants::purge_revoked_statement(now - REVOKED_GRANT_RETENTION),
+        // After the grant purges, so a client whose last grant went this
+        // run goes too.
+        oauth_clients::purge_unused_statement(now - UNUSED_CLIENT_RETENTION),
     ]
 }
 

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod account;
+pub mod authorization;
 pub mod cron;
 pub mod crypto;
 pub mod csrf;

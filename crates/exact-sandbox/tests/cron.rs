@@ -629,12 +629,15 @@ fn housekeeping_purges_what_expired_and_rolls_usage_up_first() {
     w.sql(&format!(
         "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES
             ('old', '{u}', {t0}, {t1}), ('live', '{u}', {t0}, {t2});
-         INSERT INTO oauth_clients (client_id, client_name, redirect_uris, created_at)
-            VALUES ('cl', 'Client', '[]', {t0});
-         INSERT INTO oauth_auth_codes (code_hash, client_id, user_id, redirect_uri, scope,
-            code_challenge, created_at, expires_at) VALUES
-            ('c-old', 'cl', '{u}', 'x', 's', 'ch', {t0}, {t1}),
-            ('c-live', 'cl', '{u}', 'x', 's', 'ch', {t0}, {t2});
+         INSERT INTO oauth_clients (client_id, client_name, redirect_uris, created_at, last_used_at)
+            VALUES ('cl', 'Client', '[]', {t0}, {t0});
+         INSERT INTO oauth_grants (id, client_id, user_id, resource, scope, administration_ids,
+            created_at, activated_at, last_used_at)
+            VALUES ('g', 'cl', '{u}', 'r', 's', '[]', {t0}, {t0}, {t1});
+         INSERT INTO oauth_auth_codes (code_hash, grant_id, client_id, redirect_uri, resource,
+            scope, code_challenge, created_at, expires_at) VALUES
+            ('c-old', 'g', 'cl', 'x', 'r', 's', 'ch', {t0}, {t1}),
+            ('c-live', 'g', 'cl', 'x', 'r', 's', 'ch', {t0}, {t2});
          INSERT INTO api_keys (id, user_id, key_hash, key_prefix, created_at, revoked_at) VALUES
             ('k-old', '{u}', '{h1}', 'p', {t0}, {r31}),
             ('k-recent', '{u}', '{h2}', 'p', {t0}, {r29}),

@@ -18,6 +18,8 @@ const TABLES: &[&str] = &[
     "sessions",
     "oauth_auth_codes",
     "oauth_tokens",
+    "oauth_grants",
+    "oauth_clients",
     "api_keys",
     "api_usage",
     "cron_runs",
@@ -129,6 +131,30 @@ fn every_housekeeping_purge_is_an_index_range() {
         assert!(
             plan.iter()
                 .any(|s| s.contains("USING INDEX") || s.contains("USING COVERING INDEX")),
+            "{}\n{plan:#?}",
+            stmt.sql
+        );
+    }
+}
+
+/// The OAuth server's per-request statements (the resource server's token
+/// lookup on every MCP call, the token endpoint's counting updates, the
+/// dashboard's list) find their rows by key or index.
+#[test]
+fn oauth_lookups_and_counting_updates_search_by_key() {
+    use boekhouding_core::storage::{oauth_codes, oauth_grants, oauth_tokens};
+    let db = SqliteDb::migrated().unwrap();
+    for stmt in [
+        oauth_tokens::find_access_statement("h"),
+        oauth_tokens::rotate_statement("h", "c", now()),
+        oauth_tokens::grant_of_statement("h"),
+        oauth_codes::redeem_statement("h"),
+        oauth_grants::list_for_user_statement("u"),
+    ] {
+        let plan = plan_without_scans(&db, &stmt);
+        assert!(
+            plan.iter()
+                .any(|s| s.contains("USING") && s.contains("INDEX")),
             "{}\n{plan:#?}",
             stmt.sql
         );
