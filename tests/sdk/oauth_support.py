@@ -91,6 +91,11 @@ class Listener:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
                 parsed = urlparse(self.path)
+                if parsed.path == "/favicon.ico":
+                    # Browsers ask for it; a 404 would be a console error.
+                    self.send_response(204)
+                    self.end_headers()
+                    return
                 if parsed.path == "/callback":
                     owner.hits.append({k: v[0] for k, v in parse_qs(parsed.query).items()})
                     owner.event.set()

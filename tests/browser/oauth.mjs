@@ -1,0 +1,223 @@
+// One-click connect for assistants, proven with real clients: the official
+// MCP Python SDK's OAuth client (`tests/sdk/oauth_flow.py`) and the hostile
+// HTTP checks (`tests/sdk/oauth_hostile.py`) run as child processes; each
+// time one needs a browser it prints `BROWSER <allow|deny|look> <url>` and
+// this scenario does it in one signed-in Chromium and answers with a JSON
+// line on the child's stdin (the protocol is described in
+// `tests/sdk/oauth_support.py`). The first authorization request signs in
+// through the portal's sign-in with Exact (the sandbox's login page); the
+// consent page gets the harness's checks (strict axe, screenshots at
+// desktop and phone width).
+//
+// The children print `CHECK <id> ok|FAILED <reason>` lines; this scenario
+// adds its own (`browser.*`) and writes them all to `--results` as JSON
+// (`{id: {ok, detail}}`) for `cargo xtask test`, which turns each into a
+// named line of the e2e summary.
+//
+// Options:
+//   --base-url       the portal (issuer)
+//   --strict-portal  a second portal without OAUTH_ALLOW_PRIVATE_CLIENT_HOSTS
+//   --sandbox-url    the Exact sandbox (its sign-in page must be allowed)
+//   --mcp-url        the MCP endpoint (…/mcp)
+//   --python         the SDK's Python
+//   --tls            the run's throw-away CA folder (tests/sdk/test_ca.py)
+//   --d1             the local D1 file
+//   --username       the sandbox login (and password)
+//   --divisions      that login's Exact administrations, comma-separated
+//   --results        where to write the results
+//   --only           comma-separated runs to do (cimd,dcr,deny,hostile); all by default
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { createInterface } from "node:readline";
+
+import { ROOT, expect, note } from "./harness.mjs";
+
+export const name = "oauth";
+
+const CHILD_TIMEOUT_MS = 300_000;
+
+export default async function (t) {
+  const a = t.args;
+  for (const option of ["base-url", "sandbox-url", "mcp-url", "python", "tls", "d1", "username", "results"]) {
+    expect(a[option], `needs --${option}`);
+  }
+  t.browser.allow(a["sandbox-url"]);
+  if (a["strict-portal"]) t.browser.allow(a["strict-portal"]);
+  const page = await t.browser.newPage();
+  const results = {};
+  const record = (id, ok, detail = "") => {
+    results[id] = { ok, detail };
+    writeFileSync(a.results, JSON.stringify(results, null, 2));
+  };
+  const state = { consentInspected: false, signInInspected: false };
+  const portals = [a["base-url"], a["strict-portal"]].filter(Boolean).map((u) => new URL(u).origin);
+
+  /// Follows the portal's sign-in with Exact (the region choice, the
+  /// sandbox's login page) until the consent page, or gives up where the
+  /// browser is. Returns whether the consent page is shown.
+  async function reachConsent() {
+    for (let step = 0; step < 6; step++) {
+      if ((await page.locate("button[name=decision][value=allow]").count()) > 0) return true;
+      const here = new URL(page.url());
+      if (portals.includes(here.origin) && here.pathname === "/connect") {
+        await page.clickAndNavigate("form button[type=submit]");
+        continue;
+      }
+      if (here.origin === new URL(a["sandbox-url"]).origin && (await page.title()).includes("Inloggen")) {
+        if (!state.signInInspected) {
+          state.signInInspected = true;
+          await page.inspect("exact-sign-in", { a11y: "report" });
+        }
+        await page.fill({ "#username": a.username, "#password": a.username });
+        await page.clickAndNavigate("#allow");
+        continue;
+      }
+      return false;
+    }
+    return false;
+  }
+
+  // The status of the last document the main frame loaded (after any
+  // redirects): what a look at an authorization request saw.
+  let lastStatus = null;
+  page.raw.on("response", (r) => {
+    if (r.request().isNavigationRequest() && r.frame() === page.raw.mainFrame()) lastStatus = r.status();
+  });
+
+  /// Does what a child asked in the browser and says what happened. Every
+  /// action signs in first when the portal asks for it.
+  async function act(action, url, run) {
+    const reply = { url: null, status: null, consent: false, checked: null, error: null };
+    try {
+      // The client's loopback listener must be reachable from the page.
+      const redirect = new URL(url).searchParams.get("redirect_uri");
+      if (redirect) t.browser.allow(redirect);
+      await page.goto(url);
+      reply.consent = await reachConsent();
+      if (action !== "look") {
+        if (!reply.consent) {
+          reply.url = page.url();
+          reply.status = lastStatus;
+          reply.error = `no consent page at ${page.url()}: ${(await page.text("h1").catch(() => "")) || "(no heading)"}`;
+          return reply;
+        }
+        const boxes = page.locate("input[type=checkbox][name=administration]");
+        const total = await boxes.count();
+        if (!state.consentInspected) {
+          state.consentInspected = true;
+          try {
+            expect(total >= 1, "no administration to choose on the consent page");
+            const text = await page.text("main");
+            expect(text.includes(run.clientName), `the consent page does not name the client ${JSON.stringify(run.clientName)}`);
+            expect(text.includes("127.0.0.1"), "the consent page does not show the redirect host");
+            const unchecked = await page.locate("input[type=checkbox][name=administration]:not(:checked)").count();
+            expect(unchecked === 0, `${unchecked} administration(s) not pre-checked`);
+            await page.inspect("consent");
+            record("browser.consent", true, `${total} administrations, client and redirect host shown; axe clean at 1280 and 390 px`);
+          } catch (e) {
+            record("browser.consent", false, String(e.message ?? e));
+          }
+        }
+        if (action === "allow" && run.uncheck && total >= 2) {
+          await boxes.nth(total - 1).uncheck();
+        }
+        reply.checked = await page.locate("input[type=checkbox][name=administration]:checked").count();
+        await page.clickAndNavigate(`button[name=decision][value=${action}]`);
+      }
+      reply.url = page.url();
+      reply.status = lastStatus;
+    } catch (e) {
+      reply.url = page.url();
+      reply.status = lastStatus;
+      reply.error = String(e.message ?? e).split("\n")[0];
+    }
+    return reply;
+  }
+
+  /// Runs one child to its end, answering its browser requests; its
+  /// checks go into the results. Fails when the child did.
+  async function runChild(run) {
+    const child = spawn(a.python, [path.join(ROOT, "tests/sdk", run.script), ...run.args], {
+      cwd: path.join(ROOT, "tests/sdk"),
+      env: { ...process.env, PYTHONUNBUFFERED: "1" },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    const stderr = [];
+    createInterface({ input: child.stderr }).on("line", (l) => {
+      stderr.push(l);
+      if (stderr.length > 40) stderr.shift();
+    });
+    const exited = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
+    const timer = setTimeout(() => child.kill("SIGKILL"), CHILD_TIMEOUT_MS);
+    const failures = [];
+    try {
+      for await (const line of createInterface({ input: child.stdout })) {
+        const browserAsk = /^BROWSER (allow|deny|look) (\S+)$/.exec(line);
+        if (browserAsk) {
+          const reply = await act(browserAsk[1], browserAsk[2], run);
+          note(`browser ${browserAsk[1]}: ended on ${reply.url} (${reply.status})${reply.error ? ` error ${reply.error}` : ""}`);
+          child.stdin.write(`${JSON.stringify(reply)}\n`);
+          continue;
+        }
+        const check = /^CHECK (\S+) (ok|FAILED)\s*(.*)$/.exec(line);
+        if (check) {
+          record(check[1], check[2] === "ok", check[3]);
+          if (check[2] !== "ok") failures.push(`${check[1]}: ${check[3]}`);
+        }
+        note(line);
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+    const code = await exited;
+    if (code !== 0 || failures.length > 0) {
+      const tail = stderr.slice(-15).map((l) => `  ${l}`).join("\n");
+      expect(false, `${run.script} ${run.args.join(" ")} exited ${code}:\n${failures.join("\n")}${tail ? `\nstderr:\n${tail}` : ""}`);
+    }
+  }
+
+  const divisions = a.divisions ?? "";
+  const runs = [
+    {
+      id: "cimd",
+      title: "the SDK connects from nothing with a Client ID Metadata Document served over HTTPS: consent (one administration unchecked), tool call, refresh, revoke",
+      script: "oauth_flow.py",
+      args: ["--mcp-url", a["mcp-url"], "--mode", "cimd", "--tls", a.tls, "--divisions", divisions],
+      clientName: "Testassistent (CIMD)",
+      uncheck: true,
+    },
+    {
+      id: "dcr",
+      title: "the SDK connects from nothing with Dynamic Client Registration: consent, tool call, refresh, revoke",
+      script: "oauth_flow.py",
+      args: ["--mcp-url", a["mcp-url"], "--mode", "dcr", "--divisions", divisions],
+      clientName: "Testassistent (DCR)",
+    },
+    {
+      id: "deny",
+      title: "refusing on the consent page makes the SDK fail with access_denied",
+      script: "oauth_flow.py",
+      args: ["--mcp-url", a["mcp-url"], "--mode", "deny", "--divisions", divisions],
+      clientName: "Testassistent (DENY)",
+    },
+    {
+      id: "hostile",
+      title: "hostile authorization, token and registration requests get clear OAuth errors and nothing is issued",
+      script: "oauth_hostile.py",
+      args: [
+        "--mcp-url", a["mcp-url"],
+        "--tls", a.tls,
+        "--d1", a.d1,
+        "--strict-portal", a["strict-portal"] ?? a["base-url"],
+      ],
+      clientName: "Hostile test client",
+    },
+  ];
+  const only = (a.only ?? "").split(",").filter(Boolean);
+  for (const run of runs) {
+    if (only.length > 0 && !only.includes(run.id)) continue;
+    await t.check(run.title, () => runChild(run));
+  }
+  writeFileSync(a.results, JSON.stringify(results, null, 2));
+}
