@@ -12,6 +12,7 @@ mod e2e;
 mod e2e_browser;
 mod e2e_cron;
 mod e2e_mcp;
+mod e2e_oauth;
 mod keys;
 mod migrations;
 mod process;
