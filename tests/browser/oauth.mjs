@@ -140,7 +140,7 @@ export default async function (t) {
   async function runChild(run) {
     const child = spawn(a.python, [path.join(ROOT, "tests/sdk", run.script), ...run.args], {
       cwd: path.join(ROOT, "tests/sdk"),
-      env: { ...process.env, PYTHONUNBUFFERED: "1" },
+      env: { ...process.env, PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1" },
       stdio: ["pipe", "pipe", "pipe"],
     });
     const stderr = [];

@@ -125,9 +125,15 @@ async def run(args: argparse.Namespace, checks: Checks) -> None:
     if mode == "cimd":
         if not checks.run("cimd.discovery", lambda: discovery(args.mcp_url) and None):
             return
-    with httpx.Client(timeout=30) as http:
-        issuer = http.get(f"{origin(args.mcp_url)}{PRM_PATH}/mcp").json()["authorization_servers"][0]
-        meta = http.get(f"{issuer}/.well-known/oauth-authorization-server").json()
+    try:
+        with httpx.Client(timeout=30) as http:
+            issuer = http.get(f"{origin(args.mcp_url)}{PRM_PATH}/mcp").json()["authorization_servers"][0]
+            asm = http.get(f"{issuer}/.well-known/oauth-authorization-server")
+            assert asm.status_code == 200, f"{issuer}/.well-known/oauth-authorization-server answered {asm.status_code}"
+            meta = asm.json()
+    except Exception as e:  # without metadata no step of the flow can run
+        checks.fail(f"{mode}.metadata", f"{type(e).__name__}: {e}")
+        return
 
     client_metadata_url = None
     if mode == "cimd":
