@@ -93,6 +93,7 @@ export default async function (t) {
       // The client's loopback listener must be reachable from the page.
       const redirect = new URL(url).searchParams.get("redirect_uri");
       if (redirect) t.browser.allow(redirect);
+      lastStatus = null;
       await page.goto(url);
       reply.consent = await reachConsent();
       if (action !== "look") {

@@ -207,11 +207,11 @@ const CHECKS: &[(&str, &str)] = &[
     ),
     (
         "hostile.refresh_grace",
-        "oauth: the just-rotated refresh token is accepted once more within the grace (two refreshes at once)",
+        "oauth: the just-rotated refresh token is accepted once more within the grace (two refreshes at once); a second replay revokes the grant",
     ),
     (
         "hostile.refresh_reuse",
-        "oauth hostile: an old refresh token after the grace gets invalid_grant and revokes the grant",
+        "oauth hostile: a spent refresh token after the grace (its first use moved back in D1) gets invalid_grant and revokes the grant",
     ),
     (
         "hostile.other_resource",

@@ -37,8 +37,8 @@ commands:
                         [--exact-redirect-uri http://127.0.0.1:8790/callback] connects to
                         another Exact-compatible server (e.g. a real Exact test company) instead
   test                  fmt, clippy, native tests, wasm build, end-to-end tests in workerd
-  e2e [--dev]           only the wasm build and the end-to-end tests (PMJB_E2E_ONLY=oauth etc.
-                        limits them to one group), to rerun one group while working on it
+  e2e                   only the end-to-end tests, on the Workers `cargo xtask build` last built
+                        (PMJB_E2E_ONLY=oauth etc. limits them to one group): to rerun a group
   build [--dev]         build the three Workers and print their bundle sizes
   check                 repository checks: migration numbering, DATABASE.md in sync
   migrate [--env E]     apply migrations (local D1 by default; E = staging|production)
@@ -97,12 +97,7 @@ fn run() -> Result<()> {
             keys::run(&t, opts.sub.as_deref(), opts.env.as_deref())
         }
         "test" => test(&opts),
-        "e2e" => {
-            let t = tools::setup()?;
-            let report = build::build_all(&t, opts.profile())?;
-            build::print_report(&report);
-            e2e::run_suite(&t)
-        }
+        "e2e" => e2e::run_suite(&tools::setup()?),
         "dev" => e2e::dev(&opts),
         "migrate" => {
             let t = tools::setup()?;
