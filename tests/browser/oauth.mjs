@@ -54,23 +54,23 @@ export default async function (t) {
   const portals = [a["base-url"], a["strict-portal"]].filter(Boolean).map((u) => new URL(u).origin);
 
   /// Follows the portal's sign-in with Exact (the region choice, the
-  /// sandbox's login page) until the consent page, or gives up where the
-  /// browser is. Returns whether the consent page is shown.
-  async function reachConsent() {
+  /// sandbox's login page) on `p` until the consent page, or gives up
+  /// where the browser is. Returns whether the consent page is shown.
+  async function reachConsent(p = page) {
     for (let step = 0; step < 6; step++) {
-      if ((await page.locate("button[name=decision][value=allow]").count()) > 0) return true;
-      const here = new URL(page.url());
+      if ((await p.locate("button[name=decision][value=allow]").count()) > 0) return true;
+      const here = new URL(p.url());
       if (portals.includes(here.origin) && here.pathname === "/connect") {
-        await page.clickAndNavigate("form button[type=submit]");
+        await p.clickAndNavigate("form button[type=submit]");
         continue;
       }
-      if (here.origin === new URL(a["sandbox-url"]).origin && (await page.title()).includes("Inloggen")) {
+      if (here.origin === new URL(a["sandbox-url"]).origin && (await p.title()).includes("Inloggen")) {
         if (!state.signInInspected) {
           state.signInInspected = true;
-          await page.inspect("exact-sign-in", { a11y: "report" });
+          await p.inspect("exact-sign-in", { a11y: "report" });
         }
-        await page.fill({ "#username": a.username, "#password": a.username });
-        await page.clickAndNavigate("#allow");
+        await p.fill({ "#username": a.username, "#password": a.username });
+        await p.clickAndNavigate("#allow");
         continue;
       }
       return false;
@@ -215,6 +215,25 @@ export default async function (t) {
       clientName: "Hostile test client",
     },
   ];
+  // The sign-in the authorization requests go through, on its own first
+  // (in a separate browser context, so the first authorization request
+  // still meets a signed-out browser): it works before any OAuth endpoint
+  // exists, and a failure here is not an OAuth failure.
+  await t.check("sign-in with Exact through the portal's /connect lands on the dashboard", async () => {
+    const probe = await t.browser.newPage();
+    try {
+      await probe.goto(`${a["base-url"]}/connect?return_to=%2Fdashboard`);
+      await reachConsent(probe);
+      const landed = new URL(probe.url());
+      expect(landed.pathname === "/dashboard", `landed on ${probe.url()}`);
+      record("browser.signin", true, `signed in as ${a.username}`);
+    } catch (e) {
+      record("browser.signin", false, String(e.message ?? e));
+      throw e;
+    } finally {
+      await probe.context.close();
+    }
+  });
   const only = (a.only ?? "").split(",").filter(Boolean);
   for (const run of runs) {
     if (only.length > 0 && !only.includes(run.id)) continue;

@@ -137,6 +137,10 @@ fn ca_trusted_check(tools: &Tools, world: &OauthWorld<'_>) -> Result<()> {
 /// and their lines in the e2e summary, in the order they run.
 const CHECKS: &[(&str, &str)] = &[
     (
+        "browser.signin",
+        "oauth browser: sign-in with Exact through the portal (the region choice, the sandbox's login page) in the scenario's Chromium",
+    ),
+    (
         "cimd.discovery",
         "oauth discovery: the 401 names the resource metadata and scope; RFC 9728 (path-aware and root) and RFC 8414/OpenID metadata name one issuer without a trailing slash, S256 only, CIMD, RFC 9207, no jwks_uri",
     ),
