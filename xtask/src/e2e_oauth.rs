@@ -394,3 +394,53 @@ fn strict_portal(tools: &Tools, world: &OauthWorld<'_>) -> Result<DevServer> {
         READY_TIMEOUT,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::CHECKS;
+
+    fn read(path: &str) -> String {
+        std::fs::read_to_string(crate::project_root().join(path)).unwrap()
+    }
+
+    /// Every named line has a script that reports its id, and every hostile
+    /// case the script runs has a line: a renamed check cannot turn into a
+    /// line that always says "not run", nor a new case into one nobody
+    /// sees.
+    #[test]
+    fn every_summary_line_has_a_check_that_reports_it_and_back() {
+        let flow = read("tests/sdk/oauth_flow.py");
+        let hostile = read("tests/sdk/oauth_hostile.py");
+        let browser = read("tests/browser/oauth.mjs");
+        for (id, _) in CHECKS {
+            let reported = match id.split_once('.') {
+                Some(("cimd" | "dcr", step)) => {
+                    flow.contains(&format!("f\"{{mode}}.{step}\""))
+                        || flow.contains(&format!("\"{id}\""))
+                }
+                Some(("hostile", case)) => hostile.contains(&format!("(\"{case}\", ")),
+                Some(("browser", what)) => browser.contains(&format!("\"browser.{what}\"")),
+                None => flow.contains(&format!("\"{id}\"")),
+                Some(_) => false,
+            };
+            assert!(reported, "no script reports the check {id}");
+        }
+        let listed = hostile
+            .split("for name, fn in [")
+            .nth(1)
+            .and_then(|rest| rest.split("]:").next())
+            .unwrap();
+        for line in listed.lines() {
+            let Some(case) = line.trim().strip_prefix("(\"") else {
+                continue;
+            };
+            let case = case.split('"').next().unwrap();
+            assert!(
+                CHECKS
+                    .iter()
+                    .any(|(id, _)| *id == format!("hostile.{case}")),
+                "the hostile case {case} has no line in the summary"
+            );
+        }
+    }
+}
