@@ -9,6 +9,9 @@
 // consent page gets the harness's checks (strict axe, screenshots at
 // desktop and phone width).
 //
+// The official MCP conformance suite's authorization-server scenarios run
+// the same way: it prints the authorization URL, this browser completes it.
+//
 // The children print `CHECK <id> ok|FAILED <reason>` lines; this scenario
 // adds its own (`browser.*`) and writes them all to `--results` as JSON
 // (`{id: {ok, detail}}`) for `cargo xtask test`, which turns each into a
@@ -25,9 +28,10 @@
 //   --username       the sandbox login (and password)
 //   --divisions      that login's Exact administrations, comma-separated
 //   --results        where to write the results
-//   --only           comma-separated runs to do (cimd,dcr,deny,hostile); all by default
+//   --only           comma-separated runs to do (cimd,dcr,conformance,deny,hostile); all by default
 import { spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { createInterface } from "node:readline";
 
@@ -46,6 +50,7 @@ export default async function (t) {
   if (a["strict-portal"]) t.browser.allow(a["strict-portal"]);
   const page = await t.browser.newPage();
   const results = {};
+  mkdirSync(path.dirname(a.results), { recursive: true });
   const record = (id, ok, detail = "") => {
     results[id] = { ok, detail };
     writeFileSync(a.results, JSON.stringify(results, null, 2));
@@ -178,6 +183,73 @@ export default async function (t) {
     }
   }
 
+  /// The official MCP conformance suite's authorization-server scenarios
+  /// (`conformance authorization`): it checks the metadata, then prints an
+  /// authorization URL for a human to complete; this browser completes it.
+  /// Its client is registered here through the portal's registration
+  /// endpoint with the suite's loopback callback.
+  async function conformance() {
+    const issuer = a["base-url"];
+    const port = await new Promise((resolve) => {
+      const probe = net.createServer().listen(0, "127.0.0.1", () => {
+        const { port: free } = probe.address();
+        probe.close(() => resolve(free));
+      });
+    });
+    try {
+      const meta = await (await fetch(`${issuer}/.well-known/oauth-authorization-server`)).json();
+      const registered = await fetch(meta.registration_endpoint, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          client_name: "MCP conformance suite",
+          redirect_uris: [`http://127.0.0.1:${port}/callback`],
+          token_endpoint_auth_method: "none",
+        }),
+      });
+      expect(registered.status === 201, `registration: ${registered.status}`);
+      const { client_id: clientId } = await registered.json();
+      const modules = process.env.PMJB_NODE_MODULES ?? path.join(ROOT, "wrangler/node_modules");
+      const out = path.join(path.dirname(a.results), "conformance-authorization");
+      mkdirSync(out, { recursive: true });
+      const child = spawn(
+        process.execPath,
+        [
+          path.join(modules, "@modelcontextprotocol/conformance/dist/index.js"),
+          "authorization",
+          "--url", issuer,
+          "--client-id", clientId,
+          "--resource", a["mcp-url"],
+          "--port", String(port),
+          "--output-dir", out,
+        ],
+        { stdio: ["ignore", "pipe", "pipe"] },
+      );
+      const exited = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
+      const timer = setTimeout(() => child.kill("SIGKILL"), CHILD_TIMEOUT_MS);
+      const lines = [];
+      try {
+        for await (const line of createInterface({ input: child.stdout })) {
+          lines.push(line);
+          if (/^https?:\/\/\S+\/authorize\?\S+$/.test(line.trim())) {
+            const reply = await act("allow", line.trim(), { clientName: "MCP conformance suite" });
+            note(`browser allow: ended on ${reply.url} (${reply.status})${reply.error ? ` error ${reply.error}` : ""}`);
+          }
+        }
+      } finally {
+        clearTimeout(timer);
+      }
+      const code = await exited;
+      const summary = lines.filter((l) => /passed, \d+ failed|FAILURE|✗/.test(l)).join("; ");
+      note(`conformance: ${summary}`);
+      expect(code === 0, `conformance authorization exited ${code}: ${summary || lines.slice(-10).join(" | ")}`);
+      record("conformance.authorization", true, summary);
+    } catch (e) {
+      record("conformance.authorization", false, String(e.message ?? e));
+      throw e;
+    }
+  }
+
   const divisions = a.divisions ?? "";
   const runs = [
     {
@@ -238,6 +310,12 @@ export default async function (t) {
   for (const run of runs) {
     if (only.length > 0 && !only.includes(run.id)) continue;
     await t.check(run.title, () => runChild(run));
+    if (run.id === "dcr" && (only.length === 0 || only.includes("conformance"))) {
+      await t.check("the MCP conformance suite's authorization-server scenarios pass", conformance);
+    }
+  }
+  if (only.includes("conformance") && !only.includes("dcr")) {
+    await t.check("the MCP conformance suite's authorization-server scenarios pass", conformance);
   }
   writeFileSync(a.results, JSON.stringify(results, null, 2));
 }

@@ -178,6 +178,10 @@ const CHECKS: &[(&str, &str)] = &[
         "oauth DCR: revoking the refresh token ends the grant: its access token gets 401",
     ),
     (
+        "conformance.authorization",
+        "oauth: the official MCP conformance suite's authorization-server scenarios pass (metadata endpoint; authorization code grant, completed in Chromium)",
+    ),
+    (
         "deny",
         "oauth: denying on the consent page sends access_denied with the state; the SDK fails and holds no token",
     ),
@@ -419,7 +423,7 @@ mod tests {
                         || flow.contains(&format!("\"{id}\""))
                 }
                 Some(("hostile", case)) => hostile.contains(&format!("(\"{case}\", ")),
-                Some(("browser", what)) => browser.contains(&format!("\"browser.{what}\"")),
+                Some(("browser" | "conformance", _)) => browser.contains(&format!("\"{id}\"")),
                 None => flow.contains(&format!("\"{id}\"")),
                 Some(_) => false,
             };
