@@ -197,7 +197,9 @@ export default async function (t) {
       });
     });
     try {
-      const meta = await (await fetch(`${issuer}/.well-known/oauth-authorization-server`)).json();
+      const metadata = await fetch(`${issuer}/.well-known/oauth-authorization-server`);
+      expect(metadata.ok, `${issuer}/.well-known/oauth-authorization-server answered ${metadata.status}`);
+      const meta = await metadata.json();
       const registered = await fetch(meta.registration_endpoint, {
         method: "POST",
         headers: { "content-type": "application/json" },

@@ -44,7 +44,9 @@ class World:
         mcp = urlparse(args.mcp_url)
         prm = self.http.get(f"{mcp.scheme}://{mcp.netloc}/.well-known/oauth-protected-resource/mcp").json()
         self.issuer = prm["authorization_servers"][0]
-        self.meta = self.http.get(f"{self.issuer}/.well-known/oauth-authorization-server").json()
+        asm = self.http.get(f"{self.issuer}/.well-known/oauth-authorization-server")
+        assert asm.status_code == 200, f"{self.issuer}/.well-known/oauth-authorization-server answered {asm.status_code}"
+        self.meta = asm.json()
         self.listener = Listener()
         self.docs = DocumentServer(args.tls)
         self.d1 = args.d1
