@@ -25,6 +25,7 @@ and exits 0 when every check passed, 1 otherwise.
 import argparse
 import asyncio
 import json
+import re
 import time
 from urllib.parse import parse_qs, urlparse
 
@@ -87,12 +88,16 @@ def discovery(mcp_url: str) -> dict:
         prm_url = f"{origin(mcp_url)}{PRM_PATH}{urlparse(mcp_url).path}"
         assert challenge.startswith("Bearer "), f"challenge {challenge!r}"
         assert f'resource_metadata="{prm_url}"' in challenge, f"challenge {challenge!r} lacks {prm_url}"
-        assert 'scope="mcp:tools"' in challenge, f"challenge {challenge!r} names no scope"
+        # The scope the challenge names (whatever its name) is the one the
+        # metadata advertises: clients ask for exactly that.
+        named = re.search(r'scope="([^"]+)"', challenge)
+        assert named, f"challenge {challenge!r} names no scope"
         prm = http.get(prm_url).json()
         root_prm = http.get(f"{origin(mcp_url)}{PRM_PATH}").json()
         assert prm == root_prm, f"path-aware {prm} and root {root_prm} metadata differ"
         assert prm["resource"] == mcp_url, f"resource {prm['resource']!r} is not {mcp_url!r}"
-        assert "mcp:tools" in prm.get("scopes_supported", []), f"scopes {prm.get('scopes_supported')}"
+        for scope in named.group(1).split():
+            assert scope in prm.get("scopes_supported", []), f"challenge scope {scope!r} not in {prm.get('scopes_supported')}"
         issuer = prm["authorization_servers"][0]
         assert not issuer.endswith("/"), f"issuer {issuer!r} ends in a slash"
         asm = http.get(f"{issuer}/.well-known/oauth-authorization-server")

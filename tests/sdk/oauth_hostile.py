@@ -44,6 +44,8 @@ class World:
         mcp = urlparse(args.mcp_url)
         prm = self.http.get(f"{mcp.scheme}://{mcp.netloc}/.well-known/oauth-protected-resource/mcp").json()
         self.issuer = prm["authorization_servers"][0]
+        # What clients ask for: the resource's advertised scopes.
+        self.scope = " ".join(prm.get("scopes_supported", []))
         asm = self.http.get(f"{self.issuer}/.well-known/oauth-authorization-server")
         assert asm.status_code == 200, f"{self.issuer}/.well-known/oauth-authorization-server answered {asm.status_code}"
         self.meta = asm.json()
@@ -79,7 +81,7 @@ class World:
             "state": secrets.token_urlsafe(16),
             "code_challenge": "",
             "code_challenge_method": "S256",
-            "scope": "mcp:tools",
+            "scope": self.scope,
             "resource": self.mcp_url,
         }
         params.update(overrides)
@@ -355,7 +357,7 @@ def main() -> int:
                 "state": "s",
                 "code_challenge": challenge,
                 "code_challenge_method": "S256",
-                "scope": "mcp:tools",
+                "scope": w.scope,
                 "resource": w.mcp_url,
             }
         )
