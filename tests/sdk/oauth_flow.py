@@ -128,8 +128,9 @@ async def run(args: argparse.Namespace, checks: Checks) -> None:
 
     meta: dict | None = None
     if mode == "cimd":
-        if not checks.run("cimd.discovery", lambda: discovery(args.mcp_url) and None):
-            return
+        # Its own line: a wrong detail in the metadata does not stop the
+        # flow below, which shows what the SDK makes of it.
+        checks.run("cimd.discovery", lambda: discovery(args.mcp_url) and None)
     try:
         with httpx.Client(timeout=30) as http:
             issuer = http.get(f"{origin(args.mcp_url)}{PRM_PATH}/mcp").json()["authorization_servers"][0]
