@@ -302,6 +302,7 @@ fn run_scenario(tools: &Tools, root: &Path, s: &Scenario) -> Result<CronRow> {
             vars: &vars,
             env_file: Some(&secrets.env_file),
             own_group: true,
+            ..DevOptions::default()
         },
         Duration::from_secs(90),
     )?;

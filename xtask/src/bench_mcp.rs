@@ -88,6 +88,7 @@ pub fn run(tools: &Tools, root: &Path) -> Result<Vec<LatencyRow>> {
             vars: &vars,
             env_file: Some(&exact.secrets.env_file),
             own_group: true,
+            ..DevOptions::default()
         },
     )?;
     server.wait_ready("/health", Duration::from_secs(90))?;

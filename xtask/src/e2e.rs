@@ -188,6 +188,12 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
     let t = Instant::now();
     let portal_vars = portal_vars(&ports);
     exact_vars.extend(portal_vars.iter().map(|(k, v)| (*k, v.as_str())));
+    // The portal fetches Client ID Metadata Documents over HTTPS only; the
+    // OAuth checks serve theirs with a certificate of this throw-away CA,
+    // which the portal's workerd trusts through NODE_EXTRA_CA_CERTS.
+    let tls = crate::e2e_oauth::make_ca(tools, &state.join("tls"))?;
+    let ca = tls.join("ca.pem").to_string_lossy().into_owned();
+    let portal_env = [("NODE_EXTRA_CA_CERTS", ca.as_str())];
     let mut servers = Vec::new();
     for (w, port) in WORKERS.iter().zip(&ports) {
         servers.push(DevServer::start_ready(
@@ -200,6 +206,11 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
                 vars: &exact_vars,
                 env_file: Some(&exact.secrets.env_file),
                 own_group: true,
+                env: if w.name == "auth-portal" {
+                    &portal_env
+                } else {
+                    &[]
+                },
             },
             READY_TIMEOUT,
         )?);
@@ -372,6 +383,24 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
             }
         }
     }
+    if only.is_empty() || only.contains("oauth") {
+        let port_of = |name: &str| servers.iter().find(|s| s.name == name).map(|s| s.port);
+        if let (Some(portal), Some(mcp)) = (port_of("auth-portal"), port_of("mcp-server")) {
+            let world = crate::e2e_oauth::OauthWorld {
+                state: &state,
+                tls: &tls,
+                sandbox,
+                account,
+                portal_port: portal,
+                mcp_port: mcp,
+                vars: &exact_vars,
+                env_file: &exact.secrets.env_file,
+            };
+            for (name, result) in crate::e2e_oauth::checks(tools, &world) {
+                suite.check(&name, result);
+            }
+        }
+    }
     if only.is_empty() || only.contains("cron") {
         cron_checks(
             tools,
@@ -468,6 +497,7 @@ fn cron_checks(
         vars: v,
         env_file: Some(&env_file),
         own_group: true,
+        ..DevOptions::default()
     };
     suite.check(
         "token-cron: fan-out mode enqueues due connections and the queue consumer refreshes them",
@@ -537,6 +567,9 @@ fn portal_vars(ports: &[u16]) -> Vec<(&'static str, String)> {
         // Links in tool errors and mails ("reconnect", "upgrade") lead to
         // the portal, not to the Worker that wrote them.
         ("AUTH_PORTAL_URL", url("auth-portal")),
+        // Locally the OAuth clients' metadata documents are served from
+        // loopback addresses, which the portal refuses in production.
+        ("OAUTH_ALLOW_PRIVATE_CLIENT_HOSTS", "1".into()),
     ]
 }
 
@@ -615,6 +648,11 @@ pub fn dev(opts: &Options) -> Result<()> {
             .map(|(k, v)| (k.to_owned(), v)),
     );
     let var_refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    // As in the tests: a throw-away CA the portal trusts, for serving
+    // Client ID Metadata Documents over HTTPS on loopback while developing.
+    let tls = crate::e2e_oauth::make_ca(&tools, &state.join("tls"))?;
+    let ca = tls.join("ca.pem").to_string_lossy().into_owned();
+    let portal_env = [("NODE_EXTRA_CA_CERTS", ca.as_str())];
     let mut servers = Vec::new();
     for (i, w) in WORKERS.iter().enumerate() {
         // Same process group as xtask: Ctrl-C reaches every child.
@@ -629,6 +667,11 @@ pub fn dev(opts: &Options) -> Result<()> {
                 vars: &var_refs,
                 env_file: Some(&env_file),
                 own_group: false,
+                env: if w.name == "auth-portal" {
+                    &portal_env
+                } else {
+                    &[]
+                },
             },
             READY_TIMEOUT,
         )?);
@@ -660,6 +703,12 @@ pub fn dev(opts: &Options) -> Result<()> {
         account.email, account.divisions
     );
     println!("MCP endpoint: {mcp_url}");
+    println!(
+        "Test CA:      {}  (the portal trusts it: serve client metadata documents over HTTPS with {} and {})",
+        tls.join("ca.pem").display(),
+        tls.join("server.pem").display(),
+        tls.join("server-key.pem").display()
+    );
     println!("API key:      {key}");
     println!(
         "Portal:       http://127.0.0.1:{}/  (sign in with Exact: the sandbox login `nieuw`/`nieuw` (or `other`/`other`) starts as a new customer; `demo`/`demo` is the user above)",

@@ -12,6 +12,7 @@ mod e2e;
 mod e2e_browser;
 mod e2e_cron;
 mod e2e_mcp;
+mod e2e_oauth;
 mod keys;
 mod migrations;
 mod process;
@@ -36,6 +37,8 @@ commands:
                         [--exact-redirect-uri http://127.0.0.1:8790/callback] connects to
                         another Exact-compatible server (e.g. a real Exact test company) instead
   test                  fmt, clippy, native tests, wasm build, end-to-end tests in workerd
+  e2e                   only the end-to-end tests, on the Workers `cargo xtask build` last built
+                        (PMJB_E2E_ONLY=oauth etc. limits them to one group): to rerun a group
   build [--dev]         build the three Workers and print their bundle sizes
   check                 repository checks: migration numbering, DATABASE.md in sync
   migrate [--env E]     apply migrations (local D1 by default; E = staging|production)
@@ -94,6 +97,7 @@ fn run() -> Result<()> {
             keys::run(&t, opts.sub.as_deref(), opts.env.as_deref())
         }
         "test" => test(&opts),
+        "e2e" => e2e::run_suite(&tools::setup()?),
         "dev" => e2e::dev(&opts),
         "migrate" => {
             let t = tools::setup()?;

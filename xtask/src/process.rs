@@ -89,6 +89,11 @@ pub struct DevOptions<'a> {
     pub vars: &'a [(&'a str, &'a str)],
     /// Secrets, loaded with `--env-file`.
     pub env_file: Option<&'a Path>,
+    /// Environment variables of the wrangler process itself (not of the
+    /// Worker), such as `NODE_EXTRA_CA_CERTS`: miniflare adds the
+    /// certificates of that file to what workerd trusts for outbound
+    /// fetches.
+    pub env: &'a [(&'a str, &'a str)],
     /// Its own process group, stopped as a whole on drop (tests); `dev`
     /// shares xtask's group so Ctrl-C reaches it.
     pub own_group: bool,
@@ -133,6 +138,7 @@ impl DevServer {
         if let Some(f) = opts.env_file {
             cmd.arg("--env-file").arg(f);
         }
+        cmd.envs(opts.env.iter().copied());
         if opts.own_group {
             cmd.process_group(0);
         }
