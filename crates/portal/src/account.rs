@@ -16,7 +16,8 @@ use boekhouding_core::ports::Clock;
 use boekhouding_core::region::Region;
 use boekhouding_core::storage::usage::{self, UsageMonth};
 use boekhouding_core::storage::{
-    SqlExecutor, administrations, api_keys, connections, login_states, sessions, users,
+    SqlExecutor, administrations, api_keys, connections, login_states, oauth_grants, sessions,
+    users,
 };
 
 use crate::i18n::{Lang, Page, fill};
@@ -160,7 +161,7 @@ pub fn message(
     }
 }
 
-fn unavailable(lang: Lang) -> WebResponse {
+pub fn unavailable(lang: Lang) -> WebResponse {
     let t = lang.texts();
     message(
         503,
@@ -491,8 +492,13 @@ pub async fn callback<P: PortalPlatform>(
         sessions::LIFETIME.num_seconds(),
     );
     let clear_login = cookie(LOGIN_COOKIE, "", 0);
-    // The first sign-in (no key yet): the first-run page with a key.
-    if first_sign_in {
+    // The first sign-in (no key yet): the first-run page with a key,
+    // unless an assistant is connecting through OAuth: then the consent
+    // page it came from is the first run, and no key is needed.
+    let to_consent = return_to
+        .as_deref()
+        .is_some_and(|r| r.starts_with(crate::oauth::AUTHORIZE_PATH));
+    if first_sign_in && !to_consent {
         let created = match api_keys::create(
             p.db(),
             p.rng(),
@@ -626,7 +632,7 @@ pub fn genuine_post(req: &WebRequest, cfg: &PortalConfig, session_hash: &str) ->
             .is_some_and(|s| s.verify_csrf(session_hash, &token))
 }
 
-fn refused(lang: Lang) -> WebResponse {
+pub fn refused(lang: Lang) -> WebResponse {
     let t = lang.texts();
     message(
         403,
@@ -681,6 +687,16 @@ pub struct CallView {
     pub client: String,
 }
 
+/// One assistant connected through OAuth.
+#[derive(Debug)]
+pub struct AppView {
+    pub grant_id: String,
+    /// Untrusted (the client chose it): escaped by the template.
+    pub name: String,
+    /// "last used …, reads A, B".
+    pub detail: String,
+}
+
 #[derive(Template)]
 #[template(path = "dashboard.html")]
 struct Dashboard {
@@ -718,6 +734,10 @@ struct Dashboard {
     make_default: &'static str,
     keys_title: &'static str,
     keys: Vec<KeyView>,
+    apps_title: &'static str,
+    apps: Vec<AppView>,
+    apps_none: &'static str,
+    app_revoke: &'static str,
     key_name_label: &'static str,
     key_start_label: &'static str,
     key_used_label: &'static str,
@@ -771,6 +791,7 @@ fn notice_text(done: &str, lang: Lang) -> Option<String> {
             "toggled" => t.notice_toggled,
             "default" => t.notice_default,
             "saved" => t.notice_saved,
+            "app_revoked" => t.notice_app_revoked,
             _ => return None,
         }
         .to_owned(),
@@ -805,7 +826,7 @@ async fn render_dashboard<P: PortalPlatform>(
     let now = p.clock().now();
     let month = UsageMonth::of(now);
     let db = p.db();
-    let (used, conns, admins, keys, usage_month, recent, prefs) = match (
+    let (used, conns, admins, keys, usage_month, recent, prefs, apps) = match (
         usage::monthly_calls(db, &user.id, month).await,
         connections::list_for_user(db, &user.id).await,
         administrations::all_for_user(db, &user.id).await,
@@ -813,8 +834,9 @@ async fn render_dashboard<P: PortalPlatform>(
         usage::month_usage(db, &user.id, month).await,
         usage::recent_calls(db, &user.id, 20).await,
         users::preferences(db, &user.id).await,
+        oauth_grants::list_for_user(db, &user.id).await,
     ) {
-        (Ok(u), Ok(c), Ok(a), Ok(k), Ok(m), Ok(r), Ok(pr)) => (u, c, a, k, m, r, pr),
+        (Ok(u), Ok(c), Ok(a), Ok(k), Ok(m), Ok(r), Ok(pr), Ok(ap)) => (u, c, a, k, m, r, pr, ap),
         _ => return unavailable(lang),
     };
     let prefs = prefs.unwrap_or(users::Preferences {
@@ -937,6 +959,33 @@ async fn render_dashboard<P: PortalPlatform>(
         switch_off: t.switch_off,
         make_default: t.make_default,
         keys_title: t.api_keys,
+        apps_title: t.apps_title,
+        apps: apps
+            .iter()
+            .map(|app| {
+                let names: Vec<&str> = app
+                    .administration_ids
+                    .iter()
+                    .filter_map(|id| admins.iter().find(|a| &a.id == id))
+                    .map(|a| a.name.as_str())
+                    .collect();
+                AppView {
+                    grant_id: app.grant_id.clone(),
+                    name: app.client_name.clone(),
+                    detail: format!(
+                        "{}; {} {}",
+                        fill(
+                            t.app_last_used,
+                            &[&app.last_used_at.format(t.date_time_format).to_string()]
+                        ),
+                        t.app_reads,
+                        names.join(", ")
+                    ),
+                }
+            })
+            .collect(),
+        apps_none: t.apps_none,
+        app_revoke: t.app_revoke,
         keys: keys
             .iter()
             .filter(|k| k.revoked_at.is_none())
@@ -1320,7 +1369,7 @@ mod tests {
         assert_eq!(marked, "/oauth/authorize?x=1&lang=en");
         assert!(login_states::safe_return_to(&marked).is_some());
         // Too long to mark: the path wins.
-        let long = format!("/{}", "a".repeat(508));
+        let long = format!("/{}", "a".repeat(login_states::MAX_RETURN_TO - 4));
         assert_eq!(carry_lang(Some(long.clone()), Lang::En), Some(long));
     }
 

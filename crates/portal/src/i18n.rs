@@ -336,6 +336,26 @@ texts! {
     key_limit: &'static str,
     /// `{0}` the confirmation word.
     delete_unconfirmed: &'static str,
+    // The OAuth consent page, its errors, and the dashboard's apps.
+    consent_title: &'static str,
+    /// `{0}` the client's name, `{1}` the host it returns to.
+    consent_intro: &'static str,
+    consent_admins: &'static str,
+    consent_read_only: &'static str,
+    consent_allow: &'static str,
+    consent_deny: &'static str,
+    consent_none_active: &'static str,
+    consent_choose_one: &'static str,
+    oauth_error_title: &'static str,
+    /// `{0}` what was wrong (the OAuth error description).
+    oauth_error_text: &'static str,
+    apps_title: &'static str,
+    apps_none: &'static str,
+    /// `{0}` when.
+    app_last_used: &'static str,
+    app_reads: &'static str,
+    app_revoke: &'static str,
+    notice_app_revoked: &'static str,
 }
 
 /// Fills `{0}`, `{1}`… of a text with `args`.
@@ -512,6 +532,22 @@ pub static NL: Texts = Texts {
     key_name_invalid: "Geef de sleutel een naam van 1 tot 100 tekens.",
     key_limit: "Je abonnement staat {0} actieve sleutels toe. Trek er eerst een in, of kies een groter abonnement.",
     delete_unconfirmed: "Typ {0} om het verwijderen te bevestigen; er is niets verwijderd.",
+    consent_title: "Een assistent toegang geven",
+    consent_intro: "{0} vraagt om je boekhouding te mogen lezen. Na je toestemming gaat je browser terug naar {1}.",
+    consent_admins: "Welke administraties mag deze assistent lezen?",
+    consent_read_only: "Alleen lezen: de assistent kan niets boeken of wijzigen. Je trekt de toegang in wanneer je wilt, in het dashboard.",
+    consent_allow: "Toestaan",
+    consent_deny: "Weigeren",
+    consent_none_active: "Er staat nog geen administratie aan. Zet er een aan in het dashboard en probeer het daarna opnieuw vanuit je assistent.",
+    consent_choose_one: "Kies minstens één administratie die deze assistent mag lezen.",
+    oauth_error_title: "Deze koppeling kan niet doorgaan",
+    oauth_error_text: "Je assistent stuurde een aanvraag die we niet aannemen ({0}). Probeer het opnieuw vanuit je assistent; lukt het dan niet, neem contact op met de maker ervan.",
+    apps_title: "Gekoppelde assistenten",
+    apps_none: "Nog geen assistent gekoppeld met inloggen (OAuth).",
+    app_last_used: "laatst gebruikt {0}",
+    app_reads: "leest",
+    app_revoke: "Toegang intrekken",
+    notice_app_revoked: "De toegang van die assistent is ingetrokken.",
 };
 
 pub static EN: Texts = Texts {
@@ -679,6 +715,22 @@ pub static EN: Texts = Texts {
     key_name_invalid: "Give the key a name of 1 to 100 characters.",
     key_limit: "Your plan allows {0} active keys. Revoke one first, or choose a larger plan.",
     delete_unconfirmed: "Type {0} to confirm the deletion; nothing has been deleted.",
+    consent_title: "Give an assistant access",
+    consent_intro: "{0} asks to read your books. After you agree, your browser returns to {1}.",
+    consent_admins: "Which administrations may this assistant read?",
+    consent_read_only: "Read only: the assistant cannot book or change anything. You can revoke its access whenever you like, on the dashboard.",
+    consent_allow: "Allow",
+    consent_deny: "Deny",
+    consent_none_active: "No administration is switched on yet. Switch one on in the dashboard, then try again from your assistant.",
+    consent_choose_one: "Choose at least one administration this assistant may read.",
+    oauth_error_title: "This connection cannot go ahead",
+    oauth_error_text: "Your assistant sent a request we cannot accept ({0}). Try again from your assistant; if that fails, contact its maker.",
+    apps_title: "Connected assistants",
+    apps_none: "No assistant connected by signing in (OAuth) yet.",
+    app_last_used: "last used {0}",
+    app_reads: "reads",
+    app_revoke: "Revoke access",
+    notice_app_revoked: "That assistant's access has been revoked.",
 };
 
 #[cfg(test)]

@@ -12,12 +12,13 @@
 pub mod account;
 pub mod chart;
 pub mod i18n;
+pub mod oauth;
 pub mod pages;
 pub mod web;
 
 use boekhouding_core::access::ExactSettings;
 use boekhouding_core::csrf::PortalSecret;
-use boekhouding_core::ports::{Clock, HttpTransport, Randomness};
+use boekhouding_core::ports::{Clock, HttpTransport, Randomness, Sleep};
 use boekhouding_core::storage::SqlExecutor;
 
 use crate::i18n::Page;
@@ -35,10 +36,13 @@ pub trait PortalPlatform {
     type Http: HttpTransport;
     type Clock: Clock;
     type Rng: Randomness;
+    type Sleep: Sleep;
     fn db(&self) -> &Self::Db;
     fn http(&self) -> &Self::Http;
     fn clock(&self) -> &Self::Clock;
     fn rng(&self) -> &Self::Rng;
+    /// Deadlines (a client metadata document's fetch).
+    fn sleep(&self) -> &Self::Sleep;
 }
 
 /// What the portal needs to know about its deployment.
@@ -55,6 +59,9 @@ pub struct PortalConfig {
     pub exact: Option<ExactSettings>,
     /// `PORTAL_SECRET`, the key of CSRF tokens (`None`: forms refused).
     pub secret: Option<PortalSecret>,
+    /// The OAuth authorization server's issuer and resource (`None`: its
+    /// endpoints answer 503).
+    pub oauth: Option<oauth::OAuthSettings>,
 }
 
 impl PortalConfig {
@@ -79,12 +86,16 @@ pub fn is_rate_limited(req: &WebRequest) -> bool {
         ("GET", "/connect") => req.query_param("region").is_some(),
         ("GET", "/callback" | "/connect/callback") => true,
         ("POST", "/keys") => true,
+        ("POST", _) if oauth::is_registration(req) => true,
         _ => false,
     }
 }
 
 /// Answers one request: the route table.
 pub async fn handle<P: PortalPlatform>(req: &WebRequest, cfg: &PortalConfig, p: &P) -> WebResponse {
+    if let Some(answer) = oauth::route(req, cfg, p).await {
+        return answer;
+    }
     let get = matches!(req.method.as_str(), "GET" | "HEAD");
     let post = req.method == "POST";
     match (get, req.path.as_str()) {
@@ -106,6 +117,7 @@ pub async fn handle<P: PortalPlatform>(req: &WebRequest, cfg: &PortalConfig, p: 
         (false, "/preferences") if post => account::save_preferences(req, cfg, p).await,
         (false, "/language") if post => account::set_language(req, cfg, p).await,
         (false, "/account/delete") if post => account::delete_account(req, cfg, p).await,
+        (false, "/apps/revoke") if post => oauth::revoke_app(req, cfg, p).await,
         (true, path) => match Page::from_path(path) {
             Some((page, lang)) => {
                 let session = req.cookie(account::SESSION_COOKIE).is_some();

@@ -63,6 +63,20 @@ impl WebRequest {
             .map(|(_, v)| v.into_owned())
     }
 
+    /// Every value of a repeated form field (checkboxes), in order.
+    pub fn form_fields(&self, name: &str) -> Vec<String> {
+        form_urlencoded::parse(&self.body)
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .collect()
+    }
+
+    /// The body as text (form and JSON bodies are UTF-8; anything else
+    /// reads as empty and is refused by whoever parses it).
+    pub fn body_str(&self) -> &str {
+        std::str::from_utf8(&self.body).unwrap_or_default()
+    }
+
     /// A cookie's value. Cookie names are case-sensitive.
     pub fn cookie(&self, name: &str) -> Option<&str> {
         self.headers
@@ -124,6 +138,24 @@ impl WebResponse {
             body: body.as_bytes().to_vec(),
         };
         r.secure_headers_only();
+        r
+    }
+
+    /// A JSON answer of the OAuth endpoints: never cached (RFC 6749
+    /// §5.1), readable by browser-based MCP clients from any origin (no
+    /// cookie is ever read by these endpoints, so this opens nothing).
+    pub fn json(status: u16, body: &serde_json::Value) -> Self {
+        let mut r = WebResponse {
+            status,
+            headers: vec![
+                ("Content-Type".into(), "application/json".into()),
+                ("Access-Control-Allow-Origin".into(), "*".into()),
+            ],
+            body: body.to_string().into_bytes(),
+        };
+        r.secure_headers_only();
+        r.headers.push(("Cache-Control".into(), "no-store".into()));
+        r.headers.push(("Pragma".into(), "no-cache".into()));
         r
     }
 

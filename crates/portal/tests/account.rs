@@ -12,7 +12,7 @@ use boekhouding_core::csrf::PortalSecret;
 use boekhouding_core::ports::Clock;
 use boekhouding_core::region::Region;
 use boekhouding_core::storage::{SqlExecutor, Statement, api_keys};
-use boekhouding_core::testing::{FakeClock, SeededRandomness};
+use boekhouding_core::testing::{FakeClock, RecordingSleep, SeededRandomness};
 use boekhouding_portal::web::{WebRequest, WebResponse};
 use boekhouding_portal::{DEMO_COMPANIES, PortalConfig, PortalPlatform, handle};
 use boekhouding_sqlite::SqliteDb;
@@ -30,6 +30,18 @@ struct Native {
     http: BlockingTransport,
     clock: FakeClock,
     rng: SeededRandomness,
+    sleep: RecordingSleep,
+}
+
+/// The portal as the authorization server of the MCP endpoint.
+fn oauth_settings() -> boekhouding_portal::oauth::OAuthSettings {
+    use boekhouding_core::authorization::clients::DocumentPolicy;
+    use boekhouding_core::authorization::metadata::{Issuer, McpResource};
+    boekhouding_portal::oauth::OAuthSettings {
+        issuer: Issuer::parse(ORIGIN).unwrap(),
+        resource: McpResource::parse("https://api.example.nl/mcp").unwrap(),
+        policy: DocumentPolicy::default(),
+    }
 }
 
 impl PortalPlatform for Native {
@@ -37,6 +49,10 @@ impl PortalPlatform for Native {
     type Http = BlockingTransport;
     type Clock = FakeClock;
     type Rng = SeededRandomness;
+    type Sleep = RecordingSleep;
+    fn sleep(&self) -> &RecordingSleep {
+        &self.sleep
+    }
     fn db(&self) -> &SqliteDb {
         &self.db
     }
@@ -75,6 +91,7 @@ fn world() -> World {
             base_url_override: Some(sandbox.base_url().into()),
         }),
         secret: Some(PortalSecret::from_hex(SECRET).unwrap()),
+        oauth: Some(oauth_settings()),
     };
     World {
         p: Native {
@@ -82,6 +99,7 @@ fn world() -> World {
             http: BlockingTransport::default(),
             clock: FakeClock::at(chrono::Utc::now()),
             rng: SeededRandomness::new(5),
+            sleep: RecordingSleep::default(),
         },
         sandbox,
         cfg,

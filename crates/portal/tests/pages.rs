@@ -12,7 +12,7 @@ use boekhouding_core::ports::{
     BinaryResponse, HttpRequest, HttpResponse, HttpTransport, TransportError,
 };
 use boekhouding_core::storage::NoDatabase;
-use boekhouding_core::testing::{FakeClock, SeededRandomness};
+use boekhouding_core::testing::{FakeClock, RecordingSleep, SeededRandomness};
 use boekhouding_portal::i18n::{Lang, Page};
 use boekhouding_portal::web::{CSP, WebRequest, WebResponse};
 use boekhouding_portal::{DEMO_COMPANIES, PortalConfig, PortalPlatform, handle};
@@ -23,6 +23,7 @@ struct Public {
     http: Script,
     clock: FakeClock,
     rng: SeededRandomness,
+    sleep: RecordingSleep,
 }
 
 impl PortalPlatform for Public {
@@ -30,6 +31,10 @@ impl PortalPlatform for Public {
     type Http = Script;
     type Clock = FakeClock;
     type Rng = SeededRandomness;
+    type Sleep = RecordingSleep;
+    fn sleep(&self) -> &RecordingSleep {
+        &self.sleep
+    }
     fn db(&self) -> &NoDatabase {
         &NoDatabase
     }
@@ -49,6 +54,7 @@ fn public(http: Script) -> Public {
         http,
         clock: FakeClock::at(chrono::Utc::now()),
         rng: SeededRandomness::new(1),
+        sleep: RecordingSleep::default(),
     }
 }
 
@@ -93,6 +99,7 @@ fn config() -> PortalConfig {
         demo_keys: DEMO_COMPANIES.to_vec(),
         exact: None,
         secret: None,
+        oauth: None,
     }
 }
 

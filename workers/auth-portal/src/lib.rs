@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use boekhouding_cf::d1::{D1Executor, RequestDb};
 use boekhouding_cf::fetch::FetchTransport;
-use boekhouding_cf::platform::{WorkerClock, WorkerRandomness};
+use boekhouding_cf::platform::{WorkerClock, WorkerRandomness, WorkerSleep};
 use boekhouding_cf::{bindings, edge, health};
 use boekhouding_core::csrf::PortalSecret;
 use boekhouding_core::storage::NoDatabase;
+use boekhouding_core::authorization::clients::DocumentPolicy;
+use boekhouding_core::authorization::metadata::{Issuer, McpResource};
+use boekhouding_portal::oauth::OAuthSettings;
 use boekhouding_portal::web::{WebRequest, WebResponse};
 use boekhouding_portal::{DEMO_COMPANIES, PortalConfig, PortalPlatform, handle};
 use worker::{Context, Env, Method, Request, Response, console_error, event};
@@ -43,8 +46,13 @@ pub async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<
         http: FetchTransport::new(Duration::from_secs(10)),
     };
     if boekhouding_portal::is_rate_limited(&web) && !admitted(&env, &req).await {
-        // In the visitor's language: their preference, or the page's.
-        let page = boekhouding_portal::account::too_many_requests(&web, &platform).await;
+        // A client registering gets JSON; a person, a page in their
+        // language (their preference, or the page's).
+        let page = if boekhouding_portal::oauth::is_registration(&web) {
+            boekhouding_portal::oauth::too_many_registrations()
+        } else {
+            boekhouding_portal::account::too_many_requests(&web, &platform).await
+        };
         return to_response(page, &env);
     }
     to_response(handle(&web, &cfg, &platform).await, &env)
@@ -65,7 +73,14 @@ async fn admitted(env: &Env, req: &Request) -> bool {
         .ok()
         .flatten()
         .unwrap_or_else(|| "unknown".into());
-    match limiter.limit(format!("portal:{address}")).await {
+    // Registrations have their own budget per address, so a client's
+    // registration flood does not lock its user out of signing in.
+    let bucket = if req.path() == boekhouding_core::authorization::metadata::paths::REGISTER {
+        "register"
+    } else {
+        "portal"
+    };
+    match limiter.limit(format!("{bucket}:{address}")).await {
         Ok(outcome) => outcome.success,
         Err(e) => {
             console_error!("{SERVICE}: portal rate limiter: {e}");
@@ -84,6 +99,7 @@ impl PortalPlatform for WorkerPortal {
     type Http = FetchTransport;
     type Clock = WorkerClock;
     type Rng = WorkerRandomness;
+    type Sleep = WorkerSleep;
     fn db(&self) -> &RequestDb {
         &self.db
     }
@@ -95,6 +111,9 @@ impl PortalPlatform for WorkerPortal {
     }
     fn rng(&self) -> &WorkerRandomness {
         &WorkerRandomness
+    }
+    fn sleep(&self) -> &WorkerSleep {
+        &WorkerSleep
     }
 }
 
@@ -153,12 +172,41 @@ fn config(env: &Env, req: &WebRequest) -> PortalConfig {
             None
         }
     };
+    let oauth = oauth_settings(env, &own, &mcp_origin);
     PortalConfig {
+        oauth,
         mcp_origin: mcp_origin.trim_end_matches('/').to_owned(),
         health_urls,
         demo_keys: DEMO_COMPANIES.to_vec(),
         exact,
         secret,
+    }
+}
+
+/// The authorization server's issuer (`AUTH_PORTAL_URL`, else this
+/// origin), the MCP resource it issues tokens for (`MCP_URL` + `/mcp`),
+/// and whether client metadata documents may come from private hosts
+/// (`OAUTH_ALLOW_PRIVATE_CLIENT_HOSTS=1`, honoured only in the local
+/// environment: a deployed portal never fetches from them).
+fn oauth_settings(env: &Env, own: &str, mcp_origin: &str) -> Option<OAuthSettings> {
+    let issuer = bindings::var_or(env, "AUTH_PORTAL_URL", own);
+    let resource = format!("{}/mcp", mcp_origin.trim_end_matches('/'));
+    let local = bindings::var_or(env, bindings::ENVIRONMENT, "local") == "local";
+    let allow_local = local && bindings::var_or(env, "OAUTH_ALLOW_PRIVATE_CLIENT_HOSTS", "") == "1";
+    match (Issuer::parse(&issuer), McpResource::parse(&resource)) {
+        (Ok(issuer), Ok(resource)) => Some(OAuthSettings {
+            issuer,
+            resource,
+            policy: DocumentPolicy { allow_local },
+        }),
+        (i, r) => {
+            console_error!(
+                "{SERVICE}: the OAuth server is off: issuer {:?}, resource {:?}",
+                i.err(),
+                r.err()
+            );
+            None
+        }
     }
 }
 

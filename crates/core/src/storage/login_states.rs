@@ -124,11 +124,16 @@ pub fn purge_expired_statement(now: DateTime<Utc>) -> Statement {
 /// A same-origin path to return to after signing in, or `None` for
 /// anything that could leave the site (`//host`, `/\host`, a scheme, a
 /// control character) or is too long.
+/// The longest path returned to after signing in: long enough for an
+/// OAuth authorization request (a metadata-document client id, a redirect
+/// URI, `state`, the PKCE challenge and `resource`, all percent-encoded).
+pub const MAX_RETURN_TO: usize = 4096;
+
 pub fn safe_return_to(candidate: &str) -> Option<&str> {
     let ok = candidate.starts_with('/')
         && !candidate.starts_with("//")
         && !candidate.starts_with("/\\")
-        && candidate.len() <= 512
+        && candidate.len() <= MAX_RETURN_TO
         && !candidate.chars().any(|c| c.is_control() || c == '\\');
     ok.then_some(candidate)
 }
