@@ -21,12 +21,16 @@ use boekhouding_cf::{bindings, edge, health};
 use boekhouding_core::VERSION;
 use boekhouding_core::access::{AccessError, FreshAccess, RefreshJob};
 
+use boekhouding_core::authorization::metadata::{
+    Issuer, McpResource, paths, protected_resource_metadata,
+};
 use boekhouding_core::ports::{
     BinaryResponse, Clock, HttpRequest, HttpResponse, HttpTransport, TransportError,
 };
+use boekhouding_core::storage::Statement;
 use boekhouding_core::storage::usage::{self, UsageMonth};
 use boekhouding_core::storage::{NoDatabase, StorageError};
-use boekhouding_mcp::auth::{AuthError, authenticate, challenge};
+use boekhouding_mcp::auth::{AuthError, Authenticated, authenticate, challenge};
 use boekhouding_mcp::engine::{Engine, ServerIdentity};
 use boekhouding_mcp::http::{HttpCall, HttpReply, TransportPolicy, body_too_large, handle};
 use boekhouding_mcp::tools::{Bookkeeping, Caller, DemoTenant, ExactSettings, Platform, Principal};
@@ -273,16 +277,72 @@ fn public_origin(req: &Request, env: &Env) -> String {
 fn prm(req: &Request, env: &Env) -> worker::Result<Response> {
     let origin = public_origin(req, env);
     let portal = bindings::var_or(env, "AUTH_PORTAL_URL", &origin);
-    edge::json_response(
-        200,
-        &json!({
-            "resource": format!("{origin}/mcp"),
-            "authorization_servers": [portal],
-            "scopes_supported": ["mcp:tools"],
-            "bearer_methods_supported": ["header"],
-            "resource_name": "Praat met je Boekhouding",
-        }),
-    )
+    match (mcp_resource(&origin), Issuer::parse(&portal)) {
+        (Some(resource), Ok(issuer)) => {
+            let mut r = edge::json_response(200, &protected_resource_metadata(&resource, &issuer))?;
+            r.headers_mut().set("Access-Control-Allow-Origin", "*")?;
+            Ok(r)
+        }
+        _ => {
+            console_error!("{SERVICE}: PUBLIC_URL or AUTH_PORTAL_URL is not a valid https URL");
+            edge::json_response(
+                503,
+                &json!({"error": "unavailable", "message": "the authorization metadata is not configured"}),
+            )
+        }
+    }
+}
+
+/// This server's MCP endpoint as the OAuth resource (`None` when the
+/// configured origin is not a usable URL: then no OAuth token is taken).
+fn mcp_resource(origin: &str) -> Option<McpResource> {
+    McpResource::parse(&format!("{origin}/mcp")).ok()
+}
+
+/// 401 (no or a bad credential) or 403 (a missing scope), with the
+/// challenge that tells a client where to get a token and for what.
+fn refuse(
+    error: &AuthError,
+    resource: Option<&McpResource>,
+    origin: &str,
+) -> worker::Result<Response> {
+    let message = match error {
+        AuthError::InsufficientScope(_) => {
+            "Forbidden: the access token lacks the scope this server needs"
+        }
+        _ => {
+            "Authentication required: sign in through OAuth or send Authorization: Bearer <API key>"
+        }
+    };
+    let mut r = edge::json_response(
+        error.http_status(),
+        &json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32001, "message": message}}),
+    )?;
+    let value = match resource {
+        Some(resource) => challenge(resource, error),
+        None => format!("Bearer resource_metadata=\"{origin}{PRM_PATH}/mcp\""),
+    };
+    r.headers_mut().set("WWW-Authenticate", &value)?;
+    // Browser-based clients must be able to read the challenge.
+    r.headers_mut()
+        .set("Access-Control-Expose-Headers", "WWW-Authenticate")?;
+    Ok(r)
+}
+
+/// Records an OAuth grant's use after the answer (every few minutes at
+/// most): a failure is logged and costs the caller nothing.
+fn record_grant_use(ctx: &Rc<Context>, env: &Env, stmt: Statement) {
+    let env = env.clone();
+    ctx.wait_until(async move {
+        match D1Executor::from_env(&env) {
+            Ok(db) => {
+                if let Err(e) = boekhouding_core::storage::SqlExecutor::execute(&db, stmt).await {
+                    console_error!("{SERVICE}: recording a grant's use: {e}");
+                }
+            }
+            Err(e) => console_error!("{SERVICE}: recording a grant's use: {e}"),
+        }
+    });
 }
 
 /// Sends an authorization-server request that reached the MCP origin to
@@ -296,7 +356,16 @@ fn to_portal(req: &Request, env: &Env) -> worker::Result<Response> {
         );
     }
     let url = req.url()?;
-    let mut target = format!("{}{}", portal.trim_end_matches('/'), url.path());
+    // The guessed paths are the 2025-03-26 defaults; the portal serves
+    // them under its own paths (the ones its metadata names).
+    let path = match url.path() {
+        "/authorize" => paths::AUTHORIZE,
+        "/token" => paths::TOKEN,
+        "/register" => paths::REGISTER,
+        "/revoke" => paths::REVOKE,
+        other => other,
+    };
+    let mut target = format!("{}{path}", portal.trim_end_matches('/'));
     if let Some(q) = url.query() {
         target.push('?');
         target.push_str(q);
@@ -409,25 +478,27 @@ async fn mcp(
                     return edge::error_response(SERVICE, &request_id, &ServerError::Database(e));
                 }
             };
-            let principal = match authenticate(&db, authorization.as_deref()).await {
-                Ok(p) => p,
-                Err(AuthError::Storage(e)) => {
-                    return edge::error_response(SERVICE, &request_id, &ServerError::Database(e));
-                }
-                // The MCP authorization challenge (a JSON-RPC error body and
-                // RFC 9728's WWW-Authenticate), not an internal failure.
-                Err(e) => {
-                    let mut r = edge::json_response(
-                        401,
-                        &json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32001, "message": "Authentication required: send Authorization: Bearer <API key>"}}),
-                    )?;
-                    r.headers_mut().set(
-                        "WWW-Authenticate",
-                        &challenge(&format!("{origin}{PRM_PATH}/mcp"), &e),
-                    )?;
-                    return Ok(r);
-                }
-            };
+            let resource = mcp_resource(&origin);
+            let now = WorkerClock.now();
+            let principal =
+                match authenticate(&db, authorization.as_deref(), resource.as_ref(), now).await {
+                    Ok(Authenticated { principal, touch }) => {
+                        if let Some(stmt) = touch {
+                            record_grant_use(ctx, env, stmt);
+                        }
+                        principal
+                    }
+                    Err(AuthError::Storage(e)) => {
+                        return edge::error_response(
+                            SERVICE,
+                            &request_id,
+                            &ServerError::Database(e),
+                        );
+                    }
+                    // The MCP authorization challenge (a JSON-RPC error body and
+                    // RFC 9728's WWW-Authenticate), not an internal failure.
+                    Err(e) => return refuse(&e, resource.as_ref(), &origin),
+                };
             let platform = WorkerPlatform {
                 db: RequestDb::D1(db),
                 clock: WorkerClock,
@@ -440,7 +511,11 @@ async fn mcp(
             (platform, principal)
         }
     };
-    principal.client_name = req.headers().get("user-agent")?;
+    // An OAuth client is known by the name it registered; any other
+    // caller by its user agent.
+    if principal.client_name.is_none() {
+        principal.client_name = req.headers().get("user-agent")?;
+    }
     principal.request_id = Some(request_id.clone());
     let headers: Vec<(String, String)> = req.headers().entries().collect();
     // Read with a cap, never whole: a public demo URL must not let a
