@@ -962,3 +962,208 @@ fn the_callback_pages_follow_the_language_the_sign_in_started_in() {
     assert_eq!(back.header("location"), Some("/dashboard"));
     assert!(!prefers_english(&w, &user_id), "the stored choice stays");
 }
+
+/// A client's request to an OAuth endpoint (no cookies: clients are not
+/// browsers).
+fn client_post(w: &World, path: &str, content_type: &str, body: &str) -> WebResponse {
+    let mut r = WebRequest::get(path);
+    r.method = "POST".into();
+    r.origin = ORIGIN.into();
+    r.headers.push(("content-type".into(), content_type.into()));
+    r.body = body.as_bytes().to_vec();
+    block_on(handle(&r, &w.cfg, &w.p))
+}
+
+fn json_of(r: &WebResponse) -> serde_json::Value {
+    serde_json::from_slice(&r.body).unwrap_or_else(|_| panic!("{}", r.body_text()))
+}
+
+fn pkce() -> (&'static str, String) {
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    (
+        verifier,
+        boekhouding_core::authorization::s256_challenge(verifier),
+    )
+}
+
+fn authorize_path(client_id: &str, redirect: &str, challenge: &str, state: &str) -> String {
+    let q: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", redirect)
+        .append_pair("code_challenge", challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("state", state)
+        .append_pair("scope", "books:read claudeai")
+        .append_pair("resource", "https://api.example.nl/mcp/")
+        .finish();
+    format!("/oauth/authorize?{q}")
+}
+
+/// An assistant connects through OAuth: it registers, a signed-out user
+/// is sent to sign in and comes back to the consent page (a first sign-in
+/// gets no API key page in between), chooses one administration, and the
+/// code becomes tokens; the dashboard lists the assistant and revokes it.
+/// A denied consent, a forged consent POST and an unknown client are
+/// harmless.
+#[test]
+fn an_assistant_connects_through_oauth_with_the_administrations_the_user_chose() {
+    let w = world();
+    let redirect = "http://127.0.0.1:33418/callback";
+    let registered = client_post(
+        &w,
+        "/oauth/register",
+        "application/json",
+        &serde_json::json!({
+            "client_name": "<b>Assistent</b>",
+            "redirect_uris": ["http://127.0.0.1/callback"],
+            "token_endpoint_auth_method": "none",
+        })
+        .to_string(),
+    );
+    assert_eq!(registered.status, 201, "{}", registered.body_text());
+    let client_id = json_of(&registered)["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (verifier, challenge) = pkce();
+    let path = authorize_path(&client_id, redirect, &challenge, "st4te");
+
+    // Signed out: to sign in, and back here (not to the first-run page).
+    let mut b = Browser::default();
+    let first = b.get(&w, &path);
+    assert_eq!(first.status, 303, "{}", first.body_text());
+    let to_connect = first.header("location").unwrap().to_owned();
+    assert!(
+        to_connect.starts_with("/connect?return_to="),
+        "{to_connect}"
+    );
+    let back = sign_in(&w, &mut b, "nieuw", &format!("{to_connect}&region=nl"));
+    assert_eq!(back.status, 303, "{}", back.body_text());
+    assert_eq!(back.header("location"), Some(path.as_str()));
+
+    let consent = b.get(&w, &path);
+    assert_eq!(consent.status, 200, "{}", consent.body_text());
+    let html = consent.body_text();
+    assert!(
+        html.contains("&#60;b&#62;Assistent&#60;/b&#62;"),
+        "escaped name: {html}"
+    );
+    assert!(!html.contains("<b>Assistent"));
+    assert!(html.contains("127.0.0.1"), "the redirect host is shown");
+    assert!(
+        consent
+            .header("content-security-policy")
+            .unwrap()
+            .contains("form-action 'self' http://127.0.0.1:33418"),
+        "the form may lead back to the client"
+    );
+    let choices: Vec<String> = html
+        .match_indices("name=\"administration\" value=\"")
+        .map(|(i, m)| html[i + m.len()..i + m.len() + 32].to_owned())
+        .collect();
+    assert!(choices.len() >= 2, "{html}");
+    let csrf = csrf_in(&html);
+    let request = path.trim_start_matches("/oauth/authorize?");
+
+    // A consent POST without the session's token changes nothing.
+    let forged = b.post(
+        &w,
+        "/oauth/authorize",
+        &[("request", request), ("decision", "allow")],
+    );
+    assert_eq!(forged.status, 403);
+
+    let allowed = b.post(
+        &w,
+        "/oauth/authorize",
+        &[
+            ("csrf", &csrf),
+            ("request", request),
+            ("administration", &choices[0]),
+            ("decision", "allow"),
+        ],
+    );
+    assert_eq!(allowed.status, 303, "{}", allowed.body_text());
+    let location = allowed.header("location").unwrap().to_owned();
+    assert!(location.starts_with(redirect), "{location}");
+    assert_eq!(query_of(&location, "state"), "st4te");
+    assert_eq!(query_of(&location, "iss"), ORIGIN);
+    let code = query_of(&location, "code");
+
+    let exchange = |code: &str| {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "authorization_code")
+            .append_pair("code", code)
+            .append_pair("client_id", &client_id)
+            .append_pair("redirect_uri", redirect)
+            .append_pair("code_verifier", verifier)
+            .append_pair("resource", "https://api.example.nl/mcp")
+            .finish();
+        client_post(
+            &w,
+            "/oauth/token",
+            "application/x-www-form-urlencoded",
+            &body,
+        )
+    };
+    let tokens = exchange(&code);
+    assert_eq!(tokens.status, 200, "{}", tokens.body_text());
+    assert_eq!(tokens.header("cache-control"), Some("no-store"));
+    let t = json_of(&tokens);
+    assert!(t["access_token"].as_str().unwrap().starts_with("pmjb_at_"));
+    assert_eq!(t["scope"], "books:read", "unknown scopes dropped");
+    let access = t["access_token"].as_str().unwrap().to_owned();
+    let record = block_on(boekhouding_core::authorization::tokens::lookup_access(
+        w.p.db(),
+        &access,
+    ))
+    .unwrap()
+    .unwrap();
+    assert_eq!(record.administration_ids, vec![choices[0].clone()]);
+
+    // The dashboard lists the assistant (escaped) and revokes it.
+    let dash = b.get(&w, "/dashboard").body_text();
+    assert!(dash.contains("&#60;b&#62;Assistent&#60;/b&#62;"), "{dash}");
+    assert!(!dash.contains("<b>Assistent"));
+    let grant = record.grant_id.clone();
+    let revoked = b.post(
+        &w,
+        "/apps/revoke",
+        &[("csrf", &csrf_in(&dash)), ("grant", &grant)],
+    );
+    assert_eq!(revoked.status, 303);
+    let after = block_on(boekhouding_core::authorization::tokens::lookup_access(
+        w.p.db(),
+        &access,
+    ))
+    .unwrap();
+    assert!(after.is_none_or(|r| r.revoked_at.is_some()), "revoked");
+
+    // Deny: access_denied back to the client, nothing issued.
+    let path2 = authorize_path(&client_id, redirect, &challenge, "again");
+    let csrf = csrf_in(&b.get(&w, &path2).body_text());
+    let denied = b.post(
+        &w,
+        "/oauth/authorize",
+        &[
+            ("csrf", &csrf),
+            ("request", path2.trim_start_matches("/oauth/authorize?")),
+            ("decision", "deny"),
+        ],
+    );
+    let location = denied.header("location").unwrap();
+    assert_eq!(query_of(location, "error"), "access_denied");
+    assert_eq!(query_of(location, "state"), "again");
+
+    // An unknown client gets a page, never a redirect.
+    let unknown = b.get(
+        &w,
+        &authorize_path("pmjb_client_nope", redirect, &challenge, "x"),
+    );
+    assert_eq!(unknown.status, 400);
+    assert!(unknown.header("location").is_none());
+    // And the metadata names this issuer exactly.
+    let meta = b.get(&w, "/.well-known/oauth-authorization-server");
+    assert_eq!(json_of(&meta)["issuer"], ORIGIN);
+}
