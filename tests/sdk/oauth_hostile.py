@@ -18,6 +18,7 @@ passed.
 """
 
 import argparse
+import hashlib
 import json
 import secrets
 import sqlite3
@@ -56,7 +57,11 @@ class World:
         self.client_id = self.register(self.listener.redirect_uri, "Hostile test client")
 
     def register(self, redirect_uri: str, name: str, base: str | None = None) -> str:
-        endpoint = self.meta["registration_endpoint"] if base is None else f"{base}/register"
+        endpoint = (
+            self.meta["registration_endpoint"]
+            if base is None
+            else f"{base}{urlparse(self.meta['registration_endpoint']).path}"
+        )
         r = self.http.post(
             endpoint,
             json={
@@ -240,12 +245,13 @@ def main() -> int:
 
     def expired_code() -> str:
         code, verifier = w.code()
-        # Waiting out the 60 s would cost a minute: the newest code's expiry
-        # is moved into the past in the local D1 instead (the Worker then
-        # reads it as any expired code).
+        # Waiting out the 60 s would cost a minute: this code's expiry is
+        # moved into the past in the local D1 instead (the Worker then reads
+        # it as any expired code). Codes are stored as the SHA-256 of the
+        # code; several share a creation second, so the row is found by it.
         changed = w.sql(
             "UPDATE oauth_auth_codes SET expires_at = 0 WHERE code_hash = "
-            "(SELECT code_hash FROM oauth_auth_codes ORDER BY created_at DESC LIMIT 1)"
+            f"'{hashlib.sha256(code.encode()).hexdigest()}'"
         )
         assert changed == 1, f"no code row in oauth_auth_codes ({changed})"
         return refused(w.exchange(code, verifier), "invalid_grant")
@@ -361,7 +367,7 @@ def main() -> int:
                 "resource": w.mcp_url,
             }
         )
-        reply = browser("look", f"{w.strict}/authorize?{params}")
+        reply = browser("look", f"{w.strict}{urlparse(w.meta['authorization_endpoint']).path}?{params}")
         result = no_redirect(w, reply)
         fetched = [p for _, p in w.docs.requests[before:] if p == path]
         assert not fetched, "the portal fetched a document on a loopback address"
@@ -382,7 +388,7 @@ def main() -> int:
         statuses = []
         for _ in range(200):
             r = w.http.post(
-                f"{w.strict}/register",
+                f"{w.strict}{urlparse(w.meta['registration_endpoint']).path}",
                 json={"client_name": "Flood", "redirect_uris": ["http://127.0.0.1/callback"], "token_endpoint_auth_method": "none"},
             )
             statuses.append(r.status_code)
