@@ -170,7 +170,10 @@ pub struct ConsentChoice {
 #[template(path = "consent.html")]
 struct Consent {
     c: Chrome,
-    intro: String,
+    /// The intro around the client's name, which is shown in bold.
+    intro_before: &'static str,
+    client_name: String,
+    intro_after: String,
     error: Option<&'static str>,
     read_only: &'static str,
     action: &'static str,
@@ -224,14 +227,17 @@ fn render_consent(
         .as_ref()
         .map(|s| s.csrf_token(&signed.session.token_hash))
         .unwrap_or_default();
+    let (intro_before, intro_after) = t
+        .consent_intro
+        .split_once("{0}")
+        .unwrap_or(("", t.consent_intro));
     let page = Consent {
         c: Chrome::new(None, lang, t.consent_title.to_owned())
             .signed_in(true)
             .switch_link(None),
-        intro: fill(
-            t.consent_intro,
-            &[&request.client_name, &request.redirect_host()],
-        ),
+        intro_before,
+        client_name: request.client_name.clone(),
+        intro_after: fill(intro_after, &["", &request.redirect_host()]),
         error,
         read_only: t.consent_read_only,
         action: AUTHORIZE_PATH,

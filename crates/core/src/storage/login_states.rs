@@ -162,6 +162,8 @@ mod tests {
         ] {
             assert_eq!(safe_return_to(bad), None, "{bad:?}");
         }
-        assert_eq!(safe_return_to(&format!("/{}", "a".repeat(600))), None);
+        let longest = format!("/{}", "a".repeat(MAX_RETURN_TO - 1));
+        assert_eq!(safe_return_to(&longest), Some(longest.as_str()));
+        assert_eq!(safe_return_to(&format!("{longest}a")), None);
     }
 }
