@@ -7,6 +7,7 @@
 pub mod access;
 pub mod account;
 pub mod authorization;
+pub mod billing;
 pub mod cron;
 pub mod crypto;
 pub mod csrf;

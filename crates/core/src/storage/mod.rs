@@ -15,6 +15,8 @@
 
 pub mod administrations;
 pub mod api_keys;
+pub mod billing_accounts;
+pub mod billing_events;
 pub mod connections;
 pub mod cron_runs;
 pub mod email_queue;
