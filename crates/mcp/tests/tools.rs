@@ -352,6 +352,10 @@ fn the_free_plan_stops_at_its_monthly_limit_with_the_reset_date_and_the_upgrade(
     assert!(over.contains("Monthly limit reached: 200 of 200"), "{over}");
     assert!(over.contains(&month.resets_at().format("%Y-%m-%d").to_string()));
     assert!(over.contains("Upgrade to starter"));
+    assert!(
+        over.contains("https://portal.example/billing/upgrade?plan=starter"),
+        "the link goes straight to paying: {over}"
+    );
     assert_eq!(
         w.sandbox.requests().len(),
         requests_before,

@@ -9,6 +9,7 @@
 //! SameSite=Lax, no Domain.
 
 use askama::Template;
+use boekhouding_core::billing::entitlement::SubscriptionStatus;
 use boekhouding_core::lifecycle::ConnectionStatus;
 use boekhouding_core::onboarding;
 use boekhouding_core::plan::{Limit, Plan};
@@ -16,8 +17,8 @@ use boekhouding_core::ports::Clock;
 use boekhouding_core::region::Region;
 use boekhouding_core::storage::usage::{self, UsageMonth};
 use boekhouding_core::storage::{
-    SqlExecutor, administrations, api_keys, connections, login_states, oauth_grants, sessions,
-    users,
+    SqlExecutor, administrations, api_keys, billing_accounts, connections, login_states,
+    oauth_grants, sessions, users,
 };
 
 use crate::i18n::{Lang, Page, fill};
@@ -709,6 +710,10 @@ struct Dashboard {
     usage_line: String,
     pricing_href: &'static str,
     upgrade_label: &'static str,
+    /// `(plan, label)` of each plan that can be bought from here.
+    upgrades: Vec<(&'static str, String)>,
+    manage_subscription: Option<&'static str>,
+    plan_change: Option<String>,
     per_day_title: &'static str,
     per_tool_title: &'static str,
     chart_days: String,
@@ -792,6 +797,7 @@ fn notice_text(done: &str, lang: Lang) -> Option<String> {
             "default" => t.notice_default,
             "saved" => t.notice_saved,
             "app_revoked" => t.notice_app_revoked,
+            "checkout_cancelled" => t.notice_checkout_cancelled,
             _ => return None,
         }
         .to_owned(),
@@ -872,6 +878,26 @@ async fn render_dashboard<P: PortalPlatform>(
         .as_ref()
         .map(|s| s.csrf_token(&signed.session.token_hash))
         .unwrap_or_default();
+    let billing = billing_accounts::find_for_user(db, &user.id)
+        .await
+        .ok()
+        .flatten();
+    let subscribed = billing
+        .as_ref()
+        .and_then(|b| b.status.as_deref())
+        .and_then(SubscriptionStatus::parse)
+        .is_some_and(SubscriptionStatus::is_paying);
+    let upgrades: Vec<(&'static str, String)> = match (&cfg.stripe, subscribed) {
+        (Some(_), false) => [Plan::Starter, Plan::Pro]
+            .into_iter()
+            .filter(|p| {
+                Plan::ALL.iter().position(|x| x == p)
+                    > Plan::ALL.iter().position(|x| *x == user.plan)
+            })
+            .map(|p| (p.as_str(), fill(t.upgrade_to, &[plan_label(p)])))
+            .collect(),
+        _ => Vec::new(),
+    };
     let page = Dashboard {
         c: chrome(lang, t.dashboard).switch_form(csrf.clone(), "/dashboard"),
         signed_in_as: fill(t.signed_in_as, &[&user.email]),
@@ -882,6 +908,18 @@ async fn render_dashboard<P: PortalPlatform>(
         usage_line,
         pricing_href: Page::Pricing.path(lang),
         upgrade_label: t.upgrade_label,
+        upgrades,
+        manage_subscription: billing
+            .as_ref()
+            .and_then(|b| b.subscription_id.as_ref())
+            .and(cfg.stripe.as_ref())
+            .map(|_| t.manage_subscription),
+        plan_change: billing.as_ref().and_then(|b| b.next).map(|(plan, at)| {
+            fill(
+                t.plan_changes,
+                &[plan_label(plan), &at.format(t.date_format).to_string()],
+            )
+        }),
         per_day_title: t.per_day_title,
         per_tool_title: t.per_tool_title,
         chart_days: crate::chart::per_day(
@@ -1049,7 +1087,13 @@ async fn render_dashboard<P: PortalPlatform>(
         csrf,
     };
     match page.render() {
-        Ok(html) => WebResponse::html(status, html),
+        // Its billing forms' answers redirect to Stripe's hosted pages.
+        Ok(html) => WebResponse::html(status, html).allow_form_targets(
+            &cfg.stripe
+                .as_ref()
+                .map(crate::billing::hosted_origins)
+                .unwrap_or_default(),
+        ),
         Err(_) => unavailable(lang),
     }
 }

@@ -356,6 +356,21 @@ texts! {
     app_reads: &'static str,
     app_revoke: &'static str,
     notice_app_revoked: &'static str,
+    // Paying for a plan.
+    billing_unavailable_title: &'static str,
+    billing_unavailable_text: &'static str,
+    upgrade_title: &'static str,
+    /// `{0}` the plan, `{1}` its monthly questions.
+    upgrade_text: &'static str,
+    upgrade_pay: &'static str,
+    paid_title: &'static str,
+    paid_text: &'static str,
+    /// `{0}` the plan.
+    upgrade_to: &'static str,
+    manage_subscription: &'static str,
+    /// `{0}` the plan, `{1}` the date.
+    plan_changes: &'static str,
+    notice_checkout_cancelled: &'static str,
 }
 
 /// Fills `{0}`, `{1}`… of a text with `args`.
@@ -548,6 +563,17 @@ pub static NL: Texts = Texts {
     app_reads: "leest",
     app_revoke: "Toegang intrekken",
     notice_app_revoked: "De toegang van die assistent is ingetrokken.",
+    billing_unavailable_title: "Betalen lukt nu even niet",
+    billing_unavailable_text: "We konden Stripe, onze betaalpartner, niet bereiken. Er is niets betaald of veranderd; probeer het over een paar minuten opnieuw.",
+    upgrade_title: "Meer vragen per maand",
+    upgrade_text: "Met {0} stel je {1} vragen per maand. Je betaalt veilig bij Stripe; het nieuwe abonnement gaat direct in.",
+    upgrade_pay: "Verder naar betalen",
+    paid_title: "Bedankt voor je betaling",
+    paid_text: "Stripe heeft je betaling ontvangen. Je nieuwe abonnement gaat in zodra Stripe het ons bevestigt, meestal binnen een paar seconden.",
+    upgrade_to: "Overstappen naar {0}",
+    manage_subscription: "Abonnement beheren",
+    plan_changes: "Je abonnement wordt {0} op {1}.",
+    notice_checkout_cancelled: "Het betalen is afgebroken; er is niets veranderd.",
 };
 
 pub static EN: Texts = Texts {
@@ -731,6 +757,17 @@ pub static EN: Texts = Texts {
     app_reads: "reads",
     app_revoke: "Revoke access",
     notice_app_revoked: "That assistant's access has been revoked.",
+    billing_unavailable_title: "Payments are unavailable right now",
+    billing_unavailable_text: "We could not reach Stripe, our payment provider. Nothing was paid or changed; please try again in a few minutes.",
+    upgrade_title: "More questions a month",
+    upgrade_text: "With {0} you ask {1} questions a month. You pay securely at Stripe; the new plan starts at once.",
+    upgrade_pay: "Continue to payment",
+    paid_title: "Thank you for your payment",
+    paid_text: "Stripe has received your payment. Your new plan starts as soon as Stripe confirms it to us, usually within seconds.",
+    upgrade_to: "Switch to {0}",
+    manage_subscription: "Manage subscription",
+    plan_changes: "Your plan becomes {0} on {1}.",
+    notice_checkout_cancelled: "Payment was cancelled; nothing has changed.",
 };
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! administrations, sessions) live in `boekhouding-core`.
 
 pub mod account;
+pub mod billing;
 pub mod chart;
 pub mod i18n;
 pub mod oauth;
@@ -62,6 +63,8 @@ pub struct PortalConfig {
     /// The OAuth authorization server's issuer and resource (`None`: its
     /// endpoints answer 503).
     pub oauth: Option<oauth::OAuthSettings>,
+    /// Stripe (`None`: paying is unavailable and says so).
+    pub stripe: Option<boekhouding_core::billing::stripe::StripeConfig>,
 }
 
 impl PortalConfig {
@@ -118,6 +121,11 @@ pub async fn handle<P: PortalPlatform>(req: &WebRequest, cfg: &PortalConfig, p: 
         (false, "/language") if post => account::set_language(req, cfg, p).await,
         (false, "/account/delete") if post => account::delete_account(req, cfg, p).await,
         (false, "/apps/revoke") if post => oauth::revoke_app(req, cfg, p).await,
+        (false, "/billing/checkout") if post => billing::checkout(req, cfg, p).await,
+        (false, "/billing/portal") if post => billing::manage(req, cfg, p).await,
+        (false, "/stripe/webhook") if post => billing::webhook_endpoint(req, cfg, p).await,
+        (true, "/billing/upgrade") => billing::upgrade_page(req, cfg, p).await,
+        (true, "/billing/success") => billing::success(req, p).await,
         (true, path) => match Page::from_path(path) {
             Some((page, lang)) => {
                 let session = req.cookie(account::SESSION_COOKIE).is_some();

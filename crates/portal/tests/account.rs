@@ -92,6 +92,7 @@ fn world() -> World {
         }),
         secret: Some(PortalSecret::from_hex(SECRET).unwrap()),
         oauth: Some(oauth_settings()),
+        stripe: None,
     };
     World {
         p: Native {

@@ -100,6 +100,7 @@ fn config() -> PortalConfig {
         exact: None,
         secret: None,
         oauth: None,
+        stripe: None,
     }
 }
 

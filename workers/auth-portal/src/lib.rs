@@ -11,6 +11,9 @@ use boekhouding_cf::platform::{WorkerClock, WorkerRandomness, WorkerSleep};
 use boekhouding_cf::{bindings, edge, health};
 use boekhouding_core::authorization::clients::DocumentPolicy;
 use boekhouding_core::authorization::metadata::{Issuer, McpResource};
+use boekhouding_core::billing::entitlement::PriceBook;
+use boekhouding_core::billing::stripe::{self, StripeConfig};
+use boekhouding_core::crypto::Secret;
 use boekhouding_core::csrf::PortalSecret;
 use boekhouding_core::storage::NoDatabase;
 use boekhouding_portal::oauth::OAuthSettings;
@@ -22,6 +25,8 @@ const SERVICE: &str = "auth-portal";
 
 /// Forms are small; anything larger is refused before it is read.
 const MAX_BODY_BYTES: usize = 64 * 1024;
+/// A Stripe event carries a whole object (an invoice with its lines).
+const MAX_WEBHOOK_BYTES: usize = 512 * 1024;
 
 #[event(fetch)]
 pub async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
@@ -119,10 +124,13 @@ impl PortalPlatform for WorkerPortal {
 
 async fn read(req: &mut Request) -> Result<WebRequest, u16> {
     let url = req.url().map_err(|_| 400u16)?;
+    let limit = if url.path() == "/stripe/webhook" {
+        MAX_WEBHOOK_BYTES
+    } else {
+        MAX_BODY_BYTES
+    };
     let body = if matches!(req.method(), Method::Post) {
-        edge::read_body(req, MAX_BODY_BYTES)
-            .await
-            .map_err(|_| 413u16)?
+        edge::read_body(req, limit).await.map_err(|_| 413u16)?
     } else {
         Vec::new()
     };
@@ -175,6 +183,7 @@ fn config(env: &Env, req: &WebRequest) -> PortalConfig {
     let oauth = oauth_settings(env, &own, &mcp_origin);
     PortalConfig {
         oauth,
+        stripe: stripe_settings(env),
         mcp_origin: mcp_origin.trim_end_matches('/').to_owned(),
         health_urls,
         demo_keys: DEMO_COMPANIES.to_vec(),
@@ -208,6 +217,35 @@ fn oauth_settings(env: &Env, own: &str, mcp_origin: &str) -> Option<OAuthSetting
             None
         }
     }
+}
+
+/// Stripe: `STRIPE_SECRET_KEY` and `STRIPE_WEBHOOK_SECRET` (secrets; the
+/// latter may list several, comma-separated, while one is rolled),
+/// `STRIPE_PRICE_STARTER`, `STRIPE_PRICE_PRO` and `STRIPE_API_BASE`
+/// (default Stripe's own). Without the key or the prices paying is
+/// unavailable and the dashboard offers no button.
+fn stripe_settings(env: &Env) -> Option<StripeConfig> {
+    let key = bindings::secret(env, "STRIPE_SECRET_KEY")?;
+    let starter = bindings::var_or(env, "STRIPE_PRICE_STARTER", "");
+    let pro = bindings::var_or(env, "STRIPE_PRICE_PRO", "");
+    if starter.is_empty() || pro.is_empty() {
+        console_error!(
+            "{SERVICE}: STRIPE_PRICE_STARTER or STRIPE_PRICE_PRO is not set; paying is off"
+        );
+        return None;
+    }
+    let webhook_secrets = bindings::secret(env, "STRIPE_WEBHOOK_SECRET")
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    Some(StripeConfig {
+        api_base: bindings::var_or(env, "STRIPE_API_BASE", stripe::DEFAULT_API_BASE),
+        secret_key: Secret::new(key),
+        prices: PriceBook { starter, pro },
+        webhook_secrets,
+    })
 }
 
 fn to_response(web: WebResponse, env: &Env) -> worker::Result<Response> {

@@ -70,6 +70,20 @@ impl SubscriptionStatus {
         })
     }
 
+    /// Stripe's name of the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Incomplete => "incomplete",
+            Self::IncompleteExpired => "incomplete_expired",
+            Self::Trialing => "trialing",
+            Self::Active => "active",
+            Self::PastDue => "past_due",
+            Self::Canceled => "canceled",
+            Self::Unpaid => "unpaid",
+            Self::Paused => "paused",
+        }
+    }
+
     /// Whether the subscription currently pays for its price (`past_due`
     /// does while Stripe retries the payment).
     pub fn is_paying(self) -> bool {

@@ -123,7 +123,6 @@ pub fn apply_statements(
     decision: &Decision,
     now: DateTime<Utc>,
 ) -> Vec<Statement> {
-    let status = format!("{:?}", sub.status).to_lowercase();
     vec![
         Statement::new(
             "UPDATE billing_accounts SET subscription_id = ?, status = ?, price_id = ?,
@@ -131,7 +130,7 @@ pub fn apply_statements(
              WHERE user_id = ?",
             vec![
                 sub.id.clone().into(),
-                status.into(),
+                sub.status.as_str().into(),
                 sub.price_id.clone().into(),
                 decision.held.paid_plan.map(|p| p.as_str()).into(),
                 decision.held.paid_until.into(),

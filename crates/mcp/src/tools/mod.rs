@@ -287,10 +287,17 @@ impl<P: Platform> Bookkeeping<'_, P> {
             .plan
             .upgrade()
             .map(|p| {
+                // Straight to paying for a plan that can be bought; the
+                // price list for one that is arranged on request.
+                let link = match p {
+                    Plan::Starter | Plan::Pro => {
+                        format!("{}/billing/upgrade?plan={p}", self.portal_url)
+                    }
+                    _ => format!("{}/en/pricing", self.portal_url),
+                };
                 format!(
-                    " Upgrade to {p} ({} calls a month) at {}/dashboard.",
+                    " Upgrade to {p} ({} calls a month) at {link}.",
                     p.limits().monthly_tool_calls,
-                    self.portal_url
                 )
             })
             .unwrap_or_default();
