@@ -22,8 +22,9 @@ use crate::ports::{
 use crate::storage::connections::{self, DueConnection, DueWindows};
 use crate::storage::cron_runs::{RunOutcome, RunSummary};
 use crate::storage::{
-    Executed, Row, SqlExecutor, Statement, StorageError, api_keys, cron_runs, email_queue,
-    login_states, oauth_clients, oauth_codes, oauth_grants, oauth_tokens, sessions, usage,
+    Executed, Row, SqlExecutor, Statement, StorageError, api_keys, billing_accounts, cron_runs,
+    email_queue, login_states, oauth_clients, oauth_codes, oauth_grants, oauth_tokens, sessions,
+    usage,
 };
 
 /// Messages per `sendBatch` (the Queues limit).
@@ -805,6 +806,11 @@ pub fn housekeeping_statements(now: DateTime<Utc>, cfg: &CronConfig) -> Vec<Stat
         // run goes too.
         oauth_clients::purge_unused_statement(now - UNUSED_CLIENT_RETENTION),
     ]
+    .into_iter()
+    // Plan changes whose time has come (a downgrade or cancellation at a
+    // period's end that no webhook brought yet): counted with the purges.
+    .chain(billing_accounts::apply_due_statements(now))
+    .collect()
 }
 
 /// Index of the roll-up insert in [`housekeeping_statements`]: its change

@@ -714,6 +714,8 @@ struct Dashboard {
     upgrades: Vec<(&'static str, String)>,
     manage_subscription: Option<&'static str>,
     plan_change: Option<String>,
+    /// What each smaller plan would pause and stop (before a downgrade).
+    downgrade_notes: Vec<String>,
     per_day_title: &'static str,
     per_tool_title: &'static str,
     chart_days: String,
@@ -898,6 +900,32 @@ async fn render_dashboard<P: PortalPlatform>(
             .collect(),
         _ => Vec::new(),
     };
+    let downgrade_notes: Vec<String> = if subscribed {
+        let active: Vec<_> = admins.iter().filter(|a| a.is_active).cloned().collect();
+        [Plan::Free, Plan::Starter]
+            .into_iter()
+            .filter(|lower| {
+                Plan::ALL.iter().position(|x| x == lower)
+                    < Plan::ALL.iter().position(|x| *x == user.plan)
+            })
+            .map(|lower| {
+                let e = boekhouding_core::billing::limits::effects_of(lower, &active, &keys);
+                let mut parts = Vec::new();
+                if !e.paused_administrations.is_empty() {
+                    parts.push(fill(t.would_pause, &[&e.paused_administrations.join(", ")]));
+                }
+                if !e.stopped_keys.is_empty() {
+                    parts.push(fill(t.would_stop, &[&e.stopped_keys.join(", ")]));
+                }
+                if parts.is_empty() {
+                    parts.push(t.nothing_changes.to_owned());
+                }
+                fill(t.downgrade_note, &[plan_label(lower), &parts.join("; ")])
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let page = Dashboard {
         c: chrome(lang, t.dashboard).switch_form(csrf.clone(), "/dashboard"),
         signed_in_as: fill(t.signed_in_as, &[&user.email]),
@@ -914,6 +942,7 @@ async fn render_dashboard<P: PortalPlatform>(
             .and_then(|b| b.subscription_id.as_ref())
             .and(cfg.stripe.as_ref())
             .map(|_| t.manage_subscription),
+        downgrade_notes,
         plan_change: billing.as_ref().and_then(|b| b.next).map(|(plan, at)| {
             fill(
                 t.plan_changes,

@@ -371,6 +371,13 @@ texts! {
     /// `{0}` the plan, `{1}` the date.
     plan_changes: &'static str,
     notice_checkout_cancelled: &'static str,
+    /// `{0}` a smaller plan, `{1}` what it would change.
+    downgrade_note: &'static str,
+    /// `{0}` administrations' names.
+    would_pause: &'static str,
+    /// `{0}` keys' names.
+    would_stop: &'static str,
+    nothing_changes: &'static str,
 }
 
 /// Fills `{0}`, `{1}`… of a text with `args`.
@@ -574,6 +581,10 @@ pub static NL: Texts = Texts {
     manage_subscription: "Abonnement beheren",
     plan_changes: "Je abonnement wordt {0} op {1}.",
     notice_checkout_cancelled: "Het betalen is afgebroken; er is niets veranderd.",
+    downgrade_note: "Stap je over naar {0}, dan: {1}.",
+    would_pause: "worden deze administraties niet meer gelezen: {0}",
+    would_stop: "stoppen deze sleutels (de nieuwste eerst): {0}",
+    nothing_changes: "blijven al je administraties en sleutels werken",
 };
 
 pub static EN: Texts = Texts {
@@ -768,6 +779,10 @@ pub static EN: Texts = Texts {
     manage_subscription: "Manage subscription",
     plan_changes: "Your plan becomes {0} on {1}.",
     notice_checkout_cancelled: "Payment was cancelled; nothing has changed.",
+    downgrade_note: "If you move to {0}: {1}.",
+    would_pause: "these administrations are no longer read: {0}",
+    would_stop: "these keys stop working (newest first): {0}",
+    nothing_changes: "all your administrations and keys keep working",
 };
 
 #[cfg(test)]
