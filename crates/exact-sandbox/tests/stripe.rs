@@ -256,7 +256,8 @@ impl Env {
                 "mode=subscription&customer={customer}&client_reference_id=u1\
                  &line_items%5B0%5D%5Bprice%5D={price}&line_items%5B0%5D%5Bquantity%5D=1\
                  &success_url=http%3A%2F%2Fportal.test%2Fbilling%2Fdone%3Fsession%3D%7BCHECKOUT_SESSION_ID%7D\
-                 &cancel_url=http%3A%2F%2Fportal.test%2Fbilling&metadata[plan]=starter"
+                 &cancel_url=http%3A%2F%2Fportal.test%2Fbilling&metadata[plan]=starter\
+                 &subscription_data[metadata][user_id]=u1"
             ),
         )
     }
@@ -484,6 +485,10 @@ fn checkout_with_the_paying_card_starts_an_active_monthly_subscription_and_signs
     assert_eq!(sub["status"], "active");
     assert_eq!(sub["customer"], customer.as_str());
     assert_eq!(sub["cancel_at_period_end"], false);
+    assert_eq!(
+        sub["metadata"]["user_id"], "u1",
+        "subscription_data[metadata]"
+    );
     assert!(sub["canceled_at"].is_null());
     assert!(sub["latest_invoice"].as_str().unwrap().starts_with("in_"));
     assert!(

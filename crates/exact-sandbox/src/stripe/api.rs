@@ -299,6 +299,7 @@ fn create_session(
             success_url,
             cancel_url: get("cancel_url"),
             metadata: metadata(form, "metadata"),
+            subscription_metadata: metadata(form, "subscription_data[metadata]"),
             created: now,
             expires_at: now + 24 * 3600,
             complete: false,

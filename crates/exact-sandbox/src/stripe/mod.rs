@@ -113,6 +113,8 @@ pub(crate) struct Session {
     pub success_url: String,
     pub cancel_url: Option<String>,
     pub metadata: Map<String, Value>,
+    /// `subscription_data[metadata]`: copied onto the subscription.
+    pub subscription_metadata: Map<String, Value>,
     pub created: i64,
     pub expires_at: i64,
     pub complete: bool,
@@ -602,7 +604,7 @@ impl State {
                 ended_at: None,
                 created: now,
                 latest_invoice: None,
-                metadata: Map::new(),
+                metadata: s.subscription_metadata.clone(),
                 schedule: None,
                 card_fails,
                 retries_done: 0,

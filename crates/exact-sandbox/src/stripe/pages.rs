@@ -81,7 +81,10 @@ fn checkout_form(shared: &Shared, id: &str, message: Option<&str>) -> Option<Rep
         )
     });
     let cancel = s.cancel_url.as_ref().map_or_else(String::new, |u| {
-        format!("<p><a href=\"{}\">Cancel and go back</a></p>", esc(u))
+        format!(
+            "<p><a id=\"cancel-checkout\" href=\"{}\">Cancel and go back</a></p>",
+            esc(u)
+        )
     });
     let described = if message.is_some() {
         " aria-describedby=\"card-error\" aria-invalid=\"true\""
@@ -98,7 +101,7 @@ fn checkout_form(shared: &Shared, id: &str, message: Option<&str>) -> Option<Rep
              <input id=\"cardnumber\" name=\"cardnumber\" inputmode=\"numeric\" autocomplete=\"cc-number\" required{described}>\
              <label for=\"exp\">Expiry (MM/YY)</label><input id=\"exp\" name=\"exp\" value=\"12/34\">\
              <label for=\"cvc\">CVC</label><input id=\"cvc\" name=\"cvc\" value=\"123\">\
-             <button type=\"submit\">Subscribe</button></form>{cancel}\
+             <button type=\"submit\" id=\"pay\">Subscribe</button></form>{cancel}\
              <p>Test cards: {CARD_OK} pays; {CARD_DECLINED} is declined; {CARD_FAILS_LATER} pays now and fails at renewal.</p>",
             name = esc(&name),
             amount = esc(&amount),
@@ -200,7 +203,7 @@ pub(crate) fn portal_page(shared: &Shared, req: &Req) -> Reply {
     };
     let config = &shared.config.stripe;
     let back = p.return_url.as_ref().map_or_else(String::new, |u| {
-        format!("<p><a href=\"{}\">Return</a></p>", esc(u))
+        format!("<p><a id=\"return\" href=\"{}\">Return</a></p>", esc(u))
     });
     let sub = portal_subscription(&st.stripe, &p.customer)
         .and_then(|s| st.stripe.subscriptions.get(&s).cloned());
@@ -222,7 +225,7 @@ pub(crate) fn portal_page(shared: &Shared, req: &Req) -> Reply {
             if s.cancel_at_period_end {
                 html.push_str(&format!(
                     "<p id=\"notice\">Your plan will be canceled on {}.</p>\
-                     <form method=\"post\" action=\"/stripe/portal/{id}/renew\"><button type=\"submit\">Renew plan</button></form>",
+                     <form method=\"post\" action=\"/stripe/portal/{id}/renew\"><button type=\"submit\" id=\"renew\">Renew plan</button></form>",
                     date(s.period_end),
                     id = esc(&id)
                 ));
@@ -244,7 +247,7 @@ pub(crate) fn portal_page(shared: &Shared, req: &Req) -> Reply {
                     html.push_str(&format!(
                         "<form method=\"post\" action=\"/stripe/portal/{id}/switch\">\
                          <input type=\"hidden\" name=\"price\" value=\"{pid}\">\
-                         <button type=\"submit\">Switch to {n} ({a})</button></form>",
+                         <button type=\"submit\" id=\"switch-{pid}\">Switch to {n} ({a})</button></form>",
                         id = esc(&id),
                         pid = esc(&other.id),
                         n = esc(&n),
@@ -252,7 +255,7 @@ pub(crate) fn portal_page(shared: &Shared, req: &Req) -> Reply {
                     ));
                 }
                 html.push_str(&format!(
-                    "<form method=\"post\" action=\"/stripe/portal/{id}/cancel\"><button type=\"submit\">Cancel plan</button></form>",
+                    "<form method=\"post\" action=\"/stripe/portal/{id}/cancel\"><button type=\"submit\" id=\"cancel\">Cancel plan</button></form>",
                     id = esc(&id)
                 ));
             }
