@@ -822,3 +822,36 @@ fn held_deliveries_go_out_in_the_order_asked_and_replays_and_retries_are_re_sign
         ]
     );
 }
+
+#[test]
+fn a_fault_without_a_path_is_for_exact_and_one_naming_a_stripe_path_hits_it() {
+    let env = start();
+    env.admin(
+        "/__admin/faults",
+        json!({"kind": "status", "status": 503, "count": 1}),
+    );
+    // The billing call in between does not take Exact's fault…
+    let customer = env.call(
+        "POST",
+        "/v1/customers",
+        Some("sk_test_local"),
+        "email=a%40b.nl",
+        None,
+    );
+    assert_eq!(customer.status, 200, "{}", customer.body);
+    // …which the next Exact request still gets.
+    let exact = env.call("GET", "/api/v1/current/Me", None, "", None);
+    assert_eq!(exact.status, 503);
+    env.admin(
+        "/__admin/faults",
+        json!({"kind": "status", "status": 500, "count": 1, "path": "/v1/checkout"}),
+    );
+    let faulted = env.call(
+        "POST",
+        "/v1/checkout/sessions",
+        Some("sk_test_local"),
+        "mode=subscription",
+        None,
+    );
+    assert_eq!(faulted.status, 500);
+}
