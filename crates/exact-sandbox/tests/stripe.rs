@@ -548,6 +548,19 @@ fn checkout_with_the_paying_card_starts_an_active_monthly_subscription_and_signs
     assert_eq!(listed["object"], "list");
     assert_eq!(listed["has_more"], true);
     assert_eq!(listed["data"][0]["type"], "checkout.session.completed");
+    let next = env.api_get(&format!(
+        "/v1/events?limit=2&starting_after={}",
+        listed["data"][1]["id"].as_str().unwrap()
+    ));
+    assert_eq!(next["data"][0]["type"], "customer.subscription.created");
+    assert_eq!(next["data"][1]["type"], "customer.created");
+    assert_eq!(next["has_more"], false);
+    let back = env.api_get(&format!(
+        "/v1/events?limit=1&ending_before={}",
+        next["data"][0]["id"].as_str().unwrap()
+    ));
+    assert_eq!(back["data"][0]["type"], "invoice.paid");
+    assert_eq!(back["has_more"], true);
     let one = env.api_get(&format!("/v1/events/{}", completed["id"].as_str().unwrap()));
     assert_eq!(one, completed);
     // A paid session's page no longer takes a card.

@@ -343,27 +343,36 @@ fn list_events(st: &State, query: &BTreeMap<String, String>) -> Reply {
         .rev()
         .filter(|e| matches(&e.kind))
         .collect();
-    let start = match (query.get("starting_after"), query.get("ending_before")) {
-        (Some(after), _) => newest_first
-            .iter()
-            .position(|e| &e.id == after)
-            .map_or(newest_first.len(), |i| i + 1),
+    // The page is `newest_first[start..end]`: after a cursor, or the
+    // `limit` events just newer than an `ending_before` cursor.
+    let (start, end) = match (query.get("starting_after"), query.get("ending_before")) {
+        (Some(after), _) => {
+            let start = newest_first
+                .iter()
+                .position(|e| &e.id == after)
+                .map_or(newest_first.len(), |i| i + 1);
+            (start, newest_first.len().min(start + limit))
+        }
         (None, Some(before)) => {
             let end = newest_first
                 .iter()
                 .position(|e| &e.id == before)
                 .unwrap_or(0);
-            end.saturating_sub(limit)
+            (end.saturating_sub(limit), end)
         }
-        (None, None) => 0,
+        (None, None) => (0, newest_first.len().min(limit)),
     };
     let page: Vec<Value> = newest_first
         .iter()
         .skip(start)
-        .take(limit)
+        .take(end - start)
         .map(|e| st.event_json(e))
         .collect();
-    let has_more = newest_first.len() > start + page.len();
+    let has_more = if query.contains_key("ending_before") && !query.contains_key("starting_after") {
+        start > 0
+    } else {
+        newest_first.len() > end
+    };
     Reply::json(
         200,
         &json!({"object": "list", "data": page, "has_more": has_more, "url": "/v1/events"}),
