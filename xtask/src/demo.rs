@@ -249,6 +249,7 @@ impl LocalExact {
     ) -> Result<Self> {
         let sandbox = exact_sandbox::Sandbox::start(config).map_err(|e| anyhow::anyhow!("{e}"))?;
         let secrets = local_secrets(state, sandbox.client_secret(), Some(sandbox.mail_api_key()))?;
+        append_stripe_secrets(&secrets.env_file, &sandbox)?;
         let app = ExactApp {
             base_url: sandbox.base_url().to_owned(),
             client_id: sandbox.client_id().to_owned(),
@@ -279,16 +280,58 @@ impl LocalExact {
         }
     }
 
-    /// The plain variables the Workers need to reach the sandbox, as Exact
-    /// and as the mail provider (secrets go through `secrets.env_file`).
-    pub fn vars(&self) -> [(&str, &str); 4] {
-        [
+    /// The plain variables the Workers need to reach the sandbox, as Exact,
+    /// as the mail provider and as Stripe (secrets go through
+    /// `secrets.env_file`).
+    pub fn vars(&self) -> Vec<(&str, &str)> {
+        let mut vars = vec![
             ("EXACT_CLIENT_ID", self.sandbox.client_id()),
             ("EXACT_BASE_URL", self.sandbox.base_url()),
             ("EXACT_REDIRECT_URI", self.redirect_uri.as_str()),
             ("MAIL_API_URL", self.sandbox.base_url()),
-        ]
+        ];
+        vars.extend(stripe_vars(&self.sandbox));
+        vars
     }
+}
+
+/// The local Stripe as xtask runs it: events go to the portal's webhook
+/// endpoint on `portal_port`.
+pub fn local_stripe(portal_port: u16) -> exact_sandbox::stripe::StripeConfig {
+    exact_sandbox::stripe::StripeConfig {
+        webhook_url: Some(format!("http://127.0.0.1:{portal_port}/stripe/webhook")),
+        ..exact_sandbox::stripe::StripeConfig::default()
+    }
+}
+
+/// The local Stripe's price ids as the product reads them: the first
+/// configured price is starter, the second pro.
+pub fn stripe_vars(sandbox: &exact_sandbox::Sandbox) -> Vec<(&'static str, &str)> {
+    let prices = &sandbox.stripe_config().prices;
+    let mut vars = vec![("STRIPE_API_BASE", sandbox.base_url())];
+    for (name, price) in ["STRIPE_PRICE_STARTER", "STRIPE_PRICE_PRO"]
+        .into_iter()
+        .zip(prices)
+    {
+        vars.push((name, price.id.as_str()));
+    }
+    vars
+}
+
+/// Adds the local Stripe's secret key and webhook signing secret(s) to the
+/// Workers' secrets file (several secrets, during a rotation, are
+/// comma-separated).
+pub fn append_stripe_secrets(env_file: &Path, sandbox: &exact_sandbox::Sandbox) -> Result<()> {
+    use std::io::Write;
+    let stripe = sandbox.stripe_config();
+    let mut file = std::fs::OpenOptions::new().append(true).open(env_file)?;
+    write!(
+        file,
+        "STRIPE_SECRET_KEY={}\nSTRIPE_WEBHOOK_SECRET={}\n",
+        stripe.secret_key,
+        stripe.webhook_secrets.join(",")
+    )?;
+    Ok(())
 }
 
 /// Waits for the browser to come back to the OAuth callback on `listener`

@@ -159,7 +159,10 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
         .unwrap_or(8788);
     let exact = crate::demo::LocalExact::start(
         &state,
-        exact_sandbox::SandboxConfig::default(),
+        exact_sandbox::SandboxConfig {
+            stripe: crate::demo::local_stripe(portal_port),
+            ..exact_sandbox::SandboxConfig::default()
+        },
         format!("http://127.0.0.1:{portal_port}/callback"),
         boekhouding_core::plan::Plan::Pro,
         None,
@@ -620,6 +623,7 @@ pub fn dev(opts: &Options) -> Result<()> {
                 &state,
                 exact_sandbox::SandboxConfig {
                     bind: format!("127.0.0.1:{}", opts.sandbox_port.unwrap_or(9700)),
+                    stripe: crate::demo::local_stripe(base + 1),
                     ..exact_sandbox::SandboxConfig::default()
                 },
                 format!("http://127.0.0.1:{}/callback", base + 1),
@@ -698,6 +702,9 @@ pub fn dev(opts: &Options) -> Result<()> {
         ),
         None => println!("  {:<12} {exact_base}", "exact"),
     }
+    if let Some(exact) = &local {
+        print_stripe(&exact.sandbox);
+    }
     println!(
         "\nDemo user {} is connected to Exact (administrations {:?}).",
         account.email, account.divisions
@@ -766,4 +773,39 @@ pub fn bench() -> Result<()> {
     std::fs::write(out.join("bench.json"), serde_json::to_string_pretty(&json)?)?;
     println!("written to bench-results/bench.json");
     Ok(())
+}
+
+/// How to use the local Stripe that `dev` runs inside the sandbox.
+fn print_stripe(sandbox: &exact_sandbox::Sandbox) {
+    let stripe = sandbox.stripe_config();
+    let base = sandbox.base_url();
+    println!(
+        "  {:<12} {base}/v1/…   (key {}; webhooks to {} signed with {})",
+        "stripe",
+        stripe.secret_key,
+        stripe.webhook_url.as_deref().unwrap_or("nowhere"),
+        stripe.webhook_secrets.join(" and ")
+    );
+    for p in &stripe.prices {
+        println!(
+            "  {:<12} price {} = {} {}.{:02} {} a month",
+            "",
+            p.id,
+            p.product_name,
+            p.unit_amount / 100,
+            p.unit_amount % 100,
+            p.currency.to_ascii_uppercase()
+        );
+    }
+    println!(
+        "  {:<12} test cards: {} pays, {} is declined, {} pays now and fails at renewal (past_due, then canceled)",
+        "",
+        exact_sandbox::stripe::CARD_OK,
+        exact_sandbox::stripe::CARD_DECLINED,
+        exact_sandbox::stripe::CARD_FAILS_LATER
+    );
+    println!(
+        "  {:<12} events: curl {base}/__admin/stripe/events; pass period ends: curl -d '{{\"advance_seconds\":2678400}}' {base}/__admin/clock",
+        ""
+    );
 }

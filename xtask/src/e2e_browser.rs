@@ -51,7 +51,26 @@ pub fn checks(tools: &Tools, sandbox: &exact_sandbox::Sandbox) -> Vec<(&'static 
                 ],
             ),
         ),
+        (
+            "browser: the local Stripe's hosted pages (checkout declines 4000…0002 on the page, pays with 4242… back to the success URL with the session id; the billing portal switches plan, cancels at period end and returns), accessible",
+            stripe_checkout(tools, sandbox),
+        ),
     ]
+}
+
+fn stripe_checkout(tools: &Tools, sandbox: &exact_sandbox::Sandbox) -> Result<()> {
+    let stripe = sandbox.stripe_config();
+    let price = |i: usize| stripe.prices.get(i).map_or("", |p| p.id.as_str());
+    run_scenario(
+        tools,
+        "stripe-sandbox-checkout.mjs",
+        &[
+            ("base-url", sandbox.base_url()),
+            ("secret-key", stripe.secret_key.as_str()),
+            ("price", price(0)),
+            ("other-price", price(1)),
+        ],
+    )
 }
 
 /// The customer portal in the browser, as one customer's life: sign up

@@ -66,7 +66,23 @@ fn fault_reply(f: &Fault) -> Reply {
 fn route(shared: &Shared, req: &Req) -> (Reply, Option<String>, Option<i64>) {
     let p = req.path.as_str();
     match (req.method.as_str(), p) {
+        (_, p) if p.starts_with("/__admin/stripe/") => {
+            (crate::stripe::admin(shared, req), None, None)
+        }
         (_, p) if p.starts_with("/__admin/") => (admin(shared, req), None, None),
+        (_, p) if p.starts_with("/v1/") => (crate::stripe::serve(shared, req), None, None),
+        ("GET", p) if p.starts_with("/stripe/checkout/") => {
+            (crate::stripe::checkout_page(shared, req), None, None)
+        }
+        ("POST", p) if p.starts_with("/stripe/checkout/") => {
+            (crate::stripe::checkout_submit(shared, req), None, None)
+        }
+        ("GET", p) if p.starts_with("/stripe/portal/") => {
+            (crate::stripe::portal_page(shared, req), None, None)
+        }
+        ("POST", p) if p.starts_with("/stripe/portal/") => {
+            (crate::stripe::portal_action(shared, req), None, None)
+        }
         ("GET", "/api/oauth2/auth") => (crate::oauth::authorize_page(shared, req), None, None),
         ("POST", "/api/oauth2/auth") => (crate::oauth::authorize_submit(shared, req), None, None),
         ("POST", "/api/oauth2/token") => {
@@ -139,7 +155,11 @@ fn admin(shared: &Shared, req: &Req) -> Reply {
         ("POST", "/__admin/clock") => {
             let secs = body["advance_seconds"].as_i64().unwrap_or(0);
             st.offset += Duration::seconds(secs);
-            Reply::json(200, &json!({"now": st.now().to_rfc3339()}))
+            // The local Stripe lives on the same clock: renewals, period
+            // ends and payment retries that are now due happen at once.
+            let now = st.now();
+            st.stripe.tick(&shared.stripe_ctx(), now.timestamp());
+            Reply::json(200, &json!({"now": now.to_rfc3339()}))
         }
         ("GET", "/__admin/requests") => Reply::json(200, &json!(st.log)),
         ("GET", "/__admin/mails") => Reply::json(200, &json!(st.mails)),

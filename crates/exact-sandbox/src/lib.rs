@@ -32,6 +32,8 @@ mod server;
 #[cfg(feature = "server")]
 mod state;
 #[cfg(feature = "server")]
+pub mod stripe;
+#[cfg(feature = "server")]
 pub mod transport;
 
 #[cfg(feature = "server")]
@@ -73,6 +75,8 @@ pub struct SandboxConfig {
     pub daily_limit: u32,
     /// The API key the mail catcher (`POST /emails`) accepts.
     pub mail_api_key: String,
+    /// The local Stripe (`/v1/…`, `/stripe/…`, `/__admin/stripe/…`).
+    pub stripe: stripe::StripeConfig,
 }
 
 #[cfg(feature = "server")]
@@ -87,6 +91,7 @@ impl Default for SandboxConfig {
             minutely_limit: 60,
             daily_limit: 5_000,
             mail_api_key: "re_sandbox_local".into(),
+            stripe: stripe::StripeConfig::default(),
         }
     }
 }
@@ -99,6 +104,20 @@ pub(crate) struct Shared {
     pub data: Dataset,
     pub books: books::Books,
     pub state: Mutex<state::Inner>,
+    /// Hands the local Stripe's events to its delivery thread.
+    pub stripe_deliverer: stripe::Deliverer,
+}
+
+#[cfg(feature = "server")]
+impl Shared {
+    /// What the local Stripe's handlers need besides its state.
+    pub(crate) fn stripe_ctx(&self) -> stripe::Ctx<'_> {
+        stripe::Ctx {
+            config: &self.config.stripe,
+            base: &self.books.base_url,
+            deliverer: &self.stripe_deliverer,
+        }
+    }
 }
 
 /// A running sandbox; dropping it stops the server.
@@ -146,12 +165,15 @@ impl Sandbox {
             data.users.clone(),
             &mut data.companies,
         );
+        let (stripe_deliverer, deliveries) = stripe::Deliverer::new();
         let shared = Arc::new(Shared {
             config,
             data,
             books,
             state: Mutex::new(state::Inner::default()),
+            stripe_deliverer,
         });
+        stripe::spawn_delivery(deliveries, Arc::downgrade(&shared));
         let server =
             server::Server::start(listener, Arc::clone(&shared)).map_err(|e| StartError {
                 bind: shared.config.bind.clone(),
@@ -212,6 +234,26 @@ impl Sandbox {
     /// The API key the mail catcher accepts.
     pub fn mail_api_key(&self) -> &str {
         &self.shared.config.mail_api_key
+    }
+
+    /// The secret key the local Stripe accepts (`sk_test_…`).
+    pub fn stripe_secret_key(&self) -> &str {
+        &self.shared.config.stripe.secret_key
+    }
+
+    /// The local Stripe's configuration (prices, webhook endpoint, secrets).
+    pub fn stripe_config(&self) -> &stripe::StripeConfig {
+        &self.shared.config.stripe
+    }
+
+    /// Every webhook delivery attempt so far, oldest first (also at
+    /// `GET /__admin/stripe/deliveries`).
+    pub fn stripe_deliveries(&self) -> Vec<stripe::Delivery> {
+        self.shared
+            .state
+            .lock()
+            .map(|s| s.stripe.deliveries.clone())
+            .unwrap_or_default()
     }
 
     /// Blocks until the server stops (the binary's main loop).

@@ -91,6 +91,8 @@ pub struct Inner {
     pub counter: u64,
     /// Mails accepted by the Resend-compatible catcher.
     pub mails: Vec<crate::mail::CaughtMail>,
+    /// The local Stripe's objects, events and deliveries.
+    pub stripe: crate::stripe::State,
 }
 
 impl Inner {
@@ -109,12 +111,16 @@ impl Inner {
         format!("{prefix}{}", hex::encode(digest))
     }
 
-    /// Takes one matching fault, if any.
+    /// Takes one matching fault, if any. A fault without a path applies
+    /// to Exact's paths only: the local Stripe's (`/v1/`, `/stripe/`) are
+    /// faulted only by naming them, so Exact fault tests stay unaffected
+    /// by billing calls in between.
     pub fn take_fault(&mut self, path: &str) -> Option<Fault> {
+        let stripe = path.starts_with("/v1/") || path.starts_with("/stripe/");
         let idx = self
             .faults
             .iter()
-            .position(|f| f.path.as_deref().is_none_or(|p| path.starts_with(p)))?;
+            .position(|f| f.path.as_deref().map_or(!stripe, |p| path.starts_with(p)))?;
         let fault = self.faults.get_mut(idx)?;
         let taken = fault.clone();
         fault.count = fault.count.saturating_sub(1);
