@@ -386,6 +386,16 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
             }
         }
     }
+    if only.is_empty() || only.contains("billing") {
+        let port_of = |name: &str| servers.iter().find(|s| s.name == name).map(|s| s.port);
+        if let (Some(portal), Some(mcp)) = (port_of("auth-portal"), port_of("mcp-server")) {
+            for (name, result) in
+                crate::e2e_browser::billing_checks(tools, &state, sandbox, portal, mcp)
+            {
+                suite.check(name, result);
+            }
+        }
+    }
     if only.is_empty() || only.contains("oauth") {
         let port_of = |name: &str| servers.iter().find(|s| s.name == name).map(|s| s.port);
         if let (Some(portal), Some(mcp)) = (port_of("auth-portal"), port_of("mcp-server")) {

@@ -166,6 +166,94 @@ pub fn portal_checks(
     out
 }
 
+/// Paying for a plan in the browser, one customer's way: sign up on free,
+/// reach the monthly limit (the official Python SDK is told so, with the
+/// upgrade link), pay at the local Stripe's checkout (a declined card
+/// first), call the tool again under the new limit; then the billing
+/// portal: up to pro, a cancellation that waits for the period's end, and
+/// free after it.
+pub fn billing_checks(
+    tools: &Tools,
+    state: &std::path::Path,
+    sandbox: &exact_sandbox::Sandbox,
+    portal_port: u16,
+    mcp_port: u16,
+) -> Vec<(&'static str, Result<()>)> {
+    const LOGIN: &str = "other";
+    const EMAIL: &str = "eva@fundatie.example";
+    let base = format!("http://127.0.0.1:{portal_port}");
+    let mcp_url = format!("http://127.0.0.1:{mcp_port}/mcp");
+    let key_file = state.join("billing-key");
+    let scenario = |mode: &str| {
+        run_scenario(
+            tools,
+            "billing.mjs",
+            &[
+                ("scenario-name", &format!("billing-{mode}")),
+                ("base-url", base.as_str()),
+                ("sandbox-url", sandbox.base_url()),
+                ("mode", mode),
+                ("username", LOGIN),
+                ("out", &key_file.to_string_lossy()),
+            ],
+        )
+    };
+    let sdk = |key: &str| -> Result<(i32, String)> {
+        let out = std::process::Command::new(&tools.python)
+            .arg(tools.root.join("tests/sdk/one_call.py"))
+            .arg(&mcp_url)
+            .arg(key)
+            .arg("list_divisions")
+            .output()?;
+        let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        println!("    sdk: {line}");
+        Ok((out.status.code().unwrap_or(-1), line))
+    };
+    let at_the_limit = || -> Result<()> {
+        let db = rusqlite::Connection::open(crate::demo::local_d1_file(state)?)?;
+        let month = chrono::Utc::now().format("%Y-%m").to_string();
+        let changed = db.execute(
+            "INSERT INTO usage_counters (user_id, month, tool_calls)
+             SELECT id, ?2, 200 FROM users WHERE email = ?1
+             ON CONFLICT (user_id, month) DO UPDATE SET tool_calls = 200",
+            rusqlite::params![EMAIL, month],
+        )?;
+        if changed != 1 {
+            bail!("no free customer {EMAIL} to bring to the limit");
+        }
+        Ok(())
+    };
+    let mut out = Vec::new();
+    out.push((
+        "billing browser: a free customer at the monthly limit is told so by the SDK, with a link straight to paying",
+        scenario("signup").and_then(|()| {
+            at_the_limit()?;
+            let key = std::fs::read_to_string(&key_file)?;
+            let (code, line) = sdk(key.trim())?;
+            if code == 0 || !line.contains("Monthly limit reached") || !line.contains("/billing/upgrade?plan=starter") {
+                bail!("expected the limit message with the upgrade link, got exit {code}: {line}");
+            }
+            Ok(())
+        }),
+    ));
+    out.push((
+        "billing browser: the local Stripe declines a card (plan unchanged), takes a paying one, the signed webhook makes the plan Starter, and the SDK's next call is answered",
+        scenario("upgrade").and_then(|()| {
+            let key = std::fs::read_to_string(&key_file)?;
+            let (code, line) = sdk(key.trim())?;
+            if code != 0 {
+                bail!("the call after paying failed (exit {code}): {line}");
+            }
+            Ok(())
+        }),
+    ));
+    out.push((
+        "billing browser: the billing portal moves to Pro at once; a cancellation keeps Pro until the period's end (shown on the dashboard), then Free",
+        scenario("manage"),
+    ));
+    out
+}
+
 const NEW_CUSTOMER: &str = "sanne@administratiekantoor.example";
 
 /// After deletion: no row of the customer anywhere, table by table.
