@@ -759,7 +759,7 @@ pub fn bench() -> Result<()> {
     build::print_report(&report);
     let core = crate::bench::core_throughput()?;
     crate::bench::print(&core);
-    let mcp = crate::bench_mcp::run(&tools, &root)?;
+    let mcp = crate::bench_mcp::run(&tools, &root, &report)?;
     crate::bench_mcp::print(&mcp);
     let cron = crate::bench_cron::run(&tools, &root)?;
     crate::bench_cron::print(&cron);

@@ -5,6 +5,7 @@
 mod bench;
 mod bench_cron;
 mod bench_mcp;
+mod bench_peer;
 mod build;
 mod demo;
 mod docs;
