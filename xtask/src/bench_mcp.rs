@@ -74,10 +74,40 @@ fn one_call(port: u16, key: &str, tool: &str, args: &serde_json::Value, id: u64)
     let r = http_request(port, "POST", "/mcp", &headers, &body.to_string())?;
     let count = |name: &str| r.header(name).and_then(|v| v.parse().ok());
     Ok(Call {
-        ok: r.status == 200 && r.json()?["result"]["isError"] == false,
+        ok: r.status == 200 && answered(&r.json()?),
         round_trips: count("X-D1-Round-Trips"),
         statements: count("X-D1-Statements"),
     })
+}
+
+/// A tools/call answer that is a result and not a tool error (the SDK
+/// leaves `isError` out on success; ours says `false`).
+fn answered(reply: &serde_json::Value) -> bool {
+    reply["result"].is_object() && reply["result"]["isError"] != true
+}
+
+/// Says so when a server's first answer to a compared tool is not a
+/// result, with the start of its body, so a broken peer or server is
+/// visible instead of showing up only as an error count.
+fn probe(name: &str, port: u16, key: &str, tool: &str, args: &serde_json::Value) {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": args}});
+    let auth = format!("Bearer {key}");
+    let mut headers = vec![
+        ("Accept", "application/json, text/event-stream"),
+        ("Content-Type", "application/json"),
+    ];
+    if !key.is_empty() {
+        headers.push(("Authorization", &auth));
+    }
+    match http_request(port, "POST", "/mcp", &headers, &body.to_string()) {
+        Ok(r) if r.status == 200 && r.json().is_ok_and(|v| answered(&v)) => {}
+        Ok(r) => println!(
+            "WARNING: {name}'s {tool} answered {}: {}",
+            r.status,
+            r.body.chars().take(300).collect::<String>()
+        ),
+        Err(e) => println!("WARNING: {name}'s {tool} failed: {e:#}"),
+    }
 }
 
 /// The mean of the counts the answers carried, `None` when none did.
@@ -395,8 +425,9 @@ pub fn run(tools: &Tools, root: &Path, bundles: &[BundleSize]) -> Result<McpBenc
     let mut compare = |ours_port: u16, d1_delay_ms: u32| {
         for ((tool, args, _), up) in COMPARED.iter().zip(&upstream) {
             let args: serde_json::Value = serde_json::from_str(args).unwrap_or_default();
-            for p in [ours_port, peer.port] {
+            for (name, p) in [("ours", ours_port), ("the peer", peer.port)] {
                 let k = if p == peer.port { "" } else { key.as_str() };
+                probe(name, p, k, tool, &args);
                 for _ in 0..5 {
                     let _ = one_call(p, k, tool, &args, 0);
                 }
@@ -567,6 +598,18 @@ pub fn print(b: &McpBench) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_result_without_is_error_counts_as_answered() {
+        assert!(answered(&json!({"result": {"content": []}})));
+        assert!(answered(
+            &json!({"result": {"content": [], "isError": false}})
+        ));
+        assert!(!answered(
+            &json!({"result": {"content": [], "isError": true}})
+        ));
+        assert!(!answered(&json!({"error": {"code": -32602}})));
+    }
 
     #[test]
     fn counts_are_averaged_over_the_answers_that_carried_them() {
