@@ -592,9 +592,16 @@ pub fn dev(opts: &Options) -> Result<()> {
     let report = build::build_all(&tools, opts.profile())?;
     build::print_report(&report);
     let state = root.join(".state/dev");
+    // A fresh start: no D1 rows, usage, keys or secrets from earlier runs.
+    if opts.fresh && state.exists() {
+        std::fs::remove_dir_all(&state)
+            .with_context(|| format!("removing {} for --fresh", state.display()))?;
+        println!("--fresh: removed {}", state.display());
+    }
     std::fs::create_dir_all(&state)?;
     apply_migrations_local(&tools, &state)?;
     let base = opts.port.unwrap_or(8787);
+    let plan = opts.dev_plan();
 
     // The bundled Exact Online sandbox, or another Exact-compatible server
     // with --exact-url; either way the demo user connects through the real
@@ -620,8 +627,7 @@ pub fn dev(opts: &Options) -> Result<()> {
                     .clone()
                     .unwrap_or_else(|| "http://127.0.0.1:8790/callback".into()),
             };
-            let account =
-                crate::demo::connect_external(&state, &app, boekhouding_core::plan::Plan::Pro)?;
+            let account = crate::demo::connect_external(&state, &app, plan)?;
             vars.push(("EXACT_CLIENT_ID".into(), app.client_id.clone()));
             vars.push(("EXACT_BASE_URL".into(), app.base_url.clone()));
             vars.push(("EXACT_REDIRECT_URI".into(), app.redirect_uri.clone()));
@@ -637,7 +643,7 @@ pub fn dev(opts: &Options) -> Result<()> {
                     ..exact_sandbox::SandboxConfig::default()
                 },
                 format!("http://127.0.0.1:{}/callback", base + 1),
-                boekhouding_core::plan::Plan::Pro,
+                plan,
                 Some(&state.join("api-key")),
             )?;
             vars.extend(
@@ -716,8 +722,10 @@ pub fn dev(opts: &Options) -> Result<()> {
         print_stripe(&exact.sandbox);
     }
     println!(
-        "\nDemo user {} is connected to Exact (administrations {:?}).",
-        account.email, account.divisions
+        "\nDemo user {} is on the {} plan and connected to Exact (administrations {:?}).",
+        account.email,
+        plan.as_str(),
+        account.divisions
     );
     println!("MCP endpoint: {mcp_url}");
     println!(
@@ -768,7 +776,7 @@ pub fn bench() -> Result<()> {
     build::print_report(&report);
     let core = crate::bench::core_throughput()?;
     crate::bench::print(&core);
-    let mcp = crate::bench_mcp::run(&tools, &root)?;
+    let mcp = crate::bench_mcp::run(&tools, &root, &report)?;
     crate::bench_mcp::print(&mcp);
     let cron = crate::bench_cron::run(&tools, &root)?;
     crate::bench_cron::print(&cron);

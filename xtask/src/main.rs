@@ -5,6 +5,7 @@
 mod bench;
 mod bench_cron;
 mod bench_mcp;
+mod bench_peer;
 mod build;
 mod demo;
 mod docs;
@@ -24,15 +25,18 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use boekhouding_core::plan::{Plan, UnknownPlan};
 
 const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
   setup                 install the pinned toolchain into .tools/ and wrangler/node_modules/
-  dev [--port N] [--sandbox-port N]
+  dev [--port N] [--sandbox-port N] [--plan free|starter|pro|enterprise] [--fresh]
                         build, migrate a local D1, start the Exact sandbox, connect a demo
                         user through its OAuth flow, and run the three Workers in workerd;
+                        the demo user is on --plan (enterprise by default, so local use never
+                        reaches a monthly limit); --fresh starts from an empty .state/dev;
                         --exact-url URL --exact-client-id ID --exact-client-secret S
                         [--exact-redirect-uri http://127.0.0.1:8790/callback] connects to
                         another Exact-compatible server (e.g. a real Exact test company) instead
@@ -150,6 +154,10 @@ pub struct Options {
     pub exact_client_id: Option<String>,
     pub exact_client_secret: Option<String>,
     pub exact_redirect_uri: Option<String>,
+    /// The demo user's plan in `dev` (enterprise when absent).
+    pub plan: Option<Plan>,
+    /// `dev` starts from an empty local D1 and state directory.
+    pub fresh: bool,
     /// A bare word after the command (`keys status`).
     pub sub: Option<String>,
 }
@@ -187,6 +195,14 @@ impl Options {
                 "--exact-redirect-uri" => {
                     o.exact_redirect_uri = Some(value("--exact-redirect-uri")?)
                 }
+                "--plan" => {
+                    let name = value("--plan")?;
+                    o.plan = Some(
+                        name.parse()
+                            .map_err(|e: UnknownPlan| anyhow::anyhow!("--plan: {e}"))?,
+                    )
+                }
+                "--fresh" => o.fresh = true,
                 word if !word.starts_with('-') && o.sub.is_none() => o.sub = Some(word.to_owned()),
                 other => bail!("unknown option {other:?}\n\n{USAGE}"),
             }
@@ -197,6 +213,13 @@ impl Options {
             bail!("--env must be staging or production, not {env:?}");
         }
         Ok(o)
+    }
+
+    /// The plan `dev` signs its demo user up on: enterprise unless
+    /// `--plan` says otherwise, so a day of local use never ends in a
+    /// monthly limit.
+    pub fn dev_plan(&self) -> Plan {
+        self.plan.unwrap_or(Plan::Enterprise)
     }
 
     fn profile(&self) -> build::Profile {
@@ -295,4 +318,40 @@ fn test(opts: &Options) -> Result<()> {
         started.elapsed()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options> {
+        Options::parse(&args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn dev_defaults_to_enterprise_and_keeps_its_state() {
+        let o = parse(&[]).unwrap();
+        assert_eq!(o.dev_plan(), Plan::Enterprise);
+        assert!(!o.fresh);
+    }
+
+    #[test]
+    fn dev_takes_every_plan_and_a_fresh_start() {
+        for plan in Plan::ALL {
+            let o = parse(&["--plan", plan.as_str(), "--port", "9000"]).unwrap();
+            assert_eq!(o.dev_plan(), plan);
+            assert_eq!(o.port, Some(9000));
+        }
+        let o = parse(&["--fresh", "--plan", "free"]).unwrap();
+        assert!(o.fresh);
+        assert_eq!(o.dev_plan(), Plan::Free);
+    }
+
+    #[test]
+    fn an_unknown_or_missing_plan_is_refused_with_the_choices() {
+        let err = parse(&["--plan", "gold"]).unwrap_err().to_string();
+        assert!(err.contains("free, starter, pro, enterprise"), "{err}");
+        let err = parse(&["--plan"]).unwrap_err().to_string();
+        assert!(err.contains("--plan needs a value"), "{err}");
+    }
 }
