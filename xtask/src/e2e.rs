@@ -388,9 +388,13 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
     }
     if only.is_empty() || only.contains("billing") {
         let port_of = |name: &str| servers.iter().find(|s| s.name == name).map(|s| s.port);
-        if let (Some(portal), Some(mcp)) = (port_of("auth-portal"), port_of("mcp-server")) {
+        if let (Some(portal), Some(mcp), Some(cron)) = (
+            port_of("auth-portal"),
+            port_of("mcp-server"),
+            port_of("token-cron"),
+        ) {
             for (name, result) in
-                crate::e2e_browser::billing_checks(tools, &state, sandbox, portal, mcp)
+                crate::e2e_browser::billing_checks(tools, &state, sandbox, portal, mcp, cron)
             {
                 suite.check(name, result);
             }

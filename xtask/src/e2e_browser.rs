@@ -178,12 +178,19 @@ pub fn billing_checks(
     sandbox: &exact_sandbox::Sandbox,
     portal_port: u16,
     mcp_port: u16,
+    cron_port: u16,
 ) -> Vec<(&'static str, Result<()>)> {
-    const LOGIN: &str = "other";
-    const EMAIL: &str = "eva@fundatie.example";
+    // The portal group deleted this customer's account at its end (and a
+    // billing-only run never made it): a new customer again.
+    const LOGIN: &str = "nieuw";
+    const EMAIL: &str = NEW_CUSTOMER;
     let base = format!("http://127.0.0.1:{portal_port}");
     let mcp_url = format!("http://127.0.0.1:{mcp_port}/mcp");
     let key_file = state.join("billing-key");
+    let d1 = crate::demo::local_d1_file(state)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let cron_url = format!("http://127.0.0.1:{cron_port}");
     let scenario = |mode: &str| {
         run_scenario(
             tools,
@@ -194,6 +201,9 @@ pub fn billing_checks(
                 ("sandbox-url", sandbox.base_url()),
                 ("mode", mode),
                 ("username", LOGIN),
+                ("email", EMAIL),
+                ("d1", &d1),
+                ("cron-url", &cron_url),
                 ("out", &key_file.to_string_lossy()),
             ],
         )
