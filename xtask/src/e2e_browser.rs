@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::project_root;
 use crate::tools::Tools;
@@ -261,7 +261,122 @@ pub fn billing_checks(
         "billing browser: the billing portal moves to Pro at once; a cancellation keeps Pro until the period's end (shown on the dashboard), then Free",
         scenario("manage"),
     ));
+    out.push((
+        "billing webhook: Stripe's replay of an applied event is answered 200 and applied once; a replay signed 10 minutes ago and a forged signature get 400; the plan stays as paid",
+        webhook_check(state, sandbox, portal_port, EMAIL),
+    ));
     out
+}
+
+/// Hostile deliveries at the real endpoint, through the local Stripe's
+/// admin API (replays as Stripe makes them) and by hand (a forgery).
+fn webhook_check(
+    state: &std::path::Path,
+    sandbox: &exact_sandbox::Sandbox,
+    portal_port: u16,
+    email: &str,
+) -> Result<()> {
+    use crate::process::http_request;
+    let port: u16 = sandbox
+        .base_url()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .context("the sandbox's port")?;
+    let events = |()| -> Result<Vec<serde_json::Value>> {
+        let r = http_request(port, "GET", "/__admin/stripe/events", &[], "")?;
+        Ok(r.json()?.as_array().cloned().unwrap_or_default())
+    };
+    let db = rusqlite::Connection::open(crate::demo::local_d1_file(state)?)?;
+    let plan = || -> Result<String> {
+        Ok(
+            db.query_row("SELECT plan FROM users WHERE email = ?1", [email], |r| {
+                r.get(0)
+            })?,
+        )
+    };
+    let before = plan()?;
+    // The cancellation this customer's subscription ended with.
+    let deleted = events(())?
+        .into_iter()
+        .rev()
+        .find(|e| e["type"] == "customer.subscription.deleted")
+        .context("no customer.subscription.deleted event to replay")?;
+    let id = deleted["id"].as_str().context("event id")?.to_owned();
+    let last_status = |id: &str| -> Result<Option<i64>> {
+        Ok(events(())?
+            .into_iter()
+            .find(|e| e["id"] == id)
+            .and_then(|e| e["deliveries"].as_array().and_then(|d| d.last().cloned()))
+            .and_then(|d| d["status"].as_i64()))
+    };
+    let replay = |age: i64| -> Result<Option<i64>> {
+        let attempts_before = events(())?
+            .into_iter()
+            .find(|e| e["id"] == id.as_str())
+            .and_then(|e| e["deliveries"].as_array().map(Vec::len))
+            .unwrap_or(0);
+        http_request(
+            port,
+            "POST",
+            &format!("/__admin/stripe/events/{id}/replay"),
+            &[("Content-Type", "application/json")],
+            &format!("{{\"age_seconds\":{age}}}"),
+        )?;
+        for _ in 0..40 {
+            let now = events(())?
+                .into_iter()
+                .find(|e| e["id"] == id.as_str())
+                .and_then(|e| e["deliveries"].as_array().map(Vec::len))
+                .unwrap_or(0);
+            if now > attempts_before {
+                return last_status(&id);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        bail!("the replay of {id} was not delivered");
+    };
+    let fresh = replay(0)?;
+    if fresh != Some(200) {
+        bail!("a fresh replay was answered {fresh:?}, not 200");
+    }
+    let applied: i64 = db.query_row(
+        "SELECT COUNT(*) FROM billing_events WHERE event_id = ?1",
+        [&id],
+        |r| r.get(0),
+    )?;
+    if applied != 1 {
+        bail!("event {id} recorded {applied} times");
+    }
+    let stale = replay(600)?;
+    if stale != Some(400) {
+        bail!("a replay signed 10 minutes ago was answered {stale:?}, not 400");
+    }
+    let forged = http_request(
+        portal_port,
+        "POST",
+        "/stripe/webhook",
+        &[
+            ("Content-Type", "application/json"),
+            (
+                "Stripe-Signature",
+                &format!(
+                    "t={},v1={}",
+                    chrono::Utc::now().timestamp(),
+                    "ab".repeat(32)
+                ),
+            ),
+        ],
+        r#"{"id":"evt_forged","type":"customer.subscription.updated","data":{"object":{"id":"sub_x","customer":"cus_x"}}}"#,
+    )?;
+    if forged.status != 400 {
+        bail!("a forged signature was answered {}", forged.status);
+    }
+    let after = plan()?;
+    if after != before {
+        bail!("the plan changed from {before} to {after}");
+    }
+    Ok(())
 }
 
 const NEW_CUSTOMER: &str = "sanne@administratiekantoor.example";
