@@ -349,3 +349,185 @@ mod tests {
         assert_eq!(next_attempt(MAX_ATTEMPTS, t), None);
     }
 }
+
+/// A usage warning: how many of the month's calls are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageThreshold {
+    /// 80 % of the plan's monthly calls.
+    Most,
+    /// All of them: calls are refused until the reset or an upgrade.
+    All,
+}
+
+impl UsageThreshold {
+    fn percent(self) -> u64 {
+        match self {
+            UsageThreshold::Most => 80,
+            UsageThreshold::All => 100,
+        }
+    }
+
+    /// The threshold a call that took the month's count from `before` to
+    /// `after` crossed (the higher one if both), for a plan with a cap.
+    pub fn crossed(before: u64, after: u64, limit: crate::plan::Limit) -> Option<UsageThreshold> {
+        let crate::plan::Limit::Capped(cap) = limit else {
+            return None;
+        };
+        let cap = u64::from(cap);
+        // 80 % rounded up, so a cap of 3 warns at 3, not at 2.4.
+        let most = (cap * 80).div_ceil(100);
+        if before < cap && after >= cap {
+            Some(UsageThreshold::All)
+        } else if before < most && after >= most {
+            Some(UsageThreshold::Most)
+        } else {
+            None
+        }
+    }
+}
+
+/// The facts a usage warning states.
+#[derive(Debug, Clone)]
+pub struct UsageWarning<'a> {
+    pub user_id: &'a str,
+    pub threshold: UsageThreshold,
+    pub used: u64,
+    pub cap: u64,
+    /// `YYYY-MM`: one warning of each kind per user and month.
+    pub month: &'a str,
+    pub resets_at: DateTime<Utc>,
+    /// Where to pay for more (the upgrade page), or the dashboard.
+    pub link: &'a str,
+}
+
+/// Queues the warning for a user who wants usage mails, in their
+/// language, once per threshold and month (the dedupe key): one
+/// statement, so it can ride in the batch written after a tool call's
+/// answer without reading the user first.
+pub fn usage_warning_statement(
+    w: &UsageWarning<'_>,
+    now: DateTime<Utc>,
+) -> crate::storage::Statement {
+    let pct = w.threshold.percent();
+    let resets = w.resets_at.format("%Y-%m-%d").to_string();
+    let (nl_subject, en_subject) = match w.threshold {
+        UsageThreshold::Most => (
+            format!("Je hebt {pct} % van je vragen deze maand gebruikt"),
+            format!("You have used {pct} % of this month's questions"),
+        ),
+        UsageThreshold::All => (
+            "Je maandlimiet is bereikt".to_owned(),
+            "You have reached your monthly limit".to_owned(),
+        ),
+    };
+    let nl_paragraphs = vec![
+        format!(
+            "Je AI-assistent heeft deze maand {} van de {} vragen van je abonnement gesteld.",
+            w.used, w.cap
+        ),
+        match w.threshold {
+            UsageThreshold::Most => format!(
+                "Op {resets} begint de teller opnieuw. Heb je meer nodig, dan kun je nu overstappen."
+            ),
+            UsageThreshold::All => format!(
+                "Tot {resets} beantwoorden we geen nieuwe vragen, tenzij je overstapt naar een groter abonnement."
+            ),
+        },
+    ];
+    let en_paragraphs = vec![
+        format!(
+            "Your AI assistant has asked {} of your plan's {} questions this month.",
+            w.used, w.cap
+        ),
+        match w.threshold {
+            UsageThreshold::Most => format!(
+                "The count starts again on {resets}. If you need more, you can upgrade now."
+            ),
+            UsageThreshold::All => format!(
+                "Until {resets} no new questions are answered, unless you move to a larger plan."
+            ),
+        },
+    ];
+    let text = |greeting: &str, paragraphs: &[String], button: &str| {
+        format!(
+            "{greeting}\n\n{}\n\n{button}: {}\n\n-- \nPraat met je Boekhouding\n",
+            paragraphs.join("\n\n"),
+            w.link
+        )
+    };
+    let nl_html = page("Hallo,", &nl_paragraphs, w.link, "Meer vragen per maand");
+    let en_html = page("Hello,", &en_paragraphs, w.link, "More questions a month");
+    let nl_text = text("Hallo,", &nl_paragraphs, "Meer vragen per maand");
+    let en_text = text("Hello,", &en_paragraphs, "More questions a month");
+    crate::storage::Statement::new(
+        "INSERT INTO email_queue (user_id, to_email, template, subject, html, text, dedupe_key,
+            next_attempt_at, created_at)
+         SELECT id, email, ?,
+                CASE locale WHEN 'en' THEN ? ELSE ? END,
+                CASE locale WHEN 'en' THEN ? ELSE ? END,
+                CASE locale WHEN 'en' THEN ? ELSE ? END,
+                ?, ?, ?
+         FROM users WHERE id = ? AND email_usage_warnings = 1
+         ON CONFLICT (dedupe_key) DO NOTHING",
+        vec![
+            (match w.threshold {
+                UsageThreshold::Most => "usage_80",
+                UsageThreshold::All => "usage_100",
+            })
+            .into(),
+            en_subject.into(),
+            nl_subject.into(),
+            en_html.into(),
+            nl_html.into(),
+            en_text.into(),
+            nl_text.into(),
+            format!("usage-{pct}:{}:{}", w.user_id, w.month).into(),
+            now.into(),
+            now.into(),
+            w.user_id.into(),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod usage_tests {
+    use super::*;
+    use crate::plan::Limit;
+
+    #[test]
+    fn each_threshold_is_crossed_once_by_the_call_that_reaches_it() {
+        let cap = Limit::Capped(200);
+        assert_eq!(UsageThreshold::crossed(158, 159, cap), None);
+        assert_eq!(
+            UsageThreshold::crossed(159, 160, cap),
+            Some(UsageThreshold::Most)
+        );
+        assert_eq!(UsageThreshold::crossed(160, 161, cap), None);
+        assert_eq!(
+            UsageThreshold::crossed(199, 200, cap),
+            Some(UsageThreshold::All)
+        );
+        assert_eq!(
+            UsageThreshold::crossed(200, 200, cap),
+            None,
+            "refused calls"
+        );
+        assert_eq!(
+            UsageThreshold::crossed(150, 200, cap),
+            Some(UsageThreshold::All)
+        );
+        assert_eq!(
+            UsageThreshold::crossed(0, 3, Limit::Capped(3)),
+            Some(UsageThreshold::All)
+        );
+        assert_eq!(
+            UsageThreshold::crossed(1, 2, Limit::Capped(3)),
+            None,
+            "80 % of 3 rounds up to 3"
+        );
+        assert_eq!(
+            UsageThreshold::crossed(0, 1_000_000, Limit::Unlimited),
+            None
+        );
+    }
+}

@@ -455,3 +455,73 @@ fn an_old_subscriptions_deletion_does_not_undo_the_new_one() {
     );
     assert_eq!(w.plan(), Plan::Starter);
 }
+
+/// The 80 % and 100 % mails: queued in the user's language, once per
+/// threshold and month however often the statement runs, and not at all
+/// for a user who turned usage mails off.
+#[test]
+fn usage_warnings_are_queued_once_in_the_users_language_and_only_if_wanted() {
+    use boekhouding_core::mail::{UsageThreshold, UsageWarning, usage_warning_statement};
+    use boekhouding_core::storage::SqlExecutor;
+    let w = World::new();
+    let warning = |threshold| UsageWarning {
+        user_id: &w.user.id,
+        threshold,
+        used: 160,
+        cap: 200,
+        month: "2026-12",
+        resets_at: Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap(),
+        link: "https://portal.example/billing/upgrade?plan=starter",
+    };
+    for _ in 0..2 {
+        block_on(w.db.execute(usage_warning_statement(
+            &warning(UsageThreshold::Most),
+            t0(),
+        )))
+        .unwrap();
+    }
+    let mails = |w: &World| -> Vec<(String, String)> {
+        w.db.raw()
+            .prepare("SELECT template, subject FROM email_queue ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(
+        mails(&w),
+        vec![(
+            "usage_80".to_owned(),
+            "Je hebt 80 % van je vragen deze maand gebruikt".to_owned()
+        )]
+    );
+    // English, and the 100 % one is its own mail.
+    let prefs = users::Preferences {
+        english: true,
+        usage_warnings: true,
+        product_updates: false,
+    };
+    block_on(users::set_preferences(&w.db, &w.user.id, prefs, t0())).unwrap();
+    block_on(w.db.execute(usage_warning_statement(&warning(UsageThreshold::All), t0()))).unwrap();
+    assert_eq!(
+        mails(&w)[1],
+        (
+            "usage_100".to_owned(),
+            "You have reached your monthly limit".to_owned()
+        )
+    );
+    // Turned off: nothing more (next month's would otherwise be new).
+    let off = users::Preferences {
+        english: true,
+        usage_warnings: false,
+        product_updates: false,
+    };
+    block_on(users::set_preferences(&w.db, &w.user.id, off, t0())).unwrap();
+    let next_month = UsageWarning {
+        month: "2027-01",
+        ..warning(UsageThreshold::Most)
+    };
+    block_on(w.db.execute(usage_warning_statement(&next_month, t0()))).unwrap();
+    assert_eq!(mails(&w).len(), 2);
+}
