@@ -7,6 +7,8 @@
 pub mod access;
 pub mod account;
 pub mod authorization;
+pub mod caller;
+pub mod counting;
 pub mod cron;
 pub mod crypto;
 pub mod csrf;
@@ -19,6 +21,7 @@ pub mod ports;
 pub mod region;
 pub mod setup;
 pub mod storage;
+pub mod token_cache;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -6,6 +6,7 @@
 
 use boekhouding_core::authorization::metadata::{Challenge, McpResource, www_authenticate};
 use boekhouding_core::authorization::{SCOPE_BOOKS_READ, tokens};
+use boekhouding_core::caller::{self, Credential, LoadError, LoadRequest, LoadedCaller};
 use boekhouding_core::crypto::{CredentialKind, is_well_formed};
 use boekhouding_core::storage::usage::AuthKind;
 use boekhouding_core::storage::{
@@ -116,6 +117,65 @@ pub async fn authenticate(
         });
     }
     Err(AuthError::Invalid)
+}
+
+/// Resolves the `Authorization` header and loads the caller in the one
+/// database round trip of a customer request (`core::caller`): the
+/// credential checked, the plan, connections and administrations read and,
+/// when `meter` (a `tools/call` of a catalogue tool), the month's meter
+/// taken. The answers are those of [`authenticate`].
+pub async fn load(
+    db: &impl SqlExecutor,
+    authorization: Option<&str>,
+    resource: Option<&McpResource>,
+    now: DateTime<Utc>,
+    meter: bool,
+) -> Result<(Principal, LoadedCaller), AuthError> {
+    let header = authorization.ok_or(AuthError::Missing)?.trim();
+    let (scheme, credential) = header.split_once(' ').ok_or(AuthError::Invalid)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::Invalid);
+    }
+    let loaded = caller::load_caller(
+        db,
+        LoadRequest {
+            credential: credential.trim(),
+            resource,
+            now,
+            meter,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        LoadError::Invalid => AuthError::Invalid,
+        LoadError::InsufficientScope(s) => AuthError::InsufficientScope(s),
+        LoadError::Storage(s) => AuthError::Storage(s),
+    })?;
+    let (auth, client_name, granted) = match &loaded.credential {
+        Credential::ApiKey { key_id, .. } => (
+            AuthKind::ApiKey {
+                key_id: key_id.clone(),
+            },
+            None,
+            None,
+        ),
+        Credential::OAuth(record) => (
+            AuthKind::OAuth {
+                client_id: record.client_id.clone(),
+            },
+            Some(record.client_name.clone()),
+            Some(record.administration_ids.clone()),
+        ),
+    };
+    let principal = Principal {
+        user_id: loaded.user_id.clone(),
+        plan: loaded.plan,
+        caller: Caller::Customer(auth),
+        client_name,
+        request_id: None,
+        granted,
+    };
+    Ok((principal, loaded))
 }
 
 /// The `WWW-Authenticate` value for a refusal (RFC 6750 §3, with RFC
