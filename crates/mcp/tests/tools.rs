@@ -3248,7 +3248,7 @@ fn an_oauth_token_with_a_narrowed_grant_reads_only_its_administrations_from_the_
     let request =
         authorize::validate(&AuthorizeParams::from_query(&query), &client, &resource).unwrap();
     let ids: Vec<String> = account.iter().map(|a| a.id.clone()).collect();
-    let admins = tokens::choose_administrations(&[chosen.id.clone()], &ids).unwrap();
+    let admins = tokens::choose_administrations(std::slice::from_ref(&chosen.id), &ids).unwrap();
     let url = block_on(tokens::approve(
         db,
         &w.platform.rng,

@@ -122,13 +122,24 @@ fn an_api_key_caller_is_loaded_and_metered_in_one_round_trip() {
     let counted = Counting::new(&db);
     let loaded = block_on(load_caller(&counted, request(&a.key, true))).unwrap();
     assert_eq!(counted.calls(), 1, "one round trip");
-    assert_eq!(counted.statements(), 5, "meter, caller, count, connections, administrations");
+    assert_eq!(
+        counted.statements(),
+        5,
+        "meter, caller, count, connections, administrations"
+    );
     assert_eq!(loaded.user_id, a.user_id);
     assert_eq!(loaded.plan, Plan::Pro);
     assert!(matches!(&loaded.credential, Credential::ApiKey { key_id, .. } if *key_id == a.key_id));
     assert_eq!(loaded.connections.len(), 1);
-    assert!(!loaded.connections[0].access_token_sealed.is_empty(), "sealed tokens come along");
-    let codes: Vec<i64> = loaded.administrations.iter().map(|x| x.division_code).collect();
+    assert!(
+        !loaded.connections[0].access_token_sealed.is_empty(),
+        "sealed tokens come along"
+    );
+    let codes: Vec<i64> = loaded
+        .administrations
+        .iter()
+        .map(|x| x.division_code)
+        .collect();
     assert_eq!(codes, vec![11, 22], "the default first");
     assert_eq!(loaded.used, 1);
     assert_eq!(loaded.take_meter(), Some(Metered::Allowed { used: 1 }));
@@ -161,7 +172,11 @@ fn the_meter_in_the_batch_stops_exactly_at_the_plan_limit_without_failing_the_ba
             Metered::LimitReached { used: 200 },
         ]
     );
-    assert_eq!(counter(&db, &a.user_id), 200, "a refused call is not counted");
+    assert_eq!(
+        counter(&db, &a.user_id),
+        200,
+        "a refused call is not counted"
+    );
 }
 
 #[test]
@@ -210,7 +225,11 @@ fn a_revoked_key_is_refused_on_the_next_request_and_never_metered() {
         block_on(load_caller(&db, request(&a.key, true))).unwrap_err(),
         LoadError::Invalid
     );
-    assert_eq!(counter(&db, &a.user_id), 1, "the refused request counted nothing");
+    assert_eq!(
+        counter(&db, &a.user_id),
+        1,
+        "the refused request counted nothing"
+    );
     // An unknown or malformed key costs no round trip at all.
     let counted = Counting::new(&db);
     assert_eq!(

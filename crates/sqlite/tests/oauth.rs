@@ -963,9 +963,7 @@ fn an_access_token_is_loaded_in_one_round_trip_and_refused_as_the_check_says() {
         assert_eq!(counted.calls(), 1, "one round trip, refused or not");
         loaded
     };
-    let metered = || {
-        block_on(usage::monthly_calls(&f.db, &f.user, UsageMonth::of(now()))).unwrap()
-    };
+    let metered = || block_on(usage::monthly_calls(&f.db, &f.user, UsageMonth::of(now()))).unwrap();
     let loaded = load(&resource(), now()).unwrap();
     assert_eq!(loaded.user_id, f.user);
     match &loaded.credential {
@@ -993,7 +991,13 @@ fn an_access_token_is_loaded_in_one_round_trip_and_refused_as_the_check_says() {
         .unwrap();
     assert!(load(&resource(), now()).is_ok());
     // Revoked: refused on the very next request (nothing is cached).
-    block_on(tokens::revoke(&f.db, &token, Some(&client.client_id), now())).unwrap();
+    block_on(tokens::revoke(
+        &f.db,
+        &token,
+        Some(&client.client_id),
+        now(),
+    ))
+    .unwrap();
     assert_eq!(load(&resource(), now()).unwrap_err(), LoadError::Invalid);
     assert_eq!(metered(), 2, "only the two accepted loads were counted");
 }
