@@ -56,6 +56,31 @@ fn one_call(port: u16, key: &str, tool: &str, args: &serde_json::Value, id: u64)
     Ok(r.status == 200 && r.json()?["result"]["isError"] == false)
 }
 
+/// Prints the D1 round trips and statements of one call, as the local
+/// mcp-server reports them in `X-D1-Round-Trips` / `X-D1-Statements`.
+fn d1_cost(port: u16, label: &str, key: &str, tool: &str, args: &serde_json::Value) {
+    let body = json!({"jsonrpc": "2.0", "id": 700_000, "method": "tools/call", "params": {"name": tool, "arguments": args}});
+    let auth = format!("Bearer {key}");
+    let reply = http_request(
+        port,
+        "POST",
+        "/mcp",
+        &[
+            ("Authorization", &auth),
+            ("Accept", "application/json, text/event-stream"),
+            ("Content-Type", "application/json"),
+        ],
+        &body.to_string(),
+    );
+    if let Ok(r) = reply {
+        println!(
+            "D1 per tools/call, {label}: {} round trips, {} statements",
+            r.header("X-D1-Round-Trips").unwrap_or("?"),
+            r.header("X-D1-Statements").unwrap_or("?")
+        );
+    }
+}
+
 pub fn run(tools: &Tools, root: &Path) -> Result<Vec<LatencyRow>> {
     let state = root.join(".state/bench");
     if state.exists() {
@@ -134,6 +159,7 @@ pub fn run(tools: &Tools, root: &Path) -> Result<Vec<LatencyRow>> {
     for (label, key, tool, args) in &cases {
         // Warm up (and get a first token refresh out of the way).
         let _ = one_call(port, key, tool, args, 0);
+        d1_cost(port, label, key, tool, args);
         for clients in [1usize, 8, 32] {
             let per_client = match clients {
                 1 => 40,
