@@ -3325,3 +3325,29 @@ fn a_failing_write_after_the_answer_does_not_change_the_answer() {
     assert!(p.reports.borrow()[0].contains("after the answer"));
     assert_eq!(w.api_usage("ok"), logged, "the lost row is the only effect");
 }
+
+#[test]
+fn only_a_single_tools_call_of_a_catalogue_tool_is_metered_in_the_load() {
+    use boekhouding_mcp::tools::{catalogue, is_metered_tool, rpc_summary};
+    for t in catalogue() {
+        assert!(
+            is_metered_tool(t["name"].as_str().unwrap()),
+            "{}",
+            t["name"]
+        );
+    }
+    assert!(!is_metered_tool("drop_everything"));
+    let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_divisions","arguments":{}}}"#;
+    assert_eq!(
+        rpc_summary(call),
+        (Some("tools/call".into()), Some("list_divisions".into()))
+    );
+    let list =
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"name":"list_divisions"}}"#;
+    assert_eq!(rpc_summary(list), (Some("tools/list".into()), None));
+    // A JSON-RPC batch or garbage is not metered in advance (the engine
+    // refuses a batch; a tool call would meter itself).
+    let batch = format!("[{}]", std::str::from_utf8(call).unwrap());
+    assert_eq!(rpc_summary(batch.as_bytes()), (None, None));
+    assert_eq!(rpc_summary(b"{oops"), (None, None));
+}

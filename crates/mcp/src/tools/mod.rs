@@ -475,7 +475,7 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
 
     async fn call(&self, name: &str, arguments: Value) -> ToolCallOutcome {
         // The catalogue is the one list of tool names.
-        if !self.tools().iter().any(|t| t["name"] == name) {
+        if !is_metered_tool(name) {
             return ToolCallOutcome::UnknownTool;
         }
         let auth = match &self.principal.caller {
@@ -599,8 +599,18 @@ pub fn rpc_summary(body: &[u8]) -> (Option<String>, Option<String>) {
     (method, tool)
 }
 
+thread_local! {
+    /// The catalogue's tool names, built once per isolate (the catalogue
+    /// is fixed at compile time; building every schema per request to
+    /// find a name cost CPU on every call).
+    static TOOL_NAMES: Vec<String> = catalogue()
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(str::to_owned))
+        .collect();
+}
+
 /// Whether `tool` is a catalogue tool: a `tools/call` of one is metered
 /// (an unknown name is refused before metering).
 pub fn is_metered_tool(tool: &str) -> bool {
-    catalogue().iter().any(|t| t["name"] == tool)
+    TOOL_NAMES.with(|names| names.iter().any(|n| n == tool))
 }
