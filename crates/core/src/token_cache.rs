@@ -3,10 +3,13 @@
 //! (AES-GCM) it loaded with the connection row.
 //!
 //! Bounds, so that it can never hand out a token the database would not:
-//! an entry is keyed by connection id AND token generation (a refresh or a
-//! reconnect writes a new generation, and the caller always looks up with
-//! the generation of the row it has just loaded, so the old entry is never
-//! found again); it is used only until the token is due for refresh
+//! an entry is keyed by connection id, token generation AND the access
+//! token's expiry as stored (a refresh or a reconnect writes a new
+//! generation; anything else that moves the stored expiry, such as an
+//! operator or a test marking the token expired, changes the key too), and
+//! the caller always looks up with the values of the row it has just
+//! loaded, so an entry the row no longer matches is never found again; it
+//! is used only until the token is due for refresh
 //! (`exact::oauth::refresh_due`, a few minutes before Exact's expiry); at
 //! most [`CAPACITY`] entries are kept (the oldest goes first). It holds
 //! no credential of our own customers (API keys and OAuth tokens are
@@ -44,12 +47,22 @@ impl std::fmt::Debug for TokenCache {
 }
 
 impl TokenCache {
-    /// The token of this connection at this generation, if cached and not
-    /// yet due for refresh at `now`.
-    pub fn get(&self, connection_id: &str, generation: i64, now: DateTime<Utc>) -> Option<Secret> {
+    /// The token of this connection at this generation and stored expiry
+    /// (the loaded row's), if cached and not yet due for refresh at `now`.
+    pub fn get(
+        &self,
+        connection_id: &str,
+        generation: i64,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Option<Secret> {
         self.entries
             .iter()
-            .find(|e| e.connection_id == connection_id && e.generation == generation)
+            .find(|e| {
+                e.connection_id == connection_id
+                    && e.generation == generation
+                    && e.expires_at == expires_at
+            })
             .filter(|e| !oauth::refresh_due(e.expires_at, now))
             .map(|e| e.token.clone())
     }
@@ -99,21 +112,30 @@ mod tests {
         // Exact's access tokens live ten minutes.
         cache.put("c1", 7, Secret::new("tok-7"), at(10));
         assert_eq!(
-            cache.get("c1", 7, at(0)).map(|s| s.expose().to_owned()),
+            cache
+                .get("c1", 7, at(10), at(0))
+                .map(|s| s.expose().to_owned()),
             Some("tok-7".into())
         );
         // A refresh or reconnect wrote generation 8: the old token is dead.
-        assert!(cache.get("c1", 8, at(0)).is_none());
-        assert!(cache.get("c2", 7, at(0)).is_none());
+        assert!(cache.get("c1", 8, at(10), at(0)).is_none());
+        assert!(cache.get("c2", 7, at(10), at(0)).is_none());
+        // The row's stored expiry moved (marked expired) without a new
+        // generation: the row is what counts, so no answer.
+        assert!(cache.get("c1", 7, at(-1), at(0)).is_none());
         // Once a refresh is due, the cache no longer answers.
         let due = oauth::earliest_refresh(at(10));
-        assert!(cache.get("c1", 7, due - Duration::seconds(1)).is_some());
-        assert!(cache.get("c1", 7, due).is_none());
-        assert!(cache.get("c1", 7, at(11)).is_none());
+        assert!(
+            cache
+                .get("c1", 7, at(10), due - Duration::seconds(1))
+                .is_some()
+        );
+        assert!(cache.get("c1", 7, at(10), due).is_none());
+        assert!(cache.get("c1", 7, at(10), at(11)).is_none());
         // The new generation replaces the old entry.
         cache.put("c1", 8, Secret::new("tok-8"), at(20));
         assert_eq!(cache.len(), 1);
-        assert!(cache.get("c1", 7, at(0)).is_none());
+        assert!(cache.get("c1", 7, at(10), at(0)).is_none());
     }
 
     #[test]
@@ -123,8 +145,15 @@ mod tests {
             cache.put(&format!("c{i}"), 1, Secret::new("SECRET-token"), at(10));
         }
         assert_eq!(cache.len(), CAPACITY);
-        assert!(cache.get("c0", 1, at(0)).is_none(), "the oldest went first");
-        assert!(cache.get(&format!("c{}", CAPACITY + 9), 1, at(0)).is_some());
+        assert!(
+            cache.get("c0", 1, at(10), at(0)).is_none(),
+            "the oldest went first"
+        );
+        assert!(
+            cache
+                .get(&format!("c{}", CAPACITY + 9), 1, at(10), at(0))
+                .is_some()
+        );
         assert!(!format!("{cache:?}").contains("SECRET"));
     }
 }

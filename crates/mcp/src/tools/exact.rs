@@ -49,7 +49,10 @@ async fn usable_token<P: Platform>(
     let cacheable = conn.state.status != ConnectionStatus::RefreshFailed
         && !connections::needs_reseal(access.keyring, conn);
     if cacheable {
-        let hit = ACCESS_TOKENS.with(|c| c.borrow().get(&conn.id, conn.token_generation, now));
+        let hit = ACCESS_TOKENS.with(|c| {
+            c.borrow()
+                .get(&conn.id, conn.token_generation, conn.access_expires_at, now)
+        });
         if let Some(token) = hit {
             return Ok(Some(FreshAccess {
                 access_token: token,
