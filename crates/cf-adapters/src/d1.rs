@@ -126,6 +126,23 @@ impl D1Executor {
         let results = self.db.batch(prepared).await.map_err(d1_error)?;
         results.iter().map(executed).collect()
     }
+
+    async fn batch_query_once(&self, stmts: &[Statement]) -> Result<Vec<Vec<Row>>, StorageError> {
+        let prepared = stmts
+            .iter()
+            .map(|s| self.prepare(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let results = self.db.batch(prepared).await.map_err(d1_error)?;
+        results
+            .iter()
+            .map(|result| {
+                if let Some(err) = result.error() {
+                    return Err(classify(&err));
+                }
+                result.results::<Row>().map_err(d1_error)
+            })
+            .collect()
+    }
 }
 
 /// Runs `attempt` again while the database answers busy.
@@ -156,6 +173,10 @@ impl SqlExecutor for D1Executor {
 
     async fn batch(&self, stmts: Vec<Statement>) -> Result<Vec<Executed>, StorageError> {
         retry_busy(|| self.batch_once(&stmts)).await
+    }
+
+    async fn batch_query(&self, stmts: Vec<Statement>) -> Result<Vec<Vec<Row>>, StorageError> {
+        retry_busy(|| self.batch_query_once(&stmts)).await
     }
 }
 
@@ -203,6 +224,12 @@ impl SqlExecutor for RequestDb {
         match self {
             RequestDb::D1(d) => d.batch(stmts).await,
             RequestDb::None(n) => n.batch(stmts).await,
+        }
+    }
+    async fn batch_query(&self, stmts: Vec<Statement>) -> Result<Vec<Vec<Row>>, StorageError> {
+        match self {
+            RequestDb::D1(d) => d.batch_query(stmts).await,
+            RequestDb::None(n) => n.batch_query(stmts).await,
         }
     }
 }

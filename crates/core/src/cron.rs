@@ -8,23 +8,18 @@
 //! Due work is taken oldest-due first, so when there is more than one run
 //! can do, what is left is the most recently due and nothing starves.
 
-use std::cell::Cell;
-
 use chrono::{DateTime, Duration, Utc};
 
 use crate::access::{AccessContext, CronRefresh, ExactSettings, refresh_for_cron};
 use crate::authorization::{REFRESH_TOKEN_IDLE, REVOKED_GRANT_RETENTION, UNUSED_CLIENT_RETENTION};
 use crate::exact::oauth::REFRESH_WINDOW;
 use crate::mail::{self, Delivery, MailSettings};
-use crate::ports::{
-    Clock, HttpRequest, HttpResponse, HttpTransport, Randomness, Sleep, TransportError,
-};
+use crate::ports::{Clock, HttpTransport, Randomness, Sleep};
 use crate::storage::connections::{self, DueConnection, DueWindows};
 use crate::storage::cron_runs::{RunOutcome, RunSummary};
 use crate::storage::{
-    Executed, Row, SqlExecutor, Statement, StorageError, api_keys, billing_accounts, cron_runs,
-    email_queue, login_states, oauth_clients, oauth_codes, oauth_grants, oauth_tokens, sessions,
-    usage,
+    SqlExecutor, Statement, api_keys, billing_accounts, cron_runs, email_queue, login_states,
+    oauth_clients, oauth_codes, oauth_grants, oauth_tokens, sessions, usage,
 };
 
 /// Messages per `sendBatch` (the Queues limit).
@@ -148,60 +143,7 @@ impl CronConfig {
     }
 }
 
-/// Counts the calls through an effect (database round trips, HTTP
-/// requests), so each run can report its subrequest cost.
-#[derive(Debug)]
-pub struct Counting<'a, T> {
-    inner: &'a T,
-    calls: Cell<u32>,
-}
-
-impl<'a, T> Counting<'a, T> {
-    pub fn new(inner: &'a T) -> Self {
-        Counting {
-            inner,
-            calls: Cell::new(0),
-        }
-    }
-
-    pub fn calls(&self) -> u32 {
-        self.calls.get()
-    }
-
-    fn bump(&self) {
-        self.calls.set(self.calls.get().saturating_add(1));
-    }
-}
-
-impl<T: SqlExecutor> SqlExecutor for Counting<'_, T> {
-    async fn query(&self, stmt: Statement) -> Result<Vec<Row>, StorageError> {
-        self.bump();
-        self.inner.query(stmt).await
-    }
-    async fn execute(&self, stmt: Statement) -> Result<Executed, StorageError> {
-        self.bump();
-        self.inner.execute(stmt).await
-    }
-    async fn batch(&self, stmts: Vec<Statement>) -> Result<Vec<Executed>, StorageError> {
-        self.bump();
-        self.inner.batch(stmts).await
-    }
-}
-
-impl<T: HttpTransport> HttpTransport for Counting<'_, T> {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        self.bump();
-        self.inner.send(request).await
-    }
-    async fn send_binary(
-        &self,
-        request: HttpRequest,
-        max_bytes: usize,
-    ) -> Result<crate::ports::BinaryResponse, TransportError> {
-        self.bump();
-        self.inner.send_binary(request, max_bytes).await
-    }
-}
+pub use crate::counting::Counting;
 
 /// The port for fan-out: hand due connections to a queue whose consumer
 /// calls [`consume`]. Cloudflare Queues in production; a vector in tests.
@@ -546,7 +488,7 @@ async fn trip(
 /// read to stop when the Exact call budget is spent.
 async fn refresh_due<D, H, R, C, S, T>(
     env: &CronEnv<'_, D, H, R, C, S>,
-    calls: &Counting<'_, T>,
+    calls: &Counting<&T>,
     cfg: &CronConfig,
     report: &mut RunReport,
 ) where

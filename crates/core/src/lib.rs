@@ -8,6 +8,8 @@ pub mod access;
 pub mod account;
 pub mod authorization;
 pub mod billing;
+pub mod caller;
+pub mod counting;
 pub mod cron;
 pub mod crypto;
 pub mod csrf;
@@ -20,6 +22,7 @@ pub mod ports;
 pub mod region;
 pub mod setup;
 pub mod storage;
+pub mod token_cache;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

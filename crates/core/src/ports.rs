@@ -182,6 +182,21 @@ pub trait HttpTransport {
     ) -> Result<BinaryResponse, TransportError>;
 }
 
+/// A borrowed transport is a transport, so wrappers (`counting::Counting`)
+/// can hold either.
+impl<T: HttpTransport + ?Sized> HttpTransport for &T {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        (**self).send(request).await
+    }
+    async fn send_binary(
+        &self,
+        request: HttpRequest,
+        max_bytes: usize,
+    ) -> Result<BinaryResponse, TransportError> {
+        (**self).send_binary(request, max_bytes).await
+    }
+}
+
 /// The port for a small, eventually consistent cache (Workers KV). Only
 /// for data where a stale read is harmless: never for locks or revocation.
 #[allow(async_fn_in_trait)]

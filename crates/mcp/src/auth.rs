@@ -5,12 +5,9 @@
 //! it was issued for this resource with the scope tools need.
 
 use boekhouding_core::authorization::metadata::{Challenge, McpResource, www_authenticate};
-use boekhouding_core::authorization::{SCOPE_BOOKS_READ, tokens};
-use boekhouding_core::crypto::{CredentialKind, is_well_formed};
+use boekhouding_core::caller::{self, Credential, LoadError, LoadRequest, LoadedCaller};
 use boekhouding_core::storage::usage::AuthKind;
-use boekhouding_core::storage::{
-    SqlExecutor, Statement, StorageError, api_keys, oauth_grants, users,
-};
+use boekhouding_core::storage::{SqlExecutor, StorageError};
 use chrono::{DateTime, Utc};
 
 use crate::tools::{Caller, Principal};
@@ -42,80 +39,64 @@ impl AuthError {
     }
 }
 
-/// A let-in caller, and the write that records a grant's use (run after
-/// the answer, off the latency path; `None` when it was recorded lately).
-#[derive(Debug)]
-pub struct Authenticated {
-    pub principal: Principal,
-    pub touch: Option<Statement>,
-}
-
-/// Resolves the `Authorization` header. `resource` is this server's MCP
-/// URL: OAuth tokens are accepted only when issued for it (`None`: the
-/// server is not configured as a resource server, and no OAuth token is).
-pub async fn authenticate(
+/// Resolves the `Authorization` header and loads the caller in the one
+/// database round trip of a customer request (`core::caller`): the
+/// credential checked, the plan, connections and administrations read and,
+/// when `meter` (a `tools/call` of a catalogue tool), the month's meter
+/// taken. Nothing about a credential is cached: a revoked one is refused
+/// on the next request.
+pub async fn load(
     db: &impl SqlExecutor,
     authorization: Option<&str>,
     resource: Option<&McpResource>,
     now: DateTime<Utc>,
-) -> Result<Authenticated, AuthError> {
+    meter: bool,
+) -> Result<(Principal, LoadedCaller), AuthError> {
     let header = authorization.ok_or(AuthError::Missing)?.trim();
     let (scheme, credential) = header.split_once(' ').ok_or(AuthError::Invalid)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AuthError::Invalid);
     }
-    let credential = credential.trim();
-    if is_well_formed(CredentialKind::OAuthAccessToken, credential) {
-        let record = tokens::lookup_access(db, credential)
-            .await?
-            .ok_or(AuthError::Invalid)?;
-        let resource = resource.ok_or(AuthError::Invalid)?;
-        record
-            .check(resource, SCOPE_BOOKS_READ, now)
-            .map_err(|c| match c {
-                Challenge::InsufficientScope(_) => AuthError::InsufficientScope(SCOPE_BOOKS_READ),
-                Challenge::Missing | Challenge::InvalidToken => AuthError::Invalid,
-            })?;
-        let user = users::find_by_id(db, &record.user_id)
-            .await?
-            .ok_or(AuthError::Invalid)?;
-        let touch = record
-            .needs_touch(now)
-            .then(|| oauth_grants::touch_statement(&record.grant_id, now));
-        return Ok(Authenticated {
-            principal: Principal {
-                user_id: user.id,
-                plan: user.plan,
-                caller: Caller::Customer(AuthKind::OAuth {
-                    client_id: record.client_id,
-                }),
-                client_name: Some(record.client_name),
-                request_id: None,
-                granted: Some(record.administration_ids),
+    let loaded = caller::load_caller(
+        db,
+        LoadRequest {
+            credential: credential.trim(),
+            resource,
+            now,
+            meter,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        LoadError::Invalid => AuthError::Invalid,
+        LoadError::InsufficientScope(s) => AuthError::InsufficientScope(s),
+        LoadError::Storage(s) => AuthError::Storage(s),
+    })?;
+    let (auth, client_name, granted) = match &loaded.credential {
+        Credential::ApiKey { key_id, .. } => (
+            AuthKind::ApiKey {
+                key_id: key_id.clone(),
             },
-            touch,
-        });
-    }
-    if is_well_formed(CredentialKind::ApiKey, credential) {
-        let key = api_keys::find_active_by_secret(db, credential)
-            .await?
-            .ok_or(AuthError::Invalid)?;
-        let user = users::find_by_id(db, &key.user_id)
-            .await?
-            .ok_or(AuthError::Invalid)?;
-        return Ok(Authenticated {
-            principal: Principal {
-                user_id: user.id,
-                plan: user.plan,
-                caller: Caller::Customer(AuthKind::ApiKey { key_id: key.id }),
-                client_name: None,
-                request_id: None,
-                granted: None,
+            None,
+            None,
+        ),
+        Credential::OAuth(record) => (
+            AuthKind::OAuth {
+                client_id: record.client_id.clone(),
             },
-            touch: None,
-        });
-    }
-    Err(AuthError::Invalid)
+            Some(record.client_name.clone()),
+            Some(record.administration_ids.clone()),
+        ),
+    };
+    let principal = Principal {
+        user_id: loaded.user_id.clone(),
+        plan: loaded.plan,
+        caller: Caller::Customer(auth),
+        client_name,
+        request_id: None,
+        granted,
+    };
+    Ok((principal, loaded))
 }
 
 /// The `WWW-Authenticate` value for a refusal (RFC 6750 §3, with RFC

@@ -4,6 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::cell::RefCell;
+
+use boekhouding_core::authorization::metadata::McpResource;
+use boekhouding_core::caller::LoadedCaller;
+use boekhouding_core::counting::Counting;
 use boekhouding_core::crypto::{Secret, TokenKeyring};
 use boekhouding_core::exact::oauth::{self, ExactApp};
 use boekhouding_core::plan::Plan;
@@ -11,12 +16,13 @@ use boekhouding_core::ports::{
     BinaryResponse, HttpRequest, HttpResponse, HttpTransport, Sleep, TransportError,
 };
 use boekhouding_core::region::Region;
-use boekhouding_core::storage::NoDatabase;
 use boekhouding_core::storage::administrations::{self, DivisionInfo};
 use boekhouding_core::storage::connections::{self, ExactIdentity, NewConnection};
 use boekhouding_core::storage::usage::AuthKind;
 use boekhouding_core::storage::users;
+use boekhouding_core::storage::{NoDatabase, SqlExecutor, Statement, api_keys};
 use boekhouding_core::testing::{FakeClock, MemoryCache, SeededRandomness};
+use boekhouding_mcp::auth;
 use boekhouding_mcp::engine::{Engine, Era, RpcError, ServerIdentity, ToolCallOutcome, ToolHost};
 use boekhouding_mcp::tools::{Bookkeeping, Caller, DemoTenant, ExactSettings, Platform, Principal};
 use boekhouding_sqlite::SqliteDb;
@@ -2970,4 +2976,382 @@ fn a_grant_reads_only_the_administrations_chosen_for_it() {
     w.principal.granted = Some(vec![]);
     let none = w.error("get_gl_accounts", json!({}));
     assert!(none.contains("no Exact administration"), "{none}");
+}
+
+/// A customer's request as the mcp-server Worker runs it: the caller
+/// loaded in one counted database round trip (`auth::load`), the writes
+/// after the answer collected and written in one batch afterwards
+/// (`flush`), or at once when `write_now` (then a failure is reported,
+/// as the Worker logs it).
+struct Preloaded<'w> {
+    base: &'w Native,
+    db: Counting<&'w SqliteDb>,
+    loaded: Option<LoadedCaller>,
+    after: RefCell<Vec<Statement>>,
+    write_now: bool,
+    reports: RefCell<Vec<String>>,
+}
+
+impl<'w> Platform for Preloaded<'w> {
+    type Db = Counting<&'w SqliteDb>;
+    type Clock = FakeClock;
+    type Http = BlockingTransport;
+    type Rng = SeededRandomness;
+    type Sleep = ThreadSleep;
+    type Cache = MemoryCache;
+    fn db(&self) -> &Self::Db {
+        &self.db
+    }
+    fn clock(&self) -> &FakeClock {
+        &self.base.clock
+    }
+    fn http(&self) -> &BlockingTransport {
+        &self.base.http
+    }
+    fn rng(&self) -> &SeededRandomness {
+        &self.base.rng
+    }
+    fn sleep(&self) -> &ThreadSleep {
+        &self.base.sleep
+    }
+    fn cache(&self) -> &MemoryCache {
+        &self.base.cache
+    }
+    fn report(&self, what: &str) {
+        self.reports.borrow_mut().push(what.to_owned());
+    }
+    fn loaded(&self) -> Option<&LoadedCaller> {
+        self.loaded.as_ref()
+    }
+    async fn after_answer(&self, stmts: Vec<Statement>) {
+        if self.write_now {
+            if let Err(e) = self.db.inner().batch(stmts).await {
+                self.report(&format!("writing after the answer: {e}"));
+            }
+        } else {
+            self.after.borrow_mut().extend(stmts);
+        }
+    }
+}
+
+impl Preloaded<'_> {
+    /// The writes after the answer, in one batch, as the Worker sends
+    /// them in `ctx.wait_until`.
+    fn flush(&self) -> Result<usize, boekhouding_core::storage::StorageError> {
+        let stmts = self.after.take();
+        let n = stmts.len();
+        block_on(self.db.inner().batch(stmts)).map(|_| n)
+    }
+}
+
+impl World {
+    /// A new API key of this world's user.
+    fn api_key(&self) -> String {
+        let created = block_on(api_keys::create(
+            &self.platform.db,
+            &self.platform.rng,
+            &self.principal.user_id,
+            self.principal.plan,
+            "bench",
+            boekhouding_core::ports::Clock::now(&self.platform.clock),
+        ))
+        .unwrap();
+        created.issued.secret.expose().to_owned()
+    }
+
+    /// The request of `credential`, loaded as the Worker loads it (`meter`:
+    /// a tools/call), or not loaded at all (`None`: the tools read for
+    /// themselves, as before the one-batch load).
+    fn request(
+        &self,
+        credential: Option<&str>,
+        resource: Option<&McpResource>,
+        meter: bool,
+    ) -> (Preloaded<'_>, Principal) {
+        let db = Counting::new(&self.platform.db);
+        let (loaded, principal) = match credential {
+            Some(c) => {
+                let (mut principal, loaded) = block_on(auth::load(
+                    &db,
+                    Some(&format!("Bearer {c}")),
+                    resource,
+                    boekhouding_core::ports::Clock::now(&self.platform.clock),
+                    meter,
+                ))
+                .unwrap();
+                principal.request_id = Some("test".into());
+                (Some(loaded), principal)
+            }
+            None => (None, self.principal.clone()),
+        };
+        let preloaded = Preloaded {
+            base: &self.platform,
+            db,
+            loaded,
+            after: RefCell::new(Vec::new()),
+            write_now: false,
+            reports: RefCell::new(Vec::new()),
+        };
+        (preloaded, principal)
+    }
+
+    fn call_on(
+        &self,
+        p: &Preloaded<'_>,
+        principal: &Principal,
+        tool: &str,
+        args: Value,
+    ) -> ToolCallOutcome {
+        let host = Bookkeeping {
+            platform: p,
+            principal,
+            portal_url: "https://portal.example",
+            exact: Some(&self.settings),
+        };
+        block_on(host.call(tool, args))
+    }
+
+    fn api_usage(&self, outcome: &str) -> i64 {
+        self.platform
+            .db
+            .raw()
+            .query_row(
+                "SELECT COUNT(*) FROM api_usage WHERE outcome = ?1",
+                [outcome],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+}
+
+#[test]
+fn a_customer_tool_call_makes_one_round_trip_before_exact_and_none_after_the_answer() {
+    let w = world(Plan::Pro);
+    let key = w.api_key();
+    // Before the one-batch load, the same call read and wrote for itself.
+    let (unloaded, principal) = w.request(None, None, true);
+    assert!(matches!(
+        w.call_on(&unloaded, &principal, "get_outstanding_invoices", json!({})),
+        ToolCallOutcome::Ok { .. }
+    ));
+    assert!(
+        unloaded.db.calls() >= 3,
+        "meter, administrations, connection: {}",
+        unloaded.db.calls()
+    );
+    // (Its log row names a key the world never stored: not written.)
+    let _ = unloaded.flush();
+
+    let exact_before = w.sandbox.requests().len();
+    let (p, principal) = w.request(Some(&key), None, true);
+    assert_eq!((p.db.calls(), p.db.statements()), (1, 5), "the load");
+    let answer = w.call_on(&p, &principal, "get_outstanding_invoices", json!({}));
+    assert!(matches!(answer, ToolCallOutcome::Ok { .. }), "{answer:?}");
+    assert!(w.sandbox.requests().len() > exact_before, "Exact was asked");
+    assert_eq!(p.db.calls(), 1, "nothing but the load on the latency path");
+    // After the answer: the call log (and any last-used touch), one batch.
+    let logged = w.api_usage("ok");
+    assert!(p.flush().unwrap() >= 1);
+    assert_eq!(w.api_usage("ok"), logged + 1);
+    assert!(p.reports.borrow().is_empty(), "{:?}", p.reports.borrow());
+    // A request that is not a tool call is not metered and reads the count.
+    let (listing, _) = w.request(Some(&key), None, false);
+    assert_eq!(listing.loaded.as_ref().unwrap().used, 2);
+}
+
+#[test]
+fn a_call_over_the_limit_is_refused_in_the_load_and_never_reaches_exact() {
+    let w = world(Plan::Free);
+    let key = w.api_key();
+    let month = boekhouding_core::storage::usage::UsageMonth::of(
+        boekhouding_core::ports::Clock::now(&w.platform.clock),
+    );
+    w.platform
+        .db
+        .raw()
+        .execute(
+            "INSERT INTO usage_counters (user_id, month, tool_calls) VALUES (?1, ?2, 200)
+             ON CONFLICT (user_id, month) DO UPDATE SET tool_calls = 200",
+            [&w.principal.user_id, &month.key()],
+        )
+        .unwrap();
+    let exact_before = w.sandbox.requests().len();
+    let (p, principal) = w.request(Some(&key), None, true);
+    let over = match w.call_on(&p, &principal, "get_gl_accounts", json!({})) {
+        ToolCallOutcome::ToolError(m) => m,
+        other => panic!("{other:?}"),
+    };
+    assert!(over.contains("Monthly limit reached: 200 of 200"), "{over}");
+    assert_eq!(w.sandbox.requests().len(), exact_before, "no Exact call");
+    assert_eq!(p.db.calls(), 1);
+    p.flush().unwrap();
+    assert_eq!(w.api_usage("limit_exceeded"), 1, "logged as before");
+    let count: i64 = w
+        .platform
+        .db
+        .raw()
+        .query_row("SELECT tool_calls FROM usage_counters", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 200, "and not counted");
+}
+
+/// The query string of an authorization request.
+fn form_query(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let encoded: String = v
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                        char::from(b).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            format!("{k}={encoded}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[test]
+fn an_oauth_token_with_a_narrowed_grant_reads_only_its_administrations_from_the_load() {
+    use boekhouding_core::authorization::authorize::{self, AuthorizeParams};
+    use boekhouding_core::authorization::clients;
+    use boekhouding_core::authorization::metadata::Issuer;
+    use boekhouding_core::authorization::s256_challenge;
+    use boekhouding_core::authorization::tokens::{self, CodeExchange};
+
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const CALLBACK: &str = "https://claude.ai/api/mcp/auth_callback";
+    let w = world(Plan::Pro);
+    let db = &w.platform.db;
+    let now = boekhouding_core::ports::Clock::now(&w.platform.clock);
+    let resource = McpResource::parse("https://mcp.example/mcp").unwrap();
+    let account = block_on(administrations::active_for_user(db, &w.principal.user_id)).unwrap();
+    let chosen = account
+        .iter()
+        .find(|a| a.division_code == 1_000_002)
+        .unwrap();
+    let registration = clients::validate_registration(
+        &json!({"client_name": "Claude", "redirect_uris": [CALLBACK]}),
+    )
+    .unwrap();
+    let client = block_on(clients::register(db, &w.platform.rng, registration, now)).unwrap();
+    let query = form_query(&[
+        ("response_type", "code"),
+        ("client_id", &client.client_id),
+        ("redirect_uri", CALLBACK),
+        ("code_challenge", &s256_challenge(VERIFIER)),
+        ("code_challenge_method", "S256"),
+        ("state", "s"),
+        ("resource", resource.as_str()),
+    ]);
+    let request =
+        authorize::validate(&AuthorizeParams::from_query(&query), &client, &resource).unwrap();
+    let ids: Vec<String> = account.iter().map(|a| a.id.clone()).collect();
+    let admins = tokens::choose_administrations(std::slice::from_ref(&chosen.id), &ids).unwrap();
+    let url = block_on(tokens::approve(
+        db,
+        &w.platform.rng,
+        &request,
+        &w.principal.user_id,
+        &admins,
+        &Issuer::parse("https://portal.example").unwrap(),
+        now,
+    ))
+    .unwrap();
+    let code = url
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("code="))
+        .unwrap()
+        .to_owned();
+    let pair = block_on(tokens::redeem_code(
+        db,
+        &w.platform.rng,
+        &code,
+        &CodeExchange {
+            client_id: &client.client_id,
+            redirect_uri: Some(CALLBACK),
+            code_verifier: Some(VERIFIER),
+            resource: Some(resource.as_str()),
+        },
+        &resource,
+        now,
+    ))
+    .unwrap();
+    let token = pair.access_token.expose().to_owned();
+
+    let (p, principal) = w.request(Some(&token), Some(&resource), true);
+    let listed = match w.call_on(&p, &principal, "list_divisions", json!({})) {
+        ToolCallOutcome::Ok { structured, .. } => structured,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(listed["count"], 1, "{listed}");
+    assert_eq!(listed["administrations"][0]["division_ref"], "1000002");
+    let (p, principal) = w.request(Some(&token), Some(&resource), true);
+    match w.call_on(&p, &principal, "get_gl_accounts", json!({})) {
+        ToolCallOutcome::Ok { structured, .. } => assert_eq!(structured["division"], 1_000_002),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(p.db.calls(), 1, "one round trip for an OAuth caller too");
+    let (p, principal) = w.request(Some(&token), Some(&resource), true);
+    match w.call_on(
+        &p,
+        &principal,
+        "get_gl_accounts",
+        json!({"division": 1_000_001}),
+    ) {
+        ToolCallOutcome::ToolError(m) => assert!(m.contains("not one of this account's"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_failing_write_after_the_answer_does_not_change_the_answer() {
+    let w = world(Plan::Pro);
+    let key = w.api_key();
+    let (p, principal) = w.request(Some(&key), None, true);
+    let expected = w.call_on(&p, &principal, "list_divisions", json!({}));
+    p.flush().unwrap();
+    let logged = w.api_usage("ok");
+
+    let (mut p, principal) = w.request(Some(&key), None, true);
+    p.write_now = true;
+    // The load is done; the next statement, the write after the answer,
+    // fails.
+    w.platform.db.fail_next(1);
+    let answer = w.call_on(&p, &principal, "list_divisions", json!({}));
+    assert_eq!(format!("{answer:?}"), format!("{expected:?}"));
+    assert_eq!(p.reports.borrow().len(), 1, "the failure is reported");
+    assert!(p.reports.borrow()[0].contains("after the answer"));
+    assert_eq!(w.api_usage("ok"), logged, "the lost row is the only effect");
+}
+
+#[test]
+fn only_a_single_tools_call_of_a_catalogue_tool_is_metered_in_the_load() {
+    use boekhouding_mcp::tools::{catalogue, is_metered_tool, rpc_summary};
+    for t in catalogue() {
+        assert!(
+            is_metered_tool(t["name"].as_str().unwrap()),
+            "{}",
+            t["name"]
+        );
+    }
+    assert!(!is_metered_tool("drop_everything"));
+    let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_divisions","arguments":{}}}"#;
+    assert_eq!(
+        rpc_summary(call),
+        (Some("tools/call".into()), Some("list_divisions".into()))
+    );
+    let list =
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"name":"list_divisions"}}"#;
+    assert_eq!(rpc_summary(list), (Some("tools/list".into()), None));
+    // A JSON-RPC batch or garbage is not metered in advance (the engine
+    // refuses a batch; a tool call would meter itself).
+    let batch = format!("[{}]", std::str::from_utf8(call).unwrap());
+    assert_eq!(rpc_summary(batch.as_bytes()), (None, None));
+    assert_eq!(rpc_summary(b"{oops"), (None, None));
 }

@@ -255,4 +255,16 @@ impl SqlExecutor for SqliteDb {
         tx.commit().map_err(map_err)?;
         Ok(out)
     }
+
+    async fn batch_query(&self, stmts: Vec<Statement>) -> Result<Vec<Vec<Row>>, StorageError> {
+        self.injected_failure()?;
+        let mut conn = self.conn.borrow_mut();
+        let tx = conn.transaction().map_err(map_err)?;
+        let mut out = Vec::with_capacity(stmts.len());
+        for stmt in &stmts {
+            out.push(run_query(&tx, stmt)?);
+        }
+        tx.commit().map_err(map_err)?;
+        Ok(out)
+    }
 }

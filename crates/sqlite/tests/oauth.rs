@@ -932,3 +932,72 @@ fn the_endpoints_take_forms_and_json_and_answer_in_rfc_shapes() {
     ))
     .unwrap();
 }
+
+/// The resource server's one-batch load (`core::caller::load_caller`) of
+/// an OAuth access token: the grant's administrations come along, and
+/// every refusal of `AccessRecord::check` (other resource, expired,
+/// revoked, missing scope) is a refusal that meters nothing.
+#[test]
+fn an_access_token_is_loaded_in_one_round_trip_and_refused_as_the_check_says() {
+    use boekhouding_core::caller::{Credential, LoadError, LoadRequest, load_caller};
+    use boekhouding_core::counting::Counting;
+    use boekhouding_core::storage::usage::{self, Metered, UsageMonth};
+
+    let f = fixture();
+    let client = f.register(&[CALLBACK]);
+    let pair = f
+        .redeem(&client, &f.authorize(&client, &f.user, now()), now())
+        .unwrap();
+    let token = pair.access_token.expose().to_owned();
+    let load = |resource: &McpResource, at: DateTime<Utc>| {
+        let counted = Counting::new(&f.db);
+        let loaded = block_on(load_caller(
+            &counted,
+            LoadRequest {
+                credential: &token,
+                resource: Some(resource),
+                now: at,
+                meter: true,
+            },
+        ));
+        assert_eq!(counted.calls(), 1, "one round trip, refused or not");
+        loaded
+    };
+    let metered = || block_on(usage::monthly_calls(&f.db, &f.user, UsageMonth::of(now()))).unwrap();
+    let loaded = load(&resource(), now()).unwrap();
+    assert_eq!(loaded.user_id, f.user);
+    match &loaded.credential {
+        Credential::OAuth(record) => {
+            assert_eq!(record.administration_ids, vec!["adm-1".to_owned()]);
+            assert_eq!(record.client_id, client.client_id);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(loaded.take_meter(), Some(Metered::Allowed { used: 1 }));
+
+    let other = McpResource::parse("https://other.example/mcp").unwrap();
+    assert_eq!(load(&other, now()).unwrap_err(), LoadError::Invalid);
+    let expired = now() + ACCESS_TOKEN_LIFETIME + Duration::seconds(1);
+    assert_eq!(load(&resource(), expired).unwrap_err(), LoadError::Invalid);
+    f.db.raw()
+        .execute("UPDATE oauth_grants SET scope = 'profile'", [])
+        .unwrap();
+    assert_eq!(
+        load(&resource(), now()).unwrap_err(),
+        LoadError::InsufficientScope(SCOPE_BOOKS_READ)
+    );
+    f.db.raw()
+        .execute("UPDATE oauth_grants SET scope = 'books:read'", [])
+        .unwrap();
+    assert!(load(&resource(), now()).is_ok());
+    // Revoked: refused on the very next request (nothing is cached).
+    block_on(tokens::revoke(
+        &f.db,
+        &token,
+        Some(&client.client_id),
+        now(),
+    ))
+    .unwrap();
+    assert_eq!(load(&resource(), now()).unwrap_err(), LoadError::Invalid);
+    assert_eq!(metered(), 2, "only the two accepted loads were counted");
+}

@@ -20,6 +20,8 @@ use boekhouding_cf::platform::{WorkerClock, WorkerRandomness, WorkerSleep, run_t
 use boekhouding_cf::{bindings, edge, health};
 use boekhouding_core::VERSION;
 use boekhouding_core::access::{AccessError, FreshAccess, RefreshJob};
+use boekhouding_core::caller::LoadedCaller;
+use boekhouding_core::counting::Counting;
 
 use boekhouding_core::authorization::metadata::{
     Issuer, McpResource, paths, protected_resource_metadata,
@@ -27,17 +29,18 @@ use boekhouding_core::authorization::metadata::{
 use boekhouding_core::ports::{
     BinaryResponse, Clock, HttpRequest, HttpResponse, HttpTransport, TransportError,
 };
-use boekhouding_core::storage::Statement;
 use boekhouding_core::storage::usage::{self, UsageMonth};
-use boekhouding_core::storage::{NoDatabase, StorageError};
-use boekhouding_mcp::auth::{AuthError, Authenticated, authenticate, challenge};
+use boekhouding_core::storage::{NoDatabase, SqlExecutor, Statement, StorageError};
+use boekhouding_mcp::auth::{self, AuthError, challenge};
 use boekhouding_mcp::engine::{Engine, ServerIdentity};
 use boekhouding_mcp::http::{HttpCall, HttpReply, TransportPolicy, body_too_large, handle};
-use boekhouding_mcp::tools::{Bookkeeping, Caller, DemoTenant, ExactSettings, Platform, Principal};
+use boekhouding_mcp::tools::{
+    Bookkeeping, DemoTenant, ExactSettings, Platform, Principal, is_metered_tool, rpc_summary,
+};
 use exact_sandbox::books::Books;
 use exact_sandbox::demo::{self, DemoTransport};
 use serde_json::json;
-use worker::{Context, Env, Method, Request, Response, console_error, event};
+use worker::{Context, Env, Method, Request, Response, console_error, console_log, event};
 
 const SERVICE: &str = "mcp-server";
 const PRM_PATH: &str = "/.well-known/oauth-protected-resource";
@@ -73,9 +76,14 @@ impl HttpTransport for RequestHttp {
     }
 }
 
+/// A request's database: counted (round trips and statements, for the log
+/// line and, locally, the response headers) and, locally, slowed by
+/// `D1_DELAY_MS` per round trip to imitate a distant D1.
+type CountedDb = Counting<RequestDb, WorkerSleep>;
+
 /// The platform adapters behind the tools.
 struct WorkerPlatform {
-    db: RequestDb,
+    db: CountedDb,
     clock: WorkerClock,
     http: RequestHttp,
     rng: WorkerRandomness,
@@ -83,16 +91,20 @@ struct WorkerPlatform {
     cache: OptionalCache,
     /// For work that must outlive a disconnecting client (`None`: demo).
     detach: Option<(Rc<Context>, Env)>,
+    /// The customer loaded in the request's one round trip (`None`: demo).
+    loaded: Option<LoadedCaller>,
+    /// Writes collected for the batch after the answer.
+    after: RefCell<Vec<Statement>>,
 }
 
 impl Platform for WorkerPlatform {
-    type Db = RequestDb;
+    type Db = CountedDb;
     type Clock = WorkerClock;
     type Http = RequestHttp;
     type Rng = WorkerRandomness;
     type Sleep = WorkerSleep;
     type Cache = OptionalCache;
-    fn db(&self) -> &RequestDb {
+    fn db(&self) -> &CountedDb {
         &self.db
     }
     fn clock(&self) -> &WorkerClock {
@@ -112,6 +124,14 @@ impl Platform for WorkerPlatform {
     }
     fn report(&self, what: &str) {
         console_error!("{SERVICE}: {what}");
+    }
+    fn loaded(&self) -> Option<&LoadedCaller> {
+        self.loaded.as_ref()
+    }
+    /// Collected, and sent in one batch in `ctx.wait_until` once the
+    /// response is built (`write_after_answer`).
+    async fn after_answer(&self, stmts: Vec<Statement>) {
+        self.after.borrow_mut().extend(stmts);
     }
 
     /// The refresh runs in `ctx.wait_until` over its own adapters, so a
@@ -194,13 +214,15 @@ fn demo_request(env: &Env, key: &str) -> Option<(WorkerPlatform, Principal)> {
         now,
     );
     let platform = WorkerPlatform {
-        db: RequestDb::None(NoDatabase),
+        db: Counting::with_delay(RequestDb::None(NoDatabase), WorkerSleep, 0),
         clock: WorkerClock,
         http: RequestHttp::Demo(DemoTransport::new(books, user)),
         rng: WorkerRandomness,
         sleep: WorkerSleep,
         cache: OptionalCache(None),
         detach: None,
+        loaded: None,
+        after: RefCell::new(Vec::new()),
     };
     Some((platform, Principal::demo(key, tenant)))
 }
@@ -329,20 +351,37 @@ fn refuse(
     Ok(r)
 }
 
-/// Records an OAuth grant's use after the answer (every few minutes at
-/// most): a failure is logged and costs the caller nothing.
-fn record_grant_use(ctx: &Rc<Context>, env: &Env, stmt: Statement) {
+/// Writes the request's after-answer statements (the call log, last-used
+/// touches, a refund) in one batch inside `ctx.wait_until`, after the
+/// response is sent: off the latency path. A failure is logged with the
+/// request id and never reaches the client (its answer is already sent).
+fn write_after_answer(ctx: &Rc<Context>, env: &Env, request_id: &str, stmts: Vec<Statement>) {
+    if stmts.is_empty() {
+        return;
+    }
     let env = env.clone();
+    let request_id = request_id.to_owned();
     ctx.wait_until(async move {
-        match D1Executor::from_env(&env) {
-            Ok(db) => {
-                if let Err(e) = boekhouding_core::storage::SqlExecutor::execute(&db, stmt).await {
-                    console_error!("{SERVICE}: recording a grant's use: {e}");
-                }
-            }
-            Err(e) => console_error!("{SERVICE}: recording a grant's use: {e}"),
+        let written = match D1Executor::from_env(&env) {
+            Ok(db) => db.batch(stmts).await.map(drop),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            console_error!("{SERVICE}: request {request_id}: writing after the answer: {e}");
         }
     });
+}
+
+/// `D1_DELAY_MS`, honoured only when `ENVIRONMENT` is `local`: a fixed
+/// wait before each D1 round trip, so a local benchmark can imitate a
+/// database far away.
+fn d1_delay_ms(env: &Env, local: bool) -> u64 {
+    if !local {
+        return 0;
+    }
+    bindings::var_or(env, "D1_DELAY_MS", "0")
+        .parse()
+        .unwrap_or(0)
 }
 
 /// Sends an authorization-server request that reached the MCP origin to
@@ -431,17 +470,99 @@ async fn mcp(
     ctx: &Rc<Context>,
     path_key: Option<&str>,
 ) -> worker::Result<Response> {
-    let origin = public_origin(&req, env);
+    let started = WorkerClock.now();
     let request_id = edge::request_id(&req);
+    // Read with a cap, never whole: a public demo URL must not let a
+    // 100 MB body exhaust the isolate that serves everyone else. Read
+    // first, so a customer's one database round trip can take the meter
+    // of the tool call it carries.
+    let max_body_bytes = TransportPolicy::default().max_body_bytes;
+    let body = if req.method() == Method::Post {
+        match edge::read_body(&mut req, max_body_bytes).await {
+            Ok(body) => body,
+            Err(edge::BodyError::TooLarge { limit }) => {
+                return to_response(body_too_large(limit));
+            }
+            Err(e) => return edge::error_response(SERVICE, &request_id, &e),
+        }
+    } else {
+        Vec::new()
+    };
+    let (rpc_method, tool) = rpc_summary(&body);
+    let local = bindings::var_or(env, bindings::ENVIRONMENT, "local") == "local";
+    let response = answer(
+        req,
+        env,
+        ctx,
+        path_key,
+        Answering {
+            request_id: &request_id,
+            body: &body,
+            tool: tool.as_deref(),
+            local,
+            max_body_bytes,
+        },
+    )
+    .await;
+    let (mut response, round_trips, statements) = match response {
+        Ok(answered) => answered,
+        Err(e) => return Err(e),
+    };
+    if local {
+        let headers = response.headers_mut();
+        headers.set("X-D1-Round-Trips", &round_trips.to_string())?;
+        headers.set("X-D1-Statements", &statements.to_string())?;
+    }
+    // One structured line per request: what was asked and what it cost.
+    // No credential, no arguments, no books.
+    let ms = (WorkerClock.now() - started).num_milliseconds();
+    console_log!(
+        "{}",
+        json!({
+            "service": SERVICE,
+            "request_id": request_id,
+            "method": rpc_method,
+            "tool": tool,
+            "status": response.status_code(),
+            "ms": ms,
+            "d1_round_trips": round_trips,
+            "d1_statements": statements,
+        })
+    );
+    Ok(response)
+}
+
+/// What [`answer`] needs of the request besides the request itself.
+struct Answering<'a> {
+    request_id: &'a str,
+    body: &'a [u8],
+    /// The tool of a `tools/call`, if the body is one.
+    tool: Option<&'a str>,
+    local: bool,
+    max_body_bytes: usize,
+}
+
+/// The answer to an MCP request, with the D1 round trips and statements
+/// it took.
+async fn answer(
+    req: Request,
+    env: &Env,
+    ctx: &Rc<Context>,
+    path_key: Option<&str>,
+    a: Answering<'_>,
+) -> worker::Result<(Response, u32, u32)> {
+    let origin = public_origin(&req, env);
+    let request_id = a.request_id.to_owned();
     let authorization = req.headers().get("authorization")?;
     let demo = match path_key {
         Some(key) => match demo_request(env, key) {
             Some(found) => Some(found),
             None => {
-                return edge::json_response(
+                let r = edge::json_response(
                     404,
                     &json!({"error": "not_found", "message": "No such demo key; the demo keys are listed in the README."}),
-                );
+                )?;
+                return Ok((r, 0, 0));
             }
         },
         None => bearer(authorization.as_deref())
@@ -467,46 +588,50 @@ async fn mcp(
                     &json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": message}}),
                 )?;
                 r.headers_mut().set("Retry-After", "60")?;
-                return Ok(r);
+                return Ok((r, 0, 0));
             }
             found
         }
         None => {
             let db = match D1Executor::from_env(env) {
-                Ok(db) => db,
+                Ok(db) => {
+                    Counting::with_delay(RequestDb::D1(db), WorkerSleep, d1_delay_ms(env, a.local))
+                }
                 Err(e) => {
-                    return edge::error_response(SERVICE, &request_id, &ServerError::Database(e));
+                    let r = edge::error_response(SERVICE, &request_id, &ServerError::Database(e))?;
+                    return Ok((r, 0, 0));
                 }
             };
             let resource = mcp_resource(&origin);
             let now = WorkerClock.now();
-            let principal =
-                match authenticate(&db, authorization.as_deref(), resource.as_ref(), now).await {
-                    Ok(Authenticated { principal, touch }) => {
-                        if let Some(stmt) = touch {
-                            record_grant_use(ctx, env, stmt);
-                        }
-                        principal
-                    }
-                    Err(AuthError::Storage(e)) => {
-                        return edge::error_response(
-                            SERVICE,
-                            &request_id,
-                            &ServerError::Database(e),
-                        );
-                    }
-                    // The MCP authorization challenge (a JSON-RPC error body and
-                    // RFC 9728's WWW-Authenticate), not an internal failure.
-                    Err(e) => return refuse(&e, resource.as_ref(), &origin),
-                };
+            // A tools/call of a catalogue tool is metered in the same
+            // round trip that authenticates it.
+            let meter = a.tool.is_some_and(is_metered_tool);
+            let loaded =
+                auth::load(&db, authorization.as_deref(), resource.as_ref(), now, meter).await;
+            let (principal, loaded) = match loaded {
+                Ok(found) => found,
+                Err(AuthError::Storage(e)) => {
+                    let r = edge::error_response(SERVICE, &request_id, &ServerError::Database(e))?;
+                    return Ok((r, db.calls(), db.statements()));
+                }
+                // The MCP authorization challenge (a JSON-RPC error body and
+                // RFC 9728's WWW-Authenticate), not an internal failure.
+                Err(e) => {
+                    let r = refuse(&e, resource.as_ref(), &origin)?;
+                    return Ok((r, db.calls(), db.statements()));
+                }
+            };
             let platform = WorkerPlatform {
-                db: RequestDb::D1(db),
+                db,
                 clock: WorkerClock,
                 http: RequestHttp::Fetch(FetchTransport::default()),
                 rng: WorkerRandomness,
                 sleep: WorkerSleep,
                 cache: OptionalCache::from_env(env),
                 detach: Some((Rc::clone(ctx), env.clone())),
+                loaded: Some(loaded),
+                after: RefCell::new(Vec::new()),
             };
             (platform, principal)
         }
@@ -518,20 +643,6 @@ async fn mcp(
     }
     principal.request_id = Some(request_id.clone());
     let headers: Vec<(String, String)> = req.headers().entries().collect();
-    // Read with a cap, never whole: a public demo URL must not let a
-    // 100 MB body exhaust the isolate that serves everyone else.
-    let max_body_bytes = TransportPolicy::default().max_body_bytes;
-    let body = if req.method() == Method::Post {
-        match edge::read_body(&mut req, max_body_bytes).await {
-            Ok(body) => body,
-            Err(edge::BodyError::TooLarge { limit }) => {
-                return to_response(body_too_large(limit));
-            }
-            Err(e) => return edge::error_response(SERVICE, &request_id, &e),
-        }
-    } else {
-        Vec::new()
-    };
     let engine = Engine::new(ServerIdentity {
         name: "praat-met-je-boekhouding".into(),
         title: "Praat met je Boekhouding".into(),
@@ -559,9 +670,9 @@ async fn mcp(
     .collect();
     allowed_origins.push(origin.clone());
     let policy = TransportPolicy {
-        max_body_bytes,
+        max_body_bytes: a.max_body_bytes,
         allowed_origins,
-        loopback: bindings::var_or(env, bindings::ENVIRONMENT, "local") == "local",
+        loopback: a.local,
         ..TransportPolicy::default()
     };
     let reply = handle(
@@ -570,30 +681,44 @@ async fn mcp(
         HttpCall {
             method: &method,
             headers: &headers,
-            body: &body,
+            body: a.body,
         },
         &policy,
     )
     .await;
     let mut response = to_response(reply)?;
-    // The plan's monthly tool-call budget, as clients expect to see it.
     let now = platform.clock.now();
     let month = UsageMonth::of(now);
-    if let Caller::Demo(_) = principal.caller {
-        response.headers_mut().set("X-Demo-Mode", "true")?;
-    } else if let Ok(used) = usage::monthly_calls(platform.db(), &principal.user_id, month).await {
-        let limit = principal.plan.limits().monthly_tool_calls;
-        let headers = response.headers_mut();
-        headers.set("X-RateLimit-Limit", &limit.to_string())?;
-        if let Some(left) = limit.remaining(used) {
-            headers.set("X-RateLimit-Remaining", &left.to_string())?;
+    match &platform.loaded {
+        None => {
+            response.headers_mut().set("X-Demo-Mode", "true")?;
         }
-        headers.set(
-            "X-RateLimit-Reset",
-            &month.resets_at().timestamp().to_string(),
-        )?;
+        Some(loaded) => {
+            let mut after = platform.after.take();
+            after.extend(loaded.credential_touch(now));
+            let mut used = loaded.used;
+            // Counted in advance for a tool call the engine did not run
+            // (the transport refused the request first): given back.
+            if loaded.meter_unused() {
+                after.push(usage::refund_statement(&loaded.user_id, month));
+                used = used.saturating_sub(1);
+            }
+            write_after_answer(ctx, env, &request_id, after);
+            // The plan's monthly tool-call budget, as clients expect to see
+            // it, from the count the one round trip read.
+            let limit = principal.plan.limits().monthly_tool_calls;
+            let headers = response.headers_mut();
+            headers.set("X-RateLimit-Limit", &limit.to_string())?;
+            if let Some(left) = limit.remaining(used) {
+                headers.set("X-RateLimit-Remaining", &left.to_string())?;
+            }
+            headers.set(
+                "X-RateLimit-Reset",
+                &month.resets_at().timestamp().to_string(),
+            )?;
+        }
     }
-    Ok(response)
+    Ok((response, platform.db.calls(), platform.db.statements()))
 }
 
 #[event(fetch)]

@@ -183,6 +183,55 @@ pub fn starts_active(account: &[Administration], region: Region, code: i64, plan
     !duplicate && !plan.limits().administrations.is_reached(active)
 }
 
+/// Every administration of a credential's caller (as [`all_for_user`]),
+/// as one statement of the caller's batch.
+pub fn for_caller_statement(key: &super::caller::CallerKey) -> Statement {
+    use super::caller::with_caller;
+    key.statement(
+        with_caller!(
+            api_key,
+            select_administrations!(
+                "WHERE c.user_id = (SELECT user_id FROM caller)
+             ORDER BY a.is_default DESC, a.is_active DESC, a.division_code, c.region"
+            )
+        ),
+        with_caller!(
+            oauth,
+            select_administrations!(
+                "WHERE c.user_id = (SELECT user_id FROM caller)
+             ORDER BY a.is_default DESC, a.is_active DESC, a.division_code, c.region"
+            )
+        ),
+        vec![],
+    )
+}
+
+/// The rows of [`for_caller_statement`].
+pub fn decode_all(rows: Vec<super::Row>) -> Result<Vec<Administration>, StorageError> {
+    rows.into_iter()
+        .map(|r| super::decode::<Row>(r).map(Administration::from))
+        .collect()
+}
+
+/// The active ones of [`all_for_user`]'s list: the list
+/// [`active_for_user`] reads (both order the default first, then by code
+/// and region).
+pub fn only_active(all: &[Administration]) -> Vec<Administration> {
+    all.iter().filter(|a| a.is_active).cloned().collect()
+}
+
+/// The administrations of one connection from [`all_for_user`]'s list, as
+/// [`list_for_connection`] orders them.
+pub fn of_connection(all: &[Administration], connection_id: &str) -> Vec<Administration> {
+    let mut of: Vec<Administration> = all
+        .iter()
+        .filter(|a| a.connection_id == connection_id)
+        .cloned()
+        .collect();
+    of.sort_by_key(|a| a.division_code);
+    of
+}
+
 pub async fn list_for_connection(
     db: &impl SqlExecutor,
     connection_id: &str,

@@ -199,6 +199,14 @@ pub async fn revoke(
     Ok(done.changes == 1)
 }
 
+/// The write of [`touch_last_used`], for the batch after the answer.
+pub fn touch_statement(key_id: &str, now: DateTime<Utc>) -> Statement {
+    Statement::new(
+        "UPDATE api_keys SET last_used_at = ? WHERE id = ?",
+        vec![now.into(), key_id.into()],
+    )
+}
+
 pub async fn touch_last_used(
     db: &impl SqlExecutor,
     key_id: &str,

@@ -303,6 +303,34 @@ pub async fn find_by_exact_user(
     .transpose()
 }
 
+/// The connections of a credential's caller (as [`list_for_user`]), as
+/// one statement of the caller's batch.
+pub fn for_caller_statement(key: &super::caller::CallerKey) -> Statement {
+    use super::caller::with_caller;
+    key.statement(
+        with_caller!(
+            api_key,
+            select_connection!(
+                "WHERE user_id = (SELECT user_id FROM caller) ORDER BY created_at, id"
+            )
+        ),
+        with_caller!(
+            oauth,
+            select_connection!(
+                "WHERE user_id = (SELECT user_id FROM caller) ORDER BY created_at, id"
+            )
+        ),
+        vec![],
+    )
+}
+
+/// The rows of [`for_caller_statement`].
+pub fn decode_all(rows: Vec<super::Row>) -> Result<Vec<Connection>, StorageError> {
+    rows.into_iter()
+        .map(|r| super::decode::<Row>(r).and_then(Connection::try_from))
+        .collect()
+}
+
 pub async fn list_for_user(
     db: &impl SqlExecutor,
     user_id: &str,
@@ -520,6 +548,22 @@ pub fn take_lease_statement(id: &str, owner: &str, now: DateTime<Utc>, ttl: Dura
             owner.into(),
         ],
     )
+}
+
+/// The write of [`touch_last_used_if_stale`], or `None` when the last
+/// touch is recent enough: for the batch after the answer.
+pub fn touch_if_stale_statement(
+    conn: &Connection,
+    now: DateTime<Utc>,
+    granularity: Duration,
+) -> Option<Statement> {
+    if conn.last_used_at.is_some_and(|t| now - t < granularity) {
+        return None;
+    }
+    Some(Statement::new(
+        "UPDATE connections SET last_used_at = ? WHERE id = ?",
+        vec![now.into(), conn.id.clone().into()],
+    ))
 }
 
 /// Records that the connection served a request, at most once per

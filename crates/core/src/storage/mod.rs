@@ -17,6 +17,7 @@ pub mod administrations;
 pub mod api_keys;
 pub mod billing_accounts;
 pub mod billing_events;
+pub mod caller;
 pub mod connections;
 pub mod cron_runs;
 pub mod email_queue;
@@ -146,6 +147,27 @@ pub trait SqlExecutor {
     async fn execute(&self, stmt: Statement) -> Result<Executed, StorageError>;
     /// Runs writes in order, atomically: all or none.
     async fn batch(&self, stmts: Vec<Statement>) -> Result<Vec<Executed>, StorageError>;
+    /// Runs statements in order, atomically (one transaction, one round
+    /// trip), and returns each one's rows (a write's `RETURNING` rows, or
+    /// none). A failing statement fails the whole batch.
+    async fn batch_query(&self, stmts: Vec<Statement>) -> Result<Vec<Vec<Row>>, StorageError>;
+}
+
+/// A borrowed executor is an executor, so wrappers (`counting::Counting`)
+/// can hold either.
+impl<T: SqlExecutor + ?Sized> SqlExecutor for &T {
+    async fn query(&self, stmt: Statement) -> Result<Vec<Row>, StorageError> {
+        (**self).query(stmt).await
+    }
+    async fn execute(&self, stmt: Statement) -> Result<Executed, StorageError> {
+        (**self).execute(stmt).await
+    }
+    async fn batch(&self, stmts: Vec<Statement>) -> Result<Vec<Executed>, StorageError> {
+        (**self).batch(stmts).await
+    }
+    async fn batch_query(&self, stmts: Vec<Statement>) -> Result<Vec<Vec<Row>>, StorageError> {
+        (**self).batch_query(stmts).await
+    }
 }
 
 /// The executor of a request that must not reach any database (a demo):
@@ -168,6 +190,9 @@ impl SqlExecutor for NoDatabase {
         Err(Self::refuse())
     }
     async fn batch(&self, _stmts: Vec<Statement>) -> Result<Vec<Executed>, StorageError> {
+        Err(Self::refuse())
+    }
+    async fn batch_query(&self, _stmts: Vec<Statement>) -> Result<Vec<Vec<Row>>, StorageError> {
         Err(Self::refuse())
     }
 }

@@ -152,6 +152,16 @@ pub async fn find_access(
     access_hash: &str,
 ) -> Result<Option<AccessRecord>, StorageError> {
     let row: Option<AccessRow> = query_one(db, find_access_statement(access_hash)).await?;
+    access_record(row)
+}
+
+/// The rows of [`find_access_statement`] run in a batch.
+pub fn decode_access(rows: Vec<super::Row>) -> Result<Option<AccessRecord>, StorageError> {
+    let row: Option<AccessRow> = rows.into_iter().next().map(super::decode).transpose()?;
+    access_record(row)
+}
+
+fn access_record(row: Option<AccessRow>) -> Result<Option<AccessRecord>, StorageError> {
     row.map(|r| {
         Ok(AccessRecord {
             administration_ids: super::oauth_grants::decode_ids(&r.administration_ids)?,

@@ -4,7 +4,8 @@
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use serde::Deserialize;
 
-use super::{SqlExecutor, Statement, StorageError, query_one};
+use super::caller::{CallerKey, monthly_caps, plan_cap_case, with_caller};
+use super::{Row, SqlExecutor, Statement, StorageError, decode, query_one};
 use crate::plan::Limit;
 
 /// A calendar month in UTC, the metering window.
@@ -96,6 +97,81 @@ pub async fn try_count_call(
     }
 }
 
+/// The meter of [`try_count_call`] for the caller of a credential, as one
+/// statement of the caller's batch: counts the call if the caller's plan
+/// (its cap from `core::plan`) allows it; an empty result means refused,
+/// never an error, so a refusal does not fail the batch. A cap of 0 counts
+/// nothing.
+pub fn meter_for_caller_statement(key: &CallerKey, month: UsageMonth) -> Statement {
+    let mut rest = vec![month.key().into()];
+    rest.extend(monthly_caps());
+    rest.extend(monthly_caps());
+    key.statement(
+        with_caller!(
+            api_key,
+            "INSERT INTO usage_counters (user_id, month, tool_calls) SELECT user_id, ?, 1 FROM caller WHERE (",
+            plan_cap_case!(),
+            ") > 0 ON CONFLICT (user_id, month) DO UPDATE SET tool_calls = tool_calls + 1 WHERE tool_calls < (SELECT ",
+            plan_cap_case!(),
+            " FROM caller) RETURNING tool_calls"
+        ),
+        with_caller!(
+            oauth,
+            "INSERT INTO usage_counters (user_id, month, tool_calls) SELECT user_id, ?, 1 FROM caller WHERE (",
+            plan_cap_case!(),
+            ") > 0 ON CONFLICT (user_id, month) DO UPDATE SET tool_calls = tool_calls + 1 WHERE tool_calls < (SELECT ",
+            plan_cap_case!(),
+            " FROM caller) RETURNING tool_calls"
+        ),
+        rest,
+    )
+}
+
+/// The caller's calls counted this month (after the meter, when the batch
+/// took one).
+pub fn count_for_caller_statement(key: &CallerKey, month: UsageMonth) -> Statement {
+    key.statement(
+        with_caller!(
+            api_key,
+            "SELECT tool_calls FROM usage_counters WHERE user_id = (SELECT user_id FROM caller) AND month = ?"
+        ),
+        with_caller!(
+            oauth,
+            "SELECT tool_calls FROM usage_counters WHERE user_id = (SELECT user_id FROM caller) AND month = ?"
+        ),
+        vec![month.key().into()],
+    )
+}
+
+/// The count read by [`count_for_caller_statement`] (0: none yet).
+pub fn decode_count(rows: Vec<Row>) -> Result<u64, StorageError> {
+    Ok(rows
+        .into_iter()
+        .next()
+        .map(decode::<Count>)
+        .transpose()?
+        .map_or(0, |c| c.tool_calls))
+}
+
+/// The decision of [`meter_for_caller_statement`]: its row, or none when
+/// refused (`used` is the month's count read after it).
+pub fn decode_meter(rows: Vec<Row>, used: u64) -> Result<Metered, StorageError> {
+    match rows.into_iter().next().map(decode::<Count>).transpose()? {
+        Some(c) => Ok(Metered::Allowed { used: c.tool_calls }),
+        None => Ok(Metered::LimitReached { used }),
+    }
+}
+
+/// Gives back a call counted in advance that did not run (the request
+/// turned out not to call the tool it was metered for).
+pub fn refund_statement(user_id: &str, month: UsageMonth) -> Statement {
+    Statement::new(
+        "UPDATE usage_counters SET tool_calls = tool_calls - 1
+         WHERE user_id = ? AND month = ? AND tool_calls > 0",
+        vec![user_id.into(), month.key().into()],
+    )
+}
+
 /// Calls counted so far this month.
 pub async fn monthly_calls(
     db: &impl SqlExecutor,
@@ -162,11 +238,17 @@ pub struct CallRecord {
 }
 
 pub async fn record_call(db: &impl SqlExecutor, call: &CallRecord) -> Result<(), StorageError> {
+    db.execute(record_call_statement(call)).await?;
+    Ok(())
+}
+
+/// The `api_usage` row of a call, to write after the answer.
+pub fn record_call_statement(call: &CallRecord) -> Statement {
     let (kind, key_id, client_id) = match &call.auth {
         AuthKind::ApiKey { key_id } => ("api_key", Some(key_id.clone()), None),
         AuthKind::OAuth { client_id } => ("oauth", None, Some(client_id.clone())),
     };
-    db.execute(Statement::new(
+    Statement::new(
         "INSERT INTO api_usage (user_id, auth_kind, api_key_id, oauth_client_id, tool,
             division_code, outcome, latency_ms, exact_calls, request_id, client_name, at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -184,9 +266,7 @@ pub async fn record_call(db: &impl SqlExecutor, call: &CallRecord) -> Result<(),
             call.client_name.clone().into(),
             call.at.into(),
         ],
-    ))
-    .await?;
-    Ok(())
+    )
 }
 
 /// Retention of per-call rows: older ones are folded into

@@ -171,4 +171,11 @@ impl boekhouding_core::storage::SqlExecutor for FlakyStore<'_> {
     {
         self.inner.batch(stmts).await
     }
+    async fn batch_query(
+        &self,
+        stmts: Vec<boekhouding_core::storage::Statement>,
+    ) -> Result<Vec<Vec<boekhouding_core::storage::Row>>, boekhouding_core::storage::StorageError>
+    {
+        self.inner.batch_query(stmts).await
+    }
 }

@@ -3,16 +3,22 @@
 //! administrations and plan), a fresh access token under the connection's
 //! lease, and Exact errors turned into messages an assistant can act on.
 
-use boekhouding_core::access::{self, AccessContext, AccessError, RefreshJob, RefreshKind};
+use std::cell::RefCell;
+
+use boekhouding_core::access::{
+    self, AccessContext, AccessError, FreshAccess, RefreshJob, RefreshKind,
+};
 use boekhouding_core::crypto::Secret;
 use boekhouding_core::exact::oauth::ExactApp;
 use boekhouding_core::exact::{Division, ExactClient, ExactError, Guid, Listed, Query};
+use boekhouding_core::lifecycle::ConnectionStatus;
 use boekhouding_core::ports::{Clock, KvCache, Sleep};
 use boekhouding_core::storage::administrations::{
     self, Administration, DivisionError, DivisionRef,
 };
-use boekhouding_core::storage::connections;
+use boekhouding_core::storage::connections::{self, Connection};
 use boekhouding_core::storage::usage::Outcome;
+use boekhouding_core::token_cache::TokenCache;
 use serde_json::{Map, Value};
 
 use super::{Bookkeeping, Caller, Platform, ToolResult};
@@ -22,6 +28,52 @@ pub use boekhouding_core::access::ExactSettings;
 /// How stale `connections.last_used_at` may get before a tool call
 /// rewrites it.
 const LAST_USED_GRANULARITY_MINUTES: i64 = 5;
+
+thread_local! {
+    /// This isolate's opened Exact access tokens, by connection and token
+    /// generation (bounds: `core::token_cache`).
+    static ACCESS_TOKENS: RefCell<TokenCache> = RefCell::new(TokenCache::default());
+}
+
+/// The usable access token of a connection row just loaded: from this
+/// isolate's cache when it holds this generation's token and it is not yet
+/// due for refresh, else opened from the row (and then cached). `Ok(None)`:
+/// a refresh is due, or the connection failed.
+async fn usable_token<P: Platform>(
+    access: &AccessContext<'_, P::Db, P::Http, P::Rng, P::Sleep>,
+    conn: &Connection,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<FreshAccess>, AccessError> {
+    // A row sealed with a retired key goes through `handout`, which
+    // reseals it; a failed connection never reads the cache.
+    let cacheable = conn.state.status != ConnectionStatus::RefreshFailed
+        && !connections::needs_reseal(access.keyring, conn);
+    if cacheable {
+        let hit = ACCESS_TOKENS.with(|c| {
+            c.borrow()
+                .get(&conn.id, conn.token_generation, conn.access_expires_at, now)
+        });
+        if let Some(token) = hit {
+            return Ok(Some(FreshAccess {
+                access_token: token,
+                expires_at: conn.access_expires_at,
+                refreshed: false,
+            }));
+        }
+    }
+    let handed = access::handout(access, conn, now).await;
+    if let (true, Ok(Some(fresh))) = (cacheable, &handed) {
+        ACCESS_TOKENS.with(|c| {
+            c.borrow_mut().put(
+                &conn.id,
+                conn.token_generation,
+                fresh.access_token.clone(),
+                fresh.expires_at,
+            );
+        });
+    }
+    handed
+}
 
 pub(super) fn failed(message: impl Into<String>, outcome: Outcome) -> ToolResult {
     ToolResult::Failed {
@@ -280,19 +332,36 @@ pub(super) async fn connect<'c, P: Platform>(
             Outcome::InternalError,
         )
     })?;
-    let conn = connections::find_by_id(p.db(), &admin.connection_id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| failed("The Exact connection of this administration is gone; reconnect Exact in the portal.", Outcome::ToolError))?;
+    // The connection row (sealed tokens included) usually came with the
+    // caller's one round trip.
+    let loaded = p.loaded().and_then(|l| {
+        l.connections
+            .iter()
+            .find(|c| c.id == admin.connection_id)
+            .cloned()
+    });
+    let conn = match loaded {
+        Some(conn) => Some(conn),
+        None => connections::find_by_id(p.db(), &admin.connection_id)
+            .await
+            .map_err(internal)?,
+    }
+    .ok_or_else(|| {
+        failed(
+            "The Exact connection of this administration is gone; reconnect Exact in the portal.",
+            Outcome::ToolError,
+        )
+    })?;
     // Tells the token cron this connection is in use (at most one write
-    // per few minutes); a failure here must not fail the tool call.
-    let _ = connections::touch_last_used_if_stale(
-        p.db(),
+    // per few minutes), after the answer: a failure there must not fail
+    // the tool call.
+    if let Some(touch) = connections::touch_if_stale_statement(
         &conn,
         p.clock().now(),
         chrono::Duration::minutes(LAST_USED_GRANULARITY_MINUTES),
-    )
-    .await;
+    ) {
+        p.after_answer(vec![touch]).await;
+    }
     let app = settings.app_for(conn.region);
     let access = AccessContext {
         db: p.db(),
@@ -309,7 +378,7 @@ pub(super) async fn connect<'c, P: Platform>(
         .unwrap_or_else(|| "mcp".into());
     // The row just read usually holds a usable token: no lease, no
     // refresh, no further read.
-    let handed = access::handout(&access, &conn, p.clock().now()).await;
+    let handed = usable_token::<P>(&access, &conn, p.clock().now()).await;
     let mut attempt = 0;
     let token = loop {
         let result = match &handed {

@@ -36,6 +36,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use boekhouding_core::access::{AccessError, FreshAccess, RefreshJob};
+use boekhouding_core::caller::LoadedCaller;
 use boekhouding_core::lifecycle::TokenState;
 use boekhouding_core::plan::Plan;
 use boekhouding_core::ports::{Clock, HttpTransport, KvCache, Randomness, Sleep};
@@ -43,7 +44,7 @@ use boekhouding_core::region::Region;
 use boekhouding_core::storage::administrations::{self, Administration};
 use boekhouding_core::storage::connections::{self, Connection};
 use boekhouding_core::storage::usage::{self, AuthKind, CallRecord, Metered, Outcome, UsageMonth};
-use boekhouding_core::storage::{SqlExecutor, StorageError};
+use boekhouding_core::storage::{SqlExecutor, Statement, StorageError};
 
 use crate::engine::{HostError, ToolCallOutcome, ToolHost};
 
@@ -202,6 +203,25 @@ pub trait Platform {
         job.run(self.db(), self.http(), self.rng(), self.sleep())
             .await
     }
+    /// The caller as loaded with the request's one database round trip
+    /// (`core::caller::load_caller`): its connections, administrations
+    /// and the meter already taken. `None`: the tools read what they need
+    /// themselves (native tests, and any host that did not preload).
+    fn loaded(&self) -> Option<&LoadedCaller> {
+        None
+    }
+    /// Writes that need not delay the answer (the call log, last-used
+    /// touches): on Workers they are collected and sent in one batch in
+    /// `ctx.wait_until` after the response; a failure is logged, never
+    /// shown to the client. The default writes them now, in one batch.
+    async fn after_answer(&self, stmts: Vec<Statement>) {
+        if stmts.is_empty() {
+            return;
+        }
+        if let Err(e) = self.db().batch(stmts).await {
+            self.report(&format!("writing after the answer: {e}"));
+        }
+    }
 }
 
 /// The catalogue for one authenticated request.
@@ -222,16 +242,26 @@ impl<P: Platform> Bookkeeping<'_, P> {
         match &self.principal.caller {
             Caller::Demo(t) => Ok(vec![t.connection.clone()]),
             Caller::Customer(_) => {
-                let all =
-                    connections::list_for_user(self.platform.db(), &self.principal.user_id).await?;
+                let loaded = self.platform.loaded();
+                let all = match loaded {
+                    Some(l) => l.connections.clone(),
+                    None => {
+                        connections::list_for_user(self.platform.db(), &self.principal.user_id)
+                            .await?
+                    }
+                };
                 if self.principal.granted.is_none() {
                     return Ok(all);
                 }
                 // A grant narrower than the account shows only the
                 // connections it reads an administration through.
-                let account =
-                    administrations::all_for_user(self.platform.db(), &self.principal.user_id)
-                        .await?;
+                let account = match loaded {
+                    Some(l) => l.administrations.clone(),
+                    None => {
+                        administrations::all_for_user(self.platform.db(), &self.principal.user_id)
+                            .await?
+                    }
+                };
                 Ok(all
                     .into_iter()
                     .filter(|c| {
@@ -249,14 +279,24 @@ impl<P: Platform> Bookkeeping<'_, P> {
     pub(crate) async fn active_administrations(&self) -> Result<Vec<Administration>, StorageError> {
         match &self.principal.caller {
             Caller::Demo(t) => Ok(t.administrations.clone()),
-            Caller::Customer(_) => Ok(administrations::active_for_user(
-                self.platform.db(),
-                &self.principal.user_id,
-            )
-            .await?
-            .into_iter()
-            .filter(|a| self.principal.may_read(&a.id))
-            .collect()),
+            Caller::Customer(_) => {
+                let active = match self.platform.loaded() {
+                    // Loaded in `active_for_user`'s order minus the
+                    // inactive ones: the same list.
+                    Some(l) => administrations::only_active(&l.administrations),
+                    None => {
+                        administrations::active_for_user(
+                            self.platform.db(),
+                            &self.principal.user_id,
+                        )
+                        .await?
+                    }
+                };
+                Ok(active
+                    .into_iter()
+                    .filter(|a| self.principal.may_read(&a.id))
+                    .collect())
+            }
         }
     }
 
@@ -268,14 +308,19 @@ impl<P: Platform> Bookkeeping<'_, P> {
     ) -> Result<Vec<Administration>, StorageError> {
         match &self.principal.caller {
             Caller::Demo(t) => Ok(t.administrations.clone()),
-            Caller::Customer(_) => Ok(administrations::list_for_connection(
-                self.platform.db(),
-                &connection.id,
-            )
-            .await?
-            .into_iter()
-            .filter(|a| self.principal.may_read(&a.id))
-            .collect()),
+            Caller::Customer(_) => {
+                let of = match self.platform.loaded() {
+                    Some(l) => administrations::of_connection(&l.administrations, &connection.id),
+                    None => {
+                        administrations::list_for_connection(self.platform.db(), &connection.id)
+                            .await?
+                    }
+                };
+                Ok(of
+                    .into_iter()
+                    .filter(|a| self.principal.may_read(&a.id))
+                    .collect())
+            }
         }
     }
 
@@ -437,7 +482,7 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
 
     async fn call(&self, name: &str, arguments: Value) -> ToolCallOutcome {
         // The catalogue is the one list of tool names.
-        if !self.tools().iter().any(|t| t["name"] == name) {
+        if !is_metered_tool(name) {
             return ToolCallOutcome::UnknownTool;
         }
         let auth = match &self.principal.caller {
@@ -460,14 +505,20 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
         };
         let started = self.platform.clock().now();
         let month = UsageMonth::of(started);
-        // Count before any work: a call over the limit costs nothing.
-        let metered = usage::try_count_call(
-            self.platform.db(),
-            &self.principal.user_id,
-            month,
-            self.principal.plan.limits().monthly_tool_calls,
-        )
-        .await;
+        // Count before any work: a call over the limit costs nothing. The
+        // meter usually came with the caller's one round trip.
+        let metered = match self.platform.loaded().and_then(LoadedCaller::take_meter) {
+            Some(taken) => Ok(taken),
+            None => {
+                usage::try_count_call(
+                    self.platform.db(),
+                    &self.principal.user_id,
+                    month,
+                    self.principal.plan.limits().monthly_tool_calls,
+                )
+                .await
+            }
+        };
         let mut calls = 0;
         let (outcome, division, result) = match metered {
             Err(e) => {
@@ -513,23 +564,60 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
         let latency = (self.platform.clock().now() - started)
             .num_milliseconds()
             .clamp(0, i64::from(u32::MAX)) as u32;
-        // The call is already counted; a failed log row must not fail it.
-        let _ = usage::record_call(
-            self.platform.db(),
-            &CallRecord {
-                user_id: self.principal.user_id.clone(),
-                auth,
-                tool: name.to_owned(),
-                division_code: division,
-                outcome,
-                latency_ms: latency,
-                exact_calls: calls,
-                request_id: self.principal.request_id.clone(),
-                client_name: self.principal.client_name.clone(),
-                at: started,
-            },
-        )
-        .await;
+        // The call is already counted; its log row is written after the
+        // answer, and a failure there must not fail it.
+        let log = usage::record_call_statement(&CallRecord {
+            user_id: self.principal.user_id.clone(),
+            auth,
+            tool: name.to_owned(),
+            division_code: division,
+            outcome,
+            latency_ms: latency,
+            exact_calls: calls,
+            request_id: self.principal.request_id.clone(),
+            client_name: self.principal.client_name.clone(),
+            at: started,
+        });
+        self.platform.after_answer(vec![log]).await;
         result
     }
+}
+
+/// What a request body asks, for metering and the log line: the JSON-RPC
+/// method of a single request and, for `tools/call`, the tool's name.
+/// Neither is trusted for anything else: the engine parses the body again.
+pub fn rpc_summary(body: &[u8]) -> (Option<String>, Option<String>) {
+    let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(body) else {
+        return (None, None);
+    };
+    let method = request
+        .get("method")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let tool = (method.as_deref() == Some("tools/call"))
+        .then(|| {
+            request
+                .get("params")?
+                .get("name")?
+                .as_str()
+                .map(str::to_owned)
+        })
+        .flatten();
+    (method, tool)
+}
+
+thread_local! {
+    /// The catalogue's tool names, built once per isolate (the catalogue
+    /// is fixed at compile time; building every schema per request to
+    /// find a name cost CPU on every call).
+    static TOOL_NAMES: Vec<String> = catalogue()
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(str::to_owned))
+        .collect();
+}
+
+/// Whether `tool` is a catalogue tool: a `tools/call` of one is metered
+/// (an unknown name is refused before metering).
+pub fn is_metered_tool(tool: &str) -> bool {
+    TOOL_NAMES.with(|names| names.iter().any(|n| n == tool))
 }
