@@ -7,7 +7,7 @@
 use boekhouding_core::authorization::metadata::{Challenge, McpResource, www_authenticate};
 use boekhouding_core::caller::{self, Credential, LoadError, LoadRequest, LoadedCaller};
 use boekhouding_core::storage::usage::AuthKind;
-use boekhouding_core::storage::{SqlExecutor, StorageError};
+use boekhouding_core::storage::{SqlExecutor, StorageError, api_keys};
 use chrono::{DateTime, Utc};
 
 use crate::tools::{Caller, Principal};
@@ -25,6 +25,10 @@ pub enum AuthError {
     /// A valid token without the scope this request needs: 403.
     #[error("the token lacks the scope {0}")]
     InsufficientScope(&'static str),
+    /// A live API key beyond the plan's key cap (a smaller plan stops the
+    /// newest keys): 403, saying why.
+    #[error("this API key is beyond the plan's {0} keys")]
+    KeyBeyondPlan(u32),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -33,7 +37,7 @@ impl AuthError {
     /// 401, or 403 for a missing scope.
     pub fn http_status(&self) -> u16 {
         match self {
-            AuthError::InsufficientScope(_) => 403,
+            AuthError::InsufficientScope(_) | AuthError::KeyBeyondPlan(_) => 403,
             _ => 401,
         }
     }
@@ -57,7 +61,7 @@ pub async fn load(
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AuthError::Invalid);
     }
-    let loaded = caller::load_caller(
+    let loaded = match caller::load_caller(
         db,
         LoadRequest {
             credential: credential.trim(),
@@ -67,11 +71,21 @@ pub async fn load(
         },
     )
     .await
-    .map_err(|e| match e {
-        LoadError::Invalid => AuthError::Invalid,
-        LoadError::InsufficientScope(s) => AuthError::InsufficientScope(s),
-        LoadError::Storage(s) => AuthError::Storage(s),
-    })?;
+    {
+        Ok(loaded) => loaded,
+        // A refused key costs one more statement to say why, when the
+        // reason is the plan (never for an unknown or revoked key).
+        Err(LoadError::Invalid) => {
+            return Err(
+                match api_keys::beyond_plan_cap(db, credential.trim()).await? {
+                    Some(cap) => AuthError::KeyBeyondPlan(cap),
+                    None => AuthError::Invalid,
+                },
+            );
+        }
+        Err(LoadError::InsufficientScope(s)) => return Err(AuthError::InsufficientScope(s)),
+        Err(LoadError::Storage(s)) => return Err(AuthError::Storage(s)),
+    };
     let (auth, client_name, granted) = match &loaded.credential {
         Credential::ApiKey { key_id, .. } => (
             AuthKind::ApiKey {
@@ -105,7 +119,11 @@ pub fn challenge(resource: &McpResource, error: &AuthError) -> String {
     www_authenticate(
         resource,
         match error {
-            AuthError::Missing | AuthError::Storage(_) => Challenge::Missing,
+            // A key beyond the plan is not a token problem: the plain
+            // challenge (the body says why).
+            AuthError::Missing | AuthError::Storage(_) | AuthError::KeyBeyondPlan(_) => {
+                Challenge::Missing
+            }
             AuthError::Invalid => Challenge::InvalidToken,
             AuthError::InsufficientScope(s) => Challenge::InsufficientScope(s),
         },

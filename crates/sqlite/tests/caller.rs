@@ -275,3 +275,65 @@ fn every_plan_has_its_cap_in_the_meter() {
         }
     }
 }
+
+/// After a downgrade the newest keys beyond the smaller plan's cap stop
+/// working (refused in the load, never metered) and the refusal can say
+/// why; the oldest keep working, and an upgrade brings the others back.
+#[test]
+fn keys_beyond_a_smaller_plans_cap_stop_newest_first_and_say_why() {
+    let db = SqliteDb::migrated().unwrap();
+    let a = account(&db, Plan::Pro);
+    let rng = SeededRandomness::new(99);
+    let mut keys = vec![a.key.clone()];
+    for (i, name) in ["tweede", "derde", "vierde", "vijfde"].iter().enumerate() {
+        let later = now() + Duration::minutes(i as i64 + 1);
+        let k = block_on(api_keys::create(
+            &db,
+            &rng,
+            &a.user_id,
+            Plan::Pro,
+            name,
+            later,
+        ))
+        .unwrap();
+        keys.push(k.issued.secret.expose().to_owned());
+    }
+    block_on(users::set_plan(&db, &a.user_id, Plan::Free, now())).unwrap();
+    // Free allows three keys: the two newest stop.
+    for (i, key) in keys.iter().enumerate() {
+        let loaded = block_on(load_caller(&db, request(key, true)));
+        let beyond = block_on(api_keys::beyond_plan_cap(&db, key)).unwrap();
+        if i < 3 {
+            assert!(loaded.is_ok(), "key {i} should still work");
+            assert_eq!(beyond, None);
+        } else {
+            assert!(
+                matches!(loaded, Err(LoadError::Invalid)),
+                "key {i} should stop"
+            );
+            assert_eq!(beyond, Some(3), "and say the cap");
+        }
+    }
+    // Only the three that worked were metered.
+    let counted: i64 = db
+        .raw()
+        .query_row(
+            "SELECT tool_calls FROM usage_counters WHERE user_id = ?1",
+            [&a.user_id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(counted, 3);
+    // A revoked or unknown key is not explained as a plan matter.
+    assert_eq!(
+        block_on(api_keys::beyond_plan_cap(
+            &db,
+            &format!("pmjb_{}", "0".repeat(64))
+        ))
+        .unwrap(),
+        None
+    );
+    // Upgrading brings them back.
+    block_on(users::set_plan(&db, &a.user_id, Plan::Pro, now())).unwrap();
+    assert!(block_on(load_caller(&db, request(&keys[4], false))).is_ok());
+}

@@ -330,10 +330,14 @@ fn refuse(
 ) -> worker::Result<Response> {
     let message = match error {
         AuthError::InsufficientScope(_) => {
-            "Forbidden: the access token lacks the scope this server needs"
+            "Forbidden: the access token lacks the scope this server needs".to_owned()
         }
+        AuthError::KeyBeyondPlan(cap) => format!(
+            "Forbidden: your plan allows {cap} API keys and this one is newer than those; the newest keys stop first when a plan gets smaller. Revoke a key or upgrade in the portal's dashboard."
+        ),
         _ => {
             "Authentication required: sign in through OAuth or send Authorization: Bearer <API key>"
+                .to_owned()
         }
     };
     let mut r = edge::json_response(

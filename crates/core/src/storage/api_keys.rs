@@ -235,3 +235,49 @@ pub async fn purge_revoked_before(
 ) -> Result<u64, StorageError> {
     Ok(db.execute(purge_revoked_statement(cutoff)).await?.changes)
 }
+
+/// The plan's key cap when a live key of an active user is refused only
+/// because it is beyond that cap (a smaller plan stops the newest keys):
+/// the refusal then says why. `None` for any other key.
+pub async fn beyond_plan_cap(
+    db: &impl SqlExecutor,
+    presented: &str,
+) -> Result<Option<u32>, StorageError> {
+    if !is_well_formed(CredentialKind::ApiKey, presented) {
+        return Ok(None);
+    }
+    #[derive(Deserialize)]
+    struct Rank {
+        older: i64,
+        plan: String,
+    }
+    let Some(rank) = query_one::<Rank>(
+        db,
+        Statement::new(
+            "SELECT (SELECT COUNT(*) FROM api_keys o WHERE o.user_id = k.user_id
+                       AND o.revoked_at IS NULL
+                       AND (o.created_at < k.created_at OR (o.created_at = k.created_at AND o.id < k.id))) AS older,
+                    u.plan AS plan
+             FROM api_keys k JOIN users u ON u.id = k.user_id AND u.status = 'active'
+             WHERE k.key_hash = ? AND k.revoked_at IS NULL",
+            vec![hash_credential(presented).into()],
+        ),
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let plan: crate::plan::Plan = rank
+        .plan
+        .parse()
+        .map_err(|_| StorageError::Decode(format!("plan {}", rank.plan)))?;
+    let older = u64::try_from(rank.older).unwrap_or(0);
+    Ok(match plan.limits().api_keys {
+        crate::plan::Limit::Capped(cap)
+            if !crate::billing::limits::key_within_plan(older, plan) =>
+        {
+            Some(cap)
+        }
+        _ => None,
+    })
+}

@@ -6,7 +6,9 @@
 //! their modules.
 //!
 //! The expression is a common table expression `caller (key_id,
-//! key_last_used_at, user_id, plan)` with at most one row: an API key that is not revoked, or an
+//! key_last_used_at, user_id, plan)` with at most one row: an API key that
+//! is not revoked and within its plan's key cap (the oldest keys work; a
+//! smaller plan stops the newest), or an
 //! OAuth access token that is unexpired, of an unrevoked grant, for this
 //! resource and with the scope tools need (the very conditions of
 //! `AccessRecord::check`), in both cases of an active user.
@@ -24,7 +26,12 @@ macro_rules! with_caller {
         concat!(
             "WITH caller AS (SELECT k.id AS key_id, k.last_used_at AS key_last_used_at, u.id AS user_id, u.plan AS plan ",
             "FROM api_keys k JOIN users u ON u.id = k.user_id AND u.status = 'active' ",
-            "WHERE k.key_hash = ? AND k.revoked_at IS NULL) ",
+            "WHERE k.key_hash = ? AND k.revoked_at IS NULL ",
+            // Within the plan's key cap: fewer older live keys than the
+            // cap (`billing::limits::key_within_plan`; caps as parameters).
+            "AND (SELECT COUNT(*) FROM api_keys o WHERE o.user_id = k.user_id AND o.revoked_at IS NULL ",
+            "AND (o.created_at < k.created_at OR (o.created_at = k.created_at AND o.id < k.id))) ",
+            "< CASE u.plan WHEN 'free' THEN ? WHEN 'starter' THEN ? WHEN 'pro' THEN ? ELSE ? END) ",
             $($tail)+
         )
     };
@@ -62,7 +69,11 @@ impl CallerKey {
     /// every statement, so these are its first parameters.
     pub(crate) fn params(&self) -> Vec<SqlValue> {
         match self {
-            CallerKey::ApiKey { hash } => vec![hash.into()],
+            CallerKey::ApiKey { hash } => {
+                let mut params = vec![hash.into()];
+                params.extend(Plan::ALL.map(|p| p.limits().api_keys.cap_for_sql().into()));
+                params
+            }
             CallerKey::OAuth {
                 hash,
                 now,
