@@ -369,6 +369,65 @@ fn the_free_plan_stops_at_its_monthly_limit_with_the_reset_date_and_the_upgrade(
     );
 }
 
+/// The call that reaches 80 % of the month's calls, and the one that
+/// reaches all of them, each queue one mail (with the call log, after the
+/// answer); the calls around them and the refused ones queue none.
+#[test]
+fn the_calls_that_reach_80_and_100_percent_queue_one_usage_mail_each() {
+    let mut w = world(Plan::Free);
+    // A real key: the call log the mail rides with references it.
+    let key = block_on(boekhouding_core::storage::api_keys::create(
+        &w.platform.db,
+        &w.platform.rng,
+        &w.principal.user_id,
+        Plan::Free,
+        "laptop",
+        boekhouding_core::ports::Clock::now(&w.platform.clock),
+    ))
+    .unwrap();
+    w.principal.caller = Caller::Customer(AuthKind::ApiKey {
+        key_id: key.record.id,
+    });
+    let month = boekhouding_core::storage::usage::UsageMonth::of(
+        boekhouding_core::ports::Clock::now(&w.platform.clock),
+    );
+    let set = |n: i64| {
+        w.platform
+            .db
+            .raw()
+            .execute(
+                &format!(
+                    "INSERT INTO usage_counters (user_id, month, tool_calls) VALUES (?1, ?2, {n})
+                     ON CONFLICT (user_id, month) DO UPDATE SET tool_calls = {n}"
+                ),
+                [&w.principal.user_id, &month.key()],
+            )
+            .unwrap();
+    };
+    let mails = || -> Vec<String> {
+        let db = w.platform.db.raw();
+        let mut q = db
+            .prepare("SELECT template FROM email_queue ORDER BY id")
+            .unwrap();
+        q.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    set(158);
+    w.ok("list_divisions", json!({}));
+    assert!(mails().is_empty(), "159 of 200 is below 80 %");
+    w.ok("list_divisions", json!({}));
+    assert_eq!(mails(), vec!["usage_80"], "160 of 200");
+    w.ok("list_divisions", json!({}));
+    assert_eq!(mails().len(), 1, "once");
+    set(199);
+    w.ok("list_divisions", json!({}));
+    assert_eq!(mails(), vec!["usage_80", "usage_100"]);
+    w.error("list_divisions", json!({}));
+    assert_eq!(mails().len(), 2, "a refused call sends nothing more");
+}
+
 #[test]
 fn trial_balance_sums_to_zero_and_matches_the_transaction_lines() {
     let w = world(Plan::Pro);

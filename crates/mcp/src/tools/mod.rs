@@ -38,6 +38,7 @@ use serde_json::{Map, Value, json};
 use boekhouding_core::access::{AccessError, FreshAccess, RefreshJob};
 use boekhouding_core::caller::LoadedCaller;
 use boekhouding_core::lifecycle::TokenState;
+use boekhouding_core::mail::{self, UsageThreshold};
 use boekhouding_core::plan::Plan;
 use boekhouding_core::ports::{Clock, HttpTransport, KvCache, Randomness, Sleep};
 use boekhouding_core::region::Region;
@@ -520,6 +521,35 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
             }
         };
         let mut calls = 0;
+        // The 80 % and 100 % mails: queued with the call log when this
+        // call is the one that reached the threshold.
+        let warning = match &metered {
+            Ok(Metered::Allowed { used }) => {
+                let limit = self.principal.plan.limits().monthly_tool_calls;
+                UsageThreshold::crossed(used.saturating_sub(1), *used, limit).map(|threshold| {
+                    let month = UsageMonth::of(started);
+                    let link = match self.principal.plan.upgrade() {
+                        Some(p @ (Plan::Starter | Plan::Pro)) => {
+                            format!("{}/billing/upgrade?plan={p}", self.portal_url)
+                        }
+                        _ => format!("{}/dashboard", self.portal_url),
+                    };
+                    mail::usage_warning_statement(
+                        &mail::UsageWarning {
+                            user_id: &self.principal.user_id,
+                            threshold,
+                            used: *used,
+                            cap: limit.cap_for_sql().unsigned_abs(),
+                            month: &month.key(),
+                            resets_at: month.resets_at(),
+                            link: &link,
+                        },
+                        started,
+                    )
+                })
+            }
+            _ => None,
+        };
         let (outcome, division, result) = match metered {
             Err(e) => {
                 self.platform.report(&format!("metering {name}: {e}"));
@@ -578,7 +608,9 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
             client_name: self.principal.client_name.clone(),
             at: started,
         });
-        self.platform.after_answer(vec![log]).await;
+        self.platform
+            .after_answer(std::iter::once(log).chain(warning).collect())
+            .await;
         result
     }
 }
