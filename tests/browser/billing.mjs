@@ -96,7 +96,22 @@ export default async function (t) {
       await page.clickAndNavigate("#switch-price_pro_local");
       await page.clickAndNavigate("#return");
       await waitForPlan(page, base, "Pro");
+      // On Pro: three more keys (four in all; free allows three) and a
+      // third administration switched on (free serves two).
+      let newest = "";
+      for (const name of ["tweede", "derde", "vierde"]) {
+        // Keys are ordered by their creation second (ties by id): a
+        // second apart, "newest" is the one made last.
+        await new Promise((r) => setTimeout(r, 1100));
+        await page.fill({ "#key-name": name });
+        await page.clickAndNavigate("form[action='/keys'] button");
+        newest = (await page.text("#api-key")).trim();
+        await page.goto(`${base}/dashboard`);
+      }
+      writeFileSync(t.args["newest-out"], newest);
+      await page.clickAndNavigate("form[action='/administrations/toggle']:has(input[name=on][value='1']) button >> nth=0");
       const notes = await page.text("section[aria-labelledby=plan]");
+      expect(notes.includes("vierde"), "the dashboard does not say which key a smaller plan stops");
       expect(notes.includes("Stap je over naar Free"), "what a smaller plan changes is not shown");
       await page.inspect("dashboard-pro");
       await page.clickAndNavigate("form[action='/billing/portal'] button");

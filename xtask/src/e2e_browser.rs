@@ -187,6 +187,7 @@ pub fn billing_checks(
     let base = format!("http://127.0.0.1:{portal_port}");
     let mcp_url = format!("http://127.0.0.1:{mcp_port}/mcp");
     let key_file = state.join("billing-key");
+    let newest_file = state.join("billing-newest-key");
     let d1 = crate::demo::local_d1_file(state)
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -205,6 +206,7 @@ pub fn billing_checks(
                 ("d1", &d1),
                 ("cron-url", &cron_url),
                 ("out", &key_file.to_string_lossy()),
+                ("newest-out", &newest_file.to_string_lossy()),
             ],
         )
     };
@@ -258,8 +260,35 @@ pub fn billing_checks(
         }),
     ));
     out.push((
-        "billing browser: the billing portal moves to Pro at once; a cancellation keeps Pro until the period's end (shown on the dashboard), then Free",
-        scenario("manage"),
+        "billing browser: the billing portal moves to Pro at once (four keys, three administrations); a cancellation keeps Pro until the period's end (shown on the dashboard), then Free: the newest key is refused saying why, the oldest reads the two administrations free serves",
+        scenario("manage").and_then(|()| {
+            let newest = std::fs::read_to_string(&newest_file)?;
+            let (code, line) = sdk(newest.trim())?;
+            if code == 0 || !line.contains("403") {
+                bail!("the newest key beyond free's three still works (exit {code}): {line}");
+            }
+            // The oldest key still works, and free's monthly limit
+            // applies again at once (the month already holds 201 calls).
+            let oldest = std::fs::read_to_string(&key_file)?;
+            let (code, line) = sdk(oldest.trim())?;
+            if code == 0 || !line.contains("Monthly limit reached: 201 of 200") {
+                bail!("free's call limit should apply again (exit {code}): {line}");
+            }
+            // A new month: the oldest key reads the two administrations
+            // free serves (the default first), not the third.
+            let db = rusqlite::Connection::open(crate::demo::local_d1_file(state)?)?;
+            db.execute(
+                "UPDATE usage_counters SET tool_calls = 0
+                 WHERE user_id = (SELECT id FROM users WHERE email = ?1)",
+                [EMAIL],
+            )?;
+            let (code, line) = sdk(oldest.trim())?;
+            let listed = line.matches("(active)").count();
+            if code != 0 || listed != 2 {
+                bail!("the oldest key should read two administrations on free (exit {code}): {line}");
+            }
+            Ok(())
+        }),
     ));
     out.push((
         "billing webhook: Stripe's replay of an applied event is answered 200 and applied once; a replay signed 10 minutes ago and a forged signature get 400; the plan stays as paid",
