@@ -1128,7 +1128,7 @@ async fn render_dashboard<P: PortalPlatform>(
 }
 
 /// A signed-in, genuine POST: the user, or the response refusing it.
-async fn genuine<P: PortalPlatform>(
+pub async fn genuine<P: PortalPlatform>(
     req: &WebRequest,
     cfg: &PortalConfig,
     p: &P,

@@ -97,13 +97,10 @@ pub async fn checkout<P: PortalPlatform>(
     cfg: &PortalConfig,
     p: &P,
 ) -> WebResponse {
-    let signed = match account::require_user(req, p).await {
+    let signed = match account::genuine(req, cfg, p).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if !account::genuine_post(req, cfg, &signed.session.token_hash) {
-        return account::refused(signed.lang);
-    }
     let Some(s) = cfg.stripe.as_ref() else {
         return billing_unavailable(signed.lang);
     };
@@ -150,13 +147,10 @@ pub async fn checkout<P: PortalPlatform>(
 /// `POST /billing/portal`: Stripe's Billing Portal (plan, card, cancel,
 /// invoices), back to the dashboard afterwards.
 pub async fn manage<P: PortalPlatform>(req: &WebRequest, cfg: &PortalConfig, p: &P) -> WebResponse {
-    let signed = match account::require_user(req, p).await {
+    let signed = match account::genuine(req, cfg, p).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if !account::genuine_post(req, cfg, &signed.session.token_hash) {
-        return account::refused(signed.lang);
-    }
     let Some(s) = cfg.stripe.as_ref() else {
         return billing_unavailable(signed.lang);
     };

@@ -301,13 +301,10 @@ async fn decide<P: PortalPlatform>(
     o: &OAuthSettings,
     p: &P,
 ) -> WebResponse {
-    let signed = match account::require_user(req, p).await {
+    let signed = match account::genuine(req, cfg, p).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if !account::genuine_post(req, cfg, &signed.session.token_hash) {
-        return account::refused(signed.lang);
-    }
     let query = req.form_field("request").unwrap_or_default();
     let request = match checked_request(&query, o, p, signed.lang).await {
         Ok(r) => r,
@@ -416,13 +413,10 @@ pub async fn revoke_app<P: PortalPlatform>(
     cfg: &PortalConfig,
     p: &P,
 ) -> WebResponse {
-    let signed = match account::require_user(req, p).await {
+    let signed = match account::genuine(req, cfg, p).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if !account::genuine_post(req, cfg, &signed.session.token_hash) {
-        return account::refused(signed.lang);
-    }
     let grant = req.form_field("grant").unwrap_or_default();
     match boekhouding_core::storage::oauth_grants::revoke_for_owner(
         p.db(),

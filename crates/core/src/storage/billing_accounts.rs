@@ -67,17 +67,24 @@ async fn one(
         .transpose()
 }
 
+/// Every read of the table selects the same columns.
+macro_rules! select_account {
+    ($where:literal) => {
+        concat!(
+            "SELECT user_id, customer_id, subscription_id, status, paid_plan, paid_until, ",
+            "next_plan, changes_at FROM billing_accounts WHERE ",
+            $where
+        )
+    };
+}
+
 pub async fn find_for_user(
     db: &impl SqlExecutor,
     user_id: &str,
 ) -> Result<Option<BillingAccount>, StorageError> {
     one(
         db,
-        Statement::new(
-            "SELECT user_id, customer_id, subscription_id, status, paid_plan, paid_until, \
-             next_plan, changes_at FROM billing_accounts WHERE user_id = ?",
-            vec![user_id.into()],
-        ),
+        Statement::new(select_account!("user_id = ?"), vec![user_id.into()]),
     )
     .await
 }
@@ -88,11 +95,7 @@ pub async fn find_by_customer(
 ) -> Result<Option<BillingAccount>, StorageError> {
     one(
         db,
-        Statement::new(
-            "SELECT user_id, customer_id, subscription_id, status, paid_plan, paid_until, \
-             next_plan, changes_at FROM billing_accounts WHERE customer_id = ?",
-            vec![customer_id.into()],
-        ),
+        Statement::new(select_account!("customer_id = ?"), vec![customer_id.into()]),
     )
     .await
 }
