@@ -671,6 +671,10 @@ pub struct AdminRow {
     pub name: String,
     pub code: i64,
     pub active: bool,
+    /// Switched on but beyond what the plan serves now (after a
+    /// downgrade): tools do not read it until one is switched off or the
+    /// plan grows.
+    pub unserved: bool,
     pub default: bool,
     /// The Exact login it is read through, when the account holds more
     /// than one (the same company may then be listed once per login).
@@ -735,6 +739,7 @@ struct Dashboard {
     actions_label: &'static str,
     active_label: &'static str,
     inactive_label: &'static str,
+    unserved_label: &'static str,
     default_label: &'static str,
     switch_on: &'static str,
     switch_off: &'static str,
@@ -900,6 +905,11 @@ async fn render_dashboard<P: PortalPlatform>(
             .collect(),
         _ => Vec::new(),
     };
+    // What the plan serves now: the same rule the tools apply.
+    let served: Vec<&str> = administrations::allowed(&admins, user.plan)
+        .into_iter()
+        .map(|a| a.id.as_str())
+        .collect();
     let downgrade_notes: Vec<String> = if subscribed {
         let active: Vec<_> = admins.iter().filter(|a| a.is_active).cloned().collect();
         [Plan::Free, Plan::Starter]
@@ -1002,6 +1012,7 @@ async fn render_dashboard<P: PortalPlatform>(
                 name: a.name.clone(),
                 code: a.division_code,
                 active: a.is_active,
+                unserved: a.is_active && !served.contains(&a.id.as_str()),
                 default: a.is_default,
                 via: (conns.len() > 1)
                     .then(|| conns.iter().find(|c| c.id == a.connection_id))
@@ -1021,6 +1032,7 @@ async fn render_dashboard<P: PortalPlatform>(
         actions_label: t.actions_label,
         active_label: t.admin_on,
         inactive_label: t.admin_off,
+        unserved_label: t.admin_unserved,
         default_label: t.default_label,
         switch_on: t.switch_on,
         switch_off: t.switch_off,

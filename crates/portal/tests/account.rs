@@ -1168,3 +1168,48 @@ fn an_assistant_connects_through_oauth_with_the_administrations_the_user_chose()
     let meta = b.get(&w, "/.well-known/oauth-authorization-server");
     assert_eq!(json_of(&meta)["issuer"], ORIGIN);
 }
+
+/// After a downgrade the dashboard says which switched-on administration
+/// the plan no longer serves (the one the tools stop reading), instead of
+/// calling it simply "on".
+#[test]
+fn an_administration_beyond_a_smaller_plan_is_shown_as_not_served() {
+    let w = world();
+    let mut b = Browser::default();
+    sign_in(&w, &mut b, "demo", "/connect?region=nl");
+    let user_id: String = block_on(w.p.db().query(Statement::new(
+        "SELECT id FROM users WHERE email = 'jan@goudencroissant.example'",
+        vec![],
+    )))
+    .unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let now = w.p.clock.now();
+    use boekhouding_core::plan::Plan;
+    use boekhouding_core::storage::{administrations, users};
+    block_on(users::set_plan(w.p.db(), &user_id, Plan::Pro, now)).unwrap();
+    for a in block_on(administrations::all_for_user(w.p.db(), &user_id)).unwrap() {
+        block_on(administrations::set_active(
+            w.p.db(),
+            &user_id,
+            &a.id,
+            true,
+            Plan::Pro,
+            now,
+        ))
+        .unwrap();
+    }
+    let on_pro = b.get(&w, "/dashboard").body_text();
+    assert!(
+        !on_pro.contains("niet in je abonnement"),
+        "pro serves all three"
+    );
+    block_on(users::set_plan(w.p.db(), &user_id, Plan::Free, now)).unwrap();
+    let on_free = b.get(&w, "/dashboard").body_text();
+    assert_eq!(
+        on_free.matches("aan, maar niet in je abonnement").count(),
+        1,
+        "free serves two of the three"
+    );
+}
