@@ -9,7 +9,6 @@
 //! SameSite=Lax, no Domain.
 
 use askama::Template;
-use boekhouding_core::billing::entitlement::SubscriptionStatus;
 use boekhouding_core::lifecycle::ConnectionStatus;
 use boekhouding_core::onboarding;
 use boekhouding_core::plan::{Limit, Plan};
@@ -562,7 +561,7 @@ pub async fn callback<P: PortalPlatform>(
         .with_header("Set-Cookie", &clear_login)
 }
 
-fn plan_label(plan: Plan) -> &'static str {
+pub fn plan_label(plan: Plan) -> &'static str {
     match plan {
         Plan::Free => "Free",
         Plan::Starter => "Starter",
@@ -891,16 +890,11 @@ async fn render_dashboard<P: PortalPlatform>(
         .flatten();
     let subscribed = billing
         .as_ref()
-        .and_then(|b| b.status.as_deref())
-        .and_then(SubscriptionStatus::parse)
-        .is_some_and(SubscriptionStatus::is_paying);
+        .is_some_and(billing_accounts::BillingAccount::is_paying);
     let upgrades: Vec<(&'static str, String)> = match (&cfg.stripe, subscribed) {
         (Some(_), false) => [Plan::Starter, Plan::Pro]
             .into_iter()
-            .filter(|p| {
-                Plan::ALL.iter().position(|x| x == p)
-                    > Plan::ALL.iter().position(|x| *x == user.plan)
-            })
+            .filter(|p| *p > user.plan)
             .map(|p| (p.as_str(), fill(t.upgrade_to, &[plan_label(p)])))
             .collect(),
         _ => Vec::new(),
@@ -914,10 +908,7 @@ async fn render_dashboard<P: PortalPlatform>(
         let active: Vec<_> = admins.iter().filter(|a| a.is_active).cloned().collect();
         [Plan::Free, Plan::Starter]
             .into_iter()
-            .filter(|lower| {
-                Plan::ALL.iter().position(|x| x == lower)
-                    < Plan::ALL.iter().position(|x| *x == user.plan)
-            })
+            .filter(|lower| *lower < user.plan)
             .map(|lower| {
                 let e = boekhouding_core::billing::limits::effects_of(lower, &active, &keys);
                 let mut parts = Vec::new();

@@ -4,7 +4,6 @@
 //! This module only routes, calls core and renders.
 
 use askama::Template;
-use boekhouding_core::billing::entitlement::SubscriptionStatus;
 use boekhouding_core::billing::stripe::{self, StripeConfig};
 use boekhouding_core::billing::webhook;
 use boekhouding_core::plan::Plan;
@@ -112,7 +111,7 @@ pub async fn checkout<P: PortalPlatform>(
     }
     let paying = matches!(
         billing_accounts::find_for_user(p.db(), &signed.user.id).await,
-        Ok(Some(a)) if a.status.as_deref().and_then(SubscriptionStatus::parse).is_some_and(SubscriptionStatus::is_paying)
+        Ok(Some(a)) if a.is_paying()
     );
     if paying {
         return manage(req, cfg, p).await;
@@ -206,7 +205,7 @@ pub async fn upgrade_page<P: PortalPlatform>(
         c: Chrome::new(None, lang, t.upgrade_title.to_owned())
             .signed_in(true)
             .switch_link(None),
-        text: fill(t.upgrade_text, &[plan_name(plan), &calls]),
+        text: fill(t.upgrade_text, &[account::plan_label(plan), &calls]),
         csrf: cfg
             .secret
             .as_ref()
@@ -223,15 +222,6 @@ pub async fn upgrade_page<P: PortalPlatform>(
             WebResponse::html(200, html).allow_form_targets(&targets)
         }
         Err(_) => account::unavailable(lang),
-    }
-}
-
-fn plan_name(plan: Plan) -> &'static str {
-    match plan {
-        Plan::Free => "Free",
-        Plan::Starter => "Starter",
-        Plan::Pro => "Pro",
-        Plan::Enterprise => "Enterprise",
     }
 }
 

@@ -19,6 +19,17 @@ pub struct BillingAccount {
     pub next: Option<(Plan, DateTime<Utc>)>,
 }
 
+impl BillingAccount {
+    /// Whether the stored subscription currently pays (a plan change is
+    /// then made in Stripe's billing portal, not by a new checkout).
+    pub fn is_paying(&self) -> bool {
+        self.status
+            .as_deref()
+            .and_then(crate::billing::entitlement::SubscriptionStatus::parse)
+            .is_some_and(crate::billing::entitlement::SubscriptionStatus::is_paying)
+    }
+}
+
 #[derive(Deserialize)]
 struct Row {
     user_id: String,
