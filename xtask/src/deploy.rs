@@ -763,7 +763,7 @@ pub fn deploy(tools: &Tools, args: &DeployArgs) -> Result<()> {
                 "No Worker was changed. D1 Time Travel bookmark before the migrations: {bookmark}"
             );
             println!(
-                "A migration runs as one transaction; if the database still needs undoing: {restore}"
+                "Each migration file is one transaction: the failing one was rolled back, earlier files of this run stay applied (they run beside the live code). To return D1 to the bookmark: {restore}"
             );
             bail!("deploy failed: migrations");
         }
