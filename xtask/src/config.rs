@@ -134,6 +134,16 @@ impl Environment<'_> {
         Some((db["database_id"].as_str()?, db["database_name"].as_str()?))
     }
 
+    /// The D1 migrations folder, resolved against the configuration file.
+    pub fn migrations_dir(&self) -> Option<PathBuf> {
+        let db = self.block["d1_databases"]
+            .as_array()?
+            .iter()
+            .find(|d| d["binding"] == "DB")?;
+        let rel = db["migrations_dir"].as_str()?;
+        Some(self.config.path.parent()?.join(rel))
+    }
+
     /// Every value still holding a placeholder, as `path = value`.
     pub fn placeholders(&self) -> Vec<String> {
         let mut out = Vec::new();

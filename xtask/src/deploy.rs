@@ -103,6 +103,8 @@ struct Preflight {
     targets: Vec<Target>,
     database: Option<(String, String)>,
     pending: Vec<String>,
+    /// The migrations folder the configuration names.
+    migrations: PathBuf,
     remote_checked: bool,
 }
 
@@ -390,8 +392,8 @@ pub fn dirty_paths(porcelain: &str) -> Vec<String> {
         .collect()
 }
 
-fn local_migrations(root: &Path) -> Result<Vec<String>> {
-    let mut names: Vec<String> = std::fs::read_dir(root.join("migrations"))?
+fn local_migrations(dir: &Path) -> Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| n.ends_with(".sql"))
         .collect();
@@ -491,9 +493,13 @@ fn preflight(tools: &Tools, args: &DeployArgs) -> Result<Preflight> {
         complete = false;
     }
     pf.database = databases.into_iter().next();
+    pf.migrations = configs
+        .iter()
+        .find_map(|c| c.environment(env)?.migrations_dir())
+        .unwrap_or_else(|| root.join("migrations"));
 
     // The repository.
-    if let Err(e) = crate::migrations::check_dir(&root.join("migrations")) {
+    if let Err(e) = crate::migrations::check_dir(&pf.migrations) {
         pf.problems.push(format!("migrations: {e:#}"));
     }
     if let Err(e) = crate::docs::check_database_md() {
@@ -568,7 +574,7 @@ fn preflight(tools: &Tools, args: &DeployArgs) -> Result<Preflight> {
     if let Some((_, name)) = pf.database.clone() {
         let first = pf.targets[0].config.clone();
         match remote.applied_migrations(&first, &name) {
-            Ok(applied) => match pending_migrations(&local_migrations(root)?, &applied) {
+            Ok(applied) => match pending_migrations(&local_migrations(&pf.migrations)?, &applied) {
                 Ok(p) => pf.pending = p,
                 Err(e) => pf.problems.push(e),
             },
@@ -578,7 +584,7 @@ fn preflight(tools: &Tools, args: &DeployArgs) -> Result<Preflight> {
         }
     }
     for name in &pf.pending {
-        let sql = std::fs::read_to_string(root.join("migrations").join(name))?;
+        let sql = std::fs::read_to_string(pf.migrations.join(name))?;
         let found = crate::migrations::destructive_statements(&sql);
         let stem = name.trim_end_matches(".sql");
         let allowed = args
@@ -1137,7 +1143,10 @@ pub fn rollback(tools: &Tools, args: &RollbackArgs) -> Result<()> {
     }
 }
 
-/// The version that was live before the current deployment.
+/// The version that was live before the current one: of the versions that
+/// some deployment put at 100%, the one that appeared last before the
+/// live version first appeared (a version the deploy tried and returned
+/// from is newer, so it is not chosen).
 fn previous_version(remote: &Remote<'_>, t: &Target) -> Result<String> {
     let out = remote.run(&t.config, &["deployments", "list", "--json"])?;
     let list: Value = serde_json::from_slice(&out.stdout).with_context(|| {
@@ -1146,36 +1155,44 @@ fn previous_version(remote: &Remote<'_>, t: &Target) -> Result<String> {
             String::from_utf8_lossy(&out.stdout)
         )
     })?;
-    let mut deployments: Vec<&Value> = list.as_array().into_iter().flatten().collect();
+    previous_in(&list).with_context(|| format!("{}: no earlier version to return to", t.script))
+}
+
+/// [`previous_version`] over `wrangler deployments list --json`.
+fn previous_in(list: &Value) -> Option<String> {
+    let mut deployments: Vec<&Value> = list.as_array()?.iter().collect();
     deployments.sort_by_key(|d| d["created_on"].as_str().unwrap_or_default().to_owned());
-    let current: BTreeSet<&str> = deployments
-        .last()
-        .map(|d| {
-            d["versions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v["version_id"].as_str())
-                .collect()
-        })
-        .unwrap_or_default();
-    // The newest earlier deployment's main version that is not live now.
+    let split = |d: &Value| -> Vec<(String, f64)> {
+        d["versions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| {
+                Some((
+                    v["version_id"].as_str()?.to_owned(),
+                    v["percentage"].as_f64()?,
+                ))
+            })
+            .collect()
+    };
+    let first_seen = |id: &str| {
+        deployments
+            .iter()
+            .position(|d| split(d).iter().any(|(v, _)| v == id))
+    };
+    let live = split(deployments.last()?)
+        .into_iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))?
+        .0;
+    let live_since = first_seen(&live)?;
     deployments
         .iter()
-        .rev()
-        .skip(1)
-        .find_map(|d| {
-            let versions = d["versions"].as_array()?;
-            let top = versions.iter().max_by(|a, b| {
-                a["percentage"]
-                    .as_f64()
-                    .partial_cmp(&b["percentage"].as_f64())
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            })?["version_id"]
-                .as_str()?;
-            (!current.contains(top)).then(|| top.to_owned())
-        })
-        .with_context(|| format!("{}: no earlier version to return to", t.script))
+        .flat_map(|d| split(d))
+        .filter(|(v, p)| *p >= 100.0 && *v != live)
+        .filter_map(|(v, _)| Some((first_seen(&v)?, v)))
+        .filter(|(seen, _)| *seen < live_since)
+        .max_by_key(|(seen, _)| *seen)
+        .map(|(_, v)| v)
 }
 
 #[cfg(test)]
@@ -1203,6 +1220,24 @@ mod tests {
         assert!(pending_migrations(&local, &local).unwrap().is_empty());
         let err = pending_migrations(&local[..1], &local[..2]).unwrap_err();
         assert!(err.contains("0002_b.sql"), "{err}");
+    }
+
+    #[test]
+    fn the_previous_version_is_the_last_full_one_before_the_live_one_appeared() {
+        let d = |at: &str, vs: &[(&str, f64)]| json!({"created_on": at, "versions": vs.iter().map(|(v, p)| json!({"version_id": v, "percentage": p})).collect::<Vec<_>>()});
+        // v1 live, canary of v2, v2 live, canary of v3, v3 live, a
+        // failed deploy's return to v2: the previous of v2 is v1, not v3.
+        let list = json!([
+            d("2026-12-01T10:00:00Z", &[("v1", 100.0)]),
+            d("2026-12-01T11:00:00Z", &[("v1", 90.0), ("v2", 10.0)]),
+            d("2026-12-01T11:01:00Z", &[("v2", 100.0)]),
+            d("2026-12-01T12:00:00Z", &[("v2", 90.0), ("v3", 10.0)]),
+            d("2026-12-01T12:01:00Z", &[("v3", 100.0)]),
+            d("2026-12-01T12:02:00Z", &[("v2", 100.0)]),
+        ]);
+        assert_eq!(previous_in(&list).as_deref(), Some("v1"));
+        let only = json!([d("2026-12-01T10:00:00Z", &[("v1", 100.0)])]);
+        assert_eq!(previous_in(&only), None);
     }
 
     #[test]
