@@ -313,6 +313,25 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_configuration_table_names_every_setting() {
+        let readme = std::fs::read_to_string(project_root().join("README.md")).unwrap();
+        let table = readme
+            .split("## Configuration")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .unwrap();
+        let missing: Vec<&str> = settings::SETTINGS
+            .iter()
+            .map(|s| s.name)
+            .filter(|n| !table.contains(&format!("`{n}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "README's configuration table lacks {missing:?}"
+        );
+    }
+
+    #[test]
     fn placeholders_are_found_by_path_and_a_filled_block_has_none() {
         let c = WorkerConfig {
             worker: Worker::TokenCron,
