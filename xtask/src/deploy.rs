@@ -282,45 +282,23 @@ impl Remote<'_> {
             .map(|_| ())
     }
 
-    fn upload(&self, config: &Path, commit: &str, message: &str) -> Result<String> {
-        let entry = self.run_for_output(
-            config,
-            &[
-                "versions",
-                "upload",
-                "--var",
-                &format!("GIT_COMMIT:{commit}"),
-                "--tag",
-                commit,
-                "--message",
-                message,
-            ],
-            "version-upload",
-        )?;
+    /// Uploads the built bundle carrying `GIT_COMMIT`: as a new version
+    /// (`versions upload`, no traffic yet) or, for a Worker's first deploy,
+    /// straight to 100% (`deploy`). Returns the version id.
+    fn upload(&self, config: &Path, commit: &str, message: &str, first: bool) -> Result<String> {
+        let (command, kind): (&[&str], &str) = if first {
+            (&["deploy"], "deploy")
+        } else {
+            (&["versions", "upload"], "version-upload")
+        };
+        let var = format!("GIT_COMMIT:{commit}");
+        let mut args = command.to_vec();
+        args.extend(["--var", &var, "--tag", commit, "--message", message]);
+        let entry = self.run_for_output(config, &args, kind)?;
         entry["version_id"]
             .as_str()
             .map(str::to_owned)
-            .context("wrangler versions upload reported no version id")
-    }
-
-    fn first_deploy(&self, config: &Path, commit: &str, message: &str) -> Result<String> {
-        let entry = self.run_for_output(
-            config,
-            &[
-                "deploy",
-                "--var",
-                &format!("GIT_COMMIT:{commit}"),
-                "--tag",
-                commit,
-                "--message",
-                message,
-            ],
-            "deploy",
-        )?;
-        entry["version_id"]
-            .as_str()
-            .map(str::to_owned)
-            .context("wrangler deploy reported no version id")
+            .with_context(|| format!("wrangler {} reported no version id", command.join(" ")))
     }
 
     fn route(&self, config: &Path, traffic: &Traffic, message: &str) -> Result<()> {
@@ -825,11 +803,11 @@ fn move_worker(
 ) -> Result<()> {
     let origin = t.origin.as_deref().context("no custom domain to check")?;
     let Some(live) = &t.live else {
-        let version = remote.first_deploy(&t.config, commit, message)?;
+        let version = remote.upload(&t.config, commit, message, true)?;
         println!("  first deploy: version {version} at 100%");
         return checker.check_version(t, origin, &version, commit);
     };
-    let version = remote.upload(&t.config, commit, message)?;
+    let version = remote.upload(&t.config, commit, message, false)?;
     println!("  uploaded version {version}");
     remote.triggers(&t.config)?;
     let mut split: Vec<(String, u8)> = live
