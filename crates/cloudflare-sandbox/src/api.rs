@@ -413,9 +413,43 @@ fn script(shared: &Shared, call: &Call<'_>, name: &str, segs: &[&str]) -> ApiRes
                 return Err(ApiError::bad_request("A secret needs a name and a text."));
             };
             let mut secrets = BTreeMap::new();
-            secrets.insert(sname.to_owned(), text.to_owned());
+            secrets.insert(sname.to_owned(), Some(text.to_owned()));
             put_secrets(shared, name, secrets)?;
             ok(json!({"name": sname, "type": "secret_text"}))
+        }
+        ("PATCH", ["secrets-bulk"]) => {
+            // A merge patch: a secret object sets, `null` deletes.
+            let body = call.json_body()?;
+            let mut changes = BTreeMap::new();
+            for (k, v) in body
+                .get("secrets")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                let text = match v {
+                    Value::Null => None,
+                    v => Some(
+                        v.get("text")
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| ApiError::bad_request("A secret needs a text."))?
+                            .to_owned(),
+                    ),
+                };
+                changes.insert(k.clone(), text);
+            }
+            put_secrets(shared, name, changes)?;
+            let st = lock(shared);
+            let s = st
+                .scripts
+                .get(name)
+                .ok_or_else(ApiError::script_not_found)?;
+            ok_list(
+                s.secrets
+                    .keys()
+                    .map(|n| json!({"name": n, "type": "secret_text"}))
+                    .collect(),
+            )
         }
         ("GET", ["secrets", sname]) => {
             let st = lock(shared);
@@ -1033,7 +1067,7 @@ fn deploy(shared: &Shared, call: &Call<'_>, name: &str) -> ApiResult {
 fn put_secrets(
     shared: &Shared,
     name: &str,
-    secrets: BTreeMap<String, String>,
+    secrets: BTreeMap<String, Option<String>>,
 ) -> Result<(), ApiError> {
     let mut st = lock(shared);
     let s = st
@@ -1049,7 +1083,16 @@ fn put_secrets(
             "Secret edit failed. You attempted to modify a secret, but the latest version of your Worker isn't currently deployed. Please ensure that the latest version of your Worker is fully deployed (wrangler versions deploy) before modifying secrets.",
         ));
     }
-    s.secrets.extend(secrets);
+    for (k, v) in secrets {
+        match v {
+            Some(v) => {
+                s.secrets.insert(k, v);
+            }
+            None => {
+                s.secrets.remove(&k);
+            }
+        }
+    }
     let Some(base) = s
         .current_deployment()
         .and_then(|d| d.versions.first())
@@ -1063,6 +1106,12 @@ fn put_secrets(
     v.number = s.versions.len() as u64 + 1;
     v.created_on = now();
     v.annotations = BTreeMap::from([("workers/triggered_by".to_owned(), "secret".to_owned())]);
+    v.bindings.retain(|b| {
+        b.get("type").and_then(Value::as_str) != Some("secret_text")
+            || b.get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| s.secrets.contains_key(n))
+    });
     for sname in s.secrets.keys() {
         if !v
             .bindings
@@ -1115,7 +1164,7 @@ fn patch_settings(shared: &Shared, call: &Call<'_>, name: &str) -> ApiResult {
                 b.get("text").and_then(Value::as_str),
             )
         {
-            secrets.insert(n.to_owned(), t.to_owned());
+            secrets.insert(n.to_owned(), Some(t.to_owned()));
         }
     }
     if !secrets.is_empty() {
@@ -1480,31 +1529,26 @@ fn import(shared: &Shared, call: &Call<'_>, id: &str) -> ApiResult {
                 .and_then(|i| i.sql.clone())
                 .ok_or_else(|| ApiError::bad_request("Nothing was uploaded for this import."))?;
             let file = d1::database_file(&shared.config.state_dir, &uuid);
-            let (status, result) = match run_sql(shared, &uuid, &file, &sql, &[]) {
+            let status = match run_sql(shared, &uuid, &file, &sql, &[]) {
                 Ok(outcomes) => {
                     let changes: u64 = outcomes.iter().map(|o| o.changes).sum();
-                    (
-                        json!({
-                            "success": true, "type": "import", "status": "complete", "at_bookmark": random_hex(8),
-                            "result": {"num_queries": outcomes.len(), "final_bookmark": random_hex(8),
-                                "meta": {"served_by": "cloudflare-sandbox", "duration": 1.0, "changes": changes, "last_row_id": 0, "changed_db": changes > 0, "size_after": d1::size(&file), "rows_read": 0, "rows_written": changes}},
-                            "messages": [], "errors": [],
-                        }),
-                        None,
-                    )
+                    json!({
+                        "success": true, "type": "import", "status": "complete", "at_bookmark": random_hex(8),
+                        "result": {"num_queries": outcomes.len(), "final_bookmark": random_hex(8),
+                            "meta": {"served_by": "cloudflare-sandbox", "duration": 1.0, "changes": changes, "last_row_id": 0, "changed_db": changes > 0, "size_after": d1::size(&file), "rows_read": 0, "rows_written": changes}},
+                        "messages": [], "errors": [],
+                    })
                 }
-                Err(e) => (
-                    json!({"success": false, "type": "import", "status": "error", "error": e.message, "messages": [], "errors": [e.message]}),
-                    Some(e),
-                ),
+                // D1 answers a failed import inside a successful envelope;
+                // wrangler shows `error`.
+                Err(e) => {
+                    json!({"success": false, "type": "import", "status": "error", "error": e.message, "messages": [], "errors": [e.message]})
+                }
             };
             if let Some(i) = lock(shared).imports.get_mut(&etag) {
                 i.result = Some(status.clone());
             }
-            match result {
-                Some(e) => Err(e),
-                None => ok(status),
-            }
+            ok(status)
         }
         "poll" => {
             let bookmark = body.get("current_bookmark").and_then(Value::as_str);
@@ -1560,7 +1604,11 @@ pub fn admin(shared: &Shared, req: &WireRequest) -> Reply {
             match st.imports.get_mut(etag) {
                 Some(i) => {
                     i.sql = Some(String::from_utf8_lossy(&req.body).into_owned());
-                    Reply::empty(200)
+                    // R2 answers the MD5 of what it received; wrangler
+                    // compares it with the file's.
+                    use md5::Digest;
+                    let md5 = hex::encode(md5::Md5::digest(&req.body));
+                    Reply::empty(200).with_header("ETag", &format!("\"{md5}\""))
                 }
                 None => Reply::empty(404),
             }
