@@ -156,6 +156,18 @@ pub fn handle(shared: &Shared, req: &WireRequest) -> Reply {
         })
         .map(str::trim);
     if token != Some(shared.config.token.as_str()) {
+        // The token check answers in its own words; everything else
+        // answers Cloudflare's generic authentication error.
+        if path == "/client/v4/user/tokens/verify" {
+            return envelope(Err(ApiError::new(401, 1000, "Invalid API Token")));
+        }
+        if path == "/client/v4/user" {
+            return envelope(Err(ApiError::new(
+                403,
+                9109,
+                "Unauthorized to access requested resource",
+            )));
+        }
         return envelope(Err(ApiError::new(403, 10000, "Authentication error")));
     }
     let segs: Vec<String> = path
