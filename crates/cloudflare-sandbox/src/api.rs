@@ -117,8 +117,9 @@ fn pct_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%'
-            && i + 2 < b.len() + 0
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+            && i + 2 < b.len()
+            && let Ok(hexpair) = std::str::from_utf8(&b[i + 1..i + 3])
+            && let Ok(v) = u8::from_str_radix(hexpair, 16)
         {
             out.push(v);
             i += 3;
@@ -219,6 +220,33 @@ fn route(shared: &Shared, call: &Call<'_>, segs: &[&str]) -> ApiResult {
         }
         _ => Err(ApiError::no_route()),
     }
+}
+
+fn script_ref<'a>(st: &'a State, name: &str) -> Result<&'a Script, ApiError> {
+    st.scripts.get(name).ok_or_else(ApiError::script_not_found)
+}
+
+fn script_mut<'a>(st: &'a mut State, name: &str) -> Result<&'a mut Script, ApiError> {
+    st.scripts
+        .get_mut(name)
+        .ok_or_else(ApiError::script_not_found)
+}
+
+/// The elements of an array field (none when absent).
+fn items<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
+    v.get(key).and_then(Value::as_array).into_iter().flatten()
+}
+
+/// A string-valued object field as a map (`annotations`).
+fn string_map(v: &Value, key: &str) -> BTreeMap<String, String> {
+    v.get(key)
+        .and_then(Value::as_object)
+        .map(|a| {
+            a.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, State> {
@@ -363,10 +391,7 @@ fn script(shared: &Shared, call: &Call<'_>, name: &str, segs: &[&str]) -> ApiRes
         ("POST", ["versions"]) => upload(shared, call, name, false),
         ("GET", ["versions"]) => {
             let st = lock(shared);
-            let s = st
-                .scripts
-                .get(name)
-                .ok_or_else(ApiError::script_not_found)?;
+            let s = script_ref(&st, name)?;
             // Newest first, as Cloudflare lists them.
             let items: Vec<Value> = s
                 .versions
@@ -384,10 +409,7 @@ fn script(shared: &Shared, call: &Call<'_>, name: &str, segs: &[&str]) -> ApiRes
         }
         ("GET", ["versions", id]) => {
             let st = lock(shared);
-            let s = st
-                .scripts
-                .get(name)
-                .ok_or_else(ApiError::script_not_found)?;
+            let s = script_ref(&st, name)?;
             let v = s
                 .version(id)
                 .ok_or_else(|| ApiError::new(404, 10220, "The version was not found."))?;
@@ -395,20 +417,14 @@ fn script(shared: &Shared, call: &Call<'_>, name: &str, segs: &[&str]) -> ApiRes
         }
         ("GET", ["deployments"]) => {
             let st = lock(shared);
-            let s = st
-                .scripts
-                .get(name)
-                .ok_or_else(ApiError::script_not_found)?;
+            let s = script_ref(&st, name)?;
             let items: Vec<Value> = s.deployments.iter().rev().map(deployment_json).collect();
             ok(json!({"deployments": items}))
         }
         ("POST", ["deployments"]) => deploy(shared, call, name),
         ("GET", ["secrets"]) => {
             let st = lock(shared);
-            let s = st
-                .scripts
-                .get(name)
-                .ok_or_else(ApiError::script_not_found)?;
+            let s = script_ref(&st, name)?;
             ok_list(
                 s.secrets
                     .keys()
@@ -452,10 +468,7 @@ fn script(shared: &Shared, call: &Call<'_>, name: &str, segs: &[&str]) -> ApiRes
             }
             put_secrets(shared, name, changes)?;
             let st = lock(shared);
-            let s = st
-                .scripts
-                .get(name)
-                .ok_or_else(ApiError::script_not_found)?;
+            let s = script_ref(&st, name)?;
             ok_list(
                 s.secrets
                     .keys()
@@ -465,10 +478,7 @@ fn script(shared: &Shared, call: &Call<'_>, name: &str, segs: &[&str]) -> ApiRes
         }
         ("GET", ["secrets", sname]) => {
             let st = lock(shared);
-            let s = st
-                .scripts
-                .get(name)
-                .ok_or_else(ApiError::script_not_found)?;
+            let s = script_ref(&st, name)?;
             if s.secrets.contains_key(*sname) {
                 ok(json!({"name": sname, "type": "secret_text"}))
             } else {
@@ -477,10 +487,7 @@ fn script(shared: &Shared, call: &Call<'_>, name: &str, segs: &[&str]) -> ApiRes
         }
         ("DELETE", ["secrets", sname]) => {
             let mut st = lock(shared);
-            let s = st
-                .scripts
-                .get_mut(name)
-                .ok_or_else(ApiError::script_not_found)?;
+            let s = script_mut(&mut st, name)?;
             s.secrets
                 .remove(*sname)
                 .ok_or_else(|| ApiError::new(404, 10056, "The secret was not found."))?;
@@ -488,19 +495,13 @@ fn script(shared: &Shared, call: &Call<'_>, name: &str, segs: &[&str]) -> ApiRes
         }
         ("GET", ["settings"]) => {
             let st = lock(shared);
-            let s = st
-                .scripts
-                .get(name)
-                .ok_or_else(ApiError::script_not_found)?;
+            let s = script_ref(&st, name)?;
             ok(settings_json(s))
         }
         ("PATCH", ["settings"]) => patch_settings(shared, call, name),
         ("GET", ["script-settings"]) => {
             let st = lock(shared);
-            let s = st
-                .scripts
-                .get(name)
-                .ok_or_else(ApiError::script_not_found)?;
+            let s = script_ref(&st, name)?;
             ok(
                 json!({"logpush": s.logpush, "tail_consumers": s.tail_consumers, "observability": s.observability, "tags": []}),
             )
@@ -512,10 +513,7 @@ fn script(shared: &Shared, call: &Call<'_>, name: &str, segs: &[&str]) -> ApiRes
                 call.json_body()?
             };
             let mut st = lock(shared);
-            let s = st
-                .scripts
-                .get_mut(name)
-                .ok_or_else(ApiError::script_not_found)?;
+            let s = script_mut(&mut st, name)?;
             if let Some(v) = body.get("logpush").and_then(Value::as_bool) {
                 s.logpush = v;
             }
@@ -531,10 +529,7 @@ fn script(shared: &Shared, call: &Call<'_>, name: &str, segs: &[&str]) -> ApiRes
         }
         ("GET", ["schedules"]) => {
             let st = lock(shared);
-            let s = st
-                .scripts
-                .get(name)
-                .ok_or_else(ApiError::script_not_found)?;
+            let s = script_ref(&st, name)?;
             ok(schedules_json(s))
         }
         ("PUT", ["schedules"]) => {
@@ -548,28 +543,19 @@ fn script(shared: &Shared, call: &Call<'_>, name: &str, segs: &[&str]) -> ApiRes
                 })
                 .unwrap_or_default();
             let mut st = lock(shared);
-            let s = st
-                .scripts
-                .get_mut(name)
-                .ok_or_else(ApiError::script_not_found)?;
+            let s = script_mut(&mut st, name)?;
             s.schedules = crons;
             ok(schedules_json(s))
         }
         ("GET", ["subdomain"]) => {
             let st = lock(shared);
-            let s = st
-                .scripts
-                .get(name)
-                .ok_or_else(ApiError::script_not_found)?;
+            let s = script_ref(&st, name)?;
             ok(json!({"enabled": s.subdomain_enabled, "previews_enabled": s.previews_enabled}))
         }
         ("POST", ["subdomain"]) => {
             let body = call.json_body()?;
             let mut st = lock(shared);
-            let s = st
-                .scripts
-                .get_mut(name)
-                .ok_or_else(ApiError::script_not_found)?;
+            let s = script_mut(&mut st, name)?;
             s.subdomain_enabled = body
                 .get("enabled")
                 .and_then(Value::as_bool)
@@ -583,10 +569,7 @@ fn script(shared: &Shared, call: &Call<'_>, name: &str, segs: &[&str]) -> ApiRes
         ("POST", ["domains", "changeset"]) => {
             let body = call.json_body()?;
             let st = lock(shared);
-            let s = st
-                .scripts
-                .get(name)
-                .ok_or_else(ApiError::script_not_found)?;
+            let s = script_ref(&st, name)?;
             let mut added = Vec::new();
             let mut updated = Vec::new();
             for o in body.as_array().into_iter().flatten() {
@@ -603,17 +586,9 @@ fn script(shared: &Shared, call: &Call<'_>, name: &str, segs: &[&str]) -> ApiRes
         ("PUT", ["domains", "records"]) => {
             let body = call.json_body()?;
             let mut st = lock(shared);
-            let s = st
-                .scripts
-                .get_mut(name)
-                .ok_or_else(ApiError::script_not_found)?;
+            let s = script_mut(&mut st, name)?;
             let mut kept = Vec::new();
-            for o in body
-                .get("origins")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for o in items(&body, "origins") {
                 let Some(host) = o.get("hostname").and_then(Value::as_str) else {
                     continue;
                 };
@@ -637,19 +612,13 @@ fn script(shared: &Shared, call: &Call<'_>, name: &str, segs: &[&str]) -> ApiRes
         }
         ("GET", ["routes"]) => {
             let st = lock(shared);
-            let s = st
-                .scripts
-                .get(name)
-                .ok_or_else(ApiError::script_not_found)?;
+            let s = script_ref(&st, name)?;
             ok_list(s.routes.iter().map(|r| route_json(s, r)).collect())
         }
         ("PUT", ["routes"]) => {
             let body = call.json_body()?;
             let mut st = lock(shared);
-            let s = st
-                .scripts
-                .get_mut(name)
-                .ok_or_else(ApiError::script_not_found)?;
+            let s = script_mut(&mut st, name)?;
             s.routes = body
                 .as_array()
                 .into_iter()
@@ -782,12 +751,7 @@ fn resolve_bindings(
         .unwrap_or_default();
     let mut out: Vec<Binding> = Vec::new();
     let mut secrets = BTreeMap::new();
-    for b in metadata
-        .get("bindings")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for b in items(metadata, "bindings") {
         let Some(b) = b.as_object() else {
             return Err(ApiError::bad_request("A binding must be an object."));
         };
@@ -930,15 +894,7 @@ fn upload(shared: &Shared, call: &Call<'_>, name: &str, deploy_it: bool) -> ApiR
             size: p.body.len(),
         });
     }
-    let mut annotations: BTreeMap<String, String> = metadata
-        .get("annotations")
-        .and_then(Value::as_object)
-        .map(|a| {
-            a.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut annotations: BTreeMap<String, String> = string_map(&metadata, "annotations");
     annotations.insert(
         "workers/triggered_by".into(),
         if deploy_it {
@@ -1012,17 +968,9 @@ fn upload(shared: &Shared, call: &Call<'_>, name: &str, deploy_it: bool) -> ApiR
 fn deploy(shared: &Shared, call: &Call<'_>, name: &str) -> ApiResult {
     let body = call.json_body()?;
     let mut st = lock(shared);
-    let s = st
-        .scripts
-        .get_mut(name)
-        .ok_or_else(ApiError::script_not_found)?;
+    let s = script_mut(&mut st, name)?;
     let mut versions = Vec::new();
-    for v in body
-        .get("versions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for v in items(&body, "versions") {
         let (Some(id), Some(p)) = (
             v.get("version_id").and_then(Value::as_str),
             v.get("percentage").and_then(Value::as_f64),
@@ -1048,15 +996,7 @@ fn deploy(shared: &Shared, call: &Call<'_>, name: &str) -> ApiResult {
             "A deployment needs one or two versions whose percentages add up to 100.",
         ));
     }
-    let mut annotations: BTreeMap<String, String> = body
-        .get("annotations")
-        .and_then(Value::as_object)
-        .map(|a| {
-            a.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut annotations: BTreeMap<String, String> = string_map(&body, "annotations");
     annotations
         .entry("workers/triggered_by".into())
         .or_insert_with(|| "deployment".into());
@@ -1082,10 +1022,7 @@ fn put_secrets(
     secrets: BTreeMap<String, Option<String>>,
 ) -> Result<(), ApiError> {
     let mut st = lock(shared);
-    let s = st
-        .scripts
-        .get_mut(name)
-        .ok_or_else(ApiError::script_not_found)?;
+    let s = script_mut(&mut st, name)?;
     if let Some(dep) = s.current_deployment()
         && dep.versions.len() > 1
     {
@@ -1164,12 +1101,7 @@ fn patch_settings(shared: &Shared, call: &Call<'_>, name: &str) -> ApiResult {
         None => call.json_body()?,
     };
     let mut secrets = BTreeMap::new();
-    for b in settings
-        .get("bindings")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for b in items(&settings, "bindings") {
         if b.get("type").and_then(Value::as_str) == Some("secret_text")
             && let (Some(n), Some(t)) = (
                 b.get("name").and_then(Value::as_str),
@@ -1183,10 +1115,7 @@ fn patch_settings(shared: &Shared, call: &Call<'_>, name: &str) -> ApiResult {
         put_secrets(shared, name, secrets)?;
     }
     let mut st = lock(shared);
-    let s = st
-        .scripts
-        .get_mut(name)
-        .ok_or_else(ApiError::script_not_found)?;
+    let s = script_mut(&mut st, name)?;
     if let Some(v) = settings.get("logpush").and_then(Value::as_bool) {
         s.logpush = v;
     }
