@@ -1376,7 +1376,11 @@ fn run_sql(
             }));
             Ok(outcomes)
         }
-        Err((done, e)) => {
+        Err(d1::Failure {
+            done,
+            failed,
+            error,
+        }) => {
             // What ran before the failure was rolled back with it.
             db.statements
                 .extend(done.into_iter().map(|sql| StatementLog {
@@ -1386,12 +1390,12 @@ fn run_sql(
                     at: at.clone(),
                 }));
             db.statements.push(StatementLog {
-                sql: sql.to_owned(),
+                sql: failed.unwrap_or_else(|| sql.to_owned()),
                 success: false,
-                error: Some(e.to_string()),
+                error: Some(error.to_string()),
                 at,
             });
-            Err(ApiError::new(400, 7500, e.to_string()))
+            Err(ApiError::new(400, 7500, error.to_string()))
         }
     }
 }

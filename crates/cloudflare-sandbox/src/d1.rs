@@ -112,6 +112,16 @@ fn to_json(v: ValueRef<'_>) -> Value {
     }
 }
 
+/// A failed request: the statements that ran before the failure (rolled
+/// back with it), the failing statement when SQLite got as far as
+/// preparing it, and SQLite's message.
+#[derive(Debug)]
+pub struct Failure {
+    pub done: Vec<String>,
+    pub failed: Option<String>,
+    pub error: D1Error,
+}
+
 /// One statement's outcome, with its text for the log.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -170,31 +180,40 @@ impl Outcome {
 /// Runs `sql` (one or more statements; `params` bind to a single one) in
 /// one transaction: on the first failure everything is rolled back and
 /// the failure returned with the statements that ran before it.
-pub fn execute(
-    file: &Path,
-    sql: &str,
-    params: &[Value],
-) -> Result<Vec<Outcome>, (Vec<String>, D1Error)> {
-    let mut conn = open(file).map_err(|e| (Vec::new(), e))?;
+pub fn execute(file: &Path, sql: &str, params: &[Value]) -> Result<Vec<Outcome>, Failure> {
+    let fail = |done: &mut Vec<String>, failed: Option<&str>, error: D1Error| Failure {
+        done: std::mem::take(done),
+        failed: failed.map(str::to_owned),
+        error,
+    };
+    let mut done: Vec<String> = Vec::new();
+    let mut conn = open(file).map_err(|e| fail(&mut done, None, e))?;
     let tx = conn
         .transaction()
-        .map_err(|e| (Vec::new(), sql_error(&e)))?;
+        .map_err(|e| fail(&mut done, None, sql_error(&e)))?;
     let mut outcomes: Vec<Outcome> = Vec::new();
-    let mut done: Vec<String> = Vec::new();
+    // How far into `sql` the statements that ran reach.
+    let mut cursor = 0;
     {
         let mut batch = rusqlite::Batch::new(&tx, sql);
         loop {
             let mut stmt = match batch.next() {
                 Ok(Some(s)) => s,
                 Ok(None) => break,
-                Err(e) => return Err((done, sql_error(&e))),
+                Err(e) => {
+                    // SQLite could not prepare the next statement: what is
+                    // left of the request after the last one that ran.
+                    let rest =
+                        sql[cursor..].trim_start_matches(|c: char| c == ';' || c.is_whitespace());
+                    return Err(fail(&mut done, Some(rest), sql_error(&e)));
+                }
             };
             let text = stmt.expanded_sql().unwrap_or_default();
             let started = std::time::Instant::now();
             let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
             for (i, p) in params.iter().enumerate() {
                 if let Err(e) = stmt.raw_bind_parameter(i + 1, to_sql(p)) {
-                    return Err((done, sql_error(&e)));
+                    return Err(fail(&mut done, Some(&text), sql_error(&e)));
                 }
             }
             let mut rows_out = Vec::new();
@@ -210,13 +229,16 @@ pub fn execute(
                             rows_out.push(r);
                         }
                         Ok(None) => break,
-                        Err(e) => return Err((done, sql_error(&e))),
+                        Err(e) => return Err(fail(&mut done, Some(&text), sql_error(&e))),
                     }
                 }
             }
             let readonly = stmt.readonly();
             drop(stmt);
             let changes = if readonly { 0 } else { tx.changes() };
+            if let Some(at) = sql[cursor..].find(&text) {
+                cursor += at + text.len();
+            }
             done.push(text.clone());
             outcomes.push(Outcome {
                 sql: text,
@@ -228,7 +250,8 @@ pub fn execute(
             });
         }
     }
-    tx.commit().map_err(|e| (done, sql_error(&e)))?;
+    tx.commit()
+        .map_err(|e| fail(&mut done, None, sql_error(&e)))?;
     Ok(outcomes)
 }
 

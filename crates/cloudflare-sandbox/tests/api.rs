@@ -398,6 +398,8 @@ fn d1_runs_sql_and_a_failing_batch_changes_nothing() {
         .filter(|s| s["success"] == false)
         .collect();
     assert_eq!(failed.len(), 3, "{log}");
+    assert_eq!(failed[2]["sql"], "SELECT nope FROM nowhere", "{log}");
+    assert_eq!(failed[0]["error"], "rolled back");
 }
 
 #[test]
