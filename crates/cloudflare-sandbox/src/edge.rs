@@ -26,6 +26,20 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a proxied request may take.
 const PROXY_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// `sh -c WATCHDOG sh <parent pid> <command…>`: the leader of a version's
+/// process group. It runs the command in the background (before its TERM
+/// trap, so the command keeps the default TERM action), passes a TERM on
+/// to it, and once a second checks that the parent and the command are
+/// alive; when either is gone it sends TERM to the whole group, gives the
+/// command 5 s, and kills what is left of the group, itself included.
+const WATCHDOG: &str = r#"parent=$1; shift
+"$@" & child=$!
+trap 'kill -TERM "$child" 2>/dev/null' TERM
+while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 1; done
+kill -TERM -- -$$ 2>/dev/null
+n=0; while kill -0 "$child" 2>/dev/null && [ $n -lt 10 ]; do sleep 0.5; n=$((n+1)); done
+kill -KILL -- -$$ 2>/dev/null"#;
+
 /// Why a request could not reach a version.
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {
@@ -55,7 +69,6 @@ struct Instance {
 pub struct Edge {
     wrangler: Option<PathBuf>,
     node_dir: Option<PathBuf>,
-    own_groups: bool,
     state_dir: PathBuf,
     instances: Mutex<HashMap<String, Arc<Instance>>>,
     /// One start at a time: two `wrangler dev` starting together on one
@@ -72,7 +85,6 @@ impl Edge {
         Edge {
             wrangler: config.wrangler.clone(),
             node_dir: config.node_dir.clone(),
-            own_groups: config.own_process_groups,
             state_dir: config.state_dir.clone(),
             instances: Mutex::new(HashMap::new()),
             starting: Mutex::new(()),
@@ -90,29 +102,20 @@ impl Edge {
         Value::Array(v)
     }
 
-    /// Stops every `wrangler dev` (and its workerd).
+    /// Stops every `wrangler dev` (and its workerd): TERM to every group
+    /// first, so they shut down side by side, then each is awaited.
     pub fn stop_all(&self) {
         let all: Vec<Arc<Instance>> = guard(&self.instances).drain().map(|(_, i)| i).collect();
-        for i in all {
-            self.stop(&i);
+        for i in &all {
+            signal_group(guard(&i.child).id(), "-TERM");
+        }
+        for i in &all {
+            stop_group(&mut guard(&i.child));
         }
     }
 
     fn stop(&self, i: &Instance) {
-        let mut child = guard(&i.child);
-        if self.own_groups {
-            stop_group(&mut child);
-        } else {
-            // Its workerd is stopped by wrangler on TERM.
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .stderr(Stdio::null())
-                .status();
-            if !wait_exit(&mut child, Duration::from_secs(5)) {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
+        stop_group(&mut guard(&i.child));
     }
 
     /// The running instance of a version, started if needed.
@@ -145,17 +148,23 @@ impl Edge {
         let err_file = file
             .try_clone()
             .map_err(|e| EdgeError::Start(e.to_string()))?;
-        let mut cmd = if wrangler.extension().is_some_and(|e| e == "js") {
+        // A watchdog shell leads the process group: it runs wrangler and,
+        // when this process is gone (even killed outright) or wrangler
+        // ended, stops the whole group, so no workerd outlives the
+        // imitation.
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(WATCHDOG)
+            .arg("sh")
+            .arg(std::process::id().to_string());
+        if wrangler.extension().is_some_and(|e| e == "js") {
             let node = self
                 .node_dir
                 .as_ref()
                 .map_or_else(|| PathBuf::from("node"), |d| d.join("node"));
-            let mut c = Command::new(node);
-            c.arg(&wrangler);
-            c
-        } else {
-            Command::new(&wrangler)
-        };
+            cmd.arg(node);
+        }
+        cmd.arg(&wrangler);
         let path = std::env::var("PATH").unwrap_or_default();
         if let Some(d) = &self.node_dir {
             cmd.env("PATH", format!("{}:{path}", d.display()));
@@ -177,10 +186,8 @@ impl Edge {
             .env("CI", "true")
             .stdin(Stdio::null())
             .stdout(file)
-            .stderr(err_file);
-        if self.own_groups {
-            cmd.process_group(0);
-        }
+            .stderr(err_file)
+            .process_group(0);
         let child = cmd.spawn().map_err(|e| EdgeError::Start(e.to_string()))?;
         let instance = Arc::new(Instance {
             script: script.name.clone(),
@@ -248,12 +255,13 @@ fn wait_exit(child: &mut Child, within: Duration) -> bool {
     false
 }
 
-/// TERM to the whole group, KILL after 5 s, and KILL for stragglers.
+/// TERM to the whole group, KILL after 10 s (the watchdog leader ends
+/// the group itself once wrangler is gone), and KILL for stragglers.
 fn stop_group(child: &mut Child) {
     let pgid = child.id();
     if !matches!(child.try_wait(), Ok(Some(_))) {
         signal_group(pgid, "-TERM");
-        if !wait_exit(child, Duration::from_secs(5)) {
+        if !wait_exit(child, Duration::from_secs(10)) {
             signal_group(pgid, "-KILL");
             wait_exit(child, Duration::from_secs(5));
         }

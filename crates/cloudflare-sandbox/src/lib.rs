@@ -55,10 +55,6 @@ pub struct Config {
     pub wrangler: Option<PathBuf>,
     /// A directory with `node` put first on wrangler's `PATH`.
     pub node_dir: Option<PathBuf>,
-    /// Whether each `wrangler dev` gets its own process group (stopped
-    /// as a whole on drop). The binary keeps them in its own group instead,
-    /// so that stopping its group (or Ctrl-C) stops them too.
-    pub own_process_groups: bool,
 }
 
 impl Config {
@@ -72,7 +68,6 @@ impl Config {
             subdomain: "pmjb-sandbox".into(),
             wrangler: None,
             node_dir: None,
-            own_process_groups: true,
         }
     }
 }

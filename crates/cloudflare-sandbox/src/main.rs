@@ -48,9 +48,6 @@ fn main() {
         eprintln!("--token and --account-id are required\n{USAGE}");
         std::process::exit(2)
     }
-    // The versions' `wrangler dev` stay in this process's group: stopping
-    // the group (or Ctrl-C in a terminal) stops them with it.
-    config.own_process_groups = false;
     let sandbox = match CloudflareSandbox::start(config) {
         Ok(s) => s,
         Err(e) => {
