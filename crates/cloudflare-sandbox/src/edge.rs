@@ -31,14 +31,17 @@ const PROXY_TIMEOUT: Duration = Duration::from_secs(120);
 /// trap, so the command keeps the default TERM action), passes a TERM on
 /// to it, and once a second checks that the parent and the command are
 /// alive; when either is gone it sends TERM to the whole group, gives the
-/// command 5 s, and kills what is left of the group, itself included.
+/// command 2 s (wrangler does not end on TERM by itself), and kills what
+/// is left of the group, itself included.
+/// (dash's `kill` takes `-PGID` right after the signal; a `--` there is
+/// read as a number and the signal silently goes nowhere.)
 const WATCHDOG: &str = r#"parent=$1; shift
 "$@" & child=$!
 trap 'kill -TERM "$child" 2>/dev/null' TERM
 while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 1; done
-kill -TERM -- -$$ 2>/dev/null
-n=0; while kill -0 "$child" 2>/dev/null && [ $n -lt 10 ]; do sleep 0.5; n=$((n+1)); done
-kill -KILL -- -$$ 2>/dev/null"#;
+kill -TERM -$$ 2>/dev/null
+n=0; while kill -0 "$child" 2>/dev/null && [ $n -lt 4 ]; do sleep 0.5; n=$((n+1)); done
+kill -KILL -$$ 2>/dev/null"#;
 
 /// Why a request could not reach a version.
 #[derive(Debug, thiserror::Error)]
