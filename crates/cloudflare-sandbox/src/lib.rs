@@ -22,7 +22,34 @@
 //!   deployment's percentages pick the version, and the request is proxied
 //!   to a `wrangler dev` of that version's stored modules (started once per
 //!   version, kept running). The versions and the D1 API share one SQLite
-//!   file per `database_id`.
+//!   file per `database_id`. Answers carry `Cf-Sandbox-Version-Id` (this
+//!   imitation's own header, for tests: Cloudflare sends none).
+//!
+//! In a test:
+//!
+//! ```no_run
+//! use cloudflare_sandbox::{CloudflareSandbox, Config};
+//! let mut config = Config::new("/tmp/cf-state".into(), "token", "account-id");
+//! config.wrangler = Some("wrangler/node_modules/.bin/wrangler".into());
+//! config.node_dir = Some("wrangler/node_modules/node/bin".into());
+//! let cf = CloudflareSandbox::start(config).expect("started");
+//! // CLOUDFLARE_API_BASE_URL = cf.api_base_url(), CLOUDFLARE_API_TOKEN =
+//! // "token", CLOUDFLARE_ACCOUNT_ID = "account-id"; then run wrangler and
+//! // read cf.state_json() or GET {cf.base_url()}/__admin/state.
+//! ```
+//!
+//! What the pinned wrangler (4.164) prints against it: `deploy` ends with
+//! `Current Version ID: <uuid>`; `versions upload` prints
+//! `Worker Version ID: <uuid>` and, with `WRANGLER_OUTPUT_FILE_PATH`, writes
+//! an ND-JSON line `{"type":"version-upload","worker_name":…,
+//! "version_id":…,…}`; `versions list --json`, `deployments list --json`
+//! and `deployments status --json` print the API's objects
+//! (`{id, number, annotations, metadata, resources}` and `{id,
+//! created_on, annotations, versions: [{version_id, percentage}]}`).
+//!
+//! State lives in memory for the life of the process; modules, D1 files,
+//! bookmark snapshots and the versions' `wrangler dev` directories live
+//! under the state directory.
 
 mod api;
 mod d1;

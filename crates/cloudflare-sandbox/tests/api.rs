@@ -475,3 +475,202 @@ fn the_edge_routes_by_host_and_answers_404_for_unknown_hosts() {
     let known = request(&sb, "GET", "/health", &[("Host", "w1.example.nl")], b"");
     assert_eq!(known.status, 502);
 }
+
+/// A stand-in for `wrangler dev`: says it is ready and serves HTTP on the
+/// `--port` it was given, with this crate's own binary (whose edge answers
+/// 404 "no Worker serves this host" for every path), so the edge's
+/// start, proxying and clean-up are tested without node.
+fn fake_wrangler(dir: &std::path::Path) -> std::path::PathBuf {
+    let script = dir.join("fake-wrangler");
+    let text = format!(
+        "#!/bin/sh\nport=\"\"\nwhile [ $# -gt 0 ]; do\n  if [ \"$1\" = \"--port\" ]; then port=$2; fi\n  shift\ndone\necho \"Ready on http://127.0.0.1:$port\"\nexec '{}' --port \"$port\" --state \"$PWD/inner\" --token t --account-id a\n",
+        env!("CARGO_BIN_EXE_cloudflare-sandbox")
+    );
+    std::fs::write(&script, text).unwrap_or_else(|e| panic!("{e}"));
+    let _ = std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status();
+    script
+}
+
+#[test]
+fn the_edge_runs_the_version_the_override_names_and_stops_it_on_drop() {
+    let dir = tempdir::Dir::new();
+    let mut config = Config::new(dir.path.join("state"), TOKEN, ACCOUNT);
+    config.wrangler = Some(fake_wrangler(&dir.path));
+    let sb = CloudflareSandbox::start(config).unwrap_or_else(|e| panic!("start: {e}"));
+    let old = deploy_first(&sb);
+    api(
+        &sb,
+        "PUT",
+        "/workers/scripts/w1/secrets",
+        Some(json!({"name": "KEY", "text": "s\"1", "type": "secret_text"})),
+    );
+    let old_with_secret = state(&sb)["scripts"]["w1"]["versions"][1]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let up = upload(
+        &sb,
+        "POST",
+        "/workers/scripts/w1/versions",
+        metadata("bbb", true),
+    )
+    .json();
+    let new = up["result"]["id"].as_str().unwrap_or_default().to_owned();
+    api(
+        &sb,
+        "POST",
+        "/workers/scripts/w1/deployments",
+        Some(json!({"strategy": "percentage", "versions": [
+            {"version_id": new, "percentage": 50}, {"version_id": old_with_secret, "percentage": 50}]})),
+    );
+    api(
+        &sb,
+        "PUT",
+        "/workers/scripts/w1/domains/records",
+        Some(json!({"origins": [{"hostname": "w1.example.nl"}]})),
+    );
+    let version_of = |overrides: Option<&str>| {
+        let mut headers = vec![("Host", "w1.example.nl")];
+        if let Some(o) = overrides {
+            headers.push(("Cloudflare-Workers-Version-Overrides", o));
+        }
+        let mut s = TcpStream::connect(("127.0.0.1", sb.port())).unwrap_or_else(|e| panic!("{e}"));
+        let mut head = "GET /health HTTP/1.1\r\nConnection: close\r\n".to_owned();
+        for (k, v) in &headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap_or_else(|e| panic!("{e}"));
+        // The inner server answered (its 404 text), through the edge.
+        assert!(raw.contains("no Worker serves this host"), "{raw}");
+        raw.lines()
+            .find_map(|l| l.strip_prefix("Cf-Sandbox-Version-Id: "))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let wanted_new = format!("w1=\"{new}\"");
+    let wanted_old = format!("w1=\"{old_with_secret}\"");
+    assert_eq!(version_of(Some(&wanted_new)), new);
+    assert_eq!(version_of(Some(&wanted_old)), old_with_secret);
+    // A version outside the current deployment is not honoured.
+    let outside = format!("w1=\"{old}\"");
+    assert_ne!(version_of(Some(&outside)), old);
+    // Without the header both halves of a 50/50 deployment are served
+    // (the chance that 40 draws all fall on one side is 2^-39).
+    let seen: std::collections::BTreeSet<String> = (0..40).map(|_| version_of(None)).collect();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    // The generated configuration carries the version's vars and bindings;
+    // the secret goes to `.dev.vars`, quoted.
+    let vdir = dir.path.join("state/edge").join(&new);
+    let cfg: Value = serde_json::from_str(
+        &std::fs::read_to_string(vdir.join("wrangler.jsonc")).unwrap_or_default(),
+    )
+    .unwrap_or(Value::Null);
+    assert_eq!(cfg["vars"]["GIT_COMMIT"], "bbb");
+    assert_eq!(cfg["no_bundle"], true);
+    assert_eq!(
+        cfg["d1_databases"][0]["database_id"],
+        "11111111-2222-4333-8444-555555555555"
+    );
+    assert_eq!(
+        std::fs::read_to_string(vdir.join(".dev.vars")).unwrap_or_default(),
+        "KEY=\"s\\\"1\"\n"
+    );
+    let running = state(&sb)["edge"].clone();
+    let ports: Vec<u64> = running
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["port"].as_u64())
+        .collect();
+    assert_eq!(ports.len(), 2, "{running}");
+    drop(sb);
+    for p in ports {
+        assert!(
+            TcpStream::connect(("127.0.0.1", p as u16)).is_err(),
+            "the version on port {p} outlived the imitation"
+        );
+    }
+}
+
+#[test]
+fn a_killed_imitation_leaves_no_version_running() {
+    let dir = tempdir::Dir::new();
+    let wrangler = fake_wrangler(&dir.path);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cloudflare-sandbox"))
+        .args(["--port", "0", "--token", TOKEN, "--account-id", ACCOUNT])
+        .arg("--state")
+        .arg(dir.path.join("state"))
+        .arg("--wrangler")
+        .arg(&wrangler)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The first line says where it listens.
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap_or_else(|| panic!("stdout")));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap_or_else(|e| panic!("{e}"));
+    let port: u16 = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    let call = |method: &str, path: &str, body: &[u8], extra: &[(&str, &str)]| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("{e}"));
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in extra {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        s.write_all(body).unwrap_or_else(|e| panic!("{e}"));
+        let mut raw = String::new();
+        let _ = s.read_to_string(&mut raw);
+        raw
+    };
+    let b = "XX";
+    let meta = metadata("aaa", false);
+    let body = format!(
+        "--{b}\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n{meta}\r\n--{b}\r\nContent-Disposition: form-data; name=\"index.js\"; filename=\"index.js\"\r\n\r\nexport default {{}};\r\n--{b}--\r\n"
+    );
+    let ct = format!("multipart/form-data; boundary={b}");
+    call(
+        "PUT",
+        &format!("/client/v4/accounts/{ACCOUNT}/workers/scripts/w1"),
+        body.as_bytes(),
+        &[("Content-Type", &ct)],
+    );
+    call(
+        "PUT",
+        &format!("/client/v4/accounts/{ACCOUNT}/workers/scripts/w1/domains/records"),
+        br#"{"origins":[{"hostname":"w1.example.nl"}]}"#,
+        &[("Content-Type", "application/json")],
+    );
+    let answer = call("GET", "/health", b"", &[("Host", "w1.example.nl")]);
+    assert!(answer.contains("no Worker serves this host"), "{answer}");
+    let state = call("GET", "/__admin/state", b"", &[]);
+    let body = state.split("\r\n\r\n").nth(1).unwrap_or("");
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let inner = v["edge"][0]["port"].as_u64().unwrap_or(0) as u16;
+    assert!(inner > 0, "{v}");
+    // Killed outright: no chance to stop its children itself.
+    let _ = child.kill();
+    let _ = child.wait();
+    // The watchdog notices within a second or two; wait up to a minute.
+    let gone = (0..600).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        TcpStream::connect(("127.0.0.1", inner)).is_err()
+    });
+    assert!(gone, "the version on port {inner} outlived the imitation");
+}
