@@ -14,6 +14,7 @@ mod docs;
 mod e2e;
 mod e2e_browser;
 mod e2e_cron;
+mod e2e_deploy;
 mod e2e_mcp;
 mod e2e_oauth;
 mod keys;
