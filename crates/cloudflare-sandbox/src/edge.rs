@@ -121,6 +121,13 @@ impl Edge {
         stop_group(&mut guard(&i.child));
     }
 
+    /// The instance of a version if it is still running.
+    fn alive(&self, version: &str) -> Option<Arc<Instance>> {
+        let i = guard(&self.instances).get(version).cloned()?;
+        let running = matches!(guard(&i.child).try_wait(), Ok(None));
+        running.then_some(i)
+    }
+
     /// The running instance of a version, started if needed.
     fn instance(
         &self,
@@ -129,14 +136,15 @@ impl Edge {
         secrets: &BTreeMap<String, String>,
     ) -> Result<Arc<Instance>, EdgeError> {
         let wrangler = self.wrangler.clone().ok_or(EdgeError::Off)?;
-        let _one = guard(&self.starting);
-        if let Some(i) = guard(&self.instances).get(&version.id).cloned() {
-            let alive = matches!(guard(&i.child).try_wait(), Ok(None));
-            if alive {
-                return Ok(i);
-            }
-            guard(&self.instances).remove(&version.id);
+        // A running version answers without waiting for another's start.
+        if let Some(i) = self.alive(&version.id) {
+            return Ok(i);
         }
+        let _one = guard(&self.starting);
+        if let Some(i) = self.alive(&version.id) {
+            return Ok(i);
+        }
+        guard(&self.instances).remove(&version.id);
         let dir = self.state_dir.join("edge").join(&version.id);
         std::fs::create_dir_all(&dir).map_err(|e| EdgeError::Start(e.to_string()))?;
         let config = dev_config(script, version);
