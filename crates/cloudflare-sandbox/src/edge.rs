@@ -121,6 +121,28 @@ impl Edge {
         stop_group(&mut guard(&i.child));
     }
 
+    /// Stops, in the background, the running versions of a script that
+    /// its current deployment no longer serves (no request can reach
+    /// them: an override must name a version of the current deployment).
+    fn retire(&self, script: &str, current: &[String]) {
+        let gone: Vec<Arc<Instance>> = {
+            let mut map = guard(&self.instances);
+            let ids: Vec<String> = map
+                .values()
+                .filter(|i| i.script == script && !current.contains(&i.version))
+                .map(|i| i.version.clone())
+                .collect();
+            ids.iter().filter_map(|id| map.remove(id)).collect()
+        };
+        if !gone.is_empty() {
+            std::thread::spawn(move || {
+                for i in gone {
+                    stop_group(&mut guard(&i.child));
+                }
+            });
+        }
+    }
+
     /// The instance of a version if it is still running.
     fn alive(&self, version: &str) -> Option<Arc<Instance>> {
         let i = guard(&self.instances).get(version).cloned()?;
@@ -454,6 +476,11 @@ fn serve(shared: &Shared, req: WireRequest) -> Result<Reply, EdgeError> {
         let id = pick_version(script, req.header("cloudflare-workers-version-overrides"))
             .ok_or(EdgeError::NotDeployed)?;
         let version = script.version(&id).cloned().ok_or(EdgeError::NotDeployed)?;
+        let current: Vec<String> = script
+            .current_deployment()
+            .map(|d| d.versions.iter().map(|(v, _)| v.clone()).collect())
+            .unwrap_or_default();
+        shared.edge.retire(&script.name, &current);
         (script.clone(), version, script.secrets.clone())
     };
     let instance = shared.edge.instance(&script, &version, &secrets)?;

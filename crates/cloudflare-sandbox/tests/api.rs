@@ -590,12 +590,28 @@ fn the_edge_runs_the_version_the_override_names_and_stops_it_on_drop() {
         .filter_map(|i| i["port"].as_u64())
         .collect();
     assert_eq!(ports.len(), 2, "{running}");
+    // Once the deployment serves only the new version, the old one's
+    // process is retired.
+    api(
+        &sb,
+        "POST",
+        "/workers/scripts/w1/deployments",
+        Some(
+            json!({"strategy": "percentage", "versions": [{"version_id": new, "percentage": 100}]}),
+        ),
+    );
+    assert_eq!(version_of(None), new);
+    let edge = state(&sb)["edge"].clone();
+    assert_eq!(edge.as_array().map(Vec::len), Some(1), "{edge}");
+    assert_eq!(edge[0]["version_id"], new.as_str());
     drop(sb);
     for p in ports {
-        assert!(
-            TcpStream::connect(("127.0.0.1", p as u16)).is_err(),
-            "the version on port {p} outlived the imitation"
-        );
+        // The retired one stops in the background; wait up to a minute.
+        let closed = (0..600).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            TcpStream::connect(("127.0.0.1", p as u16)).is_err()
+        });
+        assert!(closed, "the version on port {p} outlived the imitation");
     }
 }
 
