@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use exact_sandbox::server::{Reply, WireRequest};
 use serde_json::{Value, json};
 
+use crate::process::{signal_group, stop_group};
 use crate::state::{Script, Version, random_unit};
 use crate::{Config, Shared, d1};
 
@@ -267,39 +268,6 @@ fn wait_ready(i: &Instance) -> Result<(), EdgeError> {
 
 fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn signal_group(pgid: u32, signal: &str) {
-    // `--` keeps procps `kill` from reading `-<pgid>` as an option.
-    let _ = Command::new("kill")
-        .args([signal, "--", &format!("-{pgid}")])
-        .stderr(Stdio::null())
-        .status();
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-/// TERM to the whole group, KILL after 10 s (the watchdog leader ends
-/// the group itself once wrangler is gone), and KILL for stragglers.
-fn stop_group(child: &mut Child) {
-    let pgid = child.id();
-    if !matches!(child.try_wait(), Ok(Some(_))) {
-        signal_group(pgid, "-TERM");
-        if !wait_exit(child, Duration::from_secs(10)) {
-            signal_group(pgid, "-KILL");
-            wait_exit(child, Duration::from_secs(5));
-        }
-    }
-    signal_group(pgid, "-KILL");
 }
 
 /// The `wrangler dev` configuration of a version: its stored modules as

@@ -151,6 +151,13 @@ fn state(sb: &CloudflareSandbox) -> Value {
     request(sb, "GET", "/__admin/state", &[], b"").json()
 }
 
+fn id_of(answer: &Value) -> String {
+    answer["result"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 fn deploy_first(sb: &CloudflareSandbox) -> String {
     let a = upload(sb, "PUT", "/workers/scripts/w1", metadata("aaa", false));
     assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
@@ -226,7 +233,7 @@ fn a_gradual_deployment_splits_two_versions_and_rejects_bad_percentages() {
         metadata("bbb", true),
     )
     .json();
-    let new = up["result"]["id"].as_str().unwrap_or_default().to_owned();
+    let new = id_of(&up);
     assert_eq!(up["result"]["annotations"]["workers/message"], "build bbb");
     assert_eq!(up["result"]["annotations"]["workers/tag"], "bbb");
     let bad = api(
@@ -518,7 +525,7 @@ fn the_edge_runs_the_version_the_override_names_and_stops_it_on_drop() {
         metadata("bbb", true),
     )
     .json();
-    let new = up["result"]["id"].as_str().unwrap_or_default().to_owned();
+    let new = id_of(&up);
     api(
         &sb,
         "POST",
