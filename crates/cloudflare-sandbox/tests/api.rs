@@ -151,6 +151,17 @@ fn state(sb: &CloudflareSandbox) -> Value {
     request(sb, "GET", "/__admin/state", &[], b"").json()
 }
 
+/// `wrangler versions upload` of w1 built at `commit`, keeping secrets.
+fn upload_version(sb: &CloudflareSandbox, commit: &str) -> Value {
+    upload(
+        sb,
+        "POST",
+        "/workers/scripts/w1/versions",
+        metadata(commit, true),
+    )
+    .json()
+}
+
 fn id_of(answer: &Value) -> String {
     answer["result"]["id"]
         .as_str()
@@ -226,13 +237,7 @@ fn a_deploy_records_a_version_at_100_percent_with_its_modules() {
 fn a_gradual_deployment_splits_two_versions_and_rejects_bad_percentages() {
     let (sb, _dir) = start();
     let old = deploy_first(&sb);
-    let up = upload(
-        &sb,
-        "POST",
-        "/workers/scripts/w1/versions",
-        metadata("bbb", true),
-    )
-    .json();
+    let up = upload_version(&sb, "bbb");
     let new = id_of(&up);
     assert_eq!(up["result"]["annotations"]["workers/message"], "build bbb");
     assert_eq!(up["result"]["annotations"]["workers/tag"], "bbb");
@@ -286,13 +291,7 @@ fn secrets_carry_over_to_new_versions_and_their_values_never_leave() {
         st["scripts"]["w1"]["versions"][1]["annotations"]["workers/triggered_by"],
         "secret"
     );
-    let up = upload(
-        &sb,
-        "POST",
-        "/workers/scripts/w1/versions",
-        metadata("bbb", true),
-    )
-    .json();
+    let up = upload_version(&sb, "bbb");
     let names: Vec<&str> = up["result"]["resources"]["bindings"]
         .as_array()
         .into_iter()
@@ -518,13 +517,7 @@ fn the_edge_runs_the_version_the_override_names_and_stops_it_on_drop() {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let up = upload(
-        &sb,
-        "POST",
-        "/workers/scripts/w1/versions",
-        metadata("bbb", true),
-    )
-    .json();
+    let up = upload_version(&sb, "bbb");
     let new = id_of(&up);
     api(
         &sb,
