@@ -8,7 +8,15 @@ use std::process::Command;
 use std::{env, fs};
 
 /// Every view, by file name (without `.ts`), with its document title.
-const VIEWS: &[(&str, &str)] = &[("profit-loss", "Winst- en verliesrekening")];
+const VIEWS: &[(&str, &str)] = &[
+    ("profit-loss", "Winst- en verliesrekening"),
+    ("balance-sheet", "Balans"),
+    ("aging", "Ouderdomsanalyse"),
+    ("cashflow", "Liquiditeitsprognose"),
+    ("consolidated", "Geconsolideerd rapport"),
+    ("period-close", "Periode-afsluiting"),
+    ("snapshot", "Financieel overzicht"),
+];
 
 /// The view's own policy, besides the host's: no origin at all, scripts
 /// and styles only inline, images only as data.

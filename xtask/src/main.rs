@@ -10,6 +10,7 @@ mod build;
 mod demo;
 mod docs;
 mod e2e;
+mod e2e_apps;
 mod e2e_browser;
 mod e2e_cron;
 mod e2e_mcp;

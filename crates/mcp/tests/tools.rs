@@ -3801,3 +3801,54 @@ fn the_profit_and_loss_by_month_adds_up_to_the_profit_and_loss() {
     }
     assert!(booked > 0, "the previous year has revenue to compare with");
 }
+
+#[test]
+fn the_cash_flow_by_week_adds_up_to_the_forecast() {
+    let w = world(Plan::Pro);
+    let (_, session) = w.initialize(serde_json::from_str(UI_CAPS).unwrap());
+    let session = session.unwrap();
+    // Two horizons: each pair of calls costs a handful of the sandbox's
+    // per-minute Exact requests.
+    for days in [30, 90] {
+        let r = w.legacy(
+            "tools/call",
+            json!({"name": "get_cashflow_by_week", "arguments": {"forecast_days": days}}),
+            Some(&session),
+        );
+        let weekly = &r["result"]["structuredContent"];
+        let forecast = w.ok("get_cashflow_forecast", json!({"forecast_days": days}));
+        let weeks = weekly["weeks"].as_array().unwrap();
+        assert!(
+            weeks.len() >= days as usize / 7,
+            "{days}: {} weeks",
+            weeks.len()
+        );
+        let sum = |f: &str| weeks.iter().map(|x| cents(&x[f])).sum::<i64>();
+        assert_eq!(
+            sum("expected_in"),
+            cents(&forecast["expected_in"]),
+            "{days}"
+        );
+        assert_eq!(
+            sum("expected_out"),
+            cents(&forecast["expected_out"]),
+            "{days}"
+        );
+        assert_eq!(
+            cents(&weekly["bank_balance"]),
+            cents(&forecast["bank_balance"])
+        );
+        assert_eq!(
+            cents(&weeks.last().unwrap()["balance"]),
+            cents(&forecast["forecast_balance"]),
+            "{days}"
+        );
+        assert_eq!(weekly["horizon"], forecast["horizon"]);
+        // Each week's balance follows from the one before.
+        let mut balance = cents(&weekly["bank_balance"]);
+        for x in weeks {
+            balance += cents(&x["expected_in"]) - cents(&x["expected_out"]);
+            assert_eq!(cents(&x["balance"]), balance);
+        }
+    }
+}

@@ -352,7 +352,7 @@ function render(): void {
     drillSection() ?? "",
     h("h2", {}, t("Per grootboekrekening", "By account")),
     linesTable(),
-    data.truncated ? h("p", { class: "warn" }, t("Niet alle regels zijn opgehaald.", "Not every line was fetched.")) : null,
+    data.truncated ? h("p", { class: "warn" }, t("Niet alle regels zijn opgehaald.", "Not every line was fetched.")) : "",
   );
 }
 

@@ -31,6 +31,7 @@ mod prompts;
 mod relations;
 mod reports;
 pub mod views;
+mod weeks;
 
 pub use exact::ExactSettings;
 
@@ -392,6 +393,7 @@ impl<P: Platform> Bookkeeping<'_, P> {
             "get_recurring_revenue" => crm::get_recurring_revenue(self, args).await,
             "get_purchase_contracts" => contracts::get_purchase_contracts(self, args).await,
             months::NAME => months::get_profit_loss_by_month(self, args).await,
+            weeks::NAME => weeks::get_cashflow_by_week(self, args).await,
             other => match lists::TOOLS.iter().find(|t| t.name == other) {
                 Some(t) => lists::run(self, t, args).await,
                 None => Ok(ToolResult::Failed {
@@ -686,10 +688,10 @@ pub fn is_metered_tool(tool: &str) -> bool {
 /// client without the extension never see them. A call of one is metered
 /// like any tool call, after its caller was loaded.
 pub fn app_tools() -> Vec<Value> {
-    vec![months::definition()]
+    vec![months::definition(), weeks::definition()]
 }
 
 /// Whether `tool` is one of [`app_tools`].
 pub fn is_app_tool(tool: &str) -> bool {
-    tool == months::NAME
+    tool == months::NAME || tool == weeks::NAME
 }

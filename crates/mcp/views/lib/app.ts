@@ -59,6 +59,8 @@ window.addEventListener("message", (event: MessageEvent) => {
 
 export type Lang = "nl" | "en";
 export let lang: Lang = "nl";
+/// The tool whose result the view shows, when the host says so.
+export let hostTool: string | null = null;
 
 /// The text in the host's language.
 export function t(nl: string, en: string): string {
@@ -71,6 +73,7 @@ function applyContext(ctx: Json): void {
     lang = ctx.locale.toLowerCase().startsWith("nl") ? "nl" : "en";
     document.documentElement.lang = lang;
   }
+  if (typeof ctx.toolInfo?.tool?.name === "string") hostTool = ctx.toolInfo.tool.name;
   if (ctx.theme === "dark" || ctx.theme === "light") {
     document.documentElement.dataset.theme = ctx.theme;
   }
@@ -245,6 +248,45 @@ export async function start(
     last = now;
     notify("ui/notifications/size-changed", { width, height });
   }).observe(document.documentElement);
+}
+
+/// A heading, a line under it and the administration choice: what every
+/// view starts with. `pick` is called with the chosen administration.
+export function header(
+  title: string,
+  sub: string,
+  division: string,
+  admins: Array<[string, string]> | null,
+  pick: (division: string) => void,
+  ...more: HTMLElement[]
+): HTMLElement[] {
+  return [
+    h("h1", {}, title),
+    h("p", { class: "sub" }, sub),
+    h(
+      "div",
+      { class: "controls" },
+      select(t("Administratie", "Administration"), "division", admins ?? [[division, division]], division, pick),
+      ...more,
+    ),
+  ];
+}
+
+/// A labelled figure of the key figures row.
+export function kpi(label: string, value: number, field: string): HTMLElement {
+  return h("div", { class: "kpi" }, h("span", { class: "label" }, label), money(value, field));
+}
+
+/// Runs a view's reload: busy while it runs, a failure shown in place.
+export async function busy(main: HTMLElement, work: () => Promise<void>): Promise<void> {
+  main.setAttribute("aria-busy", "true");
+  try {
+    await work();
+  } catch (e) {
+    failure(main, e);
+  } finally {
+    main.removeAttribute("aria-busy");
+  }
 }
 
 /// Shows a failure inside a section (a tool call that did not work).
