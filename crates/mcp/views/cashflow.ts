@@ -39,10 +39,17 @@ function chart(): HTMLElement {
   const H = 220;
   const top = 10;
   const bottom = 26;
-  const vals = rows.flatMap((w) => [w.expected_in, -w.expected_out, w.balance]).concat([weeks.bank_balance, 0]);
-  const max = Math.max(...vals);
-  const min = Math.min(...vals);
+  // Two scales: the bars (in above the axis, out below) fill the chart,
+  // and the balance line gets the whole height for its own range, so a
+  // large balance does not flatten the weeks' movements.
+  const flows = rows.flatMap((w) => [w.expected_in, -w.expected_out]).concat([0]);
+  const max = Math.max(...flows);
+  const min = Math.min(...flows);
   const y = (v: number) => top + ((max - v) / (max - min || 1)) * (H - top - bottom);
+  const balances = rows.map((w) => w.balance).concat([weeks.bank_balance]);
+  const bmax = Math.max(...balances);
+  const bmin = Math.min(...balances);
+  const yb = (v: number) => top + 8 + ((bmax - v) / (bmax - bmin || 1)) * (H - top - bottom - 16);
   const slot = W / Math.max(1, rows.length);
   const bw = slot * 0.35;
   const svg = s("svg", {
@@ -60,9 +67,13 @@ function chart(): HTMLElement {
       s("rect", { class: "bar out", x: x + bw, width: bw, y: y(0), height: Math.max(0, y(-w.expected_out) - y(0)) }),
       s("text", { x: x + bw, y: H - 8, "text-anchor": "middle" }, `${t("wk", "wk")} ${i + 1}`),
     );
-    points.push(`${x + bw},${y(w.balance)}`);
+    points.push(`${x + bw},${yb(w.balance)}`);
   });
   svg.append(s("polyline", { class: "line", points: points.join(" ") }));
+  points.forEach((p) => {
+    const [cx, cy] = p.split(",");
+    svg.append(s("circle", { class: "dot", cx, cy, r: 3 }));
+  });
   const legend = h(
     "div",
     { class: "legend", "aria-hidden": "true" },

@@ -68,7 +68,9 @@ function render(): void {
     ),
     h(
       "div",
-      { class: "table-wrap" },
+      // One column per administration can be wider than a phone: the
+      // region scrolls, so it can be focused and scrolled by keyboard.
+      { class: "table-wrap", tabindex: 0, role: "region", "aria-label": title },
       h(
         "table",
         { id: "consolidated" },
