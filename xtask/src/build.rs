@@ -168,6 +168,12 @@ pub fn print_report(report: &[BundleSize]) {
 /// `crates/mcp/views/` by that crate's build script): what each costs.
 fn print_views() {
     let views = boekhouding_mcp::tools::views::all();
+    if views.is_empty() {
+        // This binary was compiled before `setup` installed esbuild; the
+        // Workers just built have their views.
+        println!("(MCP Apps view sizes: shown from the next run on)\n");
+        return;
+    }
     println!("| MCP Apps view (in mcp-server) | raw        | gzip       |");
     println!("|-------------------------------|------------|------------|");
     let (mut raw, mut gzip) = (0, 0);
