@@ -38,7 +38,13 @@ function render(): void {
   const title = pl ? t("Geconsolideerde winst- en verliesrekening", "Consolidated profit and loss") : t("Geconsolideerde balans", "Consolidated balance sheet");
   document.title = title;
   const admins: Json[] = data.administrations ?? [];
-  const keys = Object.keys(data.totals ?? {}).filter((k) => typeof data.totals[k] === "number");
+  // The figures in the order a statement reads (revenue first), any
+  // figure we have no label for after them.
+  const order = Object.keys(LABELS);
+  const rank = (k: string) => (order.includes(k) ? order.indexOf(k) : order.length);
+  const keys = Object.keys(data.totals ?? {})
+    .filter((k) => typeof data.totals[k] === "number")
+    .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
   const year = Number(data.year ?? args.year ?? new Date().getFullYear());
   const years: Array<[string, string]> = [];
   for (let y = year + 1; y >= year - 4; y--) years.push([String(y), String(y)]);
