@@ -395,6 +395,14 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
             }
         }
     }
+    if only.is_empty() || only.contains("apps") {
+        let port_of = |name: &str| servers.iter().find(|s| s.name == name).map(|s| s.port);
+        if let Some(mcp) = port_of("mcp-server") {
+            for (name, result) in crate::e2e_apps::checks(tools, mcp) {
+                suite.check(name, result);
+            }
+        }
+    }
     if only.is_empty() || only.contains("billing") {
         let port_of = |name: &str| servers.iter().find(|s| s.name == name).map(|s| s.port);
         if let (Some(portal), Some(mcp), Some(cron)) = (

@@ -12,6 +12,7 @@ mod demo;
 mod deploy;
 mod docs;
 mod e2e;
+mod e2e_apps;
 mod e2e_browser;
 mod e2e_cron;
 mod e2e_deploy;
