@@ -337,6 +337,9 @@ fn world<'a>(tools: &'a Tools, state: &Path) -> Result<World<'a>> {
     Ok(w)
 }
 
+/// One check on the shared account.
+type Step = fn(&World<'_>) -> Result<()>;
+
 pub fn checks(tools: &Tools, state: &Path) -> Vec<(&'static str, Result<()>)> {
     let mut out: Vec<(&'static str, Result<()>)> = Vec::new();
     out.push((
@@ -353,7 +356,7 @@ pub fn checks(tools: &Tools, state: &Path) -> Vec<(&'static str, Result<()>)> {
             return out;
         }
     };
-    let steps: [(&'static str, fn(&World<'_>) -> Result<()>); 8] = [
+    let steps: [(&'static str, Step); 8] = [
         (
             "deploy: a destructive migration is refused unless named, before anything changes",
             destructive_refused,

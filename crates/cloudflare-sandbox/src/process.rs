@@ -26,8 +26,7 @@ fn wait_exit(child: &mut Child, within: Duration) -> bool {
 /// Stops a child started with `process_group(0)` and everything in its
 /// group: TERM, KILL after 10 s (a version's watchdog leader ends its group
 /// itself once wrangler is gone), and KILL for stragglers that outlived
-/// the leader. (xtask's `process::stop_group` does the same for its own
-/// `wrangler dev` and could use this one.)
+/// the leader. xtask stops its own `wrangler dev` processes with it too.
 pub fn stop_group(child: &mut Child) {
     let pgid = child.id();
     if !matches!(child.try_wait(), Ok(Some(_))) {
