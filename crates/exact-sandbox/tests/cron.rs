@@ -174,6 +174,7 @@ impl World {
             mail: Some(&self.mail),
             portal_url: PORTAL,
             owner: "cron-test",
+            run_id: None,
         }
     }
 

@@ -157,6 +157,7 @@ async fn run(cron: &str, env: &Env, clock: &ScheduledClock) -> Result<(i64, RunR
         mail: s.mail.as_ref(),
         portal_url: &s.portal_url,
         owner: &owner,
+        run_id: Some(id),
     };
     let mut report = if s.queue_mode {
         match env.queue(REFRESH_QUEUE) {
@@ -245,6 +246,7 @@ pub async fn queue(
         mail: s.mail.as_ref(),
         portal_url: &s.portal_url,
         owner: &owner,
+        run_id: Some(id),
     };
     let due: Vec<DueConnection> = messages.iter().map(|m| m.body().clone()).collect();
     let (report, acks) = cron::consume(&cenv, &s.config, &due).await;

@@ -172,3 +172,28 @@ pub async fn recent(db: &impl SqlExecutor, limit: u32) -> Result<Vec<RecordedRun
     )
     .await
 }
+
+/// A run as the alert check reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RunFacts {
+    pub id: i64,
+    pub mode: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub outcome: String,
+    pub breaker: Option<String>,
+    pub refreshed: u32,
+    pub retried: u32,
+    pub failed: u32,
+}
+
+/// The newest runs (up to `limit`) recorded before the run `before_id`
+/// (all runs when `None`), newest first, for the alert check's
+/// `batch_query`.
+pub fn before_statement(before_id: Option<i64>, limit: u32) -> Statement {
+    Statement::new(
+        "SELECT id, mode, started_at, finished_at, outcome, breaker, refreshed, retried, failed
+           FROM cron_runs WHERE (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?",
+        vec![before_id.into(), before_id.into(), limit.into()],
+    )
+}

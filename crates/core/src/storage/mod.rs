@@ -15,17 +15,21 @@
 
 pub mod administrations;
 pub mod api_keys;
+pub mod audit_log;
 pub mod billing_accounts;
 pub mod billing_events;
 pub mod caller;
 pub mod connections;
 pub mod cron_runs;
 pub mod email_queue;
+pub mod error_log;
+pub mod incidents;
 pub mod login_states;
 pub mod oauth_clients;
 pub mod oauth_codes;
 pub mod oauth_grants;
 pub mod oauth_tokens;
+pub mod security_events;
 pub mod sessions;
 pub mod usage;
 pub mod users;
@@ -247,4 +251,23 @@ pub async fn applied_migrations(db: &impl SqlExecutor) -> Result<u32, StorageErr
     )
     .await?;
     Ok(row.map_or(0, |c| c.n))
+}
+
+/// `migrations/checksums.txt` as compiled in: the migrations this build's
+/// code expects the database to have.
+const MIGRATIONS_MANIFEST: &str = include_str!("../../../../migrations/checksums.txt");
+
+/// The names of the migrations this build expects, in order.
+pub fn expected_migrations() -> Vec<&'static str> {
+    MIGRATIONS_MANIFEST
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .filter(|name| name.ends_with(".sql"))
+        .collect()
+}
+
+/// The names of the migrations the database has applied, in order (for a
+/// `batch_query`; each row has `name`).
+pub fn applied_migration_names_statement() -> Statement {
+    Statement::new("SELECT name FROM d1_migrations ORDER BY id", vec![])
 }

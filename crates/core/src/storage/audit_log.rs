@@ -1,0 +1,166 @@
+//! The `audit_log` table: every account-level action in the portal and
+//! every operator action (the cron's own, deploys and rollbacks), with
+//! who did it, to what, from where, and secret-free metadata.
+//!
+//! A row is written in the same batch as the action where the action is
+//! one batch, so an action and its trace land together or not at all.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::{SqlExecutor, Statement, StorageError, query_all};
+
+/// What was done. The stored names are stable: operators query them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    SignedIn,
+    SignedOut,
+    ConnectionAdded,
+    KeyCreated,
+    KeyRevoked,
+    KeyRenamed,
+    AdministrationActivated,
+    AdministrationDeactivated,
+    DefaultAdministrationSet,
+    PreferencesChanged,
+    LanguageChanged,
+    OAuthGrantApproved,
+    OAuthGrantRevoked,
+    PlanChanged,
+    AccountDeleted,
+    /// The token cron's breaker stopped refreshing.
+    BreakerTripped,
+    /// An operator deployed a version (`cargo xtask deploy`).
+    Deployed,
+    /// An operator (or a failed canary) rolled a version back.
+    RolledBack,
+}
+
+impl AuditAction {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::SignedIn => "signed_in",
+            AuditAction::SignedOut => "signed_out",
+            AuditAction::ConnectionAdded => "connection_added",
+            AuditAction::KeyCreated => "key_created",
+            AuditAction::KeyRevoked => "key_revoked",
+            AuditAction::KeyRenamed => "key_renamed",
+            AuditAction::AdministrationActivated => "administration_activated",
+            AuditAction::AdministrationDeactivated => "administration_deactivated",
+            AuditAction::DefaultAdministrationSet => "default_administration_set",
+            AuditAction::PreferencesChanged => "preferences_changed",
+            AuditAction::LanguageChanged => "language_changed",
+            AuditAction::OAuthGrantApproved => "oauth_grant_approved",
+            AuditAction::OAuthGrantRevoked => "oauth_grant_revoked",
+            AuditAction::PlanChanged => "plan_changed",
+            AuditAction::AccountDeleted => "account_deleted",
+            AuditAction::BreakerTripped => "breaker_tripped",
+            AuditAction::Deployed => "deployed",
+            AuditAction::RolledBack => "rolled_back",
+        }
+    }
+}
+
+/// One audit row. `metadata` must never hold a secret (a key's secret, a
+/// token, a cookie); ids, names chosen by the user and plan names are fine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry<'a> {
+    /// The acting user; `None` for an operator or the system.
+    pub actor_id: Option<&'a str>,
+    /// Who acted when it is not a user row (an operator's address, `cron`).
+    pub actor_email: Option<&'a str>,
+    pub action: AuditAction,
+    /// `user`, `api_key`, `administration`, `oauth_grant`, `connection`,
+    /// `token_refresh`, `worker`, ...
+    pub resource_type: &'a str,
+    pub resource_id: Option<&'a str>,
+    pub metadata: Option<serde_json::Value>,
+    pub client_ip: Option<&'a str>,
+}
+
+impl<'a> AuditEntry<'a> {
+    /// A user's action on one of their resources.
+    pub fn by_user(
+        user_id: &'a str,
+        action: AuditAction,
+        resource_type: &'a str,
+        resource_id: Option<&'a str>,
+        client_ip: Option<&'a str>,
+    ) -> Self {
+        AuditEntry {
+            actor_id: Some(user_id),
+            actor_email: None,
+            action,
+            resource_type,
+            resource_id,
+            metadata: None,
+            client_ip,
+        }
+    }
+
+    pub fn with_metadata(mut self, metadata: serde_json::Value) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
+}
+
+/// The insert of one audit row, for the action's own batch (also what
+/// the deploy tooling runs against remote D1 for deploys and rollbacks).
+pub fn insert_statement(entry: &AuditEntry<'_>, now: DateTime<Utc>) -> Statement {
+    Statement::new(
+        "INSERT INTO audit_log (actor_id, actor_email, action, resource_type, resource_id,
+            metadata, client_ip, at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        vec![
+            entry.actor_id.into(),
+            entry.actor_email.into(),
+            entry.action.as_str().into(),
+            entry.resource_type.into(),
+            entry.resource_id.into(),
+            entry.metadata.as_ref().map(|m| m.to_string()).into(),
+            entry.client_ip.into(),
+            now.into(),
+        ],
+    )
+}
+
+/// A deleted user's rows keep what happened but not from where (part of
+/// deleting an account, before the user row goes).
+pub fn forget_addresses_statement(user_id: &str) -> Statement {
+    Statement::new(
+        "UPDATE audit_log SET client_ip = NULL, actor_email = NULL WHERE actor_id = ?",
+        vec![user_id.into()],
+    )
+}
+
+/// Audit rows older than `before`.
+pub fn purge_statement(before: DateTime<Utc>) -> Statement {
+    Statement::new("DELETE FROM audit_log WHERE at < ?", vec![before.into()])
+}
+
+/// A stored audit row.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AuditRow {
+    pub actor_id: Option<String>,
+    pub actor_email: Option<String>,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: Option<String>,
+    pub metadata: Option<String>,
+    pub client_ip: Option<String>,
+    pub at: i64,
+}
+
+/// The newest rows first, for operators and tests.
+pub async fn recent(db: &impl SqlExecutor, limit: u32) -> Result<Vec<AuditRow>, StorageError> {
+    query_all(
+        db,
+        Statement::new(
+            "SELECT actor_id, actor_email, action, resource_type, resource_id, metadata,
+                    client_ip, at
+               FROM audit_log ORDER BY id DESC LIMIT ?",
+            vec![limit.into()],
+        ),
+    )
+    .await
+}
