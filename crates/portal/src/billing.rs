@@ -276,6 +276,15 @@ pub async fn webhook_endpoint<P: PortalPlatform>(
         // A refused signature or body says why (it is the sender's
         // problem); a failure of ours says only "try again".
         Err(e) => {
+            if matches!(e, webhook::WebhookError::Signature(_)) {
+                crate::trail::security(
+                    p,
+                    req,
+                    boekhouding_core::storage::security_events::SecurityEvent::WebhookSignature,
+                    None,
+                )
+                .await;
+            }
             let message = match e.http_status() {
                 400 => e.to_string(),
                 _ => "temporarily unavailable; retry later".to_owned(),

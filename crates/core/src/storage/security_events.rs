@@ -29,8 +29,10 @@ pub enum SecurityEvent {
     WebhookSignature,
     /// An OAuth request whose redirect URI the client did not register.
     OAuthRedirectMismatch,
-    /// An authorization code presented again, or a refresh token reused.
-    OAuthReplay,
+    /// An authorization code or refresh token refused at the token
+    /// endpoint (`invalid_grant`): replayed, expired, or presented with a
+    /// wrong PKCE verifier.
+    OAuthInvalidGrant,
 }
 
 impl SecurityEvent {
@@ -41,10 +43,9 @@ impl SecurityEvent {
             SecurityEvent::InvalidOAuthToken => "invalid_oauth_token",
             SecurityEvent::InvalidSession | SecurityEvent::WebhookSignature => "auth_failure",
             SecurityEvent::CsrfFailure => "csrf_failure",
-            SecurityEvent::RefusedOrigin | SecurityEvent::OAuthRedirectMismatch => {
-                "suspicious_activity"
-            }
-            SecurityEvent::OAuthReplay => "refresh_token_reuse",
+            SecurityEvent::RefusedOrigin
+            | SecurityEvent::OAuthRedirectMismatch
+            | SecurityEvent::OAuthInvalidGrant => "suspicious_activity",
         }
     }
 
@@ -58,7 +59,7 @@ impl SecurityEvent {
             SecurityEvent::RefusedOrigin => "refused_origin",
             SecurityEvent::WebhookSignature => "webhook_signature",
             SecurityEvent::OAuthRedirectMismatch => "oauth_redirect_mismatch",
-            SecurityEvent::OAuthReplay => "oauth_replay",
+            SecurityEvent::OAuthInvalidGrant => "oauth_invalid_grant",
         }
     }
 }
