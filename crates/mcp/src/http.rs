@@ -120,6 +120,20 @@ pub fn body_too_large(limit: usize) -> HttpReply {
     )
 }
 
+/// The `Origin` of a POST that the policy refuses (a browser page of
+/// another site), if any: [`handle`] answers it 403, and the Worker
+/// records it as a security event.
+pub fn refused_origin<'a>(call: &HttpCall<'a>, policy: &TransportPolicy) -> Option<&'a str> {
+    let origin = call
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("origin"))
+        .map(|(_, v)| v.as_str())?;
+    let allowed = policy.allowed_origins.iter().any(|o| o == origin)
+        || (policy.loopback && is_loopback_origin(origin));
+    (!allowed).then_some(origin)
+}
+
 /// Handles one HTTP exchange on the MCP endpoint.
 pub async fn handle(
     engine: &Engine,
@@ -136,10 +150,7 @@ pub async fn handle(
         r.headers.push(("Allow".into(), "POST".into()));
         return r;
     }
-    if let Some(origin) = call.header("origin")
-        && !policy.allowed_origins.iter().any(|o| o == origin)
-        && !(policy.loopback && is_loopback_origin(origin))
-    {
+    if refused_origin(&call, policy).is_some() {
         return unreadable(-32000, "Origin not allowed", 403);
     }
     if policy.loopback && !call.header("host").is_some_and(is_loopback_host) {
@@ -279,6 +290,32 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_refused_origin_is_named_and_allowed_ones_are_not() {
+        let policy = TransportPolicy {
+            allowed_origins: vec!["https://claude.ai".into()],
+            ..TransportPolicy::default()
+        };
+        let refused = |origin: Option<&str>| {
+            let headers: Vec<(String, String)> = origin
+                .map(|o| ("Origin".to_owned(), o.to_owned()))
+                .into_iter()
+                .collect();
+            let call = HttpCall {
+                method: "POST",
+                headers: &headers,
+                body: b"",
+            };
+            refused_origin(&call, &policy).map(str::to_owned)
+        };
+        assert_eq!(
+            refused(Some("https://evil.example")).as_deref(),
+            Some("https://evil.example")
+        );
+        assert_eq!(refused(Some("https://claude.ai")), None);
+        assert_eq!(refused(None), None, "no Origin: not a browser");
+    }
 
     #[test]
     fn loopback_hosts_and_origins() {
