@@ -41,8 +41,8 @@ pub const RESOLVE_AFTER_INTERVALS: i32 = 2;
 /// The conditions an operator hears about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum IncidentKind {
-    /// The previous scheduled run ended in error (other than the breaker),
-    /// or did not finish.
+    /// The previous scheduled run ended in error (other than the breaker)
+    /// or did not finish, or a run could not start or be recorded.
     CronRunFailed,
     /// No scheduled run for more than [`SKIPPED_AFTER_INTERVALS`] intervals.
     CronRunSkipped,
@@ -170,6 +170,9 @@ pub struct Observations {
     /// mcp-server `error_log` rows in the last interval: requests answered
     /// 5xx before any tool ran (no usage row of their own).
     pub edge_errors: u64,
+    /// token-cron `error_log` rows in the last interval: runs (or queue
+    /// batches) that could not start or not be recorded.
+    pub cron_errors: u64,
     pub applied_migrations: Vec<String>,
     pub expected_migrations: Vec<String>,
 }
@@ -220,6 +223,13 @@ pub fn detect(obs: &Observations, cfg: &AlertConfig, now: DateTime<Utc>) -> Vec<
         if run.outcome == "error" && run.breaker.is_none() {
             failures.push(format!("queue consumer run {} ended in error", run.id));
         }
+    }
+    if obs.cron_errors > 0 {
+        failures.push(format!(
+            "{} run(s) could not start or be recorded in the last {} minutes (see error_log)",
+            obs.cron_errors,
+            interval_s / 60
+        ));
     }
     if !failures.is_empty() {
         found.push(Finding {

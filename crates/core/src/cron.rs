@@ -724,6 +724,7 @@ async fn check_alerts<D, H, R, C, S>(
         cron_runs::before_statement(env.run_id, 50),
         usage::window_outcomes_statement(since),
         error_log::count_since_statement(Service::McpServer, since),
+        error_log::count_since_statement(Service::TokenCron, since),
         applied_migration_names_statement(),
     ];
     let observed = match env.db.batch_query(reads).await {
@@ -775,10 +776,11 @@ fn observations(
     struct Name {
         name: String,
     }
-    if rows.len() != 5 {
-        return Err(StorageError::Decode("alert check: five result sets".into()));
+    if rows.len() != 6 {
+        return Err(StorageError::Decode("alert check: six result sets".into()));
     }
     let names = rows.pop().unwrap_or_default();
+    let cron_errors = rows.pop().unwrap_or_default();
     let errors = rows.pop().unwrap_or_default();
     let outcomes = rows.pop().unwrap_or_default();
     let runs = rows.pop().unwrap_or_default();
@@ -786,6 +788,7 @@ fn observations(
     let first = |set: Vec<Row>| set.into_iter().next().unwrap_or_default();
     let outcomes: Outcomes = decode(first(outcomes))?;
     let edge: Count = decode(first(errors))?;
+    let cron: Count = decode(first(cron_errors))?;
     let obs = Observations {
         previous_runs: runs
             .into_iter()
@@ -800,6 +803,7 @@ fn observations(
         calls: outcomes.calls,
         internal_errors: outcomes.errors,
         edge_errors: edge.n,
+        cron_errors: cron.n,
         applied_migrations: names
             .into_iter()
             .map(|r| decode::<Name>(r).map(|n| n.name))

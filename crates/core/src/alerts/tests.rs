@@ -184,6 +184,16 @@ fn a_previous_run_that_never_finished_is_a_failed_run() {
 }
 
 #[test]
+fn a_run_that_could_not_start_or_be_recorded_is_a_failed_run() {
+    let now = t0();
+    let mut obs = healthy(now);
+    obs.cron_errors = 1;
+    let found = detect(&obs, &AlertConfig::default(), now);
+    assert_eq!(kinds(&found), vec![IncidentKind::CronRunFailed]);
+    assert!(found[0].details.contains("error_log"), "{found:?}");
+}
+
+#[test]
 fn a_schema_ahead_of_the_code_is_a_regression_too() {
     let now = t0();
     let mut obs = healthy(now);

@@ -143,9 +143,10 @@ pub fn purge_statement(before: DateTime<Utc>) -> Statement {
     Statement::new("DELETE FROM error_log WHERE at < ?", vec![before.into()])
 }
 
-/// The mcp-server's error rows since `since`, as `n` (the alert check's
-/// server errors that never reached a tool, such as D1 failing before the
-/// caller was loaded).
+/// A service's error rows since `since`, as `n`: for the alert check, the
+/// mcp-server's 5xx that never reached a tool (D1 failing before the
+/// caller was loaded) and the token cron's runs that could not start or
+/// be recorded.
 pub fn count_since_statement(service: Service, since: DateTime<Utc>) -> Statement {
     Statement::new(
         "SELECT COUNT(*) AS n FROM error_log WHERE service = ? AND at >= ?",
