@@ -333,6 +333,16 @@ fn a_downgrade_waits_for_the_period_end_and_the_cron_applies_it_without_a_webhoo
     assert_eq!(w.plan(), Plan::Pro, "not yet");
     block_on(w.db.batch(billing_accounts::apply_due_statements(end))).unwrap();
     assert_eq!(w.plan(), Plan::Starter);
+    // Audited as the cron's doing: the upgrade by the webhook, then this.
+    let audit = block_on(boekhouding_core::storage::audit_log::recent(&w.db, 10)).unwrap();
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    assert_eq!(audit[0].action, "plan_changed");
+    assert_eq!(audit[0].actor_email.as_deref(), Some("token-cron"));
+    let meta: Value = serde_json::from_str(audit[0].metadata.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        (meta["from"].as_str(), meta["to"].as_str()),
+        (Some("pro"), Some("starter"))
+    );
 }
 
 #[test]

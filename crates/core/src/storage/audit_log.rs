@@ -124,6 +124,23 @@ pub fn insert_statement(entry: &AuditEntry<'_>, now: DateTime<Utc>) -> Statement
     )
 }
 
+/// The audit rows of the plan changes whose time has come (a downgrade or
+/// cancellation at a period's end), to run in the same batch just before
+/// `billing_accounts::apply_due_statements` applies them: the token cron
+/// is the actor.
+pub fn plan_changes_due_statement(now: DateTime<Utc>) -> Statement {
+    Statement::new(
+        "INSERT INTO audit_log (actor_id, actor_email, action, resource_type, resource_id,
+            metadata, client_ip, at)
+         SELECT NULL, 'token-cron', 'plan_changed', 'user', u.id,
+                json_object('from', u.plan, 'to', b.next_plan, 'reason', 'period_end'), NULL, ?
+           FROM billing_accounts b JOIN users u ON u.id = b.user_id
+          WHERE b.changes_at <= ? AND b.next_plan IS NOT NULL AND b.next_plan <> u.plan
+            AND u.plan <> 'enterprise'",
+        vec![now.into(), now.into()],
+    )
+}
+
 /// A deleted user's rows keep what happened but not from where (part of
 /// deleting an account, before the user row goes).
 pub fn forget_addresses_statement(user_id: &str) -> Statement {

@@ -173,6 +173,9 @@ pub async fn recent(db: &impl SqlExecutor, limit: u32) -> Result<Vec<RecordedRun
     .await
 }
 
+/// The largest integer D1 passes through JavaScript exactly.
+const MAX_SAFE_ID: i64 = (1 << 53) - 1;
+
 /// A run as the alert check reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct RunFacts {
@@ -193,7 +196,9 @@ pub struct RunFacts {
 pub fn before_statement(before_id: Option<i64>, limit: u32) -> Statement {
     Statement::new(
         "SELECT id, mode, started_at, finished_at, outcome, breaker, refreshed, retried, failed
-           FROM cron_runs WHERE (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?",
-        vec![before_id.into(), before_id.into(), limit.into()],
+           FROM cron_runs WHERE id < ? ORDER BY id DESC LIMIT ?",
+        // Without a run of its own, every row is before the largest id D1
+        // can hold (2^53 - 1), and the search stays a key range.
+        vec![before_id.unwrap_or(MAX_SAFE_ID).into(), limit.into()],
     )
 }

@@ -32,7 +32,7 @@ struct RawIncident {
 pub fn open_statement() -> Statement {
     Statement::new(
         "SELECT id, kind, opened_at, last_seen, details FROM incidents
-          WHERE resolved_at IS NULL ORDER BY id",
+          WHERE resolved_at IS NULL ORDER BY kind",
         vec![],
     )
 }
