@@ -261,7 +261,7 @@ pub async fn connect<P: PortalPlatform>(
         };
         return match page.render() {
             Ok(html) => WebResponse::html(200, html).allow_form_targets(&exact_origins(cfg)),
-            Err(_) => unavailable(lang),
+            Err(e) => unavailable(lang).because(&e),
         };
     };
     let Ok(region) = region.parse::<Region>() else {
@@ -275,7 +275,7 @@ pub async fn connect<P: PortalPlatform>(
         );
     };
     let Some(exact) = cfg.exact.as_ref() else {
-        return unavailable(lang);
+        return unavailable(lang).because(&"Exact is not configured");
     };
     let now = p.clock().now();
     let started = match login_states::begin(
@@ -289,7 +289,7 @@ pub async fn connect<P: PortalPlatform>(
     .await
     {
         Ok(s) => s,
-        Err(_) => return unavailable(lang),
+        Err(e) => return unavailable(lang).because(&e),
     };
     let app = exact.app_for(region);
     let url = boekhouding_core::exact::oauth::authorize_url(&app, started.state.expose());
@@ -417,12 +417,12 @@ pub async fn callback<P: PortalPlatform>(
             let t = lang.texts();
             return retry(lang, t.expired_title, t.expired_text, 400);
         }
-        Err(_) => return unavailable(browser_lang(req)),
+        Err(e) => return unavailable(browser_lang(req)).because(&e),
     };
     let (return_to, lang) = split_lang(attempt.return_to.clone());
     let t = lang.texts();
     let Some(exact) = cfg.exact.as_ref() else {
-        return unavailable(lang);
+        return unavailable(lang).because(&"Exact is not configured");
     };
     let app = exact.app_for(attempt.region);
     let connected = match onboarding::complete_for(
@@ -455,12 +455,12 @@ pub async fn callback<P: PortalPlatform>(
         Err(onboarding::ConnectError::NoEmail) => {
             return retry(lang, t.no_email_title, t.no_email_text, 400);
         }
-        Err(_) => return unavailable(lang),
+        Err(e) => return unavailable(lang).because(&e),
     };
     let user_id = connected.user.id.clone();
     let keys = match api_keys::list_for_user(p.db(), &user_id).await {
         Ok(k) => k,
-        Err(_) => return unavailable(lang),
+        Err(e) => return unavailable(lang).because(&e),
     };
     let first_sign_in = keys.is_empty();
     // The first sign-in (no key ever) starts the user in the language
@@ -487,7 +487,7 @@ pub async fn callback<P: PortalPlatform>(
     let (token, _) =
         match sessions::create(p.db(), p.rng(), &user_id, req.header("user-agent"), now).await {
             Ok(s) => s,
-            Err(_) => return unavailable(lang),
+            Err(e) => return unavailable(lang).because(&e),
         };
     if attempt.user_id.is_some() {
         trail::action(
@@ -533,7 +533,7 @@ pub async fn callback<P: PortalPlatform>(
         .await
         {
             Ok(k) => k,
-            Err(_) => return unavailable(lang),
+            Err(e) => return unavailable(lang).because(&e),
         };
         trail::action(
             p,
@@ -582,7 +582,7 @@ pub async fn callback<P: PortalPlatform>(
             Ok(html) => WebResponse::html(200, html)
                 .with_header("Set-Cookie", &session_cookie)
                 .with_header("Set-Cookie", &clear_login),
-            Err(_) => unavailable(lang),
+            Err(e) => unavailable(lang).because(&e),
         };
     }
     let to = return_to
@@ -637,7 +637,7 @@ pub async fn require_user<P: PortalPlatform>(
                 .finish();
             return Err(WebResponse::redirect(303, &format!("/connect?{to}")));
         }
-        Err(_) => return Err(unavailable(Lang::Nl)),
+        Err(e) => return Err(unavailable(Lang::Nl).because(&e)),
     };
     match users::find_by_id(p.db(), &session.user_id).await {
         Ok(Some(user)) => {
@@ -649,7 +649,7 @@ pub async fn require_user<P: PortalPlatform>(
             })
         }
         Ok(None) => Err(WebResponse::redirect(303, "/connect")),
-        Err(_) => Err(unavailable(Lang::Nl)),
+        Err(e) => Err(unavailable(Lang::Nl).because(&e)),
     }
 }
 
@@ -1174,7 +1174,7 @@ async fn render_dashboard<P: PortalPlatform>(
                 .map(crate::billing::hosted_origins)
                 .unwrap_or_default(),
         ),
-        Err(_) => unavailable(lang),
+        Err(e) => unavailable(lang).because(&e),
     }
 }
 
@@ -1236,7 +1236,7 @@ pub async fn toggle_administration<P: PortalPlatform>(
                 fill(t.cooling_down, &[&until.format("%H:%M UTC").to_string()])
             }
             Ok(administrations::Toggle::ActiveElsewhere) => t.active_elsewhere.to_owned(),
-            Err(_) => return unavailable(signed.lang),
+            Err(e) => return unavailable(signed.lang).because(&e),
         };
     render_dashboard(&signed, cfg, p, None, Some(why), 409).await
 }
@@ -1269,7 +1269,7 @@ pub async fn default_administration<P: PortalPlatform>(
             let why = signed.lang.texts().default_needs_active.to_owned();
             render_dashboard(&signed, cfg, p, None, Some(why), 409).await
         }
-        Err(_) => unavailable(signed.lang),
+        Err(e) => unavailable(signed.lang).because(&e),
     }
 }
 
@@ -1304,7 +1304,7 @@ pub async fn rename_key<P: PortalPlatform>(
             let why = signed.lang.texts().key_name_invalid.to_owned();
             render_dashboard(&signed, cfg, p, None, Some(why), 400).await
         }
-        Err(_) => unavailable(signed.lang),
+        Err(e) => unavailable(signed.lang).because(&e),
     }
 }
 
@@ -1341,7 +1341,7 @@ pub async fn save_preferences<P: PortalPlatform>(
             .await;
             WebResponse::redirect(303, "/dashboard?done=saved")
         }
-        Err(_) => unavailable(signed.lang),
+        Err(e) => unavailable(signed.lang).because(&e),
     }
 }
 
@@ -1382,7 +1382,7 @@ pub async fn set_language<P: PortalPlatform>(
             .await;
             WebResponse::redirect(303, &back)
         }
-        Err(_) => unavailable(signed.lang),
+        Err(e) => unavailable(signed.lang).because(&e),
     }
 }
 
@@ -1414,8 +1414,8 @@ pub async fn delete_account<P: PortalPlatform>(
         return render_dashboard(&signed, cfg, p, None, Some(why), 400).await;
     }
     let stmts = boekhouding_core::account::delete_statements(&signed.user.id, p.clock().now());
-    if p.db().batch(stmts).await.is_err() {
-        return unavailable(lang);
+    if let Err(e) = p.db().batch(stmts).await {
+        return unavailable(lang).because(&e);
     }
     message(
         200,
@@ -1483,7 +1483,7 @@ pub async fn create_key<P: PortalPlatform>(
             };
             match page.render() {
                 Ok(html) => WebResponse::html(200, html),
-                Err(_) => unavailable(lang),
+                Err(e) => unavailable(lang).because(&e),
             }
         }
         Err(api_keys::CreateKeyError::LimitReached { limit, .. }) => {
@@ -1493,7 +1493,7 @@ pub async fn create_key<P: PortalPlatform>(
         Err(api_keys::CreateKeyError::InvalidName) => {
             render_dashboard(&signed, cfg, p, None, Some(t.key_name_invalid.into()), 400).await
         }
-        Err(_) => unavailable(lang),
+        Err(e) => unavailable(lang).because(&e),
     }
 }
 
@@ -1528,7 +1528,7 @@ pub async fn revoke_key<P: PortalPlatform>(
             }
             WebResponse::redirect(303, "/dashboard?done=revoked")
         }
-        Err(_) => unavailable(signed.lang),
+        Err(e) => unavailable(signed.lang).because(&e),
     }
 }
 
@@ -1549,8 +1549,8 @@ pub async fn sign_out<P: PortalPlatform>(
     if !genuine_post(req, cfg, &session.token_hash) {
         return refused_forged(req, p, &session.user_id, lang).await;
     }
-    if sessions::revoke(p.db(), &session.token_hash).await.is_err() {
-        return unavailable(lang);
+    if let Err(e) = sessions::revoke(p.db(), &session.token_hash).await {
+        return unavailable(lang).because(&e);
     }
     trail::action(
         p,

@@ -139,7 +139,7 @@ pub async fn checkout<P: PortalPlatform>(
     .await
     {
         Ok(url) => WebResponse::redirect(303, &url),
-        Err(_) => billing_unavailable(signed.lang),
+        Err(e) => billing_unavailable(signed.lang).because(&e),
     }
 }
 
@@ -162,7 +162,7 @@ pub async fn manage<P: PortalPlatform>(req: &WebRequest, cfg: &PortalConfig, p: 
     let back = format!("{}/dashboard", portal_origin(req, cfg));
     match stripe::create_portal_session(p.http(), s, &customer, &back, &key).await {
         Ok(url) => WebResponse::redirect(303, &url),
-        Err(_) => billing_unavailable(signed.lang),
+        Err(e) => billing_unavailable(signed.lang).because(&e),
     }
 }
 
@@ -221,7 +221,7 @@ pub async fn upgrade_page<P: PortalPlatform>(
             let targets = cfg.stripe.as_ref().map(hosted_origins).unwrap_or_default();
             WebResponse::html(200, html).allow_form_targets(&targets)
         }
-        Err(_) => account::unavailable(lang),
+        Err(e) => account::unavailable(lang).because(&e),
     }
 }
 

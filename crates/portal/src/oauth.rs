@@ -201,7 +201,7 @@ async fn grantable<P: PortalPlatform>(
 ) -> Result<Vec<administrations::Administration>, WebResponse> {
     let active = administrations::active_for_user(p.db(), &signed.user.id)
         .await
-        .map_err(|_| account::unavailable(signed.lang))?;
+        .map_err(|e| account::unavailable(signed.lang).because(&e))?;
     Ok(administrations::allowed(&active, signed.user.plan)
         .into_iter()
         .cloned()
@@ -262,7 +262,7 @@ fn render_consent(
             let targets: Vec<String> = redirect_origin(&request.redirect_uri).into_iter().collect();
             WebResponse::html(status, html).allow_form_targets(&targets)
         }
-        Err(_) => account::unavailable(lang),
+        Err(e) => account::unavailable(lang).because(&e),
     }
 }
 
@@ -376,7 +376,7 @@ async fn decide<P: PortalPlatform>(
             .await;
             WebResponse::redirect(303, &url)
         }
-        Err(_) => account::unavailable(signed.lang),
+        Err(e) => account::unavailable(signed.lang).because(&e),
     }
 }
 
@@ -468,6 +468,6 @@ pub async fn revoke_app<P: PortalPlatform>(
             }
             WebResponse::redirect(303, "/dashboard?done=app_revoked")
         }
-        Err(_) => account::unavailable(signed.lang),
+        Err(e) => account::unavailable(signed.lang).because(&e),
     }
 }

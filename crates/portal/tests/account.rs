@@ -1337,3 +1337,18 @@ fn account_actions_are_audited_and_refused_authentications_recorded() {
     );
     assert!(events.iter().all(|e| e["client_ip"] == CLIENT_IP));
 }
+
+#[test]
+fn a_503_page_keeps_its_cause_for_the_operator_and_shows_none() {
+    let w = world();
+    let mut b = Browser::default();
+    sign_in(&w, &mut b, "demo", "/connect?region=nl");
+    w.p.db.fail_next(1);
+    let page = b.get(&w, "/dashboard");
+    assert_eq!(page.status, 503);
+    let cause = page.cause.clone().unwrap_or_default();
+    assert!(cause.contains("database unavailable"), "{cause:?}");
+    assert!(!page.body_text().contains(&cause), "the cause is not shown");
+    // A page that went well keeps none.
+    assert_eq!(b.get(&w, "/dashboard").cause, None);
+}

@@ -64,18 +64,28 @@ pub async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<R
     }
     let answer = handle(&web, &cfg, &platform).await;
     if answer.status >= 500 {
-        record_server_error(&ctx, &env, &req, &web, answer.status);
+        record_server_error(&ctx, &env, &req, &web, &answer);
     }
     to_response(answer, &env)
 }
 
-/// Records a 5xx page in `error_log`, after the answer (`ctx.wait_until`).
-/// The portal turns its failures into pages without keeping the cause, so
-/// the row says where and with which status; the request id ties it to
-/// the log line.
-fn record_server_error(ctx: &Context, env: &Env, req: &Request, web: &WebRequest, status: u16) {
+/// Records a 5xx page in `error_log`, after the answer (`ctx.wait_until`):
+/// where, with which status, and the cause the portal kept
+/// (`WebResponse::cause`; core scrubs it); the request id ties it to the
+/// log line.
+fn record_server_error(
+    ctx: &Context,
+    env: &Env,
+    req: &Request,
+    web: &WebRequest,
+    answer: &WebResponse,
+) {
+    let status = answer.status;
     let request_id = edge::request_id(req);
-    let message = format!("{} {} answered {status}", web.method, web.path);
+    let message = match &answer.cause {
+        Some(cause) => format!("{} {} answered {status}: {cause}", web.method, web.path),
+        None => format!("{} {} answered {status}", web.method, web.path),
+    };
     let row = error_log::insert_statement(
         &ErrorRecord {
             service: Service::AuthPortal,
