@@ -102,6 +102,20 @@ fn is_loopback_origin(origin: &str) -> bool {
         .is_some_and(is_loopback_host)
 }
 
+/// The `Origin` of a POST that the policy refuses (a browser page of
+/// another site), if any: [`handle`] answers it 403, and the Worker
+/// records it as a security event.
+pub fn refused_origin<'a>(call: &HttpCall<'a>, policy: &TransportPolicy) -> Option<&'a str> {
+    let origin = call
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("origin"))
+        .map(|(_, v)| v.as_str())?;
+    let allowed = policy.allowed_origins.iter().any(|o| o == origin)
+        || (policy.loopback && is_loopback_origin(origin));
+    (!allowed).then_some(origin)
+}
+
 fn unreadable(code: i64, message: &str, status: u16) -> HttpReply {
     HttpReply::rpc_error(&RpcError::new(code, message, status), &Value::Null)
 }
@@ -118,20 +132,6 @@ pub fn body_too_large(limit: usize) -> HttpReply {
         &format!("Request body too large (limit {limit} bytes)"),
         413,
     )
-}
-
-/// The `Origin` of a POST that the policy refuses (a browser page of
-/// another site), if any: [`handle`] answers it 403, and the Worker
-/// records it as a security event.
-pub fn refused_origin<'a>(call: &HttpCall<'a>, policy: &TransportPolicy) -> Option<&'a str> {
-    let origin = call
-        .headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("origin"))
-        .map(|(_, v)| v.as_str())?;
-    let allowed = policy.allowed_origins.iter().any(|o| o == origin)
-        || (policy.loopback && is_loopback_origin(origin));
-    (!allowed).then_some(origin)
 }
 
 /// Handles one HTTP exchange on the MCP endpoint.

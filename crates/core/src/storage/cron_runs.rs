@@ -148,31 +148,6 @@ pub fn purge_statement(before: DateTime<Utc>) -> Statement {
     )
 }
 
-/// A recorded run, newest first in [`recent`].
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct RecordedRun {
-    pub id: i64,
-    pub cron: String,
-    pub started_at: i64,
-    pub finished_at: Option<i64>,
-    pub due: u32,
-    pub refreshed: u32,
-    pub failed: u32,
-    pub outcome: String,
-}
-
-pub async fn recent(db: &impl SqlExecutor, limit: u32) -> Result<Vec<RecordedRun>, StorageError> {
-    query_all(
-        db,
-        Statement::new(
-            "SELECT id, cron, started_at, finished_at, due, refreshed, failed, outcome
-             FROM cron_runs ORDER BY started_at DESC, id DESC LIMIT ?",
-            vec![limit.into()],
-        ),
-    )
-    .await
-}
-
 /// The largest integer D1 passes through JavaScript exactly.
 const MAX_SAFE_ID: i64 = (1 << 53) - 1;
 
@@ -201,4 +176,29 @@ pub fn before_statement(before_id: Option<i64>, limit: u32) -> Statement {
         // can hold (2^53 - 1), and the search stays a key range.
         vec![before_id.unwrap_or(MAX_SAFE_ID).into(), limit.into()],
     )
+}
+
+/// A recorded run, newest first in [`recent`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RecordedRun {
+    pub id: i64,
+    pub cron: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub due: u32,
+    pub refreshed: u32,
+    pub failed: u32,
+    pub outcome: String,
+}
+
+pub async fn recent(db: &impl SqlExecutor, limit: u32) -> Result<Vec<RecordedRun>, StorageError> {
+    query_all(
+        db,
+        Statement::new(
+            "SELECT id, cron, started_at, finished_at, due, refreshed, failed, outcome
+             FROM cron_runs ORDER BY started_at DESC, id DESC LIMIT ?",
+            vec![limit.into()],
+        ),
+    )
+    .await
 }
