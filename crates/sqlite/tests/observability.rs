@@ -425,3 +425,26 @@ fn a_second_open_incident_of_one_kind_is_refused_with_its_mail() {
     );
     assert_eq!(operator_mails(&db), Vec::<Value>::new());
 }
+
+#[test]
+fn a_deploy_audit_row_sent_as_text_lands_as_built() {
+    let db = SqliteDb::migrated().unwrap();
+    let entry = AuditEntry {
+        actor_id: None,
+        actor_email: Some("ops@example.nl"),
+        action: AuditAction::RolledBack,
+        resource_type: "worker",
+        resource_id: Some("token-cron"),
+        metadata: Some(json!({"to_version": "v-1", "why": "canary's /health said 'abc'"})),
+        client_ip: None,
+    };
+    let sql = audit_log::insert_statement(&entry, now())
+        .inline_sql()
+        .unwrap();
+    db.raw().execute_batch(&sql).unwrap();
+    let rows = block_on(audit_log::recent(&db, 1)).unwrap();
+    assert_eq!(rows[0].action, "rolled_back");
+    assert_eq!(rows[0].at, now().timestamp());
+    let meta: Value = serde_json::from_str(rows[0].metadata.as_deref().unwrap()).unwrap();
+    assert_eq!(meta["why"], "canary's /health said 'abc'");
+}

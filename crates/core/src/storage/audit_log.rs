@@ -181,3 +181,48 @@ pub async fn recent(db: &impl SqlExecutor, limit: u32) -> Result<Vec<AuditRow>, 
     )
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_deploy_row_renders_as_one_sql_text_with_quotes_doubled() {
+        let now = Utc
+            .with_ymd_and_hms(2026, 12, 1, 5, 0, 0)
+            .single()
+            .unwrap_or_default();
+        let entry = AuditEntry {
+            actor_id: None,
+            actor_email: Some("ops@example.nl"),
+            action: AuditAction::Deployed,
+            resource_type: "worker",
+            resource_id: Some("mcp-server"),
+            metadata: Some(serde_json::json!({"commit": "abc123", "note": "it's live"})),
+            client_ip: None,
+        };
+        let sql = insert_statement(&entry, now)
+            .inline_sql()
+            .unwrap_or_default();
+        assert!(sql.starts_with("INSERT INTO audit_log"), "{sql}");
+        assert!(
+            sql.contains(&format!(
+                "VALUES (NULL, 'ops@example.nl', 'deployed', 'worker', 'mcp-server', '{{\"commit\":\"abc123\",\"note\":\"it''s live\"}}', NULL, {})",
+                now.timestamp()
+            )),
+            "{sql}"
+        );
+        assert!(!sql.contains('?'));
+    }
+
+    #[test]
+    fn a_statement_whose_parameters_do_not_match_does_not_render() {
+        let short = Statement::new("SELECT ? + ?", vec![1i64.into()]);
+        assert_eq!(short.inline_sql(), None);
+        let long = Statement::new("SELECT ?", vec![1i64.into(), 2i64.into()]);
+        assert_eq!(long.inline_sql(), None);
+        let nul = Statement::new("SELECT ?", vec!["a\0b".into()]);
+        assert_eq!(nul.inline_sql(), None);
+    }
+}

@@ -100,6 +100,36 @@ impl Statement {
     pub fn new(sql: &'static str, params: Vec<SqlValue>) -> Self {
         Statement { sql, params }
     }
+
+    /// The statement as one SQL text with its parameters written in as
+    /// literals (text quoted with `'` doubled, NULL, numbers), for tools
+    /// that can only send text: `wrangler d1 execute --command` (the deploy
+    /// tooling's audit rows). Workers and tests bind parameters instead.
+    /// `None` when the placeholders and parameters do not match in number,
+    /// or a text holds a NUL (which SQLite's literals cannot carry).
+    pub fn inline_sql(&self) -> Option<String> {
+        let mut out = String::with_capacity(self.sql.len() + 64);
+        let mut params = self.params.iter();
+        for c in self.sql.chars() {
+            if c != '?' {
+                out.push(c);
+                continue;
+            }
+            match params.next()? {
+                SqlValue::Null => out.push_str("NULL"),
+                SqlValue::Integer(i) => out.push_str(&i.to_string()),
+                SqlValue::Real(r) if r.is_finite() => out.push_str(&format!("{r:?}")),
+                SqlValue::Real(_) => return None,
+                SqlValue::Text(t) if t.contains('\0') => return None,
+                SqlValue::Text(t) => {
+                    out.push('\'');
+                    out.push_str(&t.replace('\'', "''"));
+                    out.push('\'');
+                }
+            }
+        }
+        params.next().is_none().then_some(out)
+    }
 }
 
 /// A result row: column name → JSON value (integers as numbers, TEXT as
