@@ -464,7 +464,7 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
 
 /// The token-cron checks, in an order where each leaves what the next
 /// needs: the keep-alive check moves the sandbox's clock 40 days ahead, so
-/// it runs last.
+/// it runs last but for the alert check, which times its runs after it.
 fn cron_checks(
     tools: &Tools,
     suite: &mut Suite,
@@ -547,6 +547,10 @@ fn cron_checks(
         "token-cron: a quiet connection is kept alive past 30 days (40 simulated days)",
         c::restart_cron(tools, cron, &config, state, &opts(vars))
             .and_then(|()| c::keep_alive_check(&world(cron.port))),
+    );
+    suite.check(
+        "token-cron: a server error rate opens one incident with one operator mail, and its resolution one more",
+        c::alert_check(&world(cron.port)),
     );
 }
 

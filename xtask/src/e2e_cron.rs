@@ -544,3 +544,91 @@ pub fn keep_alive_check(w: &CronWorld<'_>) -> Result<()> {
     println!("    keep-alive refreshes on days {refreshed_on:?}");
     Ok(())
 }
+
+/// The alert check for real: failing tool calls in the last interval open
+/// a `server_error_rate` incident whose mail reaches the operator through
+/// the mail catcher in the run that saw it; once the calls are out of the
+/// interval for the quiet period, the resolved mail follows, and repeated
+/// runs send neither twice. Runs after the keep-alive check, so its ticks
+/// are timed after the last recorded run (which may lie days ahead).
+pub fn alert_check(w: &CronWorld<'_>) -> Result<()> {
+    w.admin("/__admin/reset", json!({}))?;
+    let last = w.rows("SELECT MAX(started_at) AS t FROM cron_runs", vec![])?;
+    let t = last
+        .first()
+        .and_then(|r| r["t"].as_i64())
+        .unwrap_or_else(unix_now)
+        .max(unix_now())
+        + 300;
+    let user = w.rows(
+        "SELECT id FROM users WHERE email = ?",
+        vec![w.demo.email.as_str().into()],
+    )?;
+    let user = user
+        .first()
+        .and_then(|r| r["id"].as_str())
+        .context("the demo user")?
+        .to_owned();
+    let mut rows = Vec::new();
+    for i in 0..20 {
+        rows.push(format!(
+            "('{user}', 'api_key', 'list_divisions', '{}', 5, {})",
+            if i % 4 == 0 { "ok" } else { "internal_error" },
+            t - 10
+        ));
+    }
+    w.exec(&format!(
+        "INSERT INTO api_usage (user_id, auth_kind, tool, outcome, latency_ms, at) VALUES {}",
+        rows.join(", ")
+    ))?;
+    let incident_mails = |w: &CronWorld<'_>| -> Vec<exact_sandbox::mail::CaughtMail> {
+        w.sandbox
+            .mails()
+            .into_iter()
+            .filter(|m| m.subject.contains("server errors"))
+            .collect()
+    };
+    let run = w.tick(Some(t))?;
+    let mails = incident_mails(w);
+    expect(mails.len() == 1, || {
+        format!("opened: {mails:#?}; run {run}")
+    })?;
+    expect(
+        mails[0].subject.contains("Incident")
+            && mails[0].subject.contains("15 of 20 MCP requests")
+            && mails[0].to.iter().any(|to| to == "operator@example.nl"),
+        || format!("{:#?}", mails[0]),
+    )?;
+    // Still failing within the quiet period: no second mail.
+    w.tick(Some(t + 301))?;
+    expect(incident_mails(w).len() == 1, || {
+        format!("{:#?}", incident_mails(w))
+    })?;
+    let run = w.tick(Some(t + 602))?;
+    let mails = incident_mails(w);
+    expect(
+        mails.len() == 2 && mails[1].subject.contains("Resolved"),
+        || format!("resolved: {mails:#?}; run {run}"),
+    )?;
+    w.tick(Some(t + 903))?;
+    expect(incident_mails(w).len() == 2, || {
+        "a mail after resolving".into()
+    })?;
+    let incidents = w.rows(
+        "SELECT kind, opened_at, resolved_at FROM incidents ORDER BY id",
+        vec![],
+    )?;
+    expect(
+        incidents.iter().any(|i| {
+            i["kind"] == "server_error_rate"
+                && i["opened_at"].as_i64().is_some_and(|o| o >= t)
+                && i["resolved_at"].as_i64().is_some_and(|r| r >= t + 602)
+        }),
+        || format!("{incidents:?}"),
+    )?;
+    // The compiled-in migrations are the ones wrangler applied.
+    expect(
+        !incidents.iter().any(|i| i["kind"] == "health_regression"),
+        || format!("{incidents:?}"),
+    )
+}

@@ -124,6 +124,65 @@ pub fn checks(
         })(),
     ));
     out.push((
+        "mcp: a refused key and a refused browser origin are security events (no secret kept)",
+        (|| {
+            let key = "pmjb_1111111111111111111111111111111111111111111111111111111111111111";
+            let bad = rpc(
+                port,
+                Some(key),
+                json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+            )?;
+            expect(bad.status == 401, || format!("status {}", bad.status))?;
+            let evil = http_request(
+                port,
+                "POST",
+                "/mcp",
+                &[
+                    ("Accept", "application/json, text/event-stream"),
+                    ("Content-Type", "application/json"),
+                    ("Authorization", &format!("Bearer {}", seeded.key)),
+                    ("Origin", "https://evil.example"),
+                ],
+                &json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string(),
+            )?;
+            expect(evil.status == 403, || {
+                format!("evil origin: {}", evil.status)
+            })?;
+            let hint = boekhouding_core::storage::security_events::credential_hint(key);
+            // Written after the answer (ctx.wait_until): wait for it.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                let rows = d1_query(
+                    tools,
+                    state,
+                    "SELECT event_type, user_id, details FROM security_events ORDER BY id",
+                )?;
+                let text = serde_json::to_string(&rows)?;
+                let keyed = rows.iter().any(|r| {
+                    r["event_type"] == "invalid_api_key"
+                        && r["details"].as_str().is_some_and(|d| d.contains(&hint))
+                });
+                let origin = rows.iter().any(|r| {
+                    r["event_type"] == "suspicious_activity"
+                        && r["user_id"] == "e2e-user"
+                        && r["details"].as_str().is_some_and(|d| {
+                            d.contains("refused_origin") && d.contains("https://evil.example")
+                        })
+                });
+                expect(!text.contains(key), || {
+                    format!("the key was stored: {text}")
+                })?;
+                if keyed && origin {
+                    return Ok(());
+                }
+                if std::time::Instant::now() > deadline {
+                    bail!("security events not recorded: {text}");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+        })(),
+    ));
+    out.push((
         "mcp: protected resource metadata at the path and the root form",
         (|| {
             for path in [

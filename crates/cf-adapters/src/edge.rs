@@ -5,6 +5,8 @@
 use std::error::Error as StdError;
 use std::fmt::Display;
 
+use boekhouding_core::storage::Statement;
+use boekhouding_core::storage::error_log::{self, ErrorRecord, Service};
 use futures::{Stream, StreamExt};
 use serde::Serialize;
 use worker::{Response, console_error};
@@ -60,6 +62,32 @@ pub fn error_response(
             request_id,
         },
     )
+}
+
+/// The `error_log` row of an error the edge answers with a 5xx (`None`
+/// for a 4xx, which is the client's doing): the code as its kind and the
+/// cause chain, scrubbed of secrets by core, as its message. The Worker
+/// writes it after the answer (`ctx.wait_until`), off the latency path.
+pub fn error_log_statement(
+    service: Service,
+    request_id: &str,
+    user_id: Option<&str>,
+    err: &impl EdgeError,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Statement> {
+    (err.status() >= 500).then(|| {
+        let message = cause_chain(err);
+        error_log::insert_statement(
+            &ErrorRecord {
+                service,
+                kind: err.code(),
+                message: &message,
+                request_id: Some(request_id),
+                user_id,
+            },
+            now,
+        )
+    })
 }
 
 /// A JSON response with a status and the headers every API answer carries.
@@ -191,6 +219,45 @@ mod tests {
     use futures::stream;
 
     type Chunk = Result<Vec<u8>, String>;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("token exchange failed")]
+    struct Broken(#[source] Cause);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("POST https://start.exactonline.nl/api/oauth2/token?code=SECRETCODE failed")]
+    struct Cause;
+
+    impl EdgeError for Broken {
+        fn status(&self) -> u16 {
+            502
+        }
+        fn code(&self) -> &'static str {
+            "upstream_unavailable"
+        }
+        fn public_message(&self) -> String {
+            "try again".into()
+        }
+    }
+
+    #[test]
+    fn a_5xx_gets_an_error_row_with_its_chain_scrubbed_and_a_4xx_none() {
+        let now = chrono::DateTime::<chrono::Utc>::MIN_UTC;
+        let row = error_log_statement(Service::McpServer, "req-9", Some("u1"), &Broken(Cause), now);
+        let text = format!("{row:?}");
+        assert!(row.is_some());
+        assert!(
+            text.contains("upstream_unavailable") && text.contains("req-9"),
+            "{text}"
+        );
+        assert!(text.contains("token exchange failed: POST https://start.exactonline.nl/api/oauth2/token?[redacted]"), "{text}");
+        assert!(!text.contains("SECRETCODE"), "{text}");
+        let client = BodyError::TooLarge { limit: 1 };
+        assert_eq!(
+            error_log_statement(Service::McpServer, "r", None, &client, now),
+            None
+        );
+    }
 
     #[test]
     fn a_declared_length_over_the_limit_is_refused_before_reading() {

@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::crypto::hash_credential;
-use crate::storage::{Statement, sessions};
+use crate::storage::audit_log::{self, AuditAction, AuditEntry};
+use crate::storage::{Statement, security_events, sessions};
 
 /// The statements that delete a user, in order, to run as one atomic
 /// batch: the sealed Exact tokens are overwritten first (so no copy of
@@ -12,7 +13,8 @@ use crate::storage::{Statement, sessions};
 /// key is revoked, then the user row goes and the foreign keys cascade to
 /// everything of theirs (connections, administrations, keys, sessions,
 /// usage, mails, OAuth grants, sign-in attempts). Last, the audit log
-/// records that an account was deleted, naming it only by a hash.
+/// records that an account was deleted, naming it only by a hash, and
+/// the user's earlier audit and security rows lose their addresses.
 /// The client's address is personal data and is not recorded.
 pub fn delete_statements(user_id: &str, now: DateTime<Utc>) -> Vec<Statement> {
     vec![
@@ -27,12 +29,23 @@ pub fn delete_statements(user_id: &str, now: DateTime<Utc>) -> Vec<Statement> {
             vec![now.into(), user_id.into()],
         ),
         sessions::revoke_all_statement(user_id),
+        // The user's earlier audit rows and security events keep what was
+        // done, not from where: the foreign key forgets who, this the
+        // address.
+        audit_log::forget_addresses_statement(user_id),
+        security_events::forget_addresses_statement(user_id),
         Statement::new("DELETE FROM users WHERE id = ?", vec![user_id.into()]),
-        Statement::new(
-            "INSERT INTO audit_log (actor_id, actor_email, action, resource_type, resource_id,
-                metadata, client_ip, at)
-             VALUES (NULL, NULL, 'account_deleted', 'user', ?, NULL, NULL, ?)",
-            vec![audit_subject(user_id).into(), now.into()],
+        audit_log::insert_statement(
+            &AuditEntry {
+                actor_id: None,
+                actor_email: None,
+                action: AuditAction::AccountDeleted,
+                resource_type: "user",
+                resource_id: Some(&audit_subject(user_id)),
+                metadata: None,
+                client_ip: None,
+            },
+            now,
         ),
     ]
 }

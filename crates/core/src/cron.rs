@@ -11,15 +11,19 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::access::{AccessContext, CronRefresh, ExactSettings, refresh_for_cron};
+use crate::alerts::{self, AlertConfig, Observations, ThisRun};
 use crate::authorization::{REFRESH_TOKEN_IDLE, REVOKED_GRANT_RETENTION, UNUSED_CLIENT_RETENTION};
 use crate::exact::oauth::REFRESH_WINDOW;
 use crate::mail::{self, Delivery, MailSettings};
 use crate::ports::{Clock, HttpTransport, Randomness, Sleep};
+use crate::storage::audit_log::{self, AuditAction, AuditEntry};
 use crate::storage::connections::{self, DueConnection, DueWindows};
-use crate::storage::cron_runs::{RunOutcome, RunSummary};
+use crate::storage::cron_runs::{RunFacts, RunOutcome, RunSummary};
+use crate::storage::error_log::{self, Service};
 use crate::storage::{
-    SqlExecutor, Statement, api_keys, billing_accounts, cron_runs, email_queue, login_states,
-    oauth_clients, oauth_codes, oauth_grants, oauth_tokens, sessions, usage,
+    Row, SqlExecutor, Statement, StorageError, api_keys, applied_migration_names_statement,
+    billing_accounts, cron_runs, decode, email_queue, expected_migrations, incidents, login_states,
+    oauth_clients, oauth_codes, oauth_grants, oauth_tokens, security_events, sessions, usage,
 };
 
 /// Messages per `sendBatch` (the Queues limit).
@@ -47,16 +51,22 @@ pub struct CronConfig {
     pub usage_retention: Duration,
     /// Revoked API keys are kept this long (for the audit trail).
     pub revoked_key_retention: Duration,
-    /// Sent and failed mails, and run rows, are kept this long.
+    /// Sent and failed mails, run rows, error rows, security events and
+    /// resolved incidents are kept this long.
     pub log_retention: Duration,
+    /// Audit rows are kept this long (a year: long enough to answer
+    /// "who changed this" about any invoice period still open).
+    pub audit_retention: Duration,
     /// Connections sealed with a retired key that one run reseals (one
     /// query and one batch, whatever the number).
     pub max_reseals: u32,
     /// Stop refreshing after this many connections in a row fail with the
     /// same non-grant error (a refused client stops at once).
     pub breaker_after: u32,
-    /// Who hears when the breaker trips (`OPERATOR_EMAILS`).
+    /// Who hears about incidents (`OPERATOR_EMAILS`).
     pub operator_emails: Vec<String>,
+    /// When an incident opens and resolves.
+    pub alerts: AlertConfig,
 }
 
 impl Default for CronConfig {
@@ -75,9 +85,11 @@ impl Default for CronConfig {
             usage_retention: Duration::days(90),
             revoked_key_retention: Duration::days(30),
             log_retention: Duration::days(90),
+            audit_retention: Duration::days(365),
             max_reseals: 50,
             breaker_after: 5,
             operator_emails: Vec::new(),
+            alerts: AlertConfig::default(),
         }
     }
 }
@@ -94,9 +106,11 @@ pub struct CronConfigError {
 
 impl CronConfig {
     /// Reads `CRON_MAX_REFRESHES`, `CRON_MAX_EMAILS`, `CRON_MAX_ENQUEUE`,
-    /// `CRON_KEEP_ALIVE_DAYS`, `CRON_IN_USE_MINUTES`, `CRON_BREAKER_AFTER`
-    /// and `OPERATOR_EMAILS` (comma-separated) through `get`; absent ones
-    /// keep their default.
+    /// `CRON_KEEP_ALIVE_DAYS`, `CRON_IN_USE_MINUTES`, `CRON_BREAKER_AFTER`,
+    /// `CRON_INTERVAL_MINUTES` (the trigger's schedule, for the alerts),
+    /// `ALERT_REFRESH_FAILURE_PERCENT`, `ALERT_SERVER_ERROR_PERCENT` and
+    /// `OPERATOR_EMAILS` (comma-separated) through `get`; absent ones keep
+    /// their default.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, CronConfigError> {
         let mut cfg = CronConfig::default();
         let num =
@@ -131,6 +145,15 @@ impl CronConfig {
         }
         if let Some(n) = num("CRON_BREAKER_AFTER", 2, 1_000)? {
             cfg.breaker_after = n;
+        }
+        if let Some(n) = num("CRON_INTERVAL_MINUTES", 1, 60)? {
+            cfg.alerts.interval = Duration::minutes(i64::from(n));
+        }
+        if let Some(n) = num("ALERT_REFRESH_FAILURE_PERCENT", 1, 100)? {
+            cfg.alerts.refresh_failure_percent = n;
+        }
+        if let Some(n) = num("ALERT_SERVER_ERROR_PERCENT", 1, 100)? {
+            cfg.alerts.server_error_percent = n;
         }
         cfg.operator_emails = get("OPERATOR_EMAILS")
             .unwrap_or_default()
@@ -176,6 +199,9 @@ pub struct CronEnv<'a, D, H, R, C, S> {
     pub portal_url: &'a str,
     /// Names this run in leases and logs.
     pub owner: &'a str,
+    /// This run's own `cron_runs` row, which the alert check must not
+    /// count as a previous run (`None`: not recorded, as in tests).
+    pub run_id: Option<i64>,
 }
 
 /// Where due connections go.
@@ -255,6 +281,7 @@ where
         mail: env.mail,
         portal_url: env.portal_url,
         owner: env.owner,
+        run_id: env.run_id,
     };
     let mut report = RunReport::new(RunSummary::default());
     match refreshing {
@@ -264,6 +291,8 @@ where
     report.summary.exact_calls = http.calls();
     reseal_sweep(&counted, cfg, &mut report).await;
     queue_notices(&counted, cfg, &mut report).await;
+    // Before delivery, so an incident's mail leaves in the run that saw it.
+    check_alerts(&counted, cfg, &mut report).await;
     deliver_mail(&counted, cfg, &mut report).await;
     housekeeping(&counted, cfg, &mut report).await;
     report.summary.d1_queries = db.calls();
@@ -311,7 +340,7 @@ where
                 acks.push(outcome.ack());
                 if let Some(why) = breaker.observe(&outcome) {
                     let left = messages.len() - acks.len();
-                    trip(&db, env.clock.now(), cfg, why, left, &mut report).await;
+                    trip(&db, env.clock.now(), why, left, &mut report).await;
                 }
             }
         }
@@ -457,12 +486,13 @@ where
     }
 }
 
-/// Records a tripped breaker in the report and queues one alert mail per
-/// operator address (one per reason and day: the dedupe key).
+/// Records a tripped breaker in the report and in the audit log. The
+/// operators hear of it through the alert check's `refresh_breaker`
+/// incident (this run's, or for a queue consumer the next scheduled
+/// run's), once per incident.
 async fn trip(
     db: &impl SqlExecutor,
     now: DateTime<Utc>,
-    cfg: &CronConfig,
     why: String,
     left: usize,
     report: &mut RunReport,
@@ -471,15 +501,17 @@ async fn trip(
     report.notes.push(format!(
         "breaker: {why}; stopped refreshing, {left} due connection(s) left untouched"
     ));
-    let mails: Vec<Statement> = cfg
-        .operator_emails
-        .iter()
-        .map(|to| email_queue::enqueue_statement(&mail::operator_alert(to, &why, left, now), now))
-        .collect();
-    if !mails.is_empty()
-        && let Err(e) = db.batch(mails).await
-    {
-        report.problem(format!("queueing the operator alert: {e}"));
+    let audit = AuditEntry {
+        actor_id: None,
+        actor_email: Some(Service::TokenCron.as_str()),
+        action: AuditAction::BreakerTripped,
+        resource_type: "token_refresh",
+        resource_id: None,
+        metadata: Some(serde_json::json!({ "reason": why, "left_untouched": left })),
+        client_ip: None,
+    };
+    if let Err(e) = db.execute(audit_log::insert_statement(&audit, now)).await {
+        report.problem(format!("recording the breaker in the audit log: {e}"));
     }
     report.breaker = Some(why);
 }
@@ -535,7 +567,7 @@ async fn refresh_due<D, H, R, C, S, T>(
         handled += 1;
         if let Some(why) = breaker.observe(&outcome) {
             let left = due.len() - handled;
-            trip(env.db, env.clock.now(), cfg, why, left, report).await;
+            trip(env.db, env.clock.now(), why, left, report).await;
             return;
         }
     }
@@ -672,6 +704,118 @@ async fn queue_notices<D, H, R, C, S>(
     }
 }
 
+/// The alert check: one read round trip (open incidents, the runs before
+/// this one, the last interval's usage and error counts, the applied
+/// migrations), the pure decision of `core::alerts`, and a write batch per
+/// incident that opens or resolves (with its mails) plus one for those
+/// still seen. A failure is a problem of the run, never a stop.
+async fn check_alerts<D, H, R, C, S>(
+    env: &CronEnv<'_, D, H, R, C, S>,
+    cfg: &CronConfig,
+    report: &mut RunReport,
+) where
+    D: SqlExecutor,
+    C: Clock,
+{
+    let now = env.clock.now();
+    let since = now - cfg.alerts.interval;
+    let reads = vec![
+        incidents::open_statement(),
+        cron_runs::before_statement(env.run_id, 50),
+        usage::window_outcomes_statement(since),
+        error_log::count_since_statement(Service::McpServer, since),
+        error_log::count_since_statement(Service::TokenCron, since),
+        applied_migration_names_statement(),
+    ];
+    let observed = match env.db.batch_query(reads).await {
+        Ok(rows) => observations(rows, report),
+        Err(e) => Err(e),
+    };
+    let (open, obs) = match observed {
+        Ok(o) => o,
+        Err(e) => {
+            report.problem(format!("alert check: {e}"));
+            return;
+        }
+    };
+    let findings = alerts::detect(&obs, &cfg.alerts, now);
+    let changes = alerts::reconcile(&open, &findings, &cfg.alerts, now);
+    for change in &changes {
+        match change {
+            alerts::Change::Open(f) => report
+                .notes
+                .push(format!("incident opened: {}", f.kind.as_str())),
+            alerts::Change::Resolve(o) => {
+                report.notes.push(format!("incident resolved: {}", o.kind))
+            }
+            alerts::Change::Seen { .. } => {}
+        }
+    }
+    for batch in alerts::change_batches(&changes, &cfg.operator_emails, now) {
+        if let Err(e) = env.db.batch(batch).await {
+            report.problem(format!("recording an incident: {e}"));
+        }
+    }
+}
+
+/// The alert check's reads, decoded.
+fn observations(
+    mut rows: Vec<Vec<Row>>,
+    report: &RunReport,
+) -> Result<(Vec<incidents::OpenIncident>, Observations), StorageError> {
+    #[derive(serde::Deserialize)]
+    struct Outcomes {
+        calls: u64,
+        errors: u64,
+    }
+    #[derive(serde::Deserialize)]
+    struct Count {
+        n: u64,
+    }
+    #[derive(serde::Deserialize)]
+    struct Name {
+        name: String,
+    }
+    if rows.len() != 6 {
+        return Err(StorageError::Decode("alert check: six result sets".into()));
+    }
+    let names = rows.pop().unwrap_or_default();
+    let cron_errors = rows.pop().unwrap_or_default();
+    let errors = rows.pop().unwrap_or_default();
+    let outcomes = rows.pop().unwrap_or_default();
+    let runs = rows.pop().unwrap_or_default();
+    let open = rows.pop().unwrap_or_default();
+    let first = |set: Vec<Row>| set.into_iter().next().unwrap_or_default();
+    let outcomes: Outcomes = decode(first(outcomes))?;
+    let edge: Count = decode(first(errors))?;
+    let cron: Count = decode(first(cron_errors))?;
+    let obs = Observations {
+        previous_runs: runs
+            .into_iter()
+            .map(decode::<RunFacts>)
+            .collect::<Result<_, _>>()?,
+        this_run: ThisRun {
+            breaker: report.breaker.clone(),
+            refreshed: report.summary.refreshed,
+            retried: report.summary.retried,
+            failed: report.summary.failed,
+        },
+        calls: outcomes.calls,
+        internal_errors: outcomes.errors,
+        edge_errors: edge.n,
+        cron_errors: cron.n,
+        applied_migrations: names
+            .into_iter()
+            .map(|r| decode::<Name>(r).map(|n| n.name))
+            .collect::<Result<_, _>>()?,
+        expected_migrations: expected_migrations()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+    };
+    Ok((incidents::decode_open(open)?, obs))
+}
+
 /// How long a claimed mail is reserved for this run.
 const MAIL_CLAIM: Duration = Duration::minutes(10);
 
@@ -742,6 +886,10 @@ pub fn housekeeping_statements(now: DateTime<Utc>, cfg: &CronConfig) -> Vec<Stat
         purge_usage,
         email_queue::purge_statement(now - cfg.log_retention),
         cron_runs::purge_statement(now - cfg.log_retention),
+        error_log::purge_statement(now - cfg.log_retention),
+        security_events::purge_statement(now - cfg.log_retention),
+        audit_log::purge_statement(now - cfg.audit_retention),
+        incidents::purge_statement(now - cfg.log_retention),
         login_states::purge_expired_statement(now),
         oauth_grants::purge_revoked_statement(now - REVOKED_GRANT_RETENTION),
         // After the grant purges, so a client whose last grant went this

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod account;
+pub mod alerts;
 pub mod authorization;
 pub mod billing;
 pub mod caller;

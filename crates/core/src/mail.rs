@@ -243,45 +243,99 @@ pub fn notice_mail(notice: &Notice, portal_url: &str) -> NewEmail {
     }
 }
 
-/// The operator's alert when the cron's breaker stops refreshing: what
-/// happened, what was left untouched, where to look. One per reason,
-/// address and day (the dedupe key), however many runs trip it.
-pub fn operator_alert(to: &str, why: &str, left: usize, now: DateTime<Utc>) -> NewEmail {
-    let subject = format!("[Praat met je Boekhouding] Token refresh stopped: {why}");
-    let paragraphs = vec![
-        format!(
-            "At {} the token cron stopped refreshing Exact connections: {why}.",
-            now.format("%Y-%m-%d %H:%M UTC")
-        ),
-        format!(
-            "{left} due connection(s) were left untouched: their state, retries and refresh tokens are unchanged, and no customer was mailed."
-        ),
-        "If Exact refused the client, check EXACT_CLIENT_ID and EXACT_CLIENT_SECRET of token-cron and mcp-server. Otherwise look at the last_error of the cron_runs rows and the Worker logs. The next run tries again by itself; the connections refresh as soon as the cause is gone.".to_owned(),
-    ];
+/// An operator mail: plain paragraphs, every value escaped.
+fn operator_mail(
+    to: &str,
+    template: &'static str,
+    subject: String,
+    paragraphs: &[String],
+    dedupe_key: String,
+) -> NewEmail {
     let mut text = String::new();
-    for p in &paragraphs {
+    for p in paragraphs {
         text.push_str(p);
         text.push_str("\n\n");
     }
     let mut html = String::from("<!doctype html><html><body style=\"font-family:sans-serif\">");
-    for p in &paragraphs {
+    for p in paragraphs {
         html.push_str(&format!("<p>{}</p>", esc(p)));
     }
     html.push_str("</body></html>");
-    let reason: String = why
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .take(80)
-        .collect();
     NewEmail {
         user_id: None,
         to: to.to_owned(),
-        template: "operator_breaker",
+        template,
         subject,
         html,
         text,
-        dedupe_key: Some(format!("breaker:{reason}:{}:{to}", now.format("%Y-%m-%d"))),
+        dedupe_key: Some(dedupe_key),
     }
+}
+
+/// The one mail that says an incident opened (to one operator). The
+/// dedupe key names the incident (kind and opening time) and the address.
+pub fn incident_opened(
+    to: &str,
+    kind: crate::alerts::IncidentKind,
+    details: &str,
+    opened_at: DateTime<Utc>,
+) -> NewEmail {
+    operator_mail(
+        to,
+        "operator_incident_opened",
+        format!(
+            "[Praat met je Boekhouding] Incident: {}: {}",
+            kind.title(),
+            details.chars().take(120).collect::<String>()
+        ),
+        &[
+            format!(
+                "At {} the token cron opened an incident ({}): {}.",
+                opened_at.format("%Y-%m-%d %H:%M UTC"),
+                kind.as_str(),
+                kind.title()
+            ),
+            format!("Details: {details}."),
+            kind.advice().to_owned(),
+            "You get one more mail when it resolves; the incidents table holds its history."
+                .to_owned(),
+        ],
+        format!(
+            "incident:{}:{}:opened:{to}",
+            kind.as_str(),
+            opened_at.timestamp()
+        ),
+    )
+}
+
+/// The mail that says an incident resolved.
+pub fn incident_resolved(
+    to: &str,
+    kind: crate::alerts::IncidentKind,
+    details: &str,
+    opened_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> NewEmail {
+    let minutes = (now - opened_at).num_minutes();
+    operator_mail(
+        to,
+        "operator_incident_resolved",
+        format!("[Praat met je Boekhouding] Resolved: {}", kind.title()),
+        &[
+            format!(
+                "At {} the incident opened at {} ({}) resolved after {minutes} minutes: the condition has not been seen since.",
+                now.format("%Y-%m-%d %H:%M UTC"),
+                opened_at.format("%Y-%m-%d %H:%M UTC"),
+                kind.as_str()
+            ),
+            format!("Last details: {details}."),
+        ],
+        format!(
+            "incident:{}:{}:resolved:{to}",
+            kind.as_str(),
+            opened_at.timestamp()
+        ),
+    )
 }
 
 #[cfg(test)]

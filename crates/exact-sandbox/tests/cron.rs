@@ -174,6 +174,7 @@ impl World {
             mail: Some(&self.mail),
             portal_url: PORTAL,
             owner: "cron-test",
+            run_id: None,
         }
     }
 
@@ -802,10 +803,26 @@ fn a_refused_client_trips_the_breaker_and_no_connection_changes() {
     assert_eq!(mails[0].to, vec!["ops@example.nl".to_owned()]);
     assert!(mails[0].subject.contains("invalid_client"));
 
-    // The next tick with the same fault: still one alert for the incident.
+    assert!(
+        mails[0].subject.contains("Incident"),
+        "{:?}",
+        mails[0].subject
+    );
+
+    // The next tick with the same fault: still one alert for the incident,
+    // and each trip is in the audit log.
     let r = tick(&wrong);
     assert!(r.breaker.is_some());
     assert_eq!(w.env.sandbox.mails().len(), 1);
+    let audit = block_on(boekhouding_core::storage::audit_log::recent(&w.db, 10)).unwrap();
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    assert!(audit.iter().all(|a| {
+        a.action == "breaker_tripped"
+            && a.actor_email.as_deref() == Some("token-cron")
+            && a.metadata
+                .as_deref()
+                .is_some_and(|m| m.contains("invalid_client"))
+    }));
     assert_eq!(snapshot(&w, &ids), before);
 
     // The secret is fixed: every connection refreshes.

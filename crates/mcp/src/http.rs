@@ -102,6 +102,20 @@ fn is_loopback_origin(origin: &str) -> bool {
         .is_some_and(is_loopback_host)
 }
 
+/// The `Origin` of a POST that the policy refuses (a browser page of
+/// another site), if any: [`handle`] answers it 403, and the Worker
+/// records it as a security event.
+pub fn refused_origin<'a>(call: &HttpCall<'a>, policy: &TransportPolicy) -> Option<&'a str> {
+    let origin = call
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("origin"))
+        .map(|(_, v)| v.as_str())?;
+    let allowed = policy.allowed_origins.iter().any(|o| o == origin)
+        || (policy.loopback && is_loopback_origin(origin));
+    (!allowed).then_some(origin)
+}
+
 fn unreadable(code: i64, message: &str, status: u16) -> HttpReply {
     HttpReply::rpc_error(&RpcError::new(code, message, status), &Value::Null)
 }
@@ -147,10 +161,7 @@ pub async fn handle(
         r.headers.push(("Allow".into(), "POST".into()));
         return r;
     }
-    if let Some(origin) = call.header("origin")
-        && !policy.allowed_origins.iter().any(|o| o == origin)
-        && !(policy.loopback && is_loopback_origin(origin))
-    {
+    if refused_origin(&call, policy).is_some() {
         return unreadable(-32000, "Origin not allowed", 403);
     }
     if policy.loopback && !call.header("host").is_some_and(is_loopback_host) {
@@ -306,6 +317,32 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_refused_origin_is_named_and_allowed_ones_are_not() {
+        let policy = TransportPolicy {
+            allowed_origins: vec!["https://claude.ai".into()],
+            ..TransportPolicy::default()
+        };
+        let refused = |origin: Option<&str>| {
+            let headers: Vec<(String, String)> = origin
+                .map(|o| ("Origin".to_owned(), o.to_owned()))
+                .into_iter()
+                .collect();
+            let call = HttpCall {
+                method: "POST",
+                headers: &headers,
+                body: b"",
+            };
+            refused_origin(&call, &policy).map(str::to_owned)
+        };
+        assert_eq!(
+            refused(Some("https://evil.example")).as_deref(),
+            Some("https://evil.example")
+        );
+        assert_eq!(refused(Some("https://claude.ai")), None);
+        assert_eq!(refused(None), None, "no Origin: not a browser");
+    }
 
     #[test]
     fn loopback_hosts_and_origins() {

@@ -23,7 +23,10 @@ use boekhouding_core::storage::{
 use crate::i18n::{Lang, Page, fill};
 use crate::pages::{Chrome, SnippetView, snippet_views, thousands};
 use crate::web::{WebRequest, WebResponse};
-use crate::{PortalConfig, PortalPlatform};
+use crate::{PortalConfig, PortalPlatform, trail};
+use boekhouding_core::storage::audit_log::AuditAction;
+use boekhouding_core::storage::security_events::SecurityEvent;
+use serde_json::json;
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "__Host-session";
@@ -258,7 +261,7 @@ pub async fn connect<P: PortalPlatform>(
         };
         return match page.render() {
             Ok(html) => WebResponse::html(200, html).allow_form_targets(&exact_origins(cfg)),
-            Err(_) => unavailable(lang),
+            Err(e) => unavailable(lang).because(&e),
         };
     };
     let Ok(region) = region.parse::<Region>() else {
@@ -272,7 +275,7 @@ pub async fn connect<P: PortalPlatform>(
         );
     };
     let Some(exact) = cfg.exact.as_ref() else {
-        return unavailable(lang);
+        return unavailable(lang).because(&"Exact is not configured");
     };
     let now = p.clock().now();
     let started = match login_states::begin(
@@ -286,7 +289,7 @@ pub async fn connect<P: PortalPlatform>(
     .await
     {
         Ok(s) => s,
-        Err(_) => return unavailable(lang),
+        Err(e) => return unavailable(lang).because(&e),
     };
     let app = exact.app_for(region);
     let url = boekhouding_core::exact::oauth::authorize_url(&app, started.state.expose());
@@ -414,12 +417,12 @@ pub async fn callback<P: PortalPlatform>(
             let t = lang.texts();
             return retry(lang, t.expired_title, t.expired_text, 400);
         }
-        Err(_) => return unavailable(browser_lang(req)),
+        Err(e) => return unavailable(browser_lang(req)).because(&e),
     };
     let (return_to, lang) = split_lang(attempt.return_to.clone());
     let t = lang.texts();
     let Some(exact) = cfg.exact.as_ref() else {
-        return unavailable(lang);
+        return unavailable(lang).because(&"Exact is not configured");
     };
     let app = exact.app_for(attempt.region);
     let connected = match onboarding::complete_for(
@@ -452,12 +455,12 @@ pub async fn callback<P: PortalPlatform>(
         Err(onboarding::ConnectError::NoEmail) => {
             return retry(lang, t.no_email_title, t.no_email_text, 400);
         }
-        Err(_) => return unavailable(lang),
+        Err(e) => return unavailable(lang).because(&e),
     };
     let user_id = connected.user.id.clone();
     let keys = match api_keys::list_for_user(p.db(), &user_id).await {
         Ok(k) => k,
-        Err(_) => return unavailable(lang),
+        Err(e) => return unavailable(lang).because(&e),
     };
     let first_sign_in = keys.is_empty();
     // The first sign-in (no key ever) starts the user in the language
@@ -484,8 +487,28 @@ pub async fn callback<P: PortalPlatform>(
     let (token, _) =
         match sessions::create(p.db(), p.rng(), &user_id, req.header("user-agent"), now).await {
             Ok(s) => s,
-            Err(_) => return unavailable(lang),
+            Err(e) => return unavailable(lang).because(&e),
         };
+    if attempt.user_id.is_some() {
+        trail::action(
+            p,
+            req,
+            &user_id,
+            AuditAction::ConnectionAdded,
+            ("connection", Some(&connected.connection.id)),
+            Some(json!({ "region": attempt.region.code() })),
+        )
+        .await;
+    }
+    trail::action(
+        p,
+        req,
+        &user_id,
+        AuditAction::SignedIn,
+        ("session", None),
+        Some(json!({ "connection": connected.connection.id, "first": first_sign_in })),
+    )
+    .await;
     let session_cookie = cookie(
         SESSION_COOKIE,
         token.expose(),
@@ -510,8 +533,17 @@ pub async fn callback<P: PortalPlatform>(
         .await
         {
             Ok(k) => k,
-            Err(_) => return unavailable(lang),
+            Err(e) => return unavailable(lang).because(&e),
         };
+        trail::action(
+            p,
+            req,
+            &user_id,
+            AuditAction::KeyCreated,
+            ("api_key", Some(&created.record.id)),
+            Some(json!({ "name": t.first_key_name })),
+        )
+        .await;
         let key = created.issued.secret.expose().to_owned();
         let limits = connected.user.plan.limits();
         let page = Welcome {
@@ -550,7 +582,7 @@ pub async fn callback<P: PortalPlatform>(
             Ok(html) => WebResponse::html(200, html)
                 .with_header("Set-Cookie", &session_cookie)
                 .with_header("Set-Cookie", &clear_login),
-            Err(_) => unavailable(lang),
+            Err(e) => unavailable(lang).because(&e),
         };
     }
     let to = return_to
@@ -587,6 +619,10 @@ pub async fn require_user<P: PortalPlatform>(
     let session = match current_session(req, p).await {
         Ok(Some(s)) => s,
         Ok(None) => {
+            // A cookie that names no live session: forged, or expired.
+            if req.cookie(SESSION_COOKIE).is_some() {
+                trail::security(p, req, SecurityEvent::InvalidSession, None).await;
+            }
             // After signing in the browser GETs this; a form's target is no
             // page, so a POST returns to the dashboard.
             let back = if req.method != "GET" {
@@ -601,7 +637,7 @@ pub async fn require_user<P: PortalPlatform>(
                 .finish();
             return Err(WebResponse::redirect(303, &format!("/connect?{to}")));
         }
-        Err(_) => return Err(unavailable(Lang::Nl)),
+        Err(e) => return Err(unavailable(Lang::Nl).because(&e)),
     };
     match users::find_by_id(p.db(), &session.user_id).await {
         Ok(Some(user)) => {
@@ -613,7 +649,7 @@ pub async fn require_user<P: PortalPlatform>(
             })
         }
         Ok(None) => Err(WebResponse::redirect(303, "/connect")),
-        Err(_) => Err(unavailable(Lang::Nl)),
+        Err(e) => Err(unavailable(Lang::Nl).because(&e)),
     }
 }
 
@@ -630,6 +666,18 @@ pub fn genuine_post(req: &WebRequest, cfg: &PortalConfig, session_hash: &str) ->
             .secret
             .as_ref()
             .is_some_and(|s| s.verify_csrf(session_hash, &token))
+}
+
+/// A state-changing request without this origin or the session's CSRF
+/// token: recorded as a security event, then refused.
+pub async fn refused_forged<P: PortalPlatform>(
+    req: &WebRequest,
+    p: &P,
+    user_id: &str,
+    lang: Lang,
+) -> WebResponse {
+    trail::security(p, req, SecurityEvent::CsrfFailure, Some(user_id)).await;
+    refused(lang)
 }
 
 pub fn refused(lang: Lang) -> WebResponse {
@@ -1126,7 +1174,7 @@ async fn render_dashboard<P: PortalPlatform>(
                 .map(crate::billing::hosted_origins)
                 .unwrap_or_default(),
         ),
-        Err(_) => unavailable(lang),
+        Err(e) => unavailable(lang).because(&e),
     }
 }
 
@@ -1140,7 +1188,7 @@ pub async fn genuine<P: PortalPlatform>(
     if genuine_post(req, cfg, &signed.session.token_hash) {
         Ok(signed)
     } else {
-        Err(refused(signed.lang))
+        Err(refused_forged(req, p, &signed.user.id, signed.lang).await)
     }
 }
 
@@ -1163,6 +1211,20 @@ pub async fn toggle_administration<P: PortalPlatform>(
             .await
         {
             Ok(administrations::Toggle::Changed) => {
+                let action = if on {
+                    AuditAction::AdministrationActivated
+                } else {
+                    AuditAction::AdministrationDeactivated
+                };
+                trail::action(
+                    p,
+                    req,
+                    &signed.user.id,
+                    action,
+                    ("administration", Some(&id)),
+                    None,
+                )
+                .await;
                 return WebResponse::redirect(303, "/dashboard?done=toggled");
             }
             Ok(administrations::Toggle::NotFound) => t.not_your_administration.to_owned(),
@@ -1174,7 +1236,7 @@ pub async fn toggle_administration<P: PortalPlatform>(
                 fill(t.cooling_down, &[&until.format("%H:%M UTC").to_string()])
             }
             Ok(administrations::Toggle::ActiveElsewhere) => t.active_elsewhere.to_owned(),
-            Err(_) => return unavailable(signed.lang),
+            Err(e) => return unavailable(signed.lang).because(&e),
         };
     render_dashboard(&signed, cfg, p, None, Some(why), 409).await
 }
@@ -1191,12 +1253,23 @@ pub async fn default_administration<P: PortalPlatform>(
     };
     let id = req.form_field("administration").unwrap_or_default();
     match administrations::set_default(p.db(), &signed.user.id, &id, p.clock().now()).await {
-        Ok(true) => WebResponse::redirect(303, "/dashboard?done=default"),
+        Ok(true) => {
+            trail::action(
+                p,
+                req,
+                &signed.user.id,
+                AuditAction::DefaultAdministrationSet,
+                ("administration", Some(&id)),
+                None,
+            )
+            .await;
+            WebResponse::redirect(303, "/dashboard?done=default")
+        }
         Ok(false) => {
             let why = signed.lang.texts().default_needs_active.to_owned();
             render_dashboard(&signed, cfg, p, None, Some(why), 409).await
         }
-        Err(_) => unavailable(signed.lang),
+        Err(e) => unavailable(signed.lang).because(&e),
     }
 }
 
@@ -1213,12 +1286,25 @@ pub async fn rename_key<P: PortalPlatform>(
     let id = req.form_field("key").unwrap_or_default();
     let name = req.form_field("name").unwrap_or_default();
     match api_keys::rename(p.db(), &signed.user.id, &id, &name).await {
-        Ok(_) => WebResponse::redirect(303, "/dashboard?done=renamed"),
+        Ok(renamed) => {
+            if renamed {
+                trail::action(
+                    p,
+                    req,
+                    &signed.user.id,
+                    AuditAction::KeyRenamed,
+                    ("api_key", Some(&id)),
+                    Some(json!({ "name": name.trim() })),
+                )
+                .await;
+            }
+            WebResponse::redirect(303, "/dashboard?done=renamed")
+        }
         Err(api_keys::CreateKeyError::InvalidName) => {
             let why = signed.lang.texts().key_name_invalid.to_owned();
             render_dashboard(&signed, cfg, p, None, Some(why), 400).await
         }
-        Err(_) => unavailable(signed.lang),
+        Err(e) => unavailable(signed.lang).because(&e),
     }
 }
 
@@ -1239,8 +1325,23 @@ pub async fn save_preferences<P: PortalPlatform>(
     };
     // The dashboard it returns to already speaks the language just chosen.
     match users::set_preferences(p.db(), &signed.user.id, prefs, p.clock().now()).await {
-        Ok(_) => WebResponse::redirect(303, "/dashboard?done=saved"),
-        Err(_) => unavailable(signed.lang),
+        Ok(_) => {
+            trail::action(
+                p,
+                req,
+                &signed.user.id,
+                AuditAction::PreferencesChanged,
+                ("user", Some(&signed.user.id)),
+                Some(json!({
+                    "locale": if prefs.english { "en" } else { "nl" },
+                    "usage_warnings": prefs.usage_warnings,
+                    "product_updates": prefs.product_updates,
+                })),
+            )
+            .await;
+            WebResponse::redirect(303, "/dashboard?done=saved")
+        }
+        Err(e) => unavailable(signed.lang).because(&e),
     }
 }
 
@@ -1269,8 +1370,19 @@ pub async fn set_language<P: PortalPlatform>(
         .filter(|b| login_states::safe_return_to(b).is_some())
         .unwrap_or_else(|| "/dashboard".to_owned());
     match users::set_preferences(p.db(), &signed.user.id, prefs, p.clock().now()).await {
-        Ok(_) => WebResponse::redirect(303, &back),
-        Err(_) => unavailable(signed.lang),
+        Ok(_) => {
+            trail::action(
+                p,
+                req,
+                &signed.user.id,
+                AuditAction::LanguageChanged,
+                ("user", Some(&signed.user.id)),
+                Some(json!({ "locale": if prefs.english { "en" } else { "nl" } })),
+            )
+            .await;
+            WebResponse::redirect(303, &back)
+        }
+        Err(e) => unavailable(signed.lang).because(&e),
     }
 }
 
@@ -1302,8 +1414,8 @@ pub async fn delete_account<P: PortalPlatform>(
         return render_dashboard(&signed, cfg, p, None, Some(why), 400).await;
     }
     let stmts = boekhouding_core::account::delete_statements(&signed.user.id, p.clock().now());
-    if p.db().batch(stmts).await.is_err() {
-        return unavailable(lang);
+    if let Err(e) = p.db().batch(stmts).await {
+        return unavailable(lang).because(&e);
     }
     message(
         200,
@@ -1337,7 +1449,7 @@ pub async fn create_key<P: PortalPlatform>(
         Err(r) => return r,
     };
     if !genuine_post(req, cfg, &signed.session.token_hash) {
-        return refused(signed.lang);
+        return refused_forged(req, p, &signed.user.id, signed.lang).await;
     }
     let lang = signed.lang;
     let t = lang.texts();
@@ -1353,6 +1465,15 @@ pub async fn create_key<P: PortalPlatform>(
     .await
     {
         Ok(created) => {
+            trail::action(
+                p,
+                req,
+                &signed.user.id,
+                AuditAction::KeyCreated,
+                ("api_key", Some(&created.record.id)),
+                Some(json!({ "name": name.trim() })),
+            )
+            .await;
             let page = KeyCreated {
                 c: chrome(lang, t.key_created_title),
                 key_once: t.key_once,
@@ -1362,7 +1483,7 @@ pub async fn create_key<P: PortalPlatform>(
             };
             match page.render() {
                 Ok(html) => WebResponse::html(200, html),
-                Err(_) => unavailable(lang),
+                Err(e) => unavailable(lang).because(&e),
             }
         }
         Err(api_keys::CreateKeyError::LimitReached { limit, .. }) => {
@@ -1372,7 +1493,7 @@ pub async fn create_key<P: PortalPlatform>(
         Err(api_keys::CreateKeyError::InvalidName) => {
             render_dashboard(&signed, cfg, p, None, Some(t.key_name_invalid.into()), 400).await
         }
-        Err(_) => unavailable(lang),
+        Err(e) => unavailable(lang).because(&e),
     }
 }
 
@@ -1388,13 +1509,26 @@ pub async fn revoke_key<P: PortalPlatform>(
         Err(r) => return r,
     };
     if !genuine_post(req, cfg, &signed.session.token_hash) {
-        return refused(signed.lang);
+        return refused_forged(req, p, &signed.user.id, signed.lang).await;
     }
     let key_id = req.form_field("key").unwrap_or_default();
     // Scoped to the user: another tenant's key id changes nothing.
     match api_keys::revoke(p.db(), &signed.user.id, &key_id, p.clock().now()).await {
-        Ok(_) => WebResponse::redirect(303, "/dashboard?done=revoked"),
-        Err(_) => unavailable(signed.lang),
+        Ok(revoked) => {
+            if revoked {
+                trail::action(
+                    p,
+                    req,
+                    &signed.user.id,
+                    AuditAction::KeyRevoked,
+                    ("api_key", Some(&key_id)),
+                    None,
+                )
+                .await;
+            }
+            WebResponse::redirect(303, "/dashboard?done=revoked")
+        }
+        Err(e) => unavailable(signed.lang).because(&e),
     }
 }
 
@@ -1405,16 +1539,28 @@ pub async fn sign_out<P: PortalPlatform>(
     p: &P,
 ) -> WebResponse {
     let Ok(Some(session)) = current_session(req, p).await else {
+        if req.cookie(SESSION_COOKIE).is_some() {
+            trail::security(p, req, SecurityEvent::InvalidSession, None).await;
+        }
         return WebResponse::redirect(303, "/")
             .with_header("Set-Cookie", &cookie(SESSION_COOKIE, "", 0));
     };
     let lang = user_lang(p, &session.user_id).await;
     if !genuine_post(req, cfg, &session.token_hash) {
-        return refused(lang);
+        return refused_forged(req, p, &session.user_id, lang).await;
     }
-    if sessions::revoke(p.db(), &session.token_hash).await.is_err() {
-        return unavailable(lang);
+    if let Err(e) = sessions::revoke(p.db(), &session.token_hash).await {
+        return unavailable(lang).because(&e);
     }
+    trail::action(
+        p,
+        req,
+        &session.user_id,
+        AuditAction::SignedOut,
+        ("session", None),
+        None,
+    )
+    .await;
     // Signed out, the visitor lands on the home page in their language.
     WebResponse::redirect(303, Page::Home.path(lang))
         .with_header("Set-Cookie", &cookie(SESSION_COOKIE, "", 0))

@@ -139,7 +139,7 @@ pub async fn checkout<P: PortalPlatform>(
     .await
     {
         Ok(url) => WebResponse::redirect(303, &url),
-        Err(_) => billing_unavailable(signed.lang),
+        Err(e) => billing_unavailable(signed.lang).because(&e),
     }
 }
 
@@ -162,7 +162,7 @@ pub async fn manage<P: PortalPlatform>(req: &WebRequest, cfg: &PortalConfig, p: 
     let back = format!("{}/dashboard", portal_origin(req, cfg));
     match stripe::create_portal_session(p.http(), s, &customer, &back, &key).await {
         Ok(url) => WebResponse::redirect(303, &url),
-        Err(_) => billing_unavailable(signed.lang),
+        Err(e) => billing_unavailable(signed.lang).because(&e),
     }
 }
 
@@ -221,7 +221,7 @@ pub async fn upgrade_page<P: PortalPlatform>(
             let targets = cfg.stripe.as_ref().map(hosted_origins).unwrap_or_default();
             WebResponse::html(200, html).allow_form_targets(&targets)
         }
-        Err(_) => account::unavailable(lang),
+        Err(e) => account::unavailable(lang).because(&e),
     }
 }
 
@@ -276,6 +276,15 @@ pub async fn webhook_endpoint<P: PortalPlatform>(
         // A refused signature or body says why (it is the sender's
         // problem); a failure of ours says only "try again".
         Err(e) => {
+            if matches!(e, webhook::WebhookError::Signature(_)) {
+                crate::trail::security(
+                    p,
+                    req,
+                    boekhouding_core::storage::security_events::SecurityEvent::WebhookSignature,
+                    None,
+                )
+                .await;
+            }
             let message = match e.http_status() {
                 400 => e.to_string(),
                 _ => "temporarily unavailable; retry later".to_owned(),

@@ -15,6 +15,7 @@ pub mod chart;
 pub mod i18n;
 pub mod oauth;
 pub mod pages;
+pub mod trail;
 pub mod web;
 
 use boekhouding_core::access::ExactSettings;

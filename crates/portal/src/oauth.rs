@@ -17,7 +17,9 @@ use crate::account::{self, SignedIn};
 use crate::i18n::{Lang, fill};
 use crate::pages::Chrome;
 use crate::web::{WebRequest, WebResponse};
-use crate::{PortalConfig, PortalPlatform};
+use crate::{PortalConfig, PortalPlatform, trail};
+use boekhouding_core::storage::audit_log::AuditAction;
+use boekhouding_core::storage::security_events::SecurityEvent;
 
 /// Where the consent page lives (signing in returns here).
 pub const AUTHORIZE_PATH: &str = paths::AUTHORIZE;
@@ -135,6 +137,7 @@ fn error_page(lang: Lang, e: &OAuthError) -> WebResponse {
 /// The client and the checked request of an authorization query, or the
 /// answer that refuses it (a page, or a redirect back to the client).
 async fn checked_request<P: PortalPlatform>(
+    req: &WebRequest,
     query: &str,
     o: &OAuthSettings,
     p: &P,
@@ -146,14 +149,18 @@ async fn checked_request<P: PortalPlatform>(
     let client = clients::resolve(p.db(), p.http(), p.sleep(), client_id, o.policy, now)
         .await
         .map_err(|e| error_page(lang, &e.to_oauth()))?;
-    authorize::validate(&params, &client, &o.resource).map_err(|e| {
-        match e.redirect_url(&o.issuer) {
-            Some(url) => WebResponse::redirect(302, &url),
-            None => match e {
-                authorize::AuthorizeError::Page(err) => error_page(lang, &err),
-                authorize::AuthorizeError::Redirect { error, .. } => error_page(lang, &error),
-            },
-        }
+    let checked = authorize::validate(&params, &client, &o.resource);
+    if let Err(authorize::AuthorizeError::Page(e)) = &checked
+        && e.description() == authorize::UNREGISTERED_REDIRECT_URI
+    {
+        trail::security(p, req, SecurityEvent::OAuthRedirectMismatch, None).await;
+    }
+    checked.map_err(|e| match e.redirect_url(&o.issuer) {
+        Some(url) => WebResponse::redirect(302, &url),
+        None => match e {
+            authorize::AuthorizeError::Page(err) => error_page(lang, &err),
+            authorize::AuthorizeError::Redirect { error, .. } => error_page(lang, &error),
+        },
     })
 }
 
@@ -194,7 +201,7 @@ async fn grantable<P: PortalPlatform>(
 ) -> Result<Vec<administrations::Administration>, WebResponse> {
     let active = administrations::active_for_user(p.db(), &signed.user.id)
         .await
-        .map_err(|_| account::unavailable(signed.lang))?;
+        .map_err(|e| account::unavailable(signed.lang).because(&e))?;
     Ok(administrations::allowed(&active, signed.user.plan)
         .into_iter()
         .cloned()
@@ -255,7 +262,7 @@ fn render_consent(
             let targets: Vec<String> = redirect_origin(&request.redirect_uri).into_iter().collect();
             WebResponse::html(status, html).allow_form_targets(&targets)
         }
-        Err(_) => account::unavailable(lang),
+        Err(e) => account::unavailable(lang).because(&e),
     }
 }
 
@@ -269,7 +276,7 @@ async fn authorize_page<P: PortalPlatform>(
     p: &P,
 ) -> WebResponse {
     let lang = account::request_lang(req, p).await;
-    let request = match checked_request(&req.query, o, p, lang).await {
+    let request = match checked_request(req, &req.query, o, p, lang).await {
         Ok(r) => r,
         Err(answer) => return answer,
     };
@@ -306,7 +313,7 @@ async fn decide<P: PortalPlatform>(
         Err(r) => return r,
     };
     let query = req.form_field("request").unwrap_or_default();
-    let request = match checked_request(&query, o, p, signed.lang).await {
+    let request = match checked_request(req, &query, o, p, signed.lang).await {
         Ok(r) => r,
         Err(answer) => return answer,
     };
@@ -354,8 +361,22 @@ async fn decide<P: PortalPlatform>(
     )
     .await
     {
-        Ok(url) => WebResponse::redirect(303, &url),
-        Err(_) => account::unavailable(signed.lang),
+        Ok(url) => {
+            trail::action(
+                p,
+                req,
+                &signed.user.id,
+                AuditAction::OAuthGrantApproved,
+                ("oauth_client", Some(&request.client_id)),
+                Some(json!({
+                    "client_name": request.client_name,
+                    "administrations": chosen.len(),
+                })),
+            )
+            .await;
+            WebResponse::redirect(303, &url)
+        }
+        Err(e) => account::unavailable(signed.lang).because(&e),
     }
 }
 
@@ -368,7 +389,14 @@ async fn token<P: PortalPlatform>(req: &WebRequest, o: &OAuthSettings, p: &P) ->
     let now = p.clock().now();
     match tokens::token_endpoint(p.db(), p.rng(), body, &o.resource, now).await {
         Ok(answer) => WebResponse::json(200, &answer.to_json()),
-        Err(e) => oauth_error(&e),
+        Err(e) => {
+            // A code or refresh token refused: replayed, expired, or
+            // presented with the wrong verifier.
+            if matches!(e, OAuthError::InvalidGrant(_)) {
+                trail::security(p, req, SecurityEvent::OAuthInvalidGrant, None).await;
+            }
+            oauth_error(&e)
+        }
     }
 }
 
@@ -426,7 +454,20 @@ pub async fn revoke_app<P: PortalPlatform>(
     )
     .await
     {
-        Ok(_) => WebResponse::redirect(303, "/dashboard?done=app_revoked"),
-        Err(_) => account::unavailable(signed.lang),
+        Ok(revoked) => {
+            if revoked {
+                trail::action(
+                    p,
+                    req,
+                    &signed.user.id,
+                    AuditAction::OAuthGrantRevoked,
+                    ("oauth_grant", Some(&grant)),
+                    None,
+                )
+                .await;
+            }
+            WebResponse::redirect(303, "/dashboard?done=app_revoked")
+        }
+        Err(e) => account::unavailable(signed.lang).because(&e),
     }
 }

@@ -95,6 +95,9 @@ pub struct WebResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Why a 5xx answer was given, for the operator's `error_log` row
+    /// (the Worker scrubs and stores it); never sent to the browser.
+    pub cause: Option<String>,
 }
 
 impl fmt::Debug for WebResponse {
@@ -118,6 +121,7 @@ impl WebResponse {
             status,
             headers: vec![("Content-Type".into(), "text/html; charset=utf-8".into())],
             body: body.into_bytes(),
+            cause: None,
         };
         r.secure();
         r
@@ -136,6 +140,7 @@ impl WebResponse {
                 ),
             ],
             body: body.as_bytes().to_vec(),
+            cause: None,
         };
         r.secure_headers_only();
         r
@@ -152,6 +157,7 @@ impl WebResponse {
                 ("Access-Control-Allow-Origin".into(), "*".into()),
             ],
             body: body.to_string().into_bytes(),
+            cause: None,
         };
         r.secure_headers_only();
         r.headers.push(("Cache-Control".into(), "no-store".into()));
@@ -165,6 +171,7 @@ impl WebResponse {
             status,
             headers: vec![("Location".into(), location.into())],
             body: Vec::new(),
+            cause: None,
         };
         r.secure();
         r
@@ -175,6 +182,12 @@ impl WebResponse {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Keeps why this answer is a failure, for the operator (see `cause`).
+    pub fn because(mut self, cause: &dyn fmt::Display) -> Self {
+        self.cause = Some(cause.to_string());
+        self
     }
 
     /// Lets this page's forms lead to `origins` too: a form whose answer

@@ -24,6 +24,8 @@ const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1
 const SECRET: &str = "1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100";
 const ORIGIN: &str = "https://portal.example.nl";
 const REDIRECT: &str = "https://portal.example.nl/callback";
+/// The address every test browser comes from (as Cloudflare reports it).
+const CLIENT_IP: &str = "203.0.113.5";
 
 struct Native {
     db: SqliteDb,
@@ -149,6 +151,8 @@ impl Browser {
         if !jar.is_empty() {
             r.headers.push(("cookie".into(), jar.join("; ")));
         }
+        r.headers
+            .push(("cf-connecting-ip".into(), CLIENT_IP.into()));
         r
     }
 
@@ -1167,6 +1171,37 @@ fn an_assistant_connects_through_oauth_with_the_administrations_the_user_chose()
     // And the metadata names this issuer exactly.
     let meta = b.get(&w, "/.well-known/oauth-authorization-server");
     assert_eq!(json_of(&meta)["issuer"], ORIGIN);
+    // The code replayed: refused, and recorded as a hostile request.
+    assert_eq!(exchange(&code).status, 400);
+    // A redirect URI the client never registered: a page, and an event.
+    let elsewhere = b.get(
+        &w,
+        &authorize_path(&client_id, "https://evil.example/cb", &challenge, "x"),
+    );
+    assert_eq!(elsewhere.status, 400);
+
+    let audit: Vec<String> = trail(&w, "SELECT action FROM audit_log ORDER BY id")
+        .iter()
+        .map(|r| r["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        audit.ends_with(&[
+            "oauth_grant_approved".to_owned(),
+            "oauth_grant_revoked".to_owned()
+        ]),
+        "{audit:?}"
+    );
+    let reasons: Vec<String> = trail(&w, "SELECT details FROM security_events ORDER BY id")
+        .iter()
+        .map(|r| r["details"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons[0].contains("csrf_failure"), "the forged consent");
+    assert!(
+        reasons[1].contains("oauth_invalid_grant"),
+        "the replayed code"
+    );
+    assert!(reasons[2].contains("oauth_redirect_mismatch"));
 }
 
 /// After a downgrade the dashboard says which switched-on administration
@@ -1212,4 +1247,108 @@ fn an_administration_beyond_a_smaller_plan_is_shown_as_not_served() {
         1,
         "free serves two of the three"
     );
+}
+
+fn trail(w: &World, sql: &'static str) -> Vec<serde_json::Value> {
+    block_on(w.p.db().query(Statement::new(sql, vec![])))
+        .unwrap()
+        .into_iter()
+        .map(serde_json::Value::Object)
+        .collect()
+}
+
+#[test]
+fn account_actions_are_audited_and_refused_authentications_recorded() {
+    let w = world();
+    let mut b = Browser::default();
+    let welcome = sign_in(&w, &mut b, "demo", "/connect?region=nl");
+    let first_key = key_in(&welcome.body_text());
+    let csrf = csrf_in(&b.get(&w, "/dashboard").body_text());
+    let user = user_id_of(&w, "jan@goudencroissant.example");
+
+    // A form without its token, and a cookie naming no session.
+    assert_eq!(b.post(&w, "/keys", &[("name", "x")]).status, 403);
+    let mut forged = Browser::default();
+    forged
+        .cookies
+        .push(("__Host-session".into(), "f".repeat(43)));
+    assert_eq!(forged.get(&w, "/dashboard").status, 303);
+
+    let created = b.post(&w, "/keys", &[("name", "Laptop"), ("csrf", &csrf)]);
+    let key = key_in(&created.body_text());
+    let id = block_on(api_keys::find_active_by_secret(w.p.db(), &key))
+        .unwrap()
+        .unwrap()
+        .id;
+    b.post(
+        &w,
+        "/keys/rename",
+        &[("key", &id), ("name", "Werkplek"), ("csrf", &csrf)],
+    );
+    b.post(&w, "/keys/revoke", &[("key", &id), ("csrf", &csrf)]);
+    b.post(&w, "/signout", &[("csrf", &csrf)]);
+
+    let audit = trail(
+        &w,
+        "SELECT actor_id, action, resource_type, resource_id, metadata, client_ip
+           FROM audit_log ORDER BY id",
+    );
+    let actions: Vec<&str> = audit
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            "signed_in",
+            "key_created",
+            "key_created",
+            "key_renamed",
+            "key_revoked",
+            "signed_out"
+        ],
+        "{audit:#?}"
+    );
+    for row in &audit {
+        assert_eq!(row["actor_id"], user.as_str());
+        assert_eq!(row["client_ip"], CLIENT_IP);
+    }
+    assert_eq!(audit[2]["resource_id"], id.as_str());
+    assert_eq!(audit[3]["metadata"], r#"{"name":"Werkplek"}"#);
+    let all = format!("{audit:?}");
+    assert!(
+        !all.contains(&key) && !all.contains(&first_key),
+        "no secret"
+    );
+
+    let events = trail(
+        &w,
+        "SELECT event_type, user_id, client_ip, details FROM security_events ORDER BY id",
+    );
+    assert_eq!(events.len(), 2, "{events:#?}");
+    assert_eq!(events[0]["event_type"], "csrf_failure");
+    assert_eq!(events[0]["user_id"], user.as_str());
+    assert_eq!(events[1]["event_type"], "auth_failure");
+    assert!(
+        events[1]["details"]
+            .as_str()
+            .unwrap()
+            .contains("invalid_session")
+    );
+    assert!(events.iter().all(|e| e["client_ip"] == CLIENT_IP));
+}
+
+#[test]
+fn a_503_page_keeps_its_cause_for_the_operator_and_shows_none() {
+    let w = world();
+    let mut b = Browser::default();
+    sign_in(&w, &mut b, "demo", "/connect?region=nl");
+    w.p.db.fail_next(1);
+    let page = b.get(&w, "/dashboard");
+    assert_eq!(page.status, 503);
+    let cause = page.cause.clone().unwrap_or_default();
+    assert!(cause.contains("database unavailable"), "{cause:?}");
+    assert!(!page.body_text().contains(&cause), "the cause is not shown");
+    // A page that went well keeps none.
+    assert_eq!(b.get(&w, "/dashboard").cause, None);
 }

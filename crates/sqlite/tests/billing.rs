@@ -210,6 +210,20 @@ fn a_paid_checkout_upgrades_once_and_a_bad_signature_changes_nothing() {
     assert_eq!(w.plan(), Plan::Pro);
     // The same event again: recognised, not applied twice.
     assert_eq!(w.deliver(&body, t0()).unwrap(), Outcome::Duplicate);
+    // The change is in the audit log once, with the event that made it.
+    let audit = block_on(boekhouding_core::storage::audit_log::recent(&w.db, 10)).unwrap();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0].action, "plan_changed");
+    assert_eq!(audit[0].resource_id.as_deref(), Some(w.user.id.as_str()));
+    let meta: Value = serde_json::from_str(audit[0].metadata.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        (
+            meta["from"].as_str(),
+            meta["to"].as_str(),
+            meta["event"].as_str()
+        ),
+        (Some("free"), Some("pro"), Some("evt_1"))
+    );
 }
 
 #[test]
@@ -319,6 +333,16 @@ fn a_downgrade_waits_for_the_period_end_and_the_cron_applies_it_without_a_webhoo
     assert_eq!(w.plan(), Plan::Pro, "not yet");
     block_on(w.db.batch(billing_accounts::apply_due_statements(end))).unwrap();
     assert_eq!(w.plan(), Plan::Starter);
+    // Audited as the cron's doing: the upgrade by the webhook, then this.
+    let audit = block_on(boekhouding_core::storage::audit_log::recent(&w.db, 10)).unwrap();
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    assert_eq!(audit[0].action, "plan_changed");
+    assert_eq!(audit[0].actor_email.as_deref(), Some("token-cron"));
+    let meta: Value = serde_json::from_str(audit[0].metadata.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        (meta["from"].as_str(), meta["to"].as_str()),
+        (Some("pro"), Some("starter"))
+    );
 }
 
 #[test]

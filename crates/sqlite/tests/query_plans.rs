@@ -23,8 +23,14 @@ const TABLES: &[&str] = &[
     "api_keys",
     "api_usage",
     "cron_runs",
+    "error_log",
+    "security_events",
+    "audit_log",
+    "incidents",
+    "billing_accounts",
     "c",
     "u",
+    "b",
 ];
 
 fn now() -> DateTime<Utc> {
@@ -33,7 +39,7 @@ fn now() -> DateTime<Utc> {
 
 /// Partial indexes hold exactly the rows a query wants, so walking one
 /// whole is the intended plan.
-const PARTIAL_INDEXES: &[&str] = &["idx_connections_unnotified"];
+const PARTIAL_INDEXES: &[&str] = &["idx_connections_unnotified", "idx_incidents_open"];
 
 /// The plan, after checking that no step scans a table (or a full index).
 fn plan_without_scans(db: &SqliteDb, stmt: &Statement) -> Vec<String> {
@@ -157,6 +163,36 @@ fn oauth_lookups_and_counting_updates_search_by_key() {
                 .any(|s| s.contains("USING") && s.contains("INDEX")),
             "{}\n{plan:#?}",
             stmt.sql
+        );
+    }
+}
+
+/// The alert check's one round trip of reads, every scheduled run.
+#[test]
+fn the_alert_checks_reads_search_by_index() {
+    use boekhouding_core::storage::error_log::{self, Service};
+    use boekhouding_core::storage::{cron_runs, incidents, usage};
+    let db = SqliteDb::migrated().unwrap();
+    for (stmt, index) in [
+        (incidents::open_statement(), "idx_incidents_open"),
+        (
+            usage::window_outcomes_statement(now()),
+            "idx_api_usage_at (at>?)",
+        ),
+        (
+            error_log::count_since_statement(Service::McpServer, now()),
+            "idx_error_log_service_at (service=? AND at>?)",
+        ),
+    ] {
+        let plan = plan_without_scans(&db, &stmt);
+        assert!(uses(&plan, index), "{}\n{plan:#?}", stmt.sql);
+    }
+    for before in [Some(10), None] {
+        let stmt = cron_runs::before_statement(before, 50);
+        let plan = plan_without_scans(&db, &stmt);
+        assert!(
+            plan.iter().any(|s| s.contains("INTEGER PRIMARY KEY")),
+            "{plan:#?}"
         );
     }
 }

@@ -15,7 +15,9 @@ use boekhouding_core::billing::entitlement::PriceBook;
 use boekhouding_core::billing::stripe::{self, StripeConfig};
 use boekhouding_core::crypto::Secret;
 use boekhouding_core::csrf::PortalSecret;
-use boekhouding_core::storage::NoDatabase;
+use boekhouding_core::ports::Clock;
+use boekhouding_core::storage::error_log::{self, ErrorRecord, Service};
+use boekhouding_core::storage::{NoDatabase, SqlExecutor};
 use boekhouding_portal::oauth::OAuthSettings;
 use boekhouding_portal::web::{WebRequest, WebResponse};
 use boekhouding_portal::{DEMO_COMPANIES, PortalConfig, PortalPlatform, handle};
@@ -29,7 +31,7 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 const MAX_WEBHOOK_BYTES: usize = 512 * 1024;
 
 #[event(fetch)]
-pub async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+pub async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     if req.method() == Method::Get && req.path() == "/health" {
         return health::respond(SERVICE, &env).await;
     }
@@ -60,7 +62,54 @@ pub async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<
         };
         return to_response(page, &env);
     }
-    to_response(handle(&web, &cfg, &platform).await, &env)
+    let answer = handle(&web, &cfg, &platform).await;
+    if answer.status >= 500 {
+        record_server_error(&ctx, &env, &req, &web, &answer);
+    }
+    to_response(answer, &env)
+}
+
+/// Records a 5xx page in `error_log`, after the answer (`ctx.wait_until`):
+/// where, with which status, and the cause the portal kept
+/// (`WebResponse::cause`; core scrubs it); the request id ties it to the
+/// log line.
+fn record_server_error(
+    ctx: &Context,
+    env: &Env,
+    req: &Request,
+    web: &WebRequest,
+    answer: &WebResponse,
+) {
+    let status = answer.status;
+    let request_id = edge::request_id(req);
+    let message = match &answer.cause {
+        Some(cause) => format!("{} {} answered {status}: {cause}", web.method, web.path),
+        None => format!("{} {} answered {status}", web.method, web.path),
+    };
+    let row = error_log::insert_statement(
+        &ErrorRecord {
+            service: Service::AuthPortal,
+            kind: if status == 503 {
+                "unavailable"
+            } else {
+                "server_error"
+            },
+            message: &message,
+            request_id: Some(&request_id),
+            user_id: None,
+        },
+        WorkerClock.now(),
+    );
+    let env = env.clone();
+    ctx.wait_until(async move {
+        let written = match D1Executor::from_env(&env) {
+            Ok(db) => db.execute(row).await.map(drop),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            console_error!("{SERVICE}: request {request_id}: recording the error: {e}");
+        }
+    });
 }
 
 /// Whether the client address may make one more costly request. Fails

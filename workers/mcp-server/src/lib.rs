@@ -29,11 +29,15 @@ use boekhouding_core::authorization::metadata::{
 use boekhouding_core::ports::{
     BinaryResponse, Clock, HttpRequest, HttpResponse, HttpTransport, TransportError,
 };
+use boekhouding_core::storage::error_log::Service;
+use boekhouding_core::storage::security_events::{self, SecurityEvent, SecurityRecord};
 use boekhouding_core::storage::usage::{self, UsageMonth};
 use boekhouding_core::storage::{NoDatabase, SqlExecutor, Statement, StorageError};
 use boekhouding_mcp::auth::{self, AuthError, challenge};
 use boekhouding_mcp::engine::{Engine, ServerIdentity};
-use boekhouding_mcp::http::{HttpCall, HttpReply, TransportPolicy, body_too_large, handle};
+use boekhouding_mcp::http::{
+    HttpCall, HttpReply, TransportPolicy, body_too_large, handle, refused_origin,
+};
 use boekhouding_mcp::tools::{
     Bookkeeping, DemoTenant, ExactSettings, Platform, Principal, is_metered_tool, rpc_summary,
 };
@@ -355,6 +359,46 @@ fn refuse(
     Ok(r)
 }
 
+/// The client's address as Cloudflare saw it.
+fn client_ip(req: &Request) -> Option<String> {
+    req.headers().get("cf-connecting-ip").ok().flatten()
+}
+
+/// The security event of a refused credential: an API key or an OAuth
+/// access token (by its prefix), kept as a short hash prefix only.
+fn failed_authentication(req: &Request, authorization: Option<&str>) -> Statement {
+    let credential = bearer(authorization);
+    let event = if credential.is_some_and(|c| c.starts_with("pmjb_at_")) {
+        SecurityEvent::InvalidOAuthToken
+    } else {
+        SecurityEvent::InvalidApiKey
+    };
+    let ip = client_ip(req);
+    let agent = req.headers().get("user-agent").ok().flatten();
+    security_events::insert_statement(
+        &SecurityRecord::new(event, ip.as_deref())
+            .user_agent(agent.as_deref())
+            .presented(credential),
+        WorkerClock.now(),
+    )
+}
+
+/// A failure of this Worker's own plumbing: answered through the edge
+/// (5xx, no internal text), and recorded in `error_log` after the answer.
+fn server_error(
+    ctx: &Rc<Context>,
+    env: &Env,
+    request_id: &str,
+    err: &ServerError,
+) -> worker::Result<Response> {
+    if let Some(row) =
+        edge::error_log_statement(Service::McpServer, request_id, None, err, WorkerClock.now())
+    {
+        write_after_answer(ctx, env, request_id, vec![row]);
+    }
+    edge::error_response(SERVICE, request_id, err)
+}
+
 /// Writes the request's after-answer statements (the call log, last-used
 /// touches, a refund) in one batch inside `ctx.wait_until`, after the
 /// response is sent: off the latency path. A failure is logged with the
@@ -602,7 +646,7 @@ async fn answer(
                     Counting::with_delay(RequestDb::D1(db), WorkerSleep, d1_delay_ms(env, a.local))
                 }
                 Err(e) => {
-                    let r = edge::error_response(SERVICE, &request_id, &ServerError::Database(e))?;
+                    let r = server_error(ctx, env, &request_id, &ServerError::Database(e))?;
                     return Ok((r, 0, 0));
                 }
             };
@@ -616,12 +660,16 @@ async fn answer(
             let (principal, loaded) = match loaded {
                 Ok(found) => found,
                 Err(AuthError::Storage(e)) => {
-                    let r = edge::error_response(SERVICE, &request_id, &ServerError::Database(e))?;
+                    let r = server_error(ctx, env, &request_id, &ServerError::Database(e))?;
                     return Ok((r, db.calls(), db.statements()));
                 }
                 // The MCP authorization challenge (a JSON-RPC error body and
                 // RFC 9728's WWW-Authenticate), not an internal failure.
                 Err(e) => {
+                    if e == AuthError::Invalid {
+                        let event = failed_authentication(&req, authorization.as_deref());
+                        write_after_answer(ctx, env, &request_id, vec![event]);
+                    }
                     let r = refuse(&e, resource.as_ref(), &origin)?;
                     return Ok((r, db.calls(), db.statements()));
                 }
@@ -679,26 +727,35 @@ async fn answer(
         loopback: a.local,
         ..TransportPolicy::default()
     };
-    let reply = handle(
-        &engine,
-        &host,
-        HttpCall {
-            method: &method,
-            headers: &headers,
-            body: a.body,
-        },
-        &policy,
-    )
-    .await;
+    let call = HttpCall {
+        method: &method,
+        headers: &headers,
+        body: a.body,
+    };
+    // A browser page of another site: refused by the engine, recorded here.
+    let mut trail = Vec::new();
+    if let Some(refused) = refused_origin(&call, &policy) {
+        let user = platform.loaded.as_ref().map(|l| l.user_id.as_str());
+        trail.push(security_events::insert_statement(
+            &SecurityRecord::new(SecurityEvent::RefusedOrigin, client_ip(&req).as_deref())
+                .user_agent(req.headers().get("user-agent")?.as_deref())
+                .user(user)
+                .detail(refused),
+            WorkerClock.now(),
+        ));
+    }
+    let reply = handle(&engine, &host, call, &policy).await;
     let mut response = to_response(reply)?;
     let now = platform.clock.now();
     let month = UsageMonth::of(now);
     match &platform.loaded {
         None => {
+            write_after_answer(ctx, env, &request_id, trail);
             response.headers_mut().set("X-Demo-Mode", "true")?;
         }
         Some(loaded) => {
             let mut after = platform.after.take();
+            after.extend(trail);
             after.extend(loaded.credential_touch(now));
             let mut used = loaded.used;
             // Counted in advance for a tool call the engine did not run

@@ -19,9 +19,10 @@ use boekhouding_core::cron::{
 use boekhouding_core::crypto::Secret;
 use boekhouding_core::mail::MailSettings;
 use boekhouding_core::ports::Clock;
-use boekhouding_core::storage::StorageError;
 use boekhouding_core::storage::connections::DueConnection;
 use boekhouding_core::storage::cron_runs::{self, RunMode};
+use boekhouding_core::storage::error_log::{self, ErrorRecord, Service};
+use boekhouding_core::storage::{SqlExecutor, StorageError};
 use worker::{
     Context, Env, MessageBatch, MessageExt, Method, Queue, Request, Response, ScheduleContext,
     ScheduledEvent, console_error, console_log, event,
@@ -123,7 +124,33 @@ pub async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
             report.summary,
             notes(&report)
         ),
-        Err(e) => console_error!("{SERVICE}: run for cron {cron:?} failed: {e}"),
+        Err(e) => {
+            console_error!("{SERVICE}: run for cron {cron:?} failed: {e}");
+            record_error(&env, "run_failed", &e, clock.now()).await;
+        }
+    }
+}
+
+/// Records a run that could not run or be recorded in `error_log` (the
+/// message scrubbed by core), when D1 answers at all; the next run's
+/// alert check sees the gap or the failure.
+async fn record_error(env: &Env, kind: &str, message: &str, now: chrono::DateTime<chrono::Utc>) {
+    let row = error_log::insert_statement(
+        &ErrorRecord {
+            service: Service::TokenCron,
+            kind,
+            message,
+            request_id: None,
+            user_id: None,
+        },
+        now,
+    );
+    let written = match D1Executor::from_env(env) {
+        Ok(db) => db.execute(row).await.map(drop),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
+        console_error!("{SERVICE}: the error could not be recorded: {e}");
     }
 }
 
@@ -157,6 +184,7 @@ async fn run(cron: &str, env: &Env, clock: &ScheduledClock) -> Result<(i64, RunR
         mail: s.mail.as_ref(),
         portal_url: &s.portal_url,
         owner: &owner,
+        run_id: Some(id),
     };
     let mut report = if s.queue_mode {
         match env.queue(REFRESH_QUEUE) {
@@ -218,6 +246,7 @@ pub async fn queue(
         Ok(s) => s,
         Err(e) => {
             console_error!("{SERVICE}: consumer cannot start: {e}");
+            record_error(&env, "consumer_failed", &e, WorkerClock.now()).await;
             batch.retry_all();
             return Ok(());
         }
@@ -229,6 +258,7 @@ pub async fn queue(
         Ok(id) => id,
         Err(e) => {
             console_error!("{SERVICE}: consumer cannot record its run: {e}");
+            record_error(&env, "consumer_failed", &e.to_string(), started).await;
             batch.retry_all();
             return Ok(());
         }
@@ -245,6 +275,7 @@ pub async fn queue(
         mail: s.mail.as_ref(),
         portal_url: &s.portal_url,
         owner: &owner,
+        run_id: Some(id),
     };
     let due: Vec<DueConnection> = messages.iter().map(|m| m.body().clone()).collect();
     let (report, acks) = cron::consume(&cenv, &s.config, &due).await;
@@ -257,6 +288,7 @@ pub async fn queue(
     }
     if let Err(e) = finish(&s.db, id, &report, started, clock.now()).await {
         console_error!("{SERVICE}: consumer run {id} not recorded: {e}");
+        record_error(&env, "consumer_failed", &e, clock.now()).await;
     }
     console_log!(
         "{SERVICE}: consumer run {id} {}: {:?}{}",

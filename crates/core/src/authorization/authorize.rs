@@ -60,6 +60,11 @@ impl AuthorizeParams {
     }
 }
 
+/// The description of a redirect URI the client never registered: the
+/// request a hostile page forges to send a code elsewhere (the portal
+/// records it as a security event).
+pub const UNREGISTERED_REDIRECT_URI: &str = "redirect_uri is not registered for this client";
+
 /// A validated authorization request: what the consent page shows and
 /// what a granted code is bound to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,7 +158,7 @@ pub fn validate(
         Some(presented) => {
             if client.matching_redirect_uri(presented).is_none() {
                 return Err(AuthorizeError::Page(OAuthError::InvalidRequest(
-                    "redirect_uri is not registered for this client",
+                    UNREGISTERED_REDIRECT_URI,
                 )));
             }
             (presented.to_owned(), true)

@@ -12,6 +12,7 @@ use super::signature::{self, SignatureError};
 use super::stripe::{self, StripeConfig, StripeError};
 use crate::plan::Plan;
 use crate::ports::HttpTransport;
+use crate::storage::audit_log::{self, AuditAction, AuditEntry};
 use crate::storage::{SqlExecutor, StorageError, billing_accounts, billing_events, users};
 
 /// The event types that can change a plan.
@@ -156,6 +157,26 @@ pub async fn handle(
         "applied",
         now,
     ));
+    // A plan that changes is an account-level action, recorded with it.
+    if decision.plan != user.plan {
+        batch.push(audit_log::insert_statement(
+            &AuditEntry {
+                actor_id: None,
+                actor_email: Some("stripe"),
+                action: AuditAction::PlanChanged,
+                resource_type: "user",
+                resource_id: Some(&user.id),
+                metadata: Some(serde_json::json!({
+                    "from": user.plan.as_str(),
+                    "to": decision.plan.as_str(),
+                    "event": id,
+                    "event_type": event_type,
+                })),
+                client_ip: None,
+            },
+            now,
+        ));
+    }
     match db.batch(batch).await {
         Ok(_) => Ok(Outcome::Applied {
             user_id: user.id,

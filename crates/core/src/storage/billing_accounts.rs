@@ -165,6 +165,8 @@ pub fn apply_statements(
 /// cancellation at a period's end that no webhook has brought yet).
 pub fn apply_due_statements(now: DateTime<Utc>) -> Vec<Statement> {
     vec![
+        // Audited first, while the old plan is still there to name.
+        super::audit_log::plan_changes_due_statement(now),
         Statement::new(
             "UPDATE users SET plan = (SELECT b.next_plan FROM billing_accounts b WHERE b.user_id = users.id),
                 updated_at = ?

@@ -148,6 +148,36 @@ pub fn purge_statement(before: DateTime<Utc>) -> Statement {
     )
 }
 
+/// The largest integer D1 passes through JavaScript exactly.
+const MAX_SAFE_ID: i64 = (1 << 53) - 1;
+
+/// A run as the alert check reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RunFacts {
+    pub id: i64,
+    pub mode: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub outcome: String,
+    pub breaker: Option<String>,
+    pub refreshed: u32,
+    pub retried: u32,
+    pub failed: u32,
+}
+
+/// The newest runs (up to `limit`) recorded before the run `before_id`
+/// (all runs when `None`), newest first, for the alert check's
+/// `batch_query`.
+pub fn before_statement(before_id: Option<i64>, limit: u32) -> Statement {
+    Statement::new(
+        "SELECT id, mode, started_at, finished_at, outcome, breaker, refreshed, retried, failed
+           FROM cron_runs WHERE id < ? ORDER BY id DESC LIMIT ?",
+        // Without a run of its own, every row is before the largest id D1
+        // can hold (2^53 - 1), and the search stays a key range.
+        vec![before_id.unwrap_or(MAX_SAFE_ID).into(), limit.into()],
+    )
+}
+
 /// A recorded run, newest first in [`recent`].
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct RecordedRun {

@@ -15,17 +15,21 @@
 
 pub mod administrations;
 pub mod api_keys;
+pub mod audit_log;
 pub mod billing_accounts;
 pub mod billing_events;
 pub mod caller;
 pub mod connections;
 pub mod cron_runs;
 pub mod email_queue;
+pub mod error_log;
+pub mod incidents;
 pub mod login_states;
 pub mod oauth_clients;
 pub mod oauth_codes;
 pub mod oauth_grants;
 pub mod oauth_tokens;
+pub mod security_events;
 pub mod sessions;
 pub mod usage;
 pub mod users;
@@ -95,6 +99,36 @@ pub struct Statement {
 impl Statement {
     pub fn new(sql: &'static str, params: Vec<SqlValue>) -> Self {
         Statement { sql, params }
+    }
+
+    /// The statement as one SQL text with its parameters written in as
+    /// literals (text quoted with `'` doubled, NULL, numbers), for tools
+    /// that can only send text: `wrangler d1 execute --command` (the deploy
+    /// tooling's audit rows). Workers and tests bind parameters instead.
+    /// `None` when the placeholders and parameters do not match in number,
+    /// or a text holds a NUL (which SQLite's literals cannot carry).
+    pub fn inline_sql(&self) -> Option<String> {
+        let mut out = String::with_capacity(self.sql.len() + 64);
+        let mut params = self.params.iter();
+        for c in self.sql.chars() {
+            if c != '?' {
+                out.push(c);
+                continue;
+            }
+            match params.next()? {
+                SqlValue::Null => out.push_str("NULL"),
+                SqlValue::Integer(i) => out.push_str(&i.to_string()),
+                SqlValue::Real(r) if r.is_finite() => out.push_str(&format!("{r:?}")),
+                SqlValue::Real(_) => return None,
+                SqlValue::Text(t) if t.contains('\0') => return None,
+                SqlValue::Text(t) => {
+                    out.push('\'');
+                    out.push_str(&t.replace('\'', "''"));
+                    out.push('\'');
+                }
+            }
+        }
+        params.next().is_none().then_some(out)
     }
 }
 
@@ -247,4 +281,23 @@ pub async fn applied_migrations(db: &impl SqlExecutor) -> Result<u32, StorageErr
     )
     .await?;
     Ok(row.map_or(0, |c| c.n))
+}
+
+/// `migrations/checksums.txt` as compiled in: the migrations this build's
+/// code expects the database to have.
+const MIGRATIONS_MANIFEST: &str = include_str!("../../../../migrations/checksums.txt");
+
+/// The names of the migrations this build expects, in order.
+pub fn expected_migrations() -> Vec<&'static str> {
+    MIGRATIONS_MANIFEST
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .filter(|name| name.ends_with(".sql"))
+        .collect()
+}
+
+/// The names of the migrations the database has applied, in order (for a
+/// `batch_query`; each row has `name`).
+pub fn applied_migration_names_statement() -> Statement {
+    Statement::new("SELECT name FROM d1_migrations ORDER BY id", vec![])
 }

@@ -425,3 +425,14 @@ pub async fn month_usage(
         per_tool: per_tool.into_iter().map(|b| (b.key, b.n)).collect(),
     })
 }
+
+/// Tool calls logged since `since` (`calls`) and how many of them ended in
+/// an internal error (`errors`), for the alert check's `batch_query`.
+pub fn window_outcomes_statement(since: DateTime<Utc>) -> Statement {
+    Statement::new(
+        "SELECT COUNT(*) AS calls,
+                COALESCE(SUM(CASE WHEN outcome = 'internal_error' THEN 1 ELSE 0 END), 0) AS errors
+           FROM api_usage WHERE at >= ?",
+        vec![since.into()],
+    )
+}
