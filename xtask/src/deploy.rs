@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use boekhouding_core::settings::{self, Worker};
+use boekhouding_core::storage::audit_log::{self, AuditAction, AuditEntry};
 use serde_json::{Value, json};
 
 use crate::config::{Environment, WorkerConfig, load_all};
@@ -311,6 +312,46 @@ impl Remote<'_> {
 
     fn triggers(&self, config: &Path) -> Result<()> {
         self.run(config, &["triggers", "deploy"]).map(|_| ())
+    }
+}
+
+/// Who runs the command, for the audit rows: git's configured address,
+/// else the login name.
+fn operator_identity(root: &Path) -> String {
+    git(root, &["config", "user.email"])
+        .ok()
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty())
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "operator".into())
+}
+
+/// Writes one operator action into the environment's `audit_log`. A row
+/// that cannot be written is reported, never a reason to stop a deploy or
+/// a return.
+fn audit(
+    remote: &Remote<'_>,
+    target: &Target,
+    database: &str,
+    action: AuditAction,
+    metadata: Value,
+) {
+    let actor = operator_identity(&remote.tools.root);
+    let entry = AuditEntry {
+        actor_id: None,
+        actor_email: Some(&actor),
+        action,
+        resource_type: "worker",
+        resource_id: Some(&target.script),
+        metadata: Some(metadata),
+        client_ip: None,
+    };
+    let written = audit_log::insert_statement(&entry, chrono::Utc::now())
+        .inline_sql()
+        .context("the audit row cannot be written as SQL text")
+        .and_then(|sql| remote.d1(&target.config, database, &sql));
+    if let Err(e) = written {
+        println!("  warning: audit row not written: {e:#}");
     }
 }
 
@@ -767,7 +808,17 @@ pub fn deploy(tools: &Tools, args: &DeployArgs) -> Result<()> {
         println!("\n{} ({})", t.worker, t.script);
         let outcome = move_worker(&remote, &checker, t, &pf.commit, &message);
         match outcome {
-            Ok(()) => moved.push((t, t.live.clone())),
+            Ok(version) => {
+                audit(
+                    &remote,
+                    t,
+                    &db_name,
+                    AuditAction::Deployed,
+                    json!({"environment": args.env, "commit": pf.commit, "version": version,
+                           "uncommitted_changes": pf.dirty}),
+                );
+                moved.push((t, t.live.clone()));
+            }
             Err(e) => {
                 // This Worker may be half-moved (canary): return it too.
                 moved.push((t, t.live.clone()));
@@ -778,6 +829,18 @@ pub fn deploy(tools: &Tools, args: &DeployArgs) -> Result<()> {
                     &moved,
                     &format!("automatic rollback: {e}"),
                 );
+                for (moved_target, before) in &moved {
+                    if let Some(before) = before {
+                        audit(
+                            &remote,
+                            moved_target,
+                            &db_name,
+                            AuditAction::RolledBack,
+                            json!({"environment": args.env, "automatic": true,
+                                   "reason": format!("{e:#}"), "to": before.describe()}),
+                        );
+                    }
+                }
                 println!("\nD1 Time Travel bookmark before the migrations: {bookmark}");
                 println!(
                     "Migrations are made to run beside the previous code, so D1 normally stays; to undo them: {restore}"
@@ -800,12 +863,13 @@ fn move_worker(
     t: &Target,
     commit: &str,
     message: &str,
-) -> Result<()> {
+) -> Result<String> {
     let origin = t.origin.as_deref().context("no custom domain to check")?;
     let Some(live) = &t.live else {
         let version = remote.upload(&t.config, commit, message, true)?;
         println!("  first deploy: version {version} at 100%");
-        return checker.check_version(t, origin, &version, commit);
+        checker.check_version(t, origin, &version, commit)?;
+        return Ok(version);
     };
     let version = remote.upload(&t.config, commit, message, false)?;
     println!("  uploaded version {version}");
@@ -835,7 +899,7 @@ fn move_worker(
         &format!("{message}: checked"),
     )?;
     println!("  {version} at 100%");
-    Ok(())
+    Ok(version)
 }
 
 /// Returns every Worker in `moved` to the traffic it had; reports, never
@@ -1113,6 +1177,15 @@ pub fn rollback(tools: &Tools, args: &RollbackArgs) -> Result<()> {
             "rollback via cargo xtask",
         )?;
         println!("{}: {version} at 100%", t.worker);
+        if let Some((_, database)) = e.database() {
+            audit(
+                &remote,
+                &t,
+                database,
+                AuditAction::RolledBack,
+                json!({"environment": args.env, "automatic": false, "to": version}),
+            );
+        }
         if let Some(origin) = &t.origin {
             let r = checker.until(&format!("{origin}/health answers ok"), || {
                 let h = checker.health(origin, None)?;

@@ -200,6 +200,42 @@ impl World<'_> {
         r.json()
     }
 
+    /// `(resource_id, metadata)` of the audit rows of `action`, read from
+    /// the remote D1 as an operator reads them.
+    fn audit_rows(&self, action: &str) -> Result<Vec<(String, Value)>> {
+        let out = self.wrangler(
+            Worker::McpServer,
+            &[
+                "d1",
+                "execute",
+                "boekhouding-staging",
+                "--remote",
+                "--json",
+                "--command",
+                &format!(
+                    "SELECT resource_id, metadata FROM audit_log WHERE action = '{action}' ORDER BY id"
+                ),
+            ],
+            None,
+        )?;
+        let start = out.find('[').context("no JSON")?;
+        let v: Value = serde_json::from_str(&out[start..]).context("d1 execute JSON")?;
+        Ok(v[0]["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                (
+                    r["resource_id"].as_str().unwrap_or_default().to_owned(),
+                    r["metadata"]
+                        .as_str()
+                        .and_then(|m| serde_json::from_str(m).ok())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
     fn migration_statements(&self) -> Vec<Value> {
         let st = self.state();
         st["d1"]
@@ -511,7 +547,16 @@ fn clean_deploy(w: &World<'_>) -> Result<()> {
         })
         .count();
     let h = w.health(host_of(Worker::McpServer))?;
-    expect(h["database"]["migrations"] == migrations, || format!("{h}"))
+    expect(h["database"]["migrations"] == migrations, || format!("{h}"))?;
+    let rows = w.audit_rows("deployed")?;
+    for worker in Worker::ALL {
+        expect(
+            rows.iter()
+                .any(|(id, m)| *id == w.script(worker) && m["commit"] == commit.as_str()),
+            || format!("no audit row of {worker}'s deploy: {rows:?}"),
+        )?;
+    }
+    Ok(())
 }
 
 fn placeholder_refused(w: &World<'_>) -> Result<()> {
@@ -626,7 +671,16 @@ fn canary_wrong_commit(w: &World<'_>) -> Result<()> {
     expect(r.output.contains("returned to"), || r.output.clone())?;
     let commit = crate::process::commit_var(&w.tools.root);
     let h = w.health(host_of(Worker::AuthPortal))?;
-    expect(h["commit"] == commit.as_str(), || format!("{h}"))
+    expect(h["commit"] == commit.as_str(), || format!("{h}"))?;
+    let rows = w.audit_rows("rolled_back")?;
+    for worker in [Worker::McpServer, Worker::AuthPortal] {
+        expect(
+            rows.iter()
+                .any(|(id, m)| *id == w.script(worker) && m["automatic"] == true),
+            || format!("no audit row of {worker}'s return: {rows:?}"),
+        )?;
+    }
+    Ok(())
 }
 
 fn failing_migration(w: &World<'_>) -> Result<()> {
@@ -689,5 +743,9 @@ fn rollback_on_demand(w: &World<'_>) -> Result<()> {
         })?;
         w.health(host_of(*worker))?;
     }
-    Ok(())
+    let rows = w.audit_rows("rolled_back")?;
+    expect(
+        rows.iter().filter(|(_, m)| m["automatic"] == false).count() == 3,
+        || format!("the rollback's audit rows: {rows:?}"),
+    )
 }

@@ -165,6 +165,9 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "CRON_KEEP_ALIVE_DAYS", kind: Var, workers: &[C], need: Optional, about: "refresh idle connections this long before Exact forgets them" },
     Setting { name: "CRON_IN_USE_MINUTES", kind: Var, workers: &[C], need: Optional, about: "a connection used this recently counts as in use" },
     Setting { name: "CRON_BREAKER_AFTER", kind: Var, workers: &[C], need: Optional, about: "consecutive refresh failures that trip the breaker" },
+    Setting { name: "CRON_INTERVAL_MINUTES", kind: Var, workers: &[C], need: Optional, about: "minutes between scheduled runs; must match the cron trigger (alerts count missed runs with it)" },
+    Setting { name: "ALERT_REFRESH_FAILURE_PERCENT", kind: Var, workers: &[C], need: Optional, about: "refresh failure share that opens an incident" },
+    Setting { name: "ALERT_SERVER_ERROR_PERCENT", kind: Var, workers: &[C], need: Optional, about: "internal error share of answers in an interval that opens an incident" },
 ];
 
 /// The catalogue entry of `name`.
