@@ -16,6 +16,7 @@ pub mod csrf;
 pub mod exact;
 pub mod lifecycle;
 pub mod mail;
+pub mod observe;
 pub mod onboarding;
 pub mod plan;
 pub mod ports;
