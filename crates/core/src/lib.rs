@@ -14,6 +14,7 @@ pub mod cron;
 pub mod crypto;
 pub mod csrf;
 pub mod exact;
+pub mod health;
 pub mod lifecycle;
 pub mod mail;
 pub mod observe;

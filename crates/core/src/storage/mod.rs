@@ -235,6 +235,21 @@ pub fn new_id(rng: &impl Randomness) -> Result<String, RandomnessUnavailable> {
     Ok(hex::encode(raw))
 }
 
+/// The deep health check: the names of the applied migrations, in the
+/// order they were applied (`d1_migrations`, wrangler's own table).
+pub async fn applied_migration_names(db: &impl SqlExecutor) -> Result<Vec<String>, StorageError> {
+    #[derive(serde::Deserialize)]
+    struct Name {
+        name: String,
+    }
+    let rows: Vec<Name> = query_all(
+        db,
+        Statement::new("SELECT name FROM d1_migrations ORDER BY id", vec![]),
+    )
+    .await?;
+    Ok(rows.into_iter().map(|r| r.name).collect())
+}
+
 /// Health probe: the database answers and how many migrations it has.
 pub async fn applied_migrations(db: &impl SqlExecutor) -> Result<u32, StorageError> {
     #[derive(serde::Deserialize)]
