@@ -186,12 +186,14 @@ pub struct RequestLog {
     /// The route's name (a template such as `/demo/{key}`), never the path.
     pub route: &'static str,
     pub method: &'static str,
-    /// The MCP JSON-RPC method (mcp-server), vetted against the known ones.
+    /// The MCP JSON-RPC method (mcp-server), vetted against the known
+    /// ones: set it with [`Self::set_rpc_method`].
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rpc_method: Option<&'static str>,
-    /// The tool of a `tools/call`, vetted against the catalogue.
+    pub rpc_method: Option<String>,
+    /// The tool of a `tools/call`, vetted against the catalogue: set it
+    /// with [`Self::set_tool`].
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tool: Option<&'static str>,
+    pub tool: Option<String>,
     pub status: u16,
     pub outcome: Outcome,
     pub auth: AuthTag,
@@ -200,6 +202,10 @@ pub struct RequestLog {
     pub latency_ms: u64,
     #[serde(flatten)]
     pub costs: Costs,
+    /// What the answer's body said ([`Outcome::of_answer`]), when the
+    /// status alone does not tell; [`Self::answered`] uses it for 2xx.
+    #[serde(skip)]
+    pub body_outcome: Option<Outcome>,
 }
 
 /// The log line's first field, so a line is recognisable and queries can
@@ -233,14 +239,36 @@ impl RequestLog {
             user: None,
             latency_ms: 0,
             costs: Costs::default(),
+            body_outcome: None,
         }
     }
 
-    /// Records the answer's status, with the outcome it implies unless a
-    /// finer one was set.
-    pub fn answered(&mut self, status: u16, outcome: Option<Outcome>, latency_ms: i64) {
+    /// The MCP method a client sent, logged only when it is one of `known`.
+    pub fn set_rpc_method(&mut self, method: Option<&str>, known: &[&str]) {
+        self.rpc_method = method.map(|m| vetted(m, known).to_owned());
+    }
+
+    /// The tool a `tools/call` named, logged only when `is_known` says it
+    /// is in the catalogue (`"other"` otherwise).
+    pub fn set_tool(&mut self, tool: Option<&str>, is_known: impl Fn(&str) -> bool) {
+        self.tool = tool.map(|t| {
+            if is_known(t) {
+                t.to_owned()
+            } else {
+                "other".to_owned()
+            }
+        });
+    }
+
+    /// Records the answer's status and the time it took; the outcome is
+    /// the status's, or for a 2xx what the body said ([`Self::body_outcome`]).
+    pub fn answered(&mut self, status: u16, latency_ms: i64) {
         self.status = status;
-        self.outcome = outcome.unwrap_or(Outcome::from_status(status));
+        let by_status = Outcome::from_status(status);
+        self.outcome = match self.body_outcome {
+            Some(finer) if by_status == Outcome::Ok => finer,
+            _ => by_status,
+        };
         self.latency_ms = u64::try_from(latency_ms).unwrap_or(0);
     }
 
@@ -262,7 +290,7 @@ impl RequestLog {
     /// other request): demo calls included, so the demo's use is counted
     /// beside the customers'.
     pub fn tool_call_point(&self, environment: &str) -> Option<ToolCallPoint> {
-        let tool = self.tool?;
+        let tool = self.tool.as_deref()?;
         Some(ToolCallPoint {
             index: self
                 .user
@@ -450,11 +478,11 @@ mod tests {
         let mut log = RequestLog::begin("ray-123", "mcp-server", "/demo/{key}", &method);
         // A Worker vets what the client sent; the raw path is never a field.
         assert!(!path.is_empty());
-        log.rpc_method = Some(vetted(&rpc_method, &["tools/call", "tools/list"]));
-        log.tool = Some(vetted(&tool, &["list_divisions"]));
+        log.set_rpc_method(Some(&rpc_method), &["tools/call", "tools/list"]);
+        log.set_tool(Some(&tool), |t| t == "list_divisions");
         log.auth = AuthTag::ApiKey;
         log.user = Some(UserTag::of(USER_ID));
-        log.answered(200, None, 12);
+        log.answered(200, 12);
         log.costs = Costs {
             exact_calls: 2,
             d1_round_trips: 1,
@@ -485,8 +513,8 @@ mod tests {
     #[test]
     fn a_request_line_has_every_field_an_operator_filters_on() {
         let mut log = RequestLog::begin("abc", "mcp-server", "/mcp", "post");
-        log.rpc_method = Some("tools/call");
-        log.tool = Some("get_trial_balance");
+        log.set_rpc_method(Some("tools/call"), &["tools/call"]);
+        log.set_tool(Some("get_trial_balance"), |_| true);
         log.auth = AuthTag::OAuth;
         log.user = Some(UserTag::of("u1"));
         log.costs = Costs {
@@ -494,7 +522,8 @@ mod tests {
             d1_round_trips: 1,
             d1_statements: 9,
         };
-        log.answered(200, Some(Outcome::ToolError), 41);
+        log.body_outcome = Some(Outcome::ToolError);
+        log.answered(200, 41);
         let json: serde_json::Value = serde_json::from_str(&log.to_line()).unwrap();
         let keys: Vec<&str> = json
             .as_object()
@@ -565,20 +594,28 @@ mod tests {
     fn only_a_tool_call_writes_a_data_point_and_it_has_the_columns_in_order() {
         let metrics = RecordingMetrics::default();
         let mut list = RequestLog::begin("1", "mcp-server", "/mcp", "POST");
-        list.rpc_method = Some("tools/list");
-        list.answered(200, None, 5);
+        list.set_rpc_method(Some("tools/list"), &["tools/list"]);
+        list.answered(200, 5);
         let line = finish(&list, "production", &metrics);
         assert!(line.contains("\"tools/list\""));
         assert!(metrics.points().is_empty(), "tools/list is no tool call");
 
         let mut call = RequestLog::begin("2", "mcp-server", "/mcp", "POST");
-        call.rpc_method = Some("tools/call");
-        call.tool = Some("list_divisions");
+        call.set_rpc_method(Some("tools/call"), &["tools/call"]);
+        call.set_tool(Some("list_divisions"), |_| true);
         call.auth = AuthTag::ApiKey;
         call.user = Some(UserTag::of("u9"));
         call.costs.exact_calls = 1;
         call.costs.d1_round_trips = 1;
-        call.answered(200, None, 33);
+        call.body_outcome = Some(Outcome::ToolError);
+        call.answered(429, 1);
+        assert_eq!(
+            call.outcome,
+            Outcome::RateLimited,
+            "the status wins over the body"
+        );
+        call.body_outcome = None;
+        call.answered(200, 33);
         finish(&call, "staging", &metrics);
         let points = metrics.points();
         assert_eq!(points.len(), 1);

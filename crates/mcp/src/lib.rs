@@ -18,6 +18,7 @@
 pub mod auth;
 pub mod engine;
 pub mod http;
+pub mod observe;
 pub mod tools;
 
 pub use engine::{Engine, ServerIdentity, ToolCallOutcome, ToolHost};

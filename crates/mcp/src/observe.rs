@@ -1,0 +1,60 @@
+//! What the mcp-server's one log line (and, for a `tools/call`, its
+//! Analytics Engine data point) says about an MCP exchange: the JSON-RPC
+//! method and tool (only names this server knows), who asked (a hashed
+//! user tag, never the id or the credential) and how it ended (the status,
+//! or for a 200 what the JSON-RPC answer said). The record itself is
+//! `boekhouding_core::observe::RequestLog`.
+
+use boekhouding_core::observe::{AuthTag, Outcome, RequestLog, UserTag};
+use boekhouding_core::storage::usage::AuthKind;
+
+use crate::http::HttpReply;
+use crate::tools::{Caller, Principal, is_metered_tool, rpc_summary};
+
+/// The JSON-RPC methods this server answers (both eras), the only ones a
+/// log line names; anything else a client sends is logged as `other`.
+pub const RPC_METHODS: &[&str] = &[
+    "initialize",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "ping",
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "prompts/list",
+    "prompts/get",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "completion/complete",
+];
+
+/// Fills in what the request body asked: its method and, for a
+/// `tools/call`, the tool (a catalogue name, or `other`).
+pub fn describe_body(log: &mut RequestLog, body: &[u8]) {
+    let (method, tool) = rpc_summary(body);
+    log.set_rpc_method(method.as_deref(), RPC_METHODS);
+    log.set_tool(tool.as_deref(), is_metered_tool);
+}
+
+/// Fills in who asked: the kind of credential and the user's tag (`demo`
+/// for the public demo keys).
+pub fn describe_principal(log: &mut RequestLog, principal: &Principal) {
+    let (auth, user) = match &principal.caller {
+        Caller::Demo(_) => (AuthTag::Demo, UserTag::demo()),
+        Caller::Customer(AuthKind::ApiKey { .. }) => {
+            (AuthTag::ApiKey, UserTag::of(&principal.user_id))
+        }
+        Caller::Customer(AuthKind::OAuth { .. }) => {
+            (AuthTag::OAuth, UserTag::of(&principal.user_id))
+        }
+    };
+    log.auth = auth;
+    log.user = Some(user);
+}
+
+/// Fills in what the engine answered, so a 200 carrying a JSON-RPC error
+/// or a tool's `isError` is not logged as plainly ok.
+pub fn describe_reply(log: &mut RequestLog, reply: &HttpReply) {
+    log.body_outcome = Some(Outcome::of_answer(reply.status, reply.body.as_ref()));
+}
