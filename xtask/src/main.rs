@@ -7,6 +7,7 @@ mod bench_cron;
 mod bench_mcp;
 mod bench_peer;
 mod build;
+mod config;
 mod demo;
 mod docs;
 mod e2e;

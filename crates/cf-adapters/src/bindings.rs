@@ -1,4 +1,6 @@
-//! Binding and variable names, looked up in exactly one place.
+//! Binding and variable names, looked up in exactly one place. Every name
+//! a Worker reads is listed in `boekhouding_core::settings` (a tidy test
+//! in `xtask/src/config.rs` holds the Workers and the wrangler files to it).
 
 use worker::Env;
 

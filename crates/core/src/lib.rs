@@ -22,6 +22,7 @@ pub mod onboarding;
 pub mod plan;
 pub mod ports;
 pub mod region;
+pub mod settings;
 pub mod setup;
 pub mod storage;
 pub mod token_cache;
