@@ -101,6 +101,8 @@ struct WorkerPlatform {
     loaded: Option<LoadedCaller>,
     /// Writes collected for the batch after the answer.
     after: RefCell<Vec<Statement>>,
+    /// The request's id, on every line it logs.
+    request_id: String,
 }
 
 impl Platform for WorkerPlatform {
@@ -129,7 +131,7 @@ impl Platform for WorkerPlatform {
         &self.cache
     }
     fn report(&self, what: &str) {
-        console_error!("{SERVICE}: {what}");
+        console_error!("{SERVICE} request {}: {what}", self.request_id);
     }
     fn loaded(&self) -> Option<&LoadedCaller> {
         self.loaded.as_ref()
@@ -201,7 +203,7 @@ fn demo_books(today: chrono::NaiveDate) -> Arc<Books> {
 
 /// The platform and principal of a demo key, or `None` when it is not a
 /// known demo key or demo mode is off.
-fn demo_request(env: &Env, key: &str) -> Option<(WorkerPlatform, Principal)> {
+fn demo_request(env: &Env, key: &str, request_id: &str) -> Option<(WorkerPlatform, Principal)> {
     if bindings::var_or(env, "DEMO_MODE", "on") == "off" {
         return None;
     }
@@ -229,6 +231,7 @@ fn demo_request(env: &Env, key: &str) -> Option<(WorkerPlatform, Principal)> {
         detach: None,
         loaded: None,
         after: RefCell::new(Vec::new()),
+        request_id: request_id.to_owned(),
     };
     Some((platform, Principal::demo(key, tenant)))
 }
@@ -550,7 +553,7 @@ async fn answer(
     let request_id = a.request_id.to_owned();
     let authorization = req.headers().get("authorization")?;
     let demo = match path_key {
-        Some(key) => match demo_request(env, key) {
+        Some(key) => match demo_request(env, key, &request_id) {
             Some(found) => Some(found),
             None => {
                 return edge::json_response(
@@ -561,7 +564,7 @@ async fn answer(
         },
         None => bearer(authorization.as_deref())
             .filter(|k| demo::is_demo_key(k))
-            .and_then(|k| demo_request(env, k)),
+            .and_then(|k| demo_request(env, k, &request_id)),
     };
     let (platform, mut principal) = match demo {
         Some(found) => {
@@ -623,6 +626,7 @@ async fn answer(
                 detach: Some((Rc::clone(ctx), env.clone())),
                 loaded: Some(loaded),
                 after: RefCell::new(Vec::new()),
+                request_id: request_id.clone(),
             };
             (platform, principal)
         }
