@@ -43,7 +43,7 @@ pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         (Method::Get, "/health/deep") => "/health/deep",
         (_, p) => boekhouding_portal::route_name(p),
     };
-    let mut log = RequestLog::begin(&request_id, SERVICE, route, &req.method().to_string());
+    let mut log = RequestLog::begin(&request_id, SERVICE, route, req.method().as_ref());
     let result = serve(req, route, &env, &mut log).await;
     observe::finish(result, log, started, &env, &NoMetrics)
 }

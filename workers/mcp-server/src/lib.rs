@@ -779,12 +779,7 @@ pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     // row (`api_usage.request_id`) and every error line carry it.
     let request_id = edge::request_id(&req);
     let route = Route::of(&req.method(), &req.path());
-    let mut log = RequestLog::begin(
-        &request_id,
-        SERVICE,
-        route.name(),
-        &req.method().to_string(),
-    );
+    let mut log = RequestLog::begin(&request_id, SERVICE, route.name(), req.method().as_ref());
     let result = serve(req, route, &env, &ctx, &mut log).await;
     observe::finish(
         result,

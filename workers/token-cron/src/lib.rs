@@ -43,7 +43,7 @@ pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         (Method::Get, "/health/deep") => "/health/deep",
         _ => UNMATCHED_ROUTE,
     };
-    let mut log = RequestLog::begin(&request_id, SERVICE, route, &req.method().to_string());
+    let mut log = RequestLog::begin(&request_id, SERVICE, route, req.method().as_ref());
     let result = match route {
         "/health" => health::respond(SERVICE, &env).await,
         "/health/deep" => health::respond_deep(SERVICE, &req, &env, &mut log).await,
