@@ -409,7 +409,8 @@ mod tests {
     /// Each check alone fails the verdict, with a reason that names it.
     #[test]
     fn each_finding_alone_makes_the_check_unhealthy_and_says_why() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Findings)>)> = vec![
+        type Breaks = Box<dyn Fn(&mut Findings)>;
+        let cases: Vec<(&str, Breaks)> = vec![
             (
                 "database unreachable",
                 Box::new(|f| {
