@@ -203,12 +203,16 @@ pub fn tool_call_log_check(
         ("MCP-Protocol-Version", "2025-11-25"),
     ];
     let demo_key = exact_sandbox::demo::KEYS[0].0;
+    // A tool that reads the (demo) books, so the line counts its calls.
+    let relations = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "get_relations", "arguments": {"type": "customer"}}})
+    .to_string();
     let r = http_request(
         mcp.port,
         "POST",
         &format!("/demo/{demo_key}"),
         &headers,
-        &body,
+        &relations,
     )?;
     expect(r.status == 200, || {
         format!("demo: status {} body {}", r.status, r.body)
@@ -218,7 +222,7 @@ pub fn tool_call_log_check(
     expect(
         line["route"] == "/demo/{key}"
             && line["rpc_method"] == "tools/call"
-            && line["tool"] == "list_divisions"
+            && line["tool"] == "get_relations"
             && line["auth"] == "demo"
             && line["user"] == "demo"
             && line["outcome"] == "ok",
