@@ -736,6 +736,12 @@ pub fn dev(opts: &Options) -> Result<()> {
             s.log.display()
         );
     }
+    // The token stays in its file; the command reads it from there.
+    println!(
+        "  deep health: curl -H \"Authorization: Bearer $(cat {})\" {}/health/deep",
+        state.join(crate::demo::OPERATOR_TOKEN_FILE).display(),
+        servers.first().map(|s| s.base_url()).unwrap_or_default()
+    );
     match &local {
         Some(_) => println!(
             "  {:<12} {exact_base}   (login demo/demo; admin API at /__admin/requests)",

@@ -255,6 +255,13 @@ pub fn tool_call_log_check(
     expect(!line.to_string().contains(api_key), || {
         format!("the API key reached the log: {line}")
     })?;
+    // The local `ANALYTICS` dataset took both data points without a
+    // complaint (workerd's local Analytics Engine keeps them nowhere, but
+    // the call crosses the same binding as in production).
+    let output = std::fs::read_to_string(&mcp.log)?;
+    expect(!output.contains("analytics engine write failed"), || {
+        "a data point was refused; see the mcp-server log".into()
+    })?;
     // The usage row is written after the answer (in `waitUntil`).
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
