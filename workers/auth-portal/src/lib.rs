@@ -59,14 +59,13 @@ async fn serve(
         "/health/deep" => return health::respond_deep(SERVICE, &req, env, log).await,
         _ => {}
     }
-    let env = env.clone();
     let web = match read(&mut req).await {
         Ok(w) => w,
-        Err(status) => return to_response(WebResponse::html(status, String::new()), &env),
+        Err(status) => return to_response(WebResponse::html(status, String::new()), env),
     };
-    let cfg = config(&env, &web);
+    let cfg = config(env, &web);
     let platform = WorkerPortal {
-        db: Counting::new(match D1Executor::from_env(&env) {
+        db: Counting::new(match D1Executor::from_env(env) {
             Ok(d1) => RequestDb::D1(d1),
             Err(e) => {
                 console_error!("{SERVICE}: {e}");
@@ -83,7 +82,7 @@ async fn serve(
     {
         log.auth = AuthTag::Session;
     }
-    if boekhouding_portal::is_rate_limited(&web) && !admitted(&env, &req).await {
+    if boekhouding_portal::is_rate_limited(&web) && !admitted(env, &req).await {
         // A client registering gets JSON; a person, a page in their
         // language (their preference, or the page's).
         let page = if boekhouding_portal::oauth::is_registration(&web) {
@@ -91,7 +90,7 @@ async fn serve(
         } else {
             boekhouding_portal::account::too_many_requests(&web, &platform).await
         };
-        return to_response(page, &env);
+        return to_response(page, env);
     }
     let answer = handle(&web, &cfg, &platform).await;
     // The portal's outbound calls (Exact sign-in, Stripe, client metadata
@@ -99,7 +98,7 @@ async fn serve(
     log.costs.exact_calls = platform.http.calls();
     log.costs.d1_round_trips = platform.db.calls();
     log.costs.d1_statements = platform.db.statements();
-    to_response(answer, &env)
+    to_response(answer, env)
 }
 
 /// Whether the client address may make one more costly request. Fails
