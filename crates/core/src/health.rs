@@ -100,7 +100,7 @@ pub struct Findings {
     /// `None`: this Worker has no KV namespace to probe.
     pub kv_reachable: Option<bool>,
     /// The newest run (`None` inside: none recorded yet); `None` outside:
-    /// it could not be read (D1 down, already a reason).
+    /// it could not be read (a reason, unless D1 is down, which is one).
     pub last_cron_run: Option<Option<LastCronRun>>,
 }
 
@@ -236,7 +236,11 @@ pub fn assess(found: Findings, expected: &[&str]) -> DeepReport {
     let now = found.now.timestamp();
     let last_cron_run = match found.last_cron_run {
         // D1 down: already a reason.
-        None => None,
+        None if !database_reachable => None,
+        None => {
+            reasons.push("the last cron run could not be read".to_owned());
+            None
+        }
         Some(None) => {
             notes.push("no cron run recorded yet".to_owned());
             None
@@ -431,6 +435,12 @@ mod tests {
                 }),
             ),
             ("KV unreachable", Box::new(|f| f.kv_reachable = Some(false))),
+            (
+                "the last cron run could not be read",
+                Box::new(|f| {
+                    f.last_cron_run = None;
+                }),
+            ),
             (
                 "started 20 minutes ago; it runs every 5 minutes",
                 Box::new(|f| {
