@@ -9,7 +9,7 @@ use boekhouding_core::observe::{AuthTag, Outcome, RequestLog, UserTag};
 use boekhouding_core::storage::usage::AuthKind;
 
 use crate::http::HttpReply;
-use crate::tools::{Caller, Principal, is_metered_tool, rpc_summary};
+use crate::tools::{Caller, Principal, is_metered_tool};
 
 /// The JSON-RPC methods this server answers (both eras), the only ones a
 /// log line names; anything else a client sends is logged as `other`.
@@ -29,12 +29,12 @@ pub const RPC_METHODS: &[&str] = &[
     "completion/complete",
 ];
 
-/// Fills in what the request body asked: its method and, for a
-/// `tools/call`, the tool (a catalogue name, or `other`).
-pub fn describe_body(log: &mut RequestLog, body: &[u8]) {
-    let (method, tool) = rpc_summary(body);
-    log.set_rpc_method(method.as_deref(), RPC_METHODS);
-    log.set_tool(tool.as_deref(), is_metered_tool);
+/// Fills in what the request asked, from its body's
+/// [`rpc_summary`](crate::tools::rpc_summary) (read once per request): its
+/// method and, for a `tools/call`, the tool (a catalogue name, or `other`).
+pub fn describe_request(log: &mut RequestLog, method: Option<&str>, tool: Option<&str>) {
+    log.set_rpc_method(method, RPC_METHODS);
+    log.set_tool(tool, is_metered_tool);
 }
 
 /// Fills in who asked: the kind of credential and the user's tag (`demo`

@@ -3449,7 +3449,8 @@ fn observed_tools_call<P: Platform>(
         &TransportPolicy::default(),
     ));
     let mut log = RequestLog::begin("req-1", "mcp-server", "/mcp", "POST");
-    boekhouding_mcp::observe::describe_body(&mut log, body.as_bytes());
+    let (method, tool) = boekhouding_mcp::tools::rpc_summary(body.as_bytes());
+    boekhouding_mcp::observe::describe_request(&mut log, method.as_deref(), tool.as_deref());
     boekhouding_mcp::observe::describe_principal(&mut log, host.principal);
     boekhouding_mcp::observe::describe_reply(&mut log, &reply);
     log.costs.exact_calls = 2;

@@ -503,8 +503,8 @@ async fn mcp(
     } else {
         Vec::new()
     };
-    boekhouding_mcp::observe::describe_body(log, &body);
-    let (_, tool) = rpc_summary(&body);
+    let (rpc_method, tool) = rpc_summary(&body);
+    boekhouding_mcp::observe::describe_request(log, rpc_method.as_deref(), tool.as_deref());
     let local = bindings::var_or(env, bindings::ENVIRONMENT, "local") == "local";
     let mut response = answer(
         req,
