@@ -175,6 +175,13 @@ pub fn deep_health_check(tools: &Tools, state: &Path, servers: &[DevServer]) -> 
         let kv = &json["kv_reachable"];
         if s.name == "mcp-server" {
             expect(*kv == true, || format!("{what}: KV {kv}"))?;
+            // The local dataset is bound, so tool calls write through it.
+            expect(
+                json["settings"]["present"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|n| n == "ANALYTICS")),
+                || format!("{what}: no ANALYTICS binding in {}", json["settings"]),
+            )?;
         }
         let line = log_line(&s.log, "request", &request_id(&what, &r)?)?;
         expect(
