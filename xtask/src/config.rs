@@ -134,6 +134,16 @@ impl Environment<'_> {
         Some((db["database_id"].as_str()?, db["database_name"].as_str()?))
     }
 
+    /// The D1 migrations folder, resolved against the configuration file.
+    pub fn migrations_dir(&self) -> Option<PathBuf> {
+        let db = self.block["d1_databases"]
+            .as_array()?
+            .iter()
+            .find(|d| d["binding"] == "DB")?;
+        let rel = db["migrations_dir"].as_str()?;
+        Some(self.config.path.parent()?.join(rel))
+    }
+
     /// Every value still holding a placeholder, as `path = value`.
     pub fn placeholders(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -300,6 +310,25 @@ mod tests {
             }
         }
         assert!(seen > 20, "the literals were found ({seen})");
+    }
+
+    #[test]
+    fn the_readme_configuration_table_names_every_setting() {
+        let readme = std::fs::read_to_string(project_root().join("README.md")).unwrap();
+        let table = readme
+            .split("## Configuration")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .unwrap();
+        let missing: Vec<&str> = settings::SETTINGS
+            .iter()
+            .map(|s| s.name)
+            .filter(|n| !table.contains(&format!("`{n}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "README's configuration table lacks {missing:?}"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod bench_peer;
 mod build;
 mod config;
 mod demo;
+mod deploy;
 mod docs;
 mod e2e;
 mod e2e_browser;
@@ -48,9 +49,15 @@ commands:
   build [--dev]         build the three Workers and print their bundle sizes
   check                 repository checks: migration numbering, DATABASE.md in sync
   migrate [--env E]     apply migrations (local D1 by default; E = staging|production)
-  deploy --env E        build, migrate and deploy the three Workers to E
+  deploy --env E [--dry-run] [--allow-destructive M1,M2] [--allow-dirty] [--no-build]
+                        preflight (clean tree, complete configuration, secrets, checks,
+                        pending and destructive migrations), then build, bookmark and
+                        migrate D1, and move each Worker through a checked canary; any
+                        failure returns the moved Workers (docs/runbooks/DEPLOY.md);
+                        --dry-run prints the plan and the problems and changes nothing
   rollback --env E [--worker W] [--version ID]
                         put the previous (or given) version of the Workers back on 100%
+                        and check their health
   sandbox [args]        run the local Exact Online sandbox (see `cargo run -p exact-sandbox -- --help`)
   bench                 bundle sizes, start-up compile time, core throughput, and tools/call
                         latency/throughput at 1, 8 and 32 clients in workerd against the sandbox
@@ -121,7 +128,17 @@ fn run() -> Result<()> {
                 .as_deref()
                 .context("deploy needs --env staging|production")?;
             let t = tools::setup()?;
-            process::deploy(&t, env)
+            deploy::deploy(
+                &t,
+                &deploy::DeployArgs {
+                    env: env.to_owned(),
+                    dry_run: opts.dry_run,
+                    allow_destructive: opts.allow_destructive.clone(),
+                    allow_dirty: opts.allow_dirty,
+                    no_build: opts.no_build,
+                    config_dir: opts.config_dir.clone(),
+                },
+            )
         }
         "rollback" => {
             let env = opts
@@ -129,7 +146,15 @@ fn run() -> Result<()> {
                 .as_deref()
                 .context("rollback needs --env staging|production")?;
             let t = tools::setup()?;
-            process::rollback(&t, env, opts.worker.as_deref(), opts.version.as_deref())
+            deploy::rollback(
+                &t,
+                &deploy::RollbackArgs {
+                    env: env.to_owned(),
+                    worker: opts.worker.clone(),
+                    version: opts.version.clone(),
+                    config_dir: opts.config_dir.clone(),
+                },
+            )
         }
         "bench" => e2e::bench(),
         "help" | "--help" | "-h" => {
@@ -162,6 +187,17 @@ pub struct Options {
     pub fresh: bool,
     /// A bare word after the command (`keys status`).
     pub sub: Option<String>,
+    /// `deploy`: run the preflight and print the plan, change nothing.
+    pub dry_run: bool,
+    /// `deploy`: pending migrations whose destructive statements were
+    /// reviewed (`--allow-destructive 0018_x,0019_y`).
+    pub allow_destructive: Vec<String>,
+    /// `deploy`: deploy uncommitted changes.
+    pub allow_dirty: bool,
+    /// `deploy`: use the bundles of the last `cargo xtask build`.
+    pub no_build: bool,
+    /// `deploy`/`rollback`: `<dir>/<worker>/wrangler.jsonc` instead of `wrangler/`.
+    pub config_dir: Option<PathBuf>,
 }
 
 impl Options {
@@ -176,6 +212,16 @@ impl Options {
             };
             match a.as_str() {
                 "--dev" => o.dev_profile = true,
+                "--dry-run" => o.dry_run = true,
+                "--allow-dirty" => o.allow_dirty = true,
+                "--no-build" => o.no_build = true,
+                "--allow-destructive" => o.allow_destructive.extend(
+                    value("--allow-destructive")?
+                        .split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty()),
+                ),
+                "--config-dir" => o.config_dir = Some(PathBuf::from(value("--config-dir")?)),
                 "--env" | "-e" => o.env = Some(value("--env")?),
                 "--worker" => o.worker = Some(value("--worker")?),
                 "--version" => o.version = Some(value("--version")?),

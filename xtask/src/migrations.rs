@@ -146,6 +146,103 @@ pub fn pin_checksums(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The statements of a migration that lose data or break the code that is
+/// still running while it is applied: `DROP …`, `ALTER TABLE … DROP` or
+/// `… RENAME`, and `DELETE` or `UPDATE` without `WHERE`. The deploy
+/// refuses a pending migration holding one unless `--allow-destructive`
+/// names it (a reviewed table rebuild, for example). Each statement is
+/// returned on one line, as written.
+pub fn destructive_statements(sql: &str) -> Vec<String> {
+    split_statements(sql)
+        .into_iter()
+        .filter(|stmt| {
+            let upper = format!(" {} ", stmt.to_ascii_uppercase());
+            let words: Vec<&str> = upper.split_whitespace().collect();
+            match words.as_slice() {
+                ["DROP", ..] => true,
+                ["ALTER", "TABLE", ..] => words.contains(&"DROP") || words.contains(&"RENAME"),
+                ["DELETE", ..] | ["UPDATE", ..] => !words.contains(&"WHERE"),
+                _ => false,
+            }
+        })
+        .collect()
+}
+
+/// Splits SQL into statements on `;`, leaving out comments (`--` to the
+/// end of the line, `/* … */`) and ignoring `;` inside quotes; each
+/// statement's whitespace is collapsed to single spaces. Trigger bodies
+/// (`BEGIN … END`) are kept whole.
+pub fn split_statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    // The word being read, and how many trigger bodies are open.
+    let mut word = String::new();
+    let mut in_body = 0usize;
+    let mut chars = sql.chars().peekable();
+    let mut quote: Option<char> = None;
+    let flush = |cur: &mut String, out: &mut Vec<String>| {
+        let stmt = cur.split_whitespace().collect::<Vec<_>>().join(" ");
+        if !stmt.is_empty() {
+            out.push(stmt);
+        }
+        cur.clear();
+    };
+    while let Some(c) = chars.next() {
+        if let Some(q) = quote {
+            cur.push(c);
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+            cur.push(c);
+            continue;
+        }
+        // A word ended: trigger bodies open at BEGIN and close at END.
+        let upper = cur.to_ascii_uppercase();
+        if word.eq_ignore_ascii_case("BEGIN")
+            && upper.trim_start().starts_with("CREATE")
+            && upper.contains(" TRIGGER ")
+        {
+            in_body += 1;
+        } else if word.eq_ignore_ascii_case("END") && in_body > 0 {
+            in_body -= 1;
+        }
+        word.clear();
+        match c {
+            '\'' | '"' | '`' => {
+                quote = Some(c);
+                cur.push(c);
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                for n in chars.by_ref() {
+                    if n == '\n' {
+                        break;
+                    }
+                }
+                cur.push(' ');
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut prev = ' ';
+                for n in chars.by_ref() {
+                    if prev == '*' && n == '/' {
+                        break;
+                    }
+                    prev = n;
+                }
+                cur.push(' ');
+            }
+            ';' if in_body == 0 => flush(&mut cur, &mut out),
+            _ => cur.push(c),
+        }
+    }
+    flush(&mut cur, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,5 +313,64 @@ mod tests {
         let err = check_dir(&tmp).unwrap_err().to_string();
         assert!(err.contains("edited after it was pinned"), "{err}");
         std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn destructive_statements_are_found_and_safe_ones_pass() {
+        let sql = "-- DROP TABLE in a comment is not a statement\n\
+            CREATE TABLE a (id TEXT, note TEXT DEFAULT 'x; DROP TABLE b');\n\
+            ALTER TABLE a ADD COLUMN c INTEGER;\n\
+            CREATE INDEX i ON a (c);\n\
+            /* DELETE FROM a; */\n\
+            DELETE FROM a WHERE c IS NULL;\n\
+            UPDATE a SET c = 1 WHERE c IS NULL;\n\
+            drop   table\n  old;\n\
+            ALTER TABLE a RENAME COLUMN c TO d;\n\
+            ALTER TABLE a DROP COLUMN note;\n\
+            DELETE FROM a;\n\
+            UPDATE a SET d = 0;\n\
+            DROP INDEX i;";
+        assert_eq!(
+            destructive_statements(sql),
+            vec![
+                "drop table old",
+                "ALTER TABLE a RENAME COLUMN c TO d",
+                "ALTER TABLE a DROP COLUMN note",
+                "DELETE FROM a",
+                "UPDATE a SET d = 0",
+                "DROP INDEX i",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_trigger_body_is_one_statement() {
+        let sql = "SELECT 0;\n  CREATE TRIGGER t AFTER INSERT ON a BEGIN DELETE FROM b; UPDATE c SET x = 1; END; SELECT 1;";
+        let stmts = split_statements(sql);
+        assert_eq!(stmts.len(), 3, "{stmts:?}");
+        assert!(
+            destructive_statements(sql).is_empty(),
+            "a trigger is not run by the migration"
+        );
+    }
+
+    #[test]
+    fn the_repository_rebuilds_are_the_only_destructive_migrations() {
+        let dir = crate::project_root().join("migrations");
+        let mut flagged = Vec::new();
+        for name in sql_files(&dir).unwrap() {
+            let sql = std::fs::read_to_string(dir.join(&name)).unwrap();
+            if !destructive_statements(&sql).is_empty() {
+                flagged.push(name);
+            }
+        }
+        assert_eq!(
+            flagged,
+            [
+                "0018_connections_per_exact_login.sql",
+                "0019_oauth_grants.sql",
+                "0020_login_return_to_length.sql"
+            ]
+        );
     }
 }

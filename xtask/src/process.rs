@@ -1,6 +1,7 @@
 //! Running wrangler: local D1 migrations, `wrangler dev` in workerd with a
 //! guard that stops the whole process group, a tiny loopback HTTP client
-//! for health checks, and the deploy/rollback pass-throughs.
+//! for health checks, and remote D1 access for operators (the deploy
+//! itself lives in `deploy.rs`).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::build::{WORKERS, WorkerCrate};
+use crate::build::WORKERS;
 use crate::run_cmd;
 use crate::tools::Tools;
 
@@ -370,15 +371,19 @@ pub fn commit_var(root: &Path) -> String {
     git_commit(root)
 }
 
+/// Refuses an environment whose configuration still holds placeholders
+/// (the full check is the deploy's preflight).
 fn ensure_configured(tools: &Tools, env: &str) -> Result<()> {
-    for w in WORKERS {
-        let text = std::fs::read_to_string(w.config(&tools.root))?;
-        let section = text.split(&format!("\"{env}\"")).nth(1).unwrap_or("");
-        if section.contains("REPLACE_WITH_") {
+    for c in crate::config::load_all(&tools.root.join("wrangler"))? {
+        let e = c
+            .environment(env)
+            .with_context(|| format!("{}: no env.{env}", c.path.display()))?;
+        let left = e.placeholders();
+        if !left.is_empty() {
             bail!(
-                "wrangler/{}/wrangler.jsonc still has REPLACE_WITH_… ids for {env}; \
-                 create the D1 database and KV namespace (docs/runbooks/DEPLOY.md) and fill them in",
-                w.name
+                "{} is not filled in for {env}: {}; see docs/runbooks/DEPLOY.md (or run `cargo xtask deploy --dry-run --env {env}`)",
+                c.path.display(),
+                left.join(", ")
             );
         }
     }
@@ -402,62 +407,6 @@ pub fn apply_migrations_remote(tools: &Tools, env: &str) -> Result<()> {
             ])
             .arg(WORKERS[0].config(&tools.root)),
     )
-}
-
-pub fn deploy(tools: &Tools, env: &str) -> Result<()> {
-    ensure_configured(tools, env)?;
-    let report = crate::build::build_all(tools, crate::build::Profile::Release)?;
-    crate::build::print_report(&report);
-    crate::build::enforce_limits(&report)?;
-    apply_migrations_remote(tools, env)?;
-    let commit = git_commit(&tools.root);
-    for w in WORKERS {
-        run_cmd(
-            tools
-                .wrangler()
-                .args([
-                    "deploy",
-                    "-e",
-                    env,
-                    "--var",
-                    &format!("GIT_COMMIT:{commit}"),
-                    "-c",
-                ])
-                .arg(w.config(&tools.root)),
-        )?;
-    }
-    Ok(())
-}
-
-pub fn rollback(
-    tools: &Tools,
-    env: &str,
-    worker: Option<&str>,
-    version: Option<&str>,
-) -> Result<()> {
-    let targets: Vec<WorkerCrate> = match worker {
-        Some(name) => vec![
-            *WORKERS
-                .iter()
-                .find(|w| w.name == name)
-                .with_context(|| format!("unknown worker {name:?}"))?,
-        ],
-        None => WORKERS.to_vec(),
-    };
-    if version.is_some() && targets.len() != 1 {
-        bail!("--version needs --worker: a version id belongs to one Worker");
-    }
-    for w in targets {
-        let mut cmd = tools.wrangler();
-        cmd.args(["rollback", "-e", env, "-c"])
-            .arg(w.config(&tools.root));
-        if let Some(v) = version {
-            cmd.arg(v);
-        }
-        cmd.args(["--message", "rollback via cargo xtask", "--yes"]);
-        run_cmd(&mut cmd)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -138,31 +138,4 @@ mod tests {
         assert!(ci.contains("cargo xtask test"));
         assert!(readme.contains("cargo xtask test") && readme.contains("cargo xtask dev"));
     }
-
-    /// Every rate-limit `namespace_id` in a Worker's config, in order.
-    fn namespace_ids(config: &str) -> Vec<String> {
-        config
-            .split("\"namespace_id\"")
-            .skip(1)
-            .filter_map(|rest| rest.split('"').nth(1).map(str::to_owned))
-            .collect()
-    }
-
-    #[test]
-    fn each_environment_has_its_own_rate_limit_namespace() {
-        // A namespace shared by staging and production would let staging
-        // traffic spend the production demo budget (and the reverse).
-        let root = project_root();
-        let mut seen = Vec::new();
-        for worker in crate::build::WORKERS {
-            let text = std::fs::read_to_string(worker.config(&root)).unwrap();
-            seen.extend(namespace_ids(&text));
-        }
-        assert!(
-            seen.len() >= 3,
-            "the demo limiter is configured locally, on staging and on production: {seen:?}"
-        );
-        let distinct: BTreeSet<&String> = seen.iter().collect();
-        assert_eq!(distinct.len(), seen.len(), "namespace ids repeat: {seen:?}");
-    }
 }

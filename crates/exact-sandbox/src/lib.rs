@@ -28,7 +28,7 @@ pub mod odata;
 pub mod reports;
 mod rest;
 #[cfg(feature = "server")]
-mod server;
+pub mod server;
 #[cfg(feature = "server")]
 mod state;
 #[cfg(feature = "server")]
@@ -117,6 +117,21 @@ impl Shared {
             base: &self.books.base_url,
             deliverer: &self.stripe_deliverer,
         }
+    }
+}
+
+#[cfg(feature = "server")]
+impl server::Handler for Shared {
+    fn handle(&self, req: server::WireRequest) -> http::Reply {
+        // Exact's and Stripe's bodies are text (JSON, forms).
+        let req = http::Req::new(
+            req.method,
+            &req.target,
+            req.headers,
+            String::from_utf8_lossy(&req.body).into_owned(),
+            req.loopback,
+        );
+        dispatch::handle(self, &req)
     }
 }
 

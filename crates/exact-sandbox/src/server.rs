@@ -1,7 +1,9 @@
 //! The sandbox's HTTP/1.1 server: one thread per connection, keep-alive,
 //! requests parsed with `httparse`. (A fixed worker pool let a burst of
 //! new keep-alive connections queue behind idle ones for 5-second steps;
-//! a thread per connection cannot starve that way.)
+//! a thread per connection cannot starve that way.) Any [`Handler`] can
+//! sit behind it: the local Exact Online is one, the local Cloudflare API
+//! (`cloudflare-sandbox`) another.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -10,8 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::Shared;
-use crate::http::{Reply, Req};
+pub use crate::http::Reply;
 
 /// Largest request head and body the sandbox reads.
 const MAX_HEAD: usize = 64 * 1024;
@@ -19,15 +20,45 @@ const MAX_BODY: usize = 16 * 1024 * 1024;
 /// An idle keep-alive connection is closed after this.
 const IDLE: Duration = Duration::from_secs(30);
 
+/// A request as it came off the wire: the body as bytes (uploads carry
+/// Wasm), header names lower-cased.
+#[derive(Debug, Clone)]
+pub struct WireRequest {
+    pub method: String,
+    /// The request target: path and query string, not decoded.
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Whether the peer is on loopback (admin APIs answer only there).
+    pub loopback: bool,
+}
+
+impl WireRequest {
+    /// The first header of that (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What answers the requests one server receives; called from one thread
+/// per connection, so it shares its state behind locks.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, req: WireRequest) -> Reply;
+}
+
 /// The accept loop; dropping it stops accepting (open connections finish).
-pub(crate) struct Server {
+#[derive(Debug)]
+pub struct Server {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
 }
 
 impl Server {
-    pub fn start(listener: TcpListener, shared: Arc<Shared>) -> std::io::Result<Server> {
+    pub fn start<H: Handler>(listener: TcpListener, shared: Arc<H>) -> std::io::Result<Server> {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -38,7 +69,7 @@ impl Server {
                 }
                 let Ok(stream) = stream else { continue };
                 let shared = Arc::clone(&shared);
-                std::thread::spawn(move || serve(stream, &shared));
+                std::thread::spawn(move || serve(stream, shared.as_ref()));
             }
         });
         Ok(Server {
@@ -46,6 +77,11 @@ impl Server {
             stop,
             accept: Some(accept),
         })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// Blocks until the accept loop ends.
@@ -68,7 +104,7 @@ impl Drop for Server {
 }
 
 /// Serves one connection until the client closes it, asks to, or idles.
-fn serve(stream: TcpStream, shared: &Shared) {
+fn serve<H: Handler>(stream: TcpStream, shared: &H) {
     let loopback = stream.peer_addr().is_ok_and(|a| a.ip().is_loopback());
     let _ = stream.set_read_timeout(Some(IDLE));
     let _ = stream.set_nodelay(true);
@@ -85,7 +121,7 @@ fn serve(stream: TcpStream, shared: &Shared) {
                 return;
             }
         };
-        let reply = crate::dispatch::handle(shared, &req);
+        let reply = shared.handle(req);
         if write_reply(&mut writer, reply, keep_alive).is_err() || !keep_alive {
             return;
         }
@@ -97,7 +133,7 @@ fn serve(stream: TcpStream, shared: &Shared) {
 fn read_request(
     reader: &mut BufReader<TcpStream>,
     loopback: bool,
-) -> Result<Option<(Req, bool)>, u16> {
+) -> Result<Option<(WireRequest, bool)>, u16> {
     let mut head = Vec::new();
     loop {
         let mut line = Vec::new();
@@ -170,13 +206,13 @@ fn read_request(
         _ => !http10,
     };
     Ok(Some((
-        Req::new(
+        WireRequest {
             method,
-            &target,
+            target,
             headers,
-            String::from_utf8_lossy(&body).into_owned(),
+            body,
             loopback,
-        ),
+        },
         keep_alive,
     )))
 }
