@@ -141,6 +141,17 @@ pub struct CronReport {
     pub breaker: Option<String>,
 }
 
+/// The parts of the deep check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    Database,
+    Migrations,
+    Settings,
+    Kv,
+    Cron,
+}
+
 /// The deep check's answer (the JSON body of `/health/deep`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeepReport {
@@ -149,6 +160,9 @@ pub struct DeepReport {
     pub healthy: bool,
     /// Why not healthy; empty when healthy.
     pub reasons: Vec<String>,
+    /// Which checks the reasons belong to, so a caller can weigh them (a
+    /// deploy may well be the fix for a failing cron, for instance).
+    pub failed: Vec<Check>,
     /// Worth knowing, not a failure (no cron run yet, a newer schema).
     pub notes: Vec<String>,
     pub database_reachable: bool,
@@ -172,12 +186,14 @@ impl DeepReport {
 /// bundle was built with (normally [`EXPECTED_MIGRATIONS`]).
 pub fn assess(found: Findings, expected: &[&str]) -> DeepReport {
     let mut reasons = Vec::new();
+    let mut failed = Vec::new();
     let mut notes = Vec::new();
     let deployed = found.environment != "local";
 
     let database_reachable = found.applied_migrations.is_some();
     if !database_reachable {
         reasons.push("database unreachable".to_owned());
+        failed.push(Check::Database);
     }
     let migrations = found.applied_migrations.map(|applied| {
         let not_applied: Vec<String> = expected
@@ -191,6 +207,7 @@ pub fn assess(found: Findings, expected: &[&str]) -> DeepReport {
             .cloned()
             .collect();
         if !not_applied.is_empty() {
+            failed.push(Check::Migrations);
             reasons.push(format!(
                 "migrations not applied: {}",
                 not_applied.join(", ")
@@ -223,6 +240,7 @@ pub fn assess(found: Findings, expected: &[&str]) -> DeepReport {
         }
     }
     if !settings.missing_required.is_empty() {
+        failed.push(Check::Settings);
         reasons.push(format!(
             "required settings missing: {}",
             settings.missing_required.join(", ")
@@ -231,9 +249,12 @@ pub fn assess(found: Findings, expected: &[&str]) -> DeepReport {
 
     if found.kv_reachable == Some(false) {
         reasons.push("KV unreachable".to_owned());
+        failed.push(Check::Kv);
     }
 
     let now = found.now.timestamp();
+    // Every reason pushed from here on is about the cron.
+    let cron_reasons_from = reasons.len();
     let last_cron_run = match found.last_cron_run {
         // D1 down: already a reason.
         None if !database_reachable => None,
@@ -281,11 +302,16 @@ pub fn assess(found: Findings, expected: &[&str]) -> DeepReport {
         }
     };
 
+    let cron_reasons_from = cron_reasons_from.min(reasons.len());
+    if reasons.len() > cron_reasons_from {
+        failed.push(Check::Cron);
+    }
     DeepReport {
         service: found.service,
         environment: found.environment,
         healthy: reasons.is_empty(),
         reasons,
+        failed,
         notes,
         database_reachable,
         migrations,
@@ -397,7 +423,7 @@ mod tests {
         let report = assess(healthy(), EXPECTED);
         assert!(report.healthy, "{:?}", report.reasons);
         assert_eq!(report.status(), 200);
-        assert!(report.reasons.is_empty());
+        assert!(report.reasons.is_empty() && report.failed.is_empty());
         let m = report.migrations.as_ref().unwrap();
         assert_eq!(m.expected, ["0001_a.sql", "0002_b.sql"]);
         assert!(m.not_applied.is_empty() && m.unknown.is_empty());
@@ -414,9 +440,10 @@ mod tests {
     #[test]
     fn each_finding_alone_makes_the_check_unhealthy_and_says_why() {
         type Breaks = Box<dyn Fn(&mut Findings)>;
-        let cases: Vec<(&str, Breaks)> = vec![
+        let cases: Vec<(&str, Check, Breaks)> = vec![
             (
                 "database unreachable",
+                Check::Database,
                 Box::new(|f| {
                     f.applied_migrations = None;
                     f.last_cron_run = None;
@@ -424,43 +451,54 @@ mod tests {
             ),
             (
                 "migrations not applied: 0002_b.sql",
+                Check::Migrations,
                 Box::new(|f| {
                     f.applied_migrations = Some(vec!["0001_a.sql".into()]);
                 }),
             ),
             (
                 "required settings missing: EXACT_CLIENT_ID",
+                Check::Settings,
                 Box::new(|f| {
                     f.settings[0].present = false;
                 }),
             ),
-            ("KV unreachable", Box::new(|f| f.kv_reachable = Some(false))),
+            (
+                "KV unreachable",
+                Check::Kv,
+                Box::new(|f| f.kv_reachable = Some(false)),
+            ),
             (
                 "the last cron run could not be read",
+                Check::Cron,
                 Box::new(|f| {
                     f.last_cron_run = None;
                 }),
             ),
             (
                 "started 20 minutes ago; it runs every 5 minutes",
+                Check::Cron,
                 Box::new(|f| {
                     f.last_cron_run = Some(Some(run(20 * 60, "ok")));
                 }),
             ),
             (
                 "started 16 minutes ago and never finished",
+                Check::Cron,
                 Box::new(|f| {
                     f.last_cron_run = Some(Some(run(16 * 60, "running")));
                 }),
             ),
             (
                 "(id 7) failed",
+                Check::Cron,
                 Box::new(|f| {
                     f.last_cron_run = Some(Some(run(60, "error")));
                 }),
             ),
             (
                 "its breaker tripped",
+                Check::Cron,
                 Box::new(|f| {
                     let mut r = run(60, "partial");
                     r.breaker = Some("invalid_client".into());
@@ -468,13 +506,14 @@ mod tests {
                 }),
             ),
         ];
-        for (reason, break_it) in cases {
+        for (reason, check, break_it) in cases {
             let mut found = healthy();
             break_it(&mut found);
             let report = assess(found, EXPECTED);
             assert!(!report.healthy, "{reason}: still healthy");
             assert_eq!(report.status(), 503);
             assert_eq!(report.reasons.len(), 1, "{reason}: {:?}", report.reasons);
+            assert_eq!(report.failed, [check], "{reason}");
             assert!(
                 report.reasons[0].contains(reason),
                 "{reason}: {:?}",
