@@ -161,6 +161,40 @@ pub fn print_report(report: &[BundleSize]) {
         );
     }
     println!();
+    print_views();
+}
+
+/// The MCP Apps views the mcp-server embeds (bundled from
+/// `crates/mcp/views/` by that crate's build script): what each costs.
+fn print_views() {
+    let views = boekhouding_mcp::tools::views::all();
+    if views.is_empty() {
+        // This binary was compiled before `setup` installed esbuild; the
+        // Workers just built have their views.
+        println!("(MCP Apps view sizes: shown from the next run on)\n");
+        return;
+    }
+    println!("| MCP Apps view (in mcp-server) | raw        | gzip       |");
+    println!("|-------------------------------|------------|------------|");
+    let (mut raw, mut gzip) = (0, 0);
+    for v in &views {
+        let g = gzip_len(v.html.as_bytes()).unwrap_or(0);
+        raw += v.html.len() as u64;
+        gzip += g;
+        println!(
+            "| {:<29} | {:>10} | {:>10} |",
+            v.uri.trim_start_matches("ui://praat-met-je-boekhouding/"),
+            kib(v.html.len() as u64),
+            kib(g)
+        );
+    }
+    println!(
+        "| {:<29} | {:>10} | {:>10} |",
+        format!("all {} views", views.len()),
+        kib(raw),
+        kib(gzip)
+    );
+    println!();
 }
 
 /// Fails over the platform's limits; says so plainly over our own goal.

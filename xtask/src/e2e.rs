@@ -135,6 +135,15 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
     let state = fresh_state(&root, &format!("e2e-{}", std::process::id()))?;
     let migrations = migration_count(&root)?;
     let commit = process::commit_var(&root);
+    // The deploy group needs none of the local Workers: alone, it runs
+    // without starting them.
+    if std::env::var("PMJB_E2E_ONLY").is_ok_and(|g| g == "deploy") {
+        let mut suite = Suite::default();
+        for (name, result) in crate::e2e_deploy::checks(tools, &state) {
+            suite.check(name, result);
+        }
+        return suite.finish();
+    }
 
     let t = Instant::now();
     apply_migrations_local(tools, &state)?;
@@ -407,6 +416,14 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
             }
         }
     }
+    if only.is_empty() || only.contains("apps") {
+        let port_of = |name: &str| servers.iter().find(|s| s.name == name).map(|s| s.port);
+        if let Some(mcp) = port_of("mcp-server") {
+            for (name, result) in crate::e2e_apps::checks(tools, mcp) {
+                suite.check(name, result);
+            }
+        }
+    }
     if only.is_empty() || only.contains("billing") {
         let port_of = |name: &str| servers.iter().find(|s| s.name == name).map(|s| s.port);
         if let (Some(portal), Some(mcp), Some(cron)) = (
@@ -437,6 +454,11 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
             for (name, result) in crate::e2e_oauth::checks(tools, &world) {
                 suite.check(&name, result);
             }
+        }
+    }
+    if only.is_empty() || only.contains("deploy") {
+        for (name, result) in crate::e2e_deploy::checks(tools, &state) {
+            suite.check(name, result);
         }
     }
     if only.is_empty() || only.contains("cron") {

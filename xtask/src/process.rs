@@ -227,45 +227,9 @@ impl Drop for DevServer {
     }
 }
 
-fn signal_group(pgid: u32, signal: &str) -> bool {
-    // `--` matters: without it procps `kill` reads `-<pgid>` as an option
-    // and signals nothing (the e2e suite once hung on that).
-    Command::new("kill")
-        .args([signal, "--", &format!("-{pgid}")])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-/// Stops a child started with `process_group(0)` and everything in its
-/// group (wrangler's node and the workerd under it): TERM, then KILL; never
-/// waits forever.
-pub fn stop_group(child: &mut Child) {
-    if matches!(child.try_wait(), Ok(Some(_))) {
-        // The leader is gone; its group may still hold children.
-        signal_group(child.id(), "-KILL");
-        return;
-    }
-    let pgid = child.id();
-    signal_group(pgid, "-TERM");
-    if !wait_exit(child, Duration::from_secs(5)) {
-        signal_group(pgid, "-KILL");
-        wait_exit(child, Duration::from_secs(5));
-    }
-    // Stragglers that outlived the leader.
-    signal_group(pgid, "-KILL");
-}
+/// Stops a `wrangler dev` started in its own process group, with everything
+/// in the group (TERM, then KILL): the local Cloudflare imitation's one.
+pub use cloudflare_sandbox::process::stop_group;
 
 /// A response from [`http_get`].
 #[derive(Debug, Clone)]
@@ -304,9 +268,17 @@ pub fn http_request(
 ) -> Result<HttpReply> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut head =
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
-    for (k, v) in headers {
+    // A caller's own Host (a deployed Worker's name at the local edge)
+    // replaces the loopback one: the first Host header is the one read.
+    let host = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map_or_else(|| format!("127.0.0.1:{port}"), |(_, v)| (*v).to_owned());
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("host"))
+    {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));

@@ -222,6 +222,16 @@ fn route(shared: &Shared, call: &Call<'_>, segs: &[&str]) -> ApiResult {
     }
 }
 
+/// The secrets' names as `secret list` shows them.
+fn secret_list(s: &Script) -> ApiResult {
+    ok_list(
+        s.secrets
+            .keys()
+            .map(|n| json!({"name": n, "type": "secret_text"}))
+            .collect(),
+    )
+}
+
 fn script_ref<'a>(st: &'a State, name: &str) -> Result<&'a Script, ApiError> {
     st.scripts.get(name).ok_or_else(ApiError::script_not_found)
 }
@@ -425,12 +435,7 @@ fn script(shared: &Shared, call: &Call<'_>, name: &str, segs: &[&str]) -> ApiRes
         ("GET", ["secrets"]) => {
             let st = lock(shared);
             let s = script_ref(&st, name)?;
-            ok_list(
-                s.secrets
-                    .keys()
-                    .map(|n| json!({"name": n, "type": "secret_text"}))
-                    .collect(),
-            )
+            secret_list(s)
         }
         ("PUT", ["secrets"]) => {
             let body = call.json_body()?;
@@ -469,12 +474,7 @@ fn script(shared: &Shared, call: &Call<'_>, name: &str, segs: &[&str]) -> ApiRes
             put_secrets(shared, name, changes)?;
             let st = lock(shared);
             let s = script_ref(&st, name)?;
-            ok_list(
-                s.secrets
-                    .keys()
-                    .map(|n| json!({"name": n, "type": "secret_text"}))
-                    .collect(),
-            )
+            secret_list(s)
         }
         ("GET", ["secrets", sname]) => {
             let st = lock(shared);

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use exact_sandbox::server::{Reply, WireRequest};
 use serde_json::{Value, json};
 
+use crate::process::{signal_group, stop_group};
 use crate::state::{Script, Version, random_unit};
 use crate::{Config, Shared, d1};
 
@@ -121,6 +122,35 @@ impl Edge {
         stop_group(&mut guard(&i.child));
     }
 
+    /// Stops, in the background, the running versions of a script that
+    /// its current deployment no longer serves (no request can reach
+    /// them: an override must name a version of the current deployment).
+    fn retire(&self, script: &str, current: &[String]) {
+        let gone: Vec<Arc<Instance>> = {
+            let mut map = guard(&self.instances);
+            let ids: Vec<String> = map
+                .values()
+                .filter(|i| i.script == script && !current.contains(&i.version))
+                .map(|i| i.version.clone())
+                .collect();
+            ids.iter().filter_map(|id| map.remove(id)).collect()
+        };
+        if !gone.is_empty() {
+            std::thread::spawn(move || {
+                for i in gone {
+                    stop_group(&mut guard(&i.child));
+                }
+            });
+        }
+    }
+
+    /// The instance of a version if it is still running.
+    fn alive(&self, version: &str) -> Option<Arc<Instance>> {
+        let i = guard(&self.instances).get(version).cloned()?;
+        let running = matches!(guard(&i.child).try_wait(), Ok(None));
+        running.then_some(i)
+    }
+
     /// The running instance of a version, started if needed.
     fn instance(
         &self,
@@ -129,14 +159,15 @@ impl Edge {
         secrets: &BTreeMap<String, String>,
     ) -> Result<Arc<Instance>, EdgeError> {
         let wrangler = self.wrangler.clone().ok_or(EdgeError::Off)?;
-        let _one = guard(&self.starting);
-        if let Some(i) = guard(&self.instances).get(&version.id).cloned() {
-            let alive = matches!(guard(&i.child).try_wait(), Ok(None));
-            if alive {
-                return Ok(i);
-            }
-            guard(&self.instances).remove(&version.id);
+        // A running version answers without waiting for another's start.
+        if let Some(i) = self.alive(&version.id) {
+            return Ok(i);
         }
+        let _one = guard(&self.starting);
+        if let Some(i) = self.alive(&version.id) {
+            return Ok(i);
+        }
+        guard(&self.instances).remove(&version.id);
         let dir = self.state_dir.join("edge").join(&version.id);
         std::fs::create_dir_all(&dir).map_err(|e| EdgeError::Start(e.to_string()))?;
         let config = dev_config(script, version);
@@ -237,39 +268,6 @@ fn wait_ready(i: &Instance) -> Result<(), EdgeError> {
 
 fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn signal_group(pgid: u32, signal: &str) {
-    // `--` keeps procps `kill` from reading `-<pgid>` as an option.
-    let _ = Command::new("kill")
-        .args([signal, "--", &format!("-{pgid}")])
-        .stderr(Stdio::null())
-        .status();
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-/// TERM to the whole group, KILL after 10 s (the watchdog leader ends
-/// the group itself once wrangler is gone), and KILL for stragglers.
-fn stop_group(child: &mut Child) {
-    let pgid = child.id();
-    if !matches!(child.try_wait(), Ok(Some(_))) {
-        signal_group(pgid, "-TERM");
-        if !wait_exit(child, Duration::from_secs(10)) {
-            signal_group(pgid, "-KILL");
-            wait_exit(child, Duration::from_secs(5));
-        }
-    }
-    signal_group(pgid, "-KILL");
 }
 
 /// The `wrangler dev` configuration of a version: its stored modules as
@@ -446,6 +444,11 @@ fn serve(shared: &Shared, req: WireRequest) -> Result<Reply, EdgeError> {
         let id = pick_version(script, req.header("cloudflare-workers-version-overrides"))
             .ok_or(EdgeError::NotDeployed)?;
         let version = script.version(&id).cloned().ok_or(EdgeError::NotDeployed)?;
+        let current: Vec<String> = script
+            .current_deployment()
+            .map(|d| d.versions.iter().map(|(v, _)| v.clone()).collect())
+            .unwrap_or_default();
+        shared.edge.retire(&script.name, &current);
         (script.clone(), version, script.secrets.clone())
     };
     let instance = shared.edge.instance(&script, &version, &secrets)?;

@@ -55,6 +55,7 @@ mod api;
 mod d1;
 mod edge;
 mod multipart;
+pub mod process;
 mod state;
 
 use std::net::TcpListener;

@@ -218,7 +218,7 @@ impl State {
     pub fn d1_entry(&mut self, id_or_name: &str) -> Option<&mut D1Database> {
         let key = match self.d1_lookup(id_or_name) {
             Some(d) => d.uuid.clone(),
-            None if is_uuid(id_or_name) => {
+            None if exact_sandbox::odata::is_guid(id_or_name) => {
                 self.d1.insert(
                     id_or_name.to_owned(),
                     D1Database {
@@ -235,16 +235,6 @@ impl State {
         };
         self.d1.get_mut(&key)
     }
-}
-
-/// `8-4-4-4-12` hex digits.
-pub fn is_uuid(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() == 5
-        && parts
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Cloudflare's timestamps: RFC 3339 with microseconds, UTC.

@@ -151,6 +151,24 @@ fn state(sb: &CloudflareSandbox) -> Value {
     request(sb, "GET", "/__admin/state", &[], b"").json()
 }
 
+/// `wrangler versions upload` of w1 built at `commit`, keeping secrets.
+fn upload_version(sb: &CloudflareSandbox, commit: &str) -> Value {
+    upload(
+        sb,
+        "POST",
+        "/workers/scripts/w1/versions",
+        metadata(commit, true),
+    )
+    .json()
+}
+
+fn id_of(answer: &Value) -> String {
+    answer["result"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 fn deploy_first(sb: &CloudflareSandbox) -> String {
     let a = upload(sb, "PUT", "/workers/scripts/w1", metadata("aaa", false));
     assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
@@ -219,14 +237,8 @@ fn a_deploy_records_a_version_at_100_percent_with_its_modules() {
 fn a_gradual_deployment_splits_two_versions_and_rejects_bad_percentages() {
     let (sb, _dir) = start();
     let old = deploy_first(&sb);
-    let up = upload(
-        &sb,
-        "POST",
-        "/workers/scripts/w1/versions",
-        metadata("bbb", true),
-    )
-    .json();
-    let new = up["result"]["id"].as_str().unwrap_or_default().to_owned();
+    let up = upload_version(&sb, "bbb");
+    let new = id_of(&up);
     assert_eq!(up["result"]["annotations"]["workers/message"], "build bbb");
     assert_eq!(up["result"]["annotations"]["workers/tag"], "bbb");
     let bad = api(
@@ -279,13 +291,7 @@ fn secrets_carry_over_to_new_versions_and_their_values_never_leave() {
         st["scripts"]["w1"]["versions"][1]["annotations"]["workers/triggered_by"],
         "secret"
     );
-    let up = upload(
-        &sb,
-        "POST",
-        "/workers/scripts/w1/versions",
-        metadata("bbb", true),
-    )
-    .json();
+    let up = upload_version(&sb, "bbb");
     let names: Vec<&str> = up["result"]["resources"]["bindings"]
         .as_array()
         .into_iter()
@@ -511,14 +517,8 @@ fn the_edge_runs_the_version_the_override_names_and_stops_it_on_drop() {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let up = upload(
-        &sb,
-        "POST",
-        "/workers/scripts/w1/versions",
-        metadata("bbb", true),
-    )
-    .json();
-    let new = up["result"]["id"].as_str().unwrap_or_default().to_owned();
+    let up = upload_version(&sb, "bbb");
+    let new = id_of(&up);
     api(
         &sb,
         "POST",
@@ -590,12 +590,28 @@ fn the_edge_runs_the_version_the_override_names_and_stops_it_on_drop() {
         .filter_map(|i| i["port"].as_u64())
         .collect();
     assert_eq!(ports.len(), 2, "{running}");
+    // Once the deployment serves only the new version, the old one's
+    // process is retired.
+    api(
+        &sb,
+        "POST",
+        "/workers/scripts/w1/deployments",
+        Some(
+            json!({"strategy": "percentage", "versions": [{"version_id": new, "percentage": 100}]}),
+        ),
+    );
+    assert_eq!(version_of(None), new);
+    let edge = state(&sb)["edge"].clone();
+    assert_eq!(edge.as_array().map(Vec::len), Some(1), "{edge}");
+    assert_eq!(edge[0]["version_id"], new.as_str());
     drop(sb);
     for p in ports {
-        assert!(
-            TcpStream::connect(("127.0.0.1", p as u16)).is_err(),
-            "the version on port {p} outlived the imitation"
-        );
+        // The retired one stops in the background; wait up to a minute.
+        let closed = (0..600).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            TcpStream::connect(("127.0.0.1", p as u16)).is_err()
+        });
+        assert!(closed, "the version on port {p} outlived the imitation");
     }
 }
 

@@ -85,7 +85,8 @@ fn parse_datetime(s: &str) -> Option<i64> {
         .map(|d| d.and_utc().timestamp_millis())
 }
 
-fn is_guid(s: &str) -> bool {
+/// Whether `s` is a GUID/UUID in its `8-4-4-4-12` hex form.
+pub fn is_guid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 5
         && parts

@@ -4,6 +4,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::apps::{self, AppView, Negotiated};
+
 /// Legacy revisions served with the `initialize` handshake (statelessly).
 pub const LEGACY_VERSIONS: [&str; 2] = ["2025-06-18", "2025-11-25"];
 /// The stateless revision.
@@ -122,6 +124,21 @@ pub trait ToolHost {
     ) -> Result<Vec<String>, HostError> {
         Ok(Vec::new())
     }
+
+    /// MCP Apps views (shown only to clients that negotiated the
+    /// extension), with the tools each renders.
+    fn app_views(&self) -> Vec<AppView> {
+        Vec::new()
+    }
+    /// Helper tools only views call (`_meta.ui.visibility: ["app"]`);
+    /// listed and callable only for clients that negotiated the extension.
+    fn app_tools(&self) -> Vec<Value> {
+        Vec::new()
+    }
+    /// Runs one of [`ToolHost::app_tools`].
+    async fn call_app_tool(&self, _name: &str, _arguments: Value) -> ToolCallOutcome {
+        ToolCallOutcome::UnknownTool
+    }
 }
 
 /// Completion answers carry at most this many values.
@@ -178,13 +195,19 @@ pub struct Engine {
     pub identity: ServerIdentity,
 }
 
-fn capabilities() -> Value {
-    json!({
+fn capabilities(negotiated: Negotiated) -> Value {
+    let mut caps = json!({
         "tools": {"listChanged": false},
         "prompts": {"listChanged": false},
         "resources": {"listChanged": false, "subscribe": false},
         "completions": {},
-    })
+    });
+    // Declared only to a client that declared it too, so every other
+    // client's answer stays as it was.
+    if negotiated.ui {
+        caps["extensions"] = apps::server_extension();
+    }
+    caps
 }
 
 /// Every revision we speak, the stateless one first: `server/discover`
@@ -303,7 +326,28 @@ impl Engine {
         Ok(Era::Modern)
     }
 
-    /// Answers one request. `Err` is a JSON-RPC error.
+    /// What the client of this request negotiated. The stateless revision
+    /// carries the client's capabilities in every request's `_meta`; a
+    /// legacy client declares them in `initialize` only, so its later
+    /// requests are known by the session id that answer handed out
+    /// ([`apps::UI_SESSION_PREFIX`]).
+    pub fn negotiated(
+        &self,
+        method: &str,
+        params: &Value,
+        era: Era,
+        session_id: Option<&str>,
+    ) -> Negotiated {
+        let ui = match era {
+            Era::Modern => apps::declares_ui(params.get("_meta").and_then(|m| m.get(META_CAPS))),
+            Era::Legacy if method == "initialize" => apps::declares_ui(params.get("capabilities")),
+            Era::Legacy => session_id.is_some_and(|s| s.starts_with(apps::UI_SESSION_PREFIX)),
+        };
+        Negotiated { ui }
+    }
+
+    /// Answers one request of a client that negotiated no extension.
+    /// `Err` is a JSON-RPC error.
     pub async fn dispatch(
         &self,
         host: &impl ToolHost,
@@ -311,6 +355,25 @@ impl Engine {
         params: &Value,
         era: Era,
     ) -> Result<Value, RpcError> {
+        self.dispatch_negotiated(host, method, params, era, Negotiated::default())
+            .await
+    }
+
+    /// Answers one request with what its client negotiated.
+    pub async fn dispatch_negotiated(
+        &self,
+        host: &impl ToolHost,
+        method: &str,
+        params: &Value,
+        era: Era,
+        negotiated: Negotiated,
+    ) -> Result<Value, RpcError> {
+        let views = if negotiated.ui {
+            host.app_views()
+        } else {
+            Vec::new()
+        };
+        let mut ui_uri = None;
         let not_found = || {
             RpcError::new(
                 code::METHOD_NOT_FOUND,
@@ -331,7 +394,7 @@ impl Engine {
                 };
                 json!({
                     "protocolVersion": version,
-                    "capabilities": capabilities(),
+                    "capabilities": capabilities(negotiated),
                     "serverInfo": self.server_info(),
                     "instructions": self.identity.instructions,
                 })
@@ -340,14 +403,19 @@ impl Engine {
             "server/discover" => {
                 json!({
                     "supportedVersions": supported_versions(),
-                    "capabilities": capabilities(),
+                    "capabilities": capabilities(negotiated),
                     "instructions": self.identity.instructions,
                     "serverInfo": self.server_info(),
                 })
             }
             "tools/list" => {
                 no_cursor(params)?;
-                json!({"tools": host.tools()})
+                let mut tools = host.tools();
+                if negotiated.ui {
+                    apps::link_tools(&mut tools, &views);
+                    tools.extend(host.app_tools());
+                }
+                json!({"tools": tools})
             }
             "prompts/list" => {
                 no_cursor(params)?;
@@ -379,7 +447,9 @@ impl Engine {
             }
             "resources/list" => {
                 no_cursor(params)?;
-                json!({"resources": host.resources()})
+                let mut resources = host.resources();
+                resources.extend(views.iter().map(AppView::listing));
+                json!({"resources": resources})
             }
             "resources/templates/list" => {
                 no_cursor(params)?;
@@ -393,7 +463,13 @@ impl Engine {
                         200,
                     ));
                 };
-                let contents = host.read_resource(uri).await.map_err(HostError::into_rpc)?;
+                let contents = match views.iter().find(|v| v.uri == uri) {
+                    Some(view) => {
+                        ui_uri = Some(view.uri);
+                        view.contents()
+                    }
+                    None => host.read_resource(uri).await.map_err(HostError::into_rpc)?,
+                };
                 json!({"contents": contents})
             }
             "completion/complete" => {
@@ -455,7 +531,17 @@ impl Engine {
                         200,
                     ));
                 }
-                match host.call(name, args).await {
+                let app_tool = negotiated.ui
+                    && host
+                        .app_tools()
+                        .iter()
+                        .any(|t| t.get("name").and_then(Value::as_str) == Some(name));
+                let outcome = if app_tool {
+                    host.call_app_tool(name, args).await
+                } else {
+                    host.call(name, args).await
+                };
+                match outcome {
                     ToolCallOutcome::Ok { structured, text } => json!({
                         "content": [{"type": "text", "text": text}],
                         "structuredContent": structured,
@@ -483,7 +569,12 @@ impl Engine {
             let mut meta = Map::new();
             meta.insert(META_SERVER.into(), self.server_info());
             obj.insert("_meta".into(), Value::Object(meta));
-            if let Some(ttl_ms) = cache_ttl_ms(method) {
+            if ui_uri.is_some() {
+                // A view is the same document for every caller and changes
+                // only with a deployment.
+                obj.insert("ttlMs".into(), json!(apps::VIEW_TTL_MS));
+                obj.insert("cacheScope".into(), json!("public"));
+            } else if let Some(ttl_ms) = cache_ttl_ms(method) {
                 obj.insert("ttlMs".into(), json!(ttl_ms));
                 // Lists may vary with the caller's plan and resources show
                 // the caller's own books: never shared across callers.

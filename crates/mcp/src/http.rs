@@ -120,6 +120,17 @@ pub fn body_too_large(limit: usize) -> HttpReply {
     )
 }
 
+/// The session id for a legacy client that negotiated MCP Apps: the
+/// marker the engine reads back, and a SHA-256 of the `initialize` body,
+/// so ids differ between clients without the server keeping anything.
+fn ui_session_id(body: &[u8]) -> String {
+    format!(
+        "{}{}",
+        crate::apps::UI_SESSION_PREFIX,
+        boekhouding_core::crypto::hash_credential(&String::from_utf8_lossy(body))
+    )
+}
+
 /// Handles one HTTP exchange on the MCP endpoint.
 pub async fn handle(
     engine: &Engine,
@@ -270,8 +281,24 @@ pub async fn handle(
             &id,
         );
     }
-    match engine.dispatch(host, method, &params, era).await {
-        Ok(result) => HttpReply::json(200, json!({"jsonrpc": "2.0", "id": id, "result": result})),
+    let negotiated = engine.negotiated(method, &params, era, call.header("mcp-session-id"));
+    match engine
+        .dispatch_negotiated(host, method, &params, era, negotiated)
+        .await
+    {
+        Ok(result) => {
+            let mut reply =
+                HttpReply::json(200, json!({"jsonrpc": "2.0", "id": id, "result": result}));
+            // A legacy client that negotiated MCP Apps gets a session id
+            // that says so, since its later requests carry no capabilities
+            // (the server keeps no session state).
+            if era == crate::engine::Era::Legacy && method == "initialize" && negotiated.ui {
+                reply
+                    .headers
+                    .push(("Mcp-Session-Id".into(), ui_session_id(call.body)));
+            }
+            reply
+        }
         Err(e) => HttpReply::rpc_error(&e, &id),
     }
 }

@@ -14,7 +14,12 @@
 //!   headers are checked, `server/discover` is served and `initialize` is
 //!   not (404), results carry `resultType` and cacheable ones (lists,
 //!   discovery, `resources/read`) `ttlMs`/`cacheScope`.
+//!
+//! The MCP Apps extension (`io.modelcontextprotocol/ui`) is negotiated in
+//! both eras ([`apps`]); a client that does not negotiate it gets exactly
+//! the answers it got before the extension existed.
 
+pub mod apps;
 pub mod auth;
 pub mod engine;
 pub mod http;

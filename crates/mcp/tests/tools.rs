@@ -3526,3 +3526,443 @@ fn a_demo_and_a_customer_tools_call_each_write_one_data_point_with_their_fields(
     assert_eq!(points.len(), 3);
     assert_eq!(points[2].blobs()[..2], ["get_trial_balance", "tool_error"]);
 }
+
+// ----- MCP Apps (the `io.modelcontextprotocol/ui` extension) -----
+
+const UI_CAPS: &str = r#"{"extensions": {"io.modelcontextprotocol/ui": {"mimeTypes": ["text/html;profile=mcp-app"]}}}"#;
+
+impl World {
+    /// One request through the whole Streamable HTTP handling, as a
+    /// client sends it: `(status, headers, body)`.
+    fn http(&self, body: &Value, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Value) {
+        let host = Bookkeeping {
+            platform: &self.platform,
+            principal: &self.principal,
+            portal_url: "https://portal.example",
+            exact: Some(&self.settings),
+        };
+        let engine = Engine::new(ServerIdentity {
+            name: "t".into(),
+            title: "T".into(),
+            version: "0".into(),
+            instructions: "i".into(),
+        });
+        let mut all: Vec<(String, String)> = vec![
+            ("content-type".into(), "application/json".into()),
+            (
+                "accept".into(),
+                "application/json, text/event-stream".into(),
+            ),
+        ];
+        all.extend(
+            headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
+        );
+        let bytes = serde_json::to_vec(body).unwrap();
+        let reply = block_on(boekhouding_mcp::handle(
+            &engine,
+            &host,
+            boekhouding_mcp::HttpCall {
+                method: "POST",
+                headers: &all,
+                body: &bytes,
+            },
+            &boekhouding_mcp::TransportPolicy::default(),
+        ));
+        (
+            reply.status,
+            reply.headers,
+            reply.body.unwrap_or(Value::Null),
+        )
+    }
+
+    /// A legacy request, in a session when `session` is given.
+    fn legacy(&self, method: &str, params: Value, session: Option<&str>) -> Value {
+        let mut headers = vec![("mcp-protocol-version", "2025-11-25")];
+        if let Some(s) = session {
+            headers.push(("mcp-session-id", s));
+        }
+        let (status, _, body) = self.http(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
+            &headers,
+        );
+        assert_eq!(status, 200, "{method}: {body}");
+        body
+    }
+
+    /// A stateless (2026-07-28) request with these client capabilities.
+    fn modern(&self, method: &str, mut params: Value, caps: Value) -> Value {
+        params["_meta"] = json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": caps,
+        });
+        let name = params
+            .get("name")
+            .or_else(|| params.get("uri"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let mut headers = vec![
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", method),
+        ];
+        if let Some(n) = &name {
+            headers.push(("mcp-name", n.as_str()));
+        }
+        let (status, _, body) = self.http(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
+            &headers,
+        );
+        assert_eq!(status, 200, "{method}: {body}");
+        body
+    }
+
+    /// `initialize` with these capabilities: the result and the session id
+    /// the answer handed out, if any.
+    fn initialize(&self, caps: Value) -> (Value, Option<String>) {
+        let (status, headers, body) = self.http(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": caps,
+                "clientInfo": {"name": "host", "version": "1"}}}),
+            &[],
+        );
+        assert_eq!(status, 200);
+        let session = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("mcp-session-id"))
+            .map(|(_, v)| v.clone());
+        (body["result"].clone(), session)
+    }
+}
+
+/// A negotiated `tools/list` with everything the extension added taken
+/// away: each tool's `_meta.ui` (and a `_meta` left empty) and the
+/// app-only tools.
+fn without_ui(tools: &Value) -> Value {
+    let kept: Vec<Value> = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["_meta"]["ui"]["visibility"] != json!(["app"]))
+        .map(|t| {
+            let mut t = t.clone();
+            let obj = t.as_object_mut().unwrap();
+            if let Some(meta) = obj.get_mut("_meta").and_then(Value::as_object_mut) {
+                meta.remove("ui");
+                if meta.is_empty() {
+                    obj.remove("_meta");
+                }
+            }
+            t
+        })
+        .collect();
+    Value::Array(kept)
+}
+
+#[test]
+fn a_client_without_the_apps_extension_sees_exactly_the_answers_of_before() {
+    let w = world(Plan::Pro);
+    // The catalogue as the engine served it before the extension existed,
+    // pinned by `tools_list_snapshot`.
+    let pinned: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/snapshots/tools_list.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    // Legacy: no extension in `initialize`, no session id handed out.
+    let (init, session) = w.initialize(json!({"roots": {}}));
+    assert_eq!(session, None);
+    assert_eq!(
+        init["capabilities"],
+        json!({"tools": {"listChanged": false}, "prompts": {"listChanged": false},
+            "resources": {"listChanged": false, "subscribe": false}, "completions": {}})
+    );
+    let plain = w.legacy("tools/list", json!({}), None);
+    assert_eq!(
+        serde_json::to_string(&plain["result"]["tools"]).unwrap(),
+        serde_json::to_string(&pinned).unwrap(),
+        "tools/list of a client without the extension differs from the pinned catalogue"
+    );
+    // A session id that is not ours changes nothing either.
+    let foreign = w.legacy("tools/list", json!({}), Some("some-other-session"));
+    assert_eq!(foreign, plain);
+    let modern_plain = w.modern("tools/list", json!({}), json!({}));
+    assert_eq!(modern_plain["result"]["tools"], plain["result"]["tools"]);
+    let discover = w.modern("server/discover", json!({}), json!({}));
+    assert!(
+        discover["result"]["capabilities"]
+            .get("extensions")
+            .is_none()
+    );
+    // No view among the resources, none readable, no helper tool callable.
+    let resources = w.legacy("resources/list", json!({}), None);
+    assert!(!resources.to_string().contains("ui://"));
+    let read = w.legacy(
+        "resources/read",
+        json!({"uri": boekhouding_mcp::tools::views::PROFIT_LOSS}),
+        None,
+    );
+    assert_eq!(read["error"]["code"], -32002, "{read}");
+    let helper = w.legacy(
+        "tools/call",
+        json!({"name": "get_profit_loss_by_month", "arguments": {}}),
+        None,
+    );
+    assert_eq!(helper["error"]["code"], -32602, "{helper}");
+
+    // The negotiated answers differ only by what the extension adds.
+    let (_, session) = w.initialize(serde_json::from_str(UI_CAPS).unwrap());
+    let session = session.expect("a session id for the negotiated extension");
+    let rich = w.legacy("tools/list", json!({}), Some(&session));
+    assert_ne!(rich, plain);
+    assert_eq!(without_ui(&rich["result"]["tools"]), pinned);
+    let modern_rich = w.modern(
+        "tools/list",
+        json!({}),
+        serde_json::from_str(UI_CAPS).unwrap(),
+    );
+    assert_eq!(modern_rich["result"]["tools"], rich["result"]["tools"]);
+    let rich_resources = w.legacy("resources/list", json!({}), Some(&session));
+    let kept: Vec<Value> = rich_resources["result"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| !r["uri"].as_str().unwrap().starts_with("ui://"))
+        .cloned()
+        .collect();
+    assert_eq!(Value::Array(kept), resources["result"]["resources"]);
+
+    // Tool results are the same bytes with or without the extension, and
+    // the same as the engine rendered a tool's outcome before.
+    for (tool, args) in [
+        ("get_profit_loss", json!({})),
+        ("get_financial_snapshot", json!({})),
+        ("get_outstanding_invoices", json!({"type": "receivable"})),
+        ("get_profit_loss", json!({"year": 1999})),
+    ] {
+        let params = json!({"name": tool, "arguments": args});
+        let without = w.legacy("tools/call", params.clone(), None);
+        let with = w.legacy("tools/call", params.clone(), Some(&session));
+        assert_eq!(
+            serde_json::to_string(&without).unwrap(),
+            serde_json::to_string(&with).unwrap(),
+            "{tool}"
+        );
+        let before = match w.call(tool, args.clone()) {
+            ToolCallOutcome::Ok { structured, text } => json!({
+                "content": [{"type": "text", "text": text}],
+                "structuredContent": structured,
+                "isError": false,
+            }),
+            ToolCallOutcome::ToolError(message) => json!({
+                "content": [{"type": "text", "text": message}],
+                "isError": true,
+            }),
+            ToolCallOutcome::UnknownTool => panic!("{tool} unknown"),
+        };
+        assert_eq!(
+            serde_json::to_string(&without["result"]).unwrap(),
+            serde_json::to_string(&before).unwrap(),
+            "{tool}"
+        );
+    }
+}
+
+#[test]
+fn a_client_that_negotiates_mcp_apps_gets_tools_linked_to_listed_readable_views() {
+    let w = world(Plan::Pro);
+    let caps: Value = serde_json::from_str(UI_CAPS).unwrap();
+    let (init, session) = w.initialize(caps.clone());
+    let session = session.unwrap();
+    assert!(session.starts_with(boekhouding_mcp::apps::UI_SESSION_PREFIX));
+    assert_eq!(
+        init["capabilities"]["extensions"]["io.modelcontextprotocol/ui"]["mimeTypes"],
+        json!(["text/html;profile=mcp-app"])
+    );
+    let tools = w.legacy("tools/list", json!({}), Some(&session))["result"]["tools"].clone();
+    let resources =
+        w.legacy("resources/list", json!({}), Some(&session))["result"]["resources"].clone();
+    let views = boekhouding_mcp::tools::views::all();
+    // All seven: a build without esbuild leaves them out, which must not
+    // pass.
+    assert_eq!(views.len(), 7, "every view built");
+    for view in &views {
+        // Every tool a view renders names it; the view is listed with the
+        // MCP Apps type and no origin in its policy.
+        for tool in view.tools {
+            let t = tools
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["name"] == *tool)
+                .unwrap_or_else(|| panic!("{tool} listed"));
+            assert_eq!(t["_meta"]["ui"]["resourceUri"], view.uri, "{tool}");
+            assert!(
+                t["_meta"]["ui"].get("visibility").is_none(),
+                "{tool} is for the model too"
+            );
+        }
+        let listed = resources
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["uri"] == view.uri)
+            .unwrap_or_else(|| panic!("{} listed", view.uri));
+        assert_eq!(listed["mimeType"], "text/html;profile=mcp-app");
+        let read = w.legacy("resources/read", json!({"uri": view.uri}), Some(&session));
+        let content = &read["result"]["contents"][0];
+        assert_eq!(content["uri"], view.uri);
+        assert_eq!(content["mimeType"], "text/html;profile=mcp-app");
+        let html = content["text"].as_str().unwrap();
+        assert!(html.starts_with("<!doctype html>"), "{}", view.uri);
+        assert!(html.contains("connect-src 'none'"), "{}", view.uri);
+        // Small: a view is one document of its own code, no framework.
+        assert!(
+            html.len() < 64 * 1024,
+            "{} is {} bytes",
+            view.uri,
+            html.len()
+        );
+        assert_eq!(listed["size"], html.len());
+        for csp in [
+            &listed["_meta"]["ui"]["csp"],
+            &content["_meta"]["ui"]["csp"],
+        ] {
+            for list in [
+                "connectDomains",
+                "resourceDomains",
+                "frameDomains",
+                "baseUriDomains",
+            ] {
+                assert_eq!(csp[list], json!([]), "{} {list}", view.uri);
+            }
+        }
+        // The stateless revision: listed and readable too, cacheable by
+        // anyone for an hour (the same document for every caller).
+        let modern = w.modern("resources/read", json!({"uri": view.uri}), caps.clone());
+        assert_eq!(modern["result"]["contents"], read["result"]["contents"]);
+        assert_eq!(modern["result"]["ttlMs"], 3_600_000);
+        assert_eq!(modern["result"]["cacheScope"], "public");
+    }
+    // Every resourceUri a tool names exists; helper tools are app-only.
+    for t in tools.as_array().unwrap() {
+        if let Some(uri) = t["_meta"]["ui"]["resourceUri"].as_str() {
+            assert!(views.iter().any(|v| v.uri == uri), "{uri}");
+        }
+    }
+    let helper = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "get_profit_loss_by_month")
+        .unwrap();
+    assert_eq!(helper["_meta"]["ui"]["visibility"], json!(["app"]));
+    let discover = w.modern("server/discover", json!({}), caps);
+    assert_eq!(
+        discover["result"]["capabilities"]["extensions"],
+        init["capabilities"]["extensions"]
+    );
+}
+
+#[test]
+fn the_profit_and_loss_by_month_adds_up_to_the_profit_and_loss() {
+    let w = world(Plan::Pro);
+    let (_, session) = w.initialize(serde_json::from_str(UI_CAPS).unwrap());
+    let session = session.unwrap();
+    let year = i64::from(chrono::Datelike::year(&chrono::Utc::now()));
+    let r = w.legacy(
+        "tools/call",
+        json!({"name": "get_profit_loss_by_month", "arguments": {"year": year}}),
+        Some(&session),
+    );
+    let months = r["result"]["structuredContent"]["months"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(months.len(), 12);
+    let whole = w.ok("get_profit_loss", json!({"year": year}));
+    for field in ["revenue", "cost_of_sales", "other_costs", "result"] {
+        let sum: i64 = months.iter().map(|m| cents(&m[field])).sum();
+        assert_eq!(sum, cents(&whole[field]), "{field}");
+    }
+    let mut booked = 0;
+    for m in &months {
+        let p = m["period"].as_i64().unwrap();
+        let one = w.ok(
+            "get_profit_loss",
+            json!({"year": year, "period_from": p, "period_to": p}),
+        );
+        let prev = w.ok(
+            "get_profit_loss",
+            json!({"year": year - 1, "period_from": p, "period_to": p}),
+        );
+        assert_eq!(cents(&m["revenue"]), cents(&one["revenue"]), "{p}");
+        assert_eq!(cents(&m["result"]), cents(&one["result"]), "{p}");
+        assert_eq!(
+            cents(&m["previous_year_revenue"]),
+            cents(&prev["revenue"]),
+            "{p}"
+        );
+        assert_eq!(
+            cents(&m["previous_year_result"]),
+            cents(&prev["result"]),
+            "{p}"
+        );
+        booked += cents(&prev["revenue"]).abs();
+    }
+    assert!(booked > 0, "the previous year has revenue to compare with");
+}
+
+#[test]
+fn the_cash_flow_by_week_adds_up_to_the_forecast() {
+    let w = world(Plan::Pro);
+    let (_, session) = w.initialize(serde_json::from_str(UI_CAPS).unwrap());
+    let session = session.unwrap();
+    // Two horizons: each pair of calls costs a handful of the sandbox's
+    // per-minute Exact requests.
+    for days in [30, 90] {
+        let r = w.legacy(
+            "tools/call",
+            json!({"name": "get_cashflow_by_week", "arguments": {"forecast_days": days}}),
+            Some(&session),
+        );
+        let weekly = &r["result"]["structuredContent"];
+        let forecast = w.ok("get_cashflow_forecast", json!({"forecast_days": days}));
+        let weeks = weekly["weeks"].as_array().unwrap();
+        assert!(
+            weeks.len() >= days as usize / 7,
+            "{days}: {} weeks",
+            weeks.len()
+        );
+        let sum = |f: &str| weeks.iter().map(|x| cents(&x[f])).sum::<i64>();
+        assert_eq!(
+            sum("expected_in"),
+            cents(&forecast["expected_in"]),
+            "{days}"
+        );
+        assert_eq!(
+            sum("expected_out"),
+            cents(&forecast["expected_out"]),
+            "{days}"
+        );
+        assert_eq!(
+            cents(&weekly["bank_balance"]),
+            cents(&forecast["bank_balance"])
+        );
+        assert_eq!(
+            cents(&weeks.last().unwrap()["balance"]),
+            cents(&forecast["forecast_balance"]),
+            "{days}"
+        );
+        assert_eq!(weekly["horizon"], forecast["horizon"]);
+        // Each week's balance follows from the one before.
+        let mut balance = cents(&weekly["bank_balance"]);
+        for x in weeks {
+            balance += cents(&x["expected_in"]) - cents(&x["expected_out"]);
+            assert_eq!(cents(&x["balance"]), balance);
+        }
+    }
+}

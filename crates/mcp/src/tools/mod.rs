@@ -26,9 +26,12 @@ mod invoices;
 mod ledger;
 mod lists;
 mod money;
+mod months;
 mod prompts;
 mod relations;
 mod reports;
+pub mod views;
+mod weeks;
 
 pub use exact::ExactSettings;
 
@@ -47,6 +50,7 @@ use boekhouding_core::storage::connections::{self, Connection};
 use boekhouding_core::storage::usage::{self, AuthKind, CallRecord, Metered, Outcome, UsageMonth};
 use boekhouding_core::storage::{SqlExecutor, Statement, StorageError};
 
+use crate::apps::AppView;
 use crate::engine::{HostError, ToolCallOutcome, ToolHost};
 
 /// Who is calling, as resolved from their credential.
@@ -388,6 +392,8 @@ impl<P: Platform> Bookkeeping<'_, P> {
             "get_document_content" => documents::get_document_content(self, args).await,
             "get_recurring_revenue" => crm::get_recurring_revenue(self, args).await,
             "get_purchase_contracts" => contracts::get_purchase_contracts(self, args).await,
+            months::NAME => months::get_profit_loss_by_month(self, args).await,
+            weeks::NAME => weeks::get_cashflow_by_week(self, args).await,
             other => match lists::TOOLS.iter().find(|t| t.name == other) {
                 Some(t) => lists::run(self, t, args).await,
                 None => Ok(ToolResult::Failed {
@@ -481,11 +487,34 @@ impl<P: Platform> ToolHost for Bookkeeping<'_, P> {
         prompts::complete(self, reference, argument, typed).await
     }
 
+    fn app_views(&self) -> Vec<AppView> {
+        views::all()
+    }
+
+    fn app_tools(&self) -> Vec<Value> {
+        app_tools()
+    }
+
+    async fn call_app_tool(&self, name: &str, arguments: Value) -> ToolCallOutcome {
+        if !is_app_tool(name) {
+            return ToolCallOutcome::UnknownTool;
+        }
+        self.metered_call(name, arguments).await
+    }
+
     async fn call(&self, name: &str, arguments: Value) -> ToolCallOutcome {
         // The catalogue is the one list of tool names.
         if !is_metered_tool(name) {
             return ToolCallOutcome::UnknownTool;
         }
+        self.metered_call(name, arguments).await
+    }
+}
+
+impl<P: Platform> Bookkeeping<'_, P> {
+    /// Runs a catalogue or app-only tool, metered like every tool call
+    /// (demo keys excepted) and logged after the answer.
+    async fn metered_call(&self, name: &str, arguments: Value) -> ToolCallOutcome {
         let auth = match &self.principal.caller {
             Caller::Customer(auth) => auth.clone(),
             // Demo keys are not metered and never touch the database.
@@ -652,4 +681,17 @@ thread_local! {
 /// (an unknown name is refused before metering).
 pub fn is_metered_tool(tool: &str) -> bool {
     TOOL_NAMES.with(|names| names.iter().any(|n| n == tool))
+}
+
+/// The helper tools only MCP Apps views call (`_meta.ui.visibility:
+/// ["app"]`): outside the catalogue, so the model, the portal's list and a
+/// client without the extension never see them. A call of one is metered
+/// like any tool call, after its caller was loaded.
+pub fn app_tools() -> Vec<Value> {
+    vec![months::definition(), weeks::definition()]
+}
+
+/// Whether `tool` is one of [`app_tools`].
+pub fn is_app_tool(tool: &str) -> bool {
+    tool == months::NAME || tool == weeks::NAME
 }

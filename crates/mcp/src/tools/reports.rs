@@ -572,7 +572,7 @@ pub fn cashflow_definition() -> Value {
 
 /// Bank and cash balance (GL types 10 and 12) at the end of today's month,
 /// carried forward.
-async fn liquid_balance<P: Platform>(
+pub(super) async fn liquid_balance<P: Platform>(
     ctx: &Bookkeeping<'_, P>,
     conn: &mut Connected<'_, P>,
     types: &BTreeMap<String, i64>,
