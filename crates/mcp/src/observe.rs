@@ -9,7 +9,7 @@ use boekhouding_core::observe::{AuthTag, Outcome, RequestLog, UserTag};
 use boekhouding_core::storage::usage::AuthKind;
 
 use crate::http::HttpReply;
-use crate::tools::{Caller, Principal, is_metered_tool};
+use crate::tools::{Caller, Principal, is_app_tool, is_metered_tool};
 
 /// The JSON-RPC methods this server answers (both eras), the only ones a
 /// log line names; anything else a client sends is logged as `other`.
@@ -31,10 +31,11 @@ pub const RPC_METHODS: &[&str] = &[
 
 /// Fills in what the request asked, from its body's
 /// [`rpc_summary`](crate::tools::rpc_summary) (read once per request): its
-/// method and, for a `tools/call`, the tool (a catalogue name, or `other`).
+/// method and, for a `tools/call`, the tool (a catalogue or MCP Apps
+/// helper name, or `other`).
 pub fn describe_request(log: &mut RequestLog, method: Option<&str>, tool: Option<&str>) {
     log.set_rpc_method(method, RPC_METHODS);
-    log.set_tool(tool, is_metered_tool);
+    log.set_tool(tool, |t| is_metered_tool(t) || is_app_tool(t));
 }
 
 /// Fills in who asked: the kind of credential and the user's tag (`demo`
@@ -57,4 +58,26 @@ pub fn describe_principal(log: &mut RequestLog, principal: &Principal) {
 /// or a tool's `isError` is not logged as plainly ok.
 pub fn describe_reply(log: &mut RequestLog, reply: &HttpReply) {
     log.body_outcome = Some(Outcome::of_answer(reply.status, reply.body.as_ref()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_and_app_tools_are_named_and_anything_else_is_other() {
+        for (sent, logged) in [
+            ("list_divisions", "list_divisions"),
+            ("get_profit_loss_by_month", "get_profit_loss_by_month"),
+            ("jan@example.nl", "other"),
+        ] {
+            let mut log = RequestLog::begin("r", "mcp-server", "/mcp", "POST");
+            describe_request(&mut log, Some("tools/call"), Some(sent));
+            assert_eq!(log.tool.as_deref(), Some(logged));
+            assert_eq!(log.rpc_method.as_deref(), Some("tools/call"));
+        }
+        let mut log = RequestLog::begin("r", "mcp-server", "/mcp", "POST");
+        describe_request(&mut log, Some("pmjb_0123456789abcdef"), None);
+        assert_eq!((log.rpc_method.as_deref(), log.tool), (Some("other"), None));
+    }
 }
