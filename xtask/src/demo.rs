@@ -37,6 +37,9 @@ pub struct LocalSecrets {
     pub env_file: PathBuf,
 }
 
+/// The file in a state directory that holds the local `OPERATOR_TOKEN`.
+pub const OPERATOR_TOKEN_FILE: &str = "operator-token";
+
 /// Creates (or reads) `<state>/secrets.env` with a fresh AES key. The file
 /// stays in the ignored state directory; wrangler loads it with
 /// `--env-file`, so the key never appears on a command line or in logs.
@@ -73,8 +76,23 @@ pub fn local_secrets(
             k
         }
     };
+    // The operator's bearer token for `/health/deep`, read by the
+    // end-to-end checks from `operator-token` (never printed).
+    let operator_file = state.join(OPERATOR_TOKEN_FILE);
+    let operator_token = match std::fs::read_to_string(&operator_file) {
+        Ok(k) => k.trim().to_owned(),
+        Err(_) => {
+            let mut raw = [0u8; CREDENTIAL_BYTES];
+            OsRandom
+                .fill(&mut raw)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let k = hex::encode(raw);
+            std::fs::write(&operator_file, &k)?;
+            k
+        }
+    };
     let mut vars = format!(
-        "TOKEN_ENCRYPTION_KEY={token_key}\nEXACT_CLIENT_SECRET={exact_client_secret}\nPORTAL_SECRET={portal_secret}\n"
+        "TOKEN_ENCRYPTION_KEY={token_key}\nEXACT_CLIENT_SECRET={exact_client_secret}\nPORTAL_SECRET={portal_secret}\nOPERATOR_TOKEN={operator_token}\n"
     );
     if let Some(k) = mail_api_key {
         vars.push_str(&format!("MAIL_API_KEY={k}\n"));

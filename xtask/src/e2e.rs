@@ -331,6 +331,22 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
             )
         })(),
     );
+    suite.check(
+        "observability: every response of every Worker carries its own X-Request-Id, and workerd prints one JSON line per request with that id (route names, never raw paths)",
+        crate::e2e_obs::request_id_check(&servers),
+    );
+    suite.check(
+        "observability: the scheduled run printed one JSON line with its cron_runs id and counters",
+        servers
+            .iter()
+            .find(|s| s.name == "token-cron")
+            .context("no token-cron")
+            .and_then(|cron| crate::e2e_obs::cron_run_log_check(tools, &state, cron)),
+    );
+    suite.check(
+        "observability: /health/deep answers 401 without (or with a wrong) operator token and 200 with it on every Worker; its expected migrations are those applied",
+        crate::e2e_obs::deep_health_check(tools, &state, &servers),
+    );
 
     let only = std::env::var("PMJB_E2E_ONLY").unwrap_or_default();
     if let Some(mcp) = servers
@@ -376,6 +392,11 @@ pub fn run_suite(tools: &Tools) -> Result<()> {
         suite.check(
             "mcp: bodies are limited before they are read (a declared 50 MB and a chunked body without a length: 413; a 50 MB upload cut off), the isolate keeps answering, every answer says no-store and nosniff",
             crate::e2e_mcp::body_limit_check(mcp.port),
+        );
+        // Before the demo limit check, which spends this address's demo budget.
+        suite.check(
+            "observability: a demo and a customer tools/call each log one line with the response's request id, the tool, the caller kind and a user tag (never the key); the usage row carries the same id",
+            crate::e2e_obs::tool_call_log_check(tools, &state, mcp, &account.api_key),
         );
         suite.check(
             "mcp demo: one address gets a bounded number of demo requests a minute, then 429 with Retry-After",
@@ -741,6 +762,12 @@ pub fn dev(opts: &Options) -> Result<()> {
             s.log.display()
         );
     }
+    // The token stays in its file; the command reads it from there.
+    println!(
+        "  deep health: curl -H \"Authorization: Bearer $(cat {})\" {}/health/deep",
+        state.join(crate::demo::OPERATOR_TOKEN_FILE).display(),
+        servers.first().map(|s| s.base_url()).unwrap_or_default()
+    );
     match &local {
         Some(_) => println!(
             "  {:<12} {exact_base}   (login demo/demo; admin API at /__admin/requests)",

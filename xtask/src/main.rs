@@ -18,6 +18,7 @@ mod e2e_cron;
 mod e2e_deploy;
 mod e2e_mcp;
 mod e2e_oauth;
+mod e2e_obs;
 mod keys;
 mod migrations;
 mod process;

@@ -129,7 +129,9 @@ impl DevServer {
             .arg(config)
             .arg("--persist-to")
             .arg(state)
-            .args(["--log-level", "info"])
+            // `log`, not `info`: wrangler shows a Worker's console.log
+            // (the JSON request lines) only from this level on.
+            .args(["--log-level", "log"])
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file);

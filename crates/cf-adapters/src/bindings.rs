@@ -14,6 +14,10 @@ pub const ENVIRONMENT: &str = "ENVIRONMENT";
 pub const GIT_COMMIT: &str = "GIT_COMMIT";
 /// The rate limiter in front of the public demo keys (per client address).
 pub const DEMO_LIMITER: &str = "DEMO_LIMITER";
+/// The Workers Analytics Engine dataset of tool calls (mcp-server).
+pub const ANALYTICS: &str = "ANALYTICS";
+/// The operator's bearer token for `/health/deep` (a secret).
+pub const OPERATOR_TOKEN: &str = "OPERATOR_TOKEN";
 /// AES-256-GCM keyring for Exact tokens (see `boekhouding_core::crypto`).
 pub const TOKEN_ENCRYPTION_KEY: &str = "TOKEN_ENCRYPTION_KEY";
 

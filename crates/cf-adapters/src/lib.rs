@@ -11,4 +11,5 @@ pub mod edge;
 pub mod fetch;
 pub mod health;
 pub mod kv;
+pub mod observe;
 pub mod platform;

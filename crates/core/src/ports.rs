@@ -212,6 +212,22 @@ pub trait KvCache {
 #[error("cache unavailable: {0}")]
 pub struct CacheError(pub String);
 
+/// Where per-call measurements go (Workers Analytics Engine in
+/// production). Writing is fire-and-forget: a failure is the adapter's to
+/// log, never the request's, so the port cannot fail.
+pub trait Metrics {
+    fn record(&self, point: &crate::observe::ToolCallPoint);
+}
+
+/// Metrics nowhere: locally, where no dataset is bound, and in code that
+/// measures nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoMetrics;
+
+impl Metrics for NoMetrics {
+    fn record(&self, _point: &crate::observe::ToolCallPoint) {}
+}
+
 /// Waiting without blocking the runtime (a lease held by another request).
 #[allow(async_fn_in_trait)]
 pub trait Sleep {

@@ -115,3 +115,20 @@ impl crate::ports::Sleep for RecordingSleep {
         self.0.borrow_mut().push(ms);
     }
 }
+
+/// A [`Metrics`](crate::ports::Metrics) port that keeps every data point,
+/// so tests can assert what a request would have written.
+#[derive(Debug, Default)]
+pub struct RecordingMetrics(RefCell<Vec<crate::observe::ToolCallPoint>>);
+
+impl RecordingMetrics {
+    pub fn points(&self) -> Vec<crate::observe::ToolCallPoint> {
+        self.0.borrow().clone()
+    }
+}
+
+impl crate::ports::Metrics for RecordingMetrics {
+    fn record(&self, point: &crate::observe::ToolCallPoint) {
+        self.0.borrow_mut().push(point.clone());
+    }
+}

@@ -23,6 +23,7 @@ pub mod apps;
 pub mod auth;
 pub mod engine;
 pub mod http;
+pub mod observe;
 pub mod tools;
 
 pub use engine::{Engine, ServerIdentity, ToolCallOutcome, ToolHost};

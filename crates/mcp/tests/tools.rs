@@ -3415,6 +3415,118 @@ fn only_a_single_tools_call_of_a_catalogue_tool_is_metered_in_the_load() {
     assert_eq!(rpc_summary(b"{oops"), (None, None));
 }
 
+/// One `tools/call` through the HTTP rules and the engine, described as
+/// the mcp-server describes it (`boekhouding_mcp::observe`) and finished
+/// into a recording Analytics Engine port.
+fn observed_tools_call<P: Platform>(
+    host: &Bookkeeping<'_, P>,
+    body: &str,
+    metrics: &boekhouding_core::testing::RecordingMetrics,
+) -> Value {
+    use boekhouding_core::observe::{self, RequestLog};
+    use boekhouding_mcp::http::{HttpCall, TransportPolicy, handle};
+    let headers: Vec<(String, String)> = vec![
+        (
+            "Accept".into(),
+            "application/json, text/event-stream".into(),
+        ),
+        ("Content-Type".into(), "application/json".into()),
+    ];
+    let engine = Engine::new(ServerIdentity {
+        name: "praat-met-je-boekhouding".into(),
+        title: "Praat met je Boekhouding".into(),
+        version: "0.1.0".into(),
+        instructions: String::new(),
+    });
+    let reply = block_on(handle(
+        &engine,
+        host,
+        HttpCall {
+            method: "POST",
+            headers: &headers,
+            body: body.as_bytes(),
+        },
+        &TransportPolicy::default(),
+    ));
+    let mut log = RequestLog::begin("req-1", "mcp-server", "/mcp", "POST");
+    let (method, tool) = boekhouding_mcp::tools::rpc_summary(body.as_bytes());
+    boekhouding_mcp::observe::describe_request(&mut log, method.as_deref(), tool.as_deref());
+    boekhouding_mcp::observe::describe_principal(&mut log, host.principal);
+    boekhouding_mcp::observe::describe_reply(&mut log, &reply);
+    log.costs.exact_calls = 2;
+    log.costs.d1_round_trips = 1;
+    log.answered(reply.status, 17);
+    serde_json::from_str(&observe::finish(&log, "production", metrics)).unwrap()
+}
+
+#[test]
+fn a_demo_and_a_customer_tools_call_each_write_one_data_point_with_their_fields() {
+    use boekhouding_core::observe::UserTag;
+    use boekhouding_core::testing::RecordingMetrics;
+    let w = world(Plan::Pro);
+    let now = boekhouding_core::ports::Clock::now(&w.platform.clock);
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "list_divisions", "arguments": {}}})
+    .to_string();
+
+    let (platform, principal) = demo_host("pmjb_demo_bakkerij", now);
+    let demo = Bookkeeping {
+        platform: &platform,
+        principal: &principal,
+        portal_url: "https://portal.example",
+        exact: None,
+    };
+    let metrics = RecordingMetrics::default();
+    let line = observed_tools_call(&demo, &call, &metrics);
+    let points = metrics.points();
+    assert_eq!(points.len(), 1, "one point per demo tool call");
+    assert_eq!(points[0].index, "demo");
+    assert_eq!(
+        points[0].blobs(),
+        ["list_divisions", "ok", "demo", "production"]
+    );
+    assert_eq!(points[0].doubles(), [17.0, 2.0, 1.0]);
+    assert_eq!(
+        (line["user"].as_str(), line["auth"].as_str()),
+        (Some("demo"), Some("demo"))
+    );
+    // A list is no tool call: no point.
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string();
+    observed_tools_call(&demo, &list, &metrics);
+    assert_eq!(metrics.points().len(), 1);
+
+    let customer = Bookkeeping {
+        platform: &w.platform,
+        principal: &w.principal,
+        portal_url: "https://portal.example",
+        exact: Some(&w.settings),
+    };
+    let metrics = RecordingMetrics::default();
+    let line = observed_tools_call(&customer, &call, &metrics);
+    let points = metrics.points();
+    assert_eq!(points.len(), 1, "one point per customer tool call");
+    assert_eq!(points[0].index, UserTag::of(&w.principal.user_id).as_str());
+    assert_eq!(
+        points[0].blobs(),
+        ["list_divisions", "ok", "api_key", "production"]
+    );
+    assert!(!line.to_string().contains(&w.principal.user_id), "{line}");
+    // A tool the catalogue does not hold is named `other`, and a tool's
+    // own refusal is a tool error, not ok.
+    let unknown = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "jan@example.nl", "arguments": {}}})
+    .to_string();
+    let line = observed_tools_call(&customer, &unknown, &metrics);
+    assert_eq!(line["tool"], "other", "{line}");
+    let refused = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+        "params": {"name": "get_trial_balance", "arguments": {"division": 9}}})
+    .to_string();
+    observed_tools_call(&customer, &refused, &metrics);
+    let points = metrics.points();
+    assert_eq!(points.len(), 3);
+    assert_eq!(points[2].blobs()[..2], ["get_trial_balance", "tool_error"]);
+}
+
 // ----- MCP Apps (the `io.modelcontextprotocol/ui` extension) -----
 
 const UI_CAPS: &str = r#"{"extensions": {"io.modelcontextprotocol/ui": {"mimeTypes": ["text/html;profile=mcp-app"]}}}"#;

@@ -95,6 +95,52 @@ pub fn is_rate_limited(req: &WebRequest) -> bool {
     }
 }
 
+/// The paths of the route table below (besides the public pages and the
+/// authorization server's), for [`route_name`].
+const ROUTES: &[&str] = &[
+    "/static/site.css",
+    "/static/site.js",
+    "/connect",
+    "/callback",
+    "/connect/callback",
+    "/dashboard",
+    "/keys",
+    "/keys/revoke",
+    "/signout",
+    "/keys/rename",
+    "/administrations/toggle",
+    "/administrations/default",
+    "/preferences",
+    "/language",
+    "/account/delete",
+    "/apps/revoke",
+    "/billing/checkout",
+    "/billing/portal",
+    "/stripe/webhook",
+    "/billing/upgrade",
+    "/billing/success",
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/openid-configuration",
+    boekhouding_core::authorization::metadata::paths::AUTHORIZE,
+    boekhouding_core::authorization::metadata::paths::TOKEN,
+    boekhouding_core::authorization::metadata::paths::REGISTER,
+    boekhouding_core::authorization::metadata::paths::REVOKE,
+];
+
+/// The name a request's log line gives its route: the path when it is one
+/// of the portal's own (none holds an id or a code), else
+/// `boekhouding_core::observe::UNMATCHED_ROUTE`, so what a client puts in
+/// an unknown path never reaches the log.
+pub fn route_name(path: &str) -> &'static str {
+    if let Some(known) = ROUTES.iter().find(|r| **r == path) {
+        return known;
+    }
+    match Page::from_path(path) {
+        Some((page, lang)) => page.path(lang),
+        None => boekhouding_core::observe::UNMATCHED_ROUTE,
+    }
+}
+
 /// Answers one request: the route table.
 pub async fn handle<P: PortalPlatform>(req: &WebRequest, cfg: &PortalConfig, p: &P) -> WebResponse {
     if let Some(answer) = oauth::route(req, cfg, p).await {
@@ -139,6 +185,34 @@ pub async fn handle<P: PortalPlatform>(req: &WebRequest, cfg: &PortalConfig, p: 
                 WebResponse::html(405, String::new()).with_header("Allow", "GET, HEAD")
             } else {
                 pages::not_found(path)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_route_is_named_by_its_own_path_and_an_unknown_path_never_appears() {
+        assert_eq!(route_name("/keys/revoke"), "/keys/revoke");
+        assert_eq!(route_name("/oauth/token"), "/oauth/token");
+        assert_eq!(route_name("/en/"), "/en/");
+        assert_eq!(route_name("/en"), "/en/");
+        for hostile in [
+            "/keys/pmjb_0123456789abcdef",
+            "/callback/code-5f2e9c",
+            "/jan@example.nl",
+        ] {
+            assert_eq!(
+                route_name(hostile),
+                boekhouding_core::observe::UNMATCHED_ROUTE
+            );
+        }
+        for page in Page::ALL {
+            for lang in [i18n::Lang::Nl, i18n::Lang::En] {
+                assert_eq!(route_name(page.path(lang)), page.path(lang));
             }
         }
     }

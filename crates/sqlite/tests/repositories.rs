@@ -1156,3 +1156,58 @@ fn an_administration_switched_off_waits_an_hour_before_it_is_switched_on_again()
     .unwrap();
     assert_eq!(unlimited, Toggle::Changed);
 }
+
+/// The deep health check's two queries over the real schema: the applied
+/// migrations by name (all this build expects) and the newest cron run.
+#[test]
+fn the_deep_health_check_reads_the_applied_migrations_and_the_last_cron_run() {
+    use boekhouding_core::health::{self, EXPECTED_MIGRATIONS, Findings};
+    use boekhouding_core::storage::applied_migration_names;
+    let f = fixture();
+    let applied = block_on(applied_migration_names(&f.db)).unwrap();
+    assert_eq!(applied, EXPECTED_MIGRATIONS);
+    assert_eq!(block_on(cron_runs::last(&f.db)).unwrap(), None);
+    let first = block_on(cron_runs::start(
+        &f.db,
+        "*/5 * * * *",
+        cron_runs::RunMode::Inline,
+        now(),
+    ))
+    .unwrap();
+    let summary = RunSummary::default();
+    let end = cron_runs::RunEnd {
+        summary: &summary,
+        outcome: RunOutcome::Ok,
+        notes: None,
+        breaker: None,
+    };
+    block_on(cron_runs::finish(&f.db, first, &end, now(), now())).unwrap();
+    let later = now() + Duration::minutes(5);
+    let second = block_on(cron_runs::start(
+        &f.db,
+        "*/5 * * * *",
+        cron_runs::RunMode::Enqueue,
+        later,
+    ))
+    .unwrap();
+    let last = block_on(cron_runs::last(&f.db)).unwrap().unwrap();
+    assert_eq!(
+        (last.id, last.mode.as_str(), last.outcome.as_str()),
+        (second, "enqueue", "running")
+    );
+    assert_eq!(last.finished_at, None);
+    let report = health::assess(
+        Findings {
+            service: "token-cron",
+            environment: "production".into(),
+            now: later + Duration::minutes(1),
+            applied_migrations: Some(applied),
+            settings: vec![],
+            kv_reachable: None,
+            last_cron_run: Some(Some(last)),
+        },
+        EXPECTED_MIGRATIONS,
+    );
+    assert!(report.healthy, "{:?}", report.reasons);
+    assert_eq!(report.last_cron_run.unwrap().age_s, 60);
+}

@@ -8,14 +8,16 @@ use std::time::Duration;
 use boekhouding_cf::d1::{D1Executor, RequestDb};
 use boekhouding_cf::fetch::FetchTransport;
 use boekhouding_cf::platform::{WorkerClock, WorkerRandomness, WorkerSleep};
-use boekhouding_cf::{bindings, edge, health};
+use boekhouding_cf::{bindings, edge, health, observe};
 use boekhouding_core::authorization::clients::DocumentPolicy;
 use boekhouding_core::authorization::metadata::{Issuer, McpResource};
 use boekhouding_core::billing::entitlement::PriceBook;
 use boekhouding_core::billing::stripe::{self, StripeConfig};
+use boekhouding_core::counting::Counting;
 use boekhouding_core::crypto::Secret;
 use boekhouding_core::csrf::PortalSecret;
-use boekhouding_core::ports::Clock;
+use boekhouding_core::observe::{AuthTag, RequestLog};
+use boekhouding_core::ports::{Clock, NoMetrics};
 use boekhouding_core::storage::error_log::{self, ErrorRecord, Service};
 use boekhouding_core::storage::{NoDatabase, SqlExecutor};
 use boekhouding_portal::oauth::OAuthSettings;
@@ -31,28 +33,58 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 const MAX_WEBHOOK_BYTES: usize = 512 * 1024;
 
 #[event(fetch)]
-pub async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    if req.method() == Method::Get && req.path() == "/health" {
-        return health::respond(SERVICE, &env).await;
+pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    let started = observe::started();
+    // One id per request: the response header, the log line and every
+    // error line carry it.
+    let request_id = edge::request_id(&req);
+    let path = req.path();
+    let route = match (req.method(), path.as_str()) {
+        (Method::Get, "/health") => "/health",
+        (Method::Get, "/health/deep") => "/health/deep",
+        (_, p) => boekhouding_portal::route_name(p),
+    };
+    let mut log = RequestLog::begin(&request_id, SERVICE, route, req.method().as_ref());
+    let result = serve(req, route, &env, &ctx, &mut log).await;
+    observe::finish(result, log, started, &env, &NoMetrics)
+}
+
+async fn serve(
+    mut req: Request,
+    route: &str,
+    env: &Env,
+    ctx: &Context,
+    log: &mut RequestLog,
+) -> worker::Result<Response> {
+    match route {
+        "/health" => return health::respond(SERVICE, env).await,
+        "/health/deep" => return health::respond_deep(SERVICE, &req, env, log).await,
+        _ => {}
     }
     let web = match read(&mut req).await {
         Ok(w) => w,
-        Err(status) => return to_response(WebResponse::html(status, String::new()), &env),
+        Err(status) => return to_response(WebResponse::html(status, String::new()), env),
     };
-    let cfg = config(&env, &web);
+    let cfg = config(env, &web);
     let platform = WorkerPortal {
-        db: match D1Executor::from_env(&env) {
+        db: Counting::new(match D1Executor::from_env(env) {
             Ok(d1) => RequestDb::D1(d1),
             Err(e) => {
                 console_error!("{SERVICE}: {e}");
                 RequestDb::None(NoDatabase)
             }
-        },
+        }),
         // Exact's token endpoint and the Workers' health: a stuck one must
         // not hold the page long.
-        http: FetchTransport::new(Duration::from_secs(10)),
+        http: Counting::new(FetchTransport::new(Duration::from_secs(10))),
     };
-    if boekhouding_portal::is_rate_limited(&web) && !admitted(&env, &req).await {
+    if web
+        .cookie(boekhouding_portal::account::SESSION_COOKIE)
+        .is_some()
+    {
+        log.auth = AuthTag::Session;
+    }
+    if boekhouding_portal::is_rate_limited(&web) && !admitted(env, &req).await {
         // A client registering gets JSON; a person, a page in their
         // language (their preference, or the page's).
         let page = if boekhouding_portal::oauth::is_registration(&web) {
@@ -60,13 +92,18 @@ pub async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<R
         } else {
             boekhouding_portal::account::too_many_requests(&web, &platform).await
         };
-        return to_response(page, &env);
+        return to_response(page, env);
     }
     let answer = handle(&web, &cfg, &platform).await;
+    // The portal's outbound calls (Exact sign-in, Stripe, client metadata
+    // documents, the Workers' health) share the `exact_calls` count.
+    log.costs.exact_calls = platform.http.calls();
+    log.costs.d1_round_trips = platform.db.calls();
+    log.costs.d1_statements = platform.db.statements();
     if answer.status >= 500 {
-        record_server_error(&ctx, &env, &req, &web, &answer);
+        record_server_error(ctx, env, &log.request_id, &web, &answer);
     }
-    to_response(answer, &env)
+    to_response(answer, env)
 }
 
 /// Records a 5xx page in `error_log`, after the answer (`ctx.wait_until`):
@@ -76,12 +113,12 @@ pub async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<R
 fn record_server_error(
     ctx: &Context,
     env: &Env,
-    req: &Request,
+    request_id: &str,
     web: &WebRequest,
     answer: &WebResponse,
 ) {
     let status = answer.status;
-    let request_id = edge::request_id(req);
+    let request_id = request_id.to_owned();
     let message = match &answer.cause {
         Some(cause) => format!("{} {} answered {status}: {cause}", web.method, web.path),
         None => format!("{} {} answered {status}", web.method, web.path),
@@ -144,20 +181,20 @@ async fn admitted(env: &Env, req: &Request) -> bool {
 }
 
 struct WorkerPortal {
-    db: RequestDb,
-    http: FetchTransport,
+    db: Counting<RequestDb>,
+    http: Counting<FetchTransport>,
 }
 
 impl PortalPlatform for WorkerPortal {
-    type Db = RequestDb;
-    type Http = FetchTransport;
+    type Db = Counting<RequestDb>;
+    type Http = Counting<FetchTransport>;
     type Clock = WorkerClock;
     type Rng = WorkerRandomness;
     type Sleep = WorkerSleep;
-    fn db(&self) -> &RequestDb {
+    fn db(&self) -> &Counting<RequestDb> {
         &self.db
     }
-    fn http(&self) -> &FetchTransport {
+    fn http(&self) -> &Counting<FetchTransport> {
         &self.http
     }
     fn clock(&self) -> &WorkerClock {

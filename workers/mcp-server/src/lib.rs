@@ -16,12 +16,14 @@ use std::sync::Arc;
 use boekhouding_cf::d1::{D1Executor, RequestDb};
 use boekhouding_cf::fetch::FetchTransport;
 use boekhouding_cf::kv::OptionalCache;
+use boekhouding_cf::observe::AnalyticsMetrics;
 use boekhouding_cf::platform::{WorkerClock, WorkerRandomness, WorkerSleep, run_to_completion};
-use boekhouding_cf::{bindings, edge, health};
+use boekhouding_cf::{bindings, edge, health, observe};
 use boekhouding_core::VERSION;
 use boekhouding_core::access::{AccessError, FreshAccess, RefreshJob};
 use boekhouding_core::caller::LoadedCaller;
 use boekhouding_core::counting::Counting;
+use boekhouding_core::observe::RequestLog;
 
 use boekhouding_core::authorization::metadata::{
     Issuer, McpResource, paths, protected_resource_metadata,
@@ -44,7 +46,7 @@ use boekhouding_mcp::tools::{
 use exact_sandbox::books::Books;
 use exact_sandbox::demo::{self, DemoTransport};
 use serde_json::json;
-use worker::{Context, Env, Method, Request, Response, console_error, console_log, event};
+use worker::{Context, Env, Method, Request, Response, console_error, event};
 
 const SERVICE: &str = "mcp-server";
 const PRM_PATH: &str = "/.well-known/oauth-protected-resource";
@@ -85,11 +87,15 @@ impl HttpTransport for RequestHttp {
 /// `D1_DELAY_MS` per round trip to imitate a distant D1.
 type CountedDb = Counting<RequestDb, WorkerSleep>;
 
+/// A request's way to Exact, counted for the log line and the tool call's
+/// data point.
+type CountedHttp = Counting<RequestHttp>;
+
 /// The platform adapters behind the tools.
 struct WorkerPlatform {
     db: CountedDb,
     clock: WorkerClock,
-    http: RequestHttp,
+    http: CountedHttp,
     rng: WorkerRandomness,
     sleep: WorkerSleep,
     cache: OptionalCache,
@@ -99,12 +105,14 @@ struct WorkerPlatform {
     loaded: Option<LoadedCaller>,
     /// Writes collected for the batch after the answer.
     after: RefCell<Vec<Statement>>,
+    /// The request's id, on every line it logs.
+    request_id: String,
 }
 
 impl Platform for WorkerPlatform {
     type Db = CountedDb;
     type Clock = WorkerClock;
-    type Http = RequestHttp;
+    type Http = CountedHttp;
     type Rng = WorkerRandomness;
     type Sleep = WorkerSleep;
     type Cache = OptionalCache;
@@ -114,7 +122,7 @@ impl Platform for WorkerPlatform {
     fn clock(&self) -> &WorkerClock {
         &self.clock
     }
-    fn http(&self) -> &RequestHttp {
+    fn http(&self) -> &CountedHttp {
         &self.http
     }
     fn rng(&self) -> &WorkerRandomness {
@@ -127,7 +135,7 @@ impl Platform for WorkerPlatform {
         &self.cache
     }
     fn report(&self, what: &str) {
-        console_error!("{SERVICE}: {what}");
+        console_error!("{SERVICE} request {}: {what}", self.request_id);
     }
     fn loaded(&self) -> Option<&LoadedCaller> {
         self.loaded.as_ref()
@@ -165,7 +173,7 @@ impl Platform for WorkerPlatform {
 
 impl WorkerPlatform {
     fn fetch_timeout(&self) -> std::time::Duration {
-        match &self.http {
+        match self.http.inner() {
             RequestHttp::Fetch(f) => f.timeout(),
             RequestHttp::Demo(_) => std::time::Duration::from_secs(20),
         }
@@ -199,7 +207,7 @@ fn demo_books(today: chrono::NaiveDate) -> Arc<Books> {
 
 /// The platform and principal of a demo key, or `None` when it is not a
 /// known demo key or demo mode is off.
-fn demo_request(env: &Env, key: &str) -> Option<(WorkerPlatform, Principal)> {
+fn demo_request(env: &Env, key: &str, request_id: &str) -> Option<(WorkerPlatform, Principal)> {
     if bindings::var_or(env, "DEMO_MODE", "on") == "off" {
         return None;
     }
@@ -220,13 +228,14 @@ fn demo_request(env: &Env, key: &str) -> Option<(WorkerPlatform, Principal)> {
     let platform = WorkerPlatform {
         db: Counting::with_delay(RequestDb::None(NoDatabase), WorkerSleep, 0),
         clock: WorkerClock,
-        http: RequestHttp::Demo(DemoTransport::new(books, user)),
+        http: Counting::new(RequestHttp::Demo(DemoTransport::new(books, user))),
         rng: WorkerRandomness,
         sleep: WorkerSleep,
         cache: OptionalCache(None),
         detach: None,
         loaded: None,
         after: RefCell::new(Vec::new()),
+        request_id: request_id.to_owned(),
     };
     Some((platform, Principal::demo(key, tenant)))
 }
@@ -511,15 +520,17 @@ impl edge::EdgeError for ServerError {
 }
 
 /// `/mcp`, or `/demo/{key}` (`path_key`): the demo key in the URL, for
-/// clients that take only a URL (no headers, no OAuth).
+/// clients that take only a URL (no headers, no OAuth). What the request
+/// asked, who asked and what it cost go into `log` (the one line the
+/// fetch handler prints: no credential, no arguments, no books).
 async fn mcp(
     mut req: Request,
     env: &Env,
     ctx: &Rc<Context>,
     path_key: Option<&str>,
+    log: &mut RequestLog,
 ) -> worker::Result<Response> {
-    let started = WorkerClock.now();
-    let request_id = edge::request_id(&req);
+    let request_id = log.request_id.clone();
     // Read with a cap, never whole: a public demo URL must not let a
     // 100 MB body exhaust the isolate that serves everyone else. Read
     // first, so a customer's one database round trip can take the meter
@@ -537,8 +548,9 @@ async fn mcp(
         Vec::new()
     };
     let (rpc_method, tool) = rpc_summary(&body);
+    boekhouding_mcp::observe::describe_request(log, rpc_method.as_deref(), tool.as_deref());
     let local = bindings::var_or(env, bindings::ENVIRONMENT, "local") == "local";
-    let response = answer(
+    let mut response = answer(
         req,
         env,
         ctx,
@@ -550,33 +562,14 @@ async fn mcp(
             local,
             max_body_bytes,
         },
+        log,
     )
-    .await;
-    let (mut response, round_trips, statements) = match response {
-        Ok(answered) => answered,
-        Err(e) => return Err(e),
-    };
+    .await?;
     if local {
         let headers = response.headers_mut();
-        headers.set("X-D1-Round-Trips", &round_trips.to_string())?;
-        headers.set("X-D1-Statements", &statements.to_string())?;
+        headers.set("X-D1-Round-Trips", &log.costs.d1_round_trips.to_string())?;
+        headers.set("X-D1-Statements", &log.costs.d1_statements.to_string())?;
     }
-    // One structured line per request: what was asked and what it cost.
-    // No credential, no arguments, no books.
-    let ms = (WorkerClock.now() - started).num_milliseconds();
-    console_log!(
-        "{}",
-        json!({
-            "service": SERVICE,
-            "request_id": request_id,
-            "method": rpc_method,
-            "tool": tool,
-            "status": response.status_code(),
-            "ms": ms,
-            "d1_round_trips": round_trips,
-            "d1_statements": statements,
-        })
-    );
     Ok(response)
 }
 
@@ -590,32 +583,32 @@ struct Answering<'a> {
     max_body_bytes: usize,
 }
 
-/// The answer to an MCP request, with the D1 round trips and statements
-/// it took.
+/// The answer to an MCP request; who asked, what the engine answered and
+/// the D1 round trips, statements and Exact calls it took go into `log`.
 async fn answer(
     req: Request,
     env: &Env,
     ctx: &Rc<Context>,
     path_key: Option<&str>,
     a: Answering<'_>,
-) -> worker::Result<(Response, u32, u32)> {
+    log: &mut RequestLog,
+) -> worker::Result<Response> {
     let origin = public_origin(&req, env);
     let request_id = a.request_id.to_owned();
     let authorization = req.headers().get("authorization")?;
     let demo = match path_key {
-        Some(key) => match demo_request(env, key) {
+        Some(key) => match demo_request(env, key, &request_id) {
             Some(found) => Some(found),
             None => {
-                let r = edge::json_response(
+                return edge::json_response(
                     404,
                     &json!({"error": "not_found", "message": "No such demo key; the demo keys are listed in the README."}),
-                )?;
-                return Ok((r, 0, 0));
+                );
             }
         },
         None => bearer(authorization.as_deref())
             .filter(|k| demo::is_demo_key(k))
-            .and_then(|k| demo_request(env, k)),
+            .and_then(|k| demo_request(env, k, &request_id)),
     };
     let (platform, mut principal) = match demo {
         Some(found) => {
@@ -636,7 +629,7 @@ async fn answer(
                     &json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": message}}),
                 )?;
                 r.headers_mut().set("Retry-After", "60")?;
-                return Ok((r, 0, 0));
+                return Ok(r);
             }
             found
         }
@@ -646,8 +639,7 @@ async fn answer(
                     Counting::with_delay(RequestDb::D1(db), WorkerSleep, d1_delay_ms(env, a.local))
                 }
                 Err(e) => {
-                    let r = server_error(ctx, env, &request_id, &ServerError::Database(e))?;
-                    return Ok((r, 0, 0));
+                    return server_error(ctx, env, &request_id, &ServerError::Database(e));
                 }
             };
             let resource = mcp_resource(&origin);
@@ -657,11 +649,12 @@ async fn answer(
             let meter = a.tool.is_some_and(is_metered_tool);
             let loaded =
                 auth::load(&db, authorization.as_deref(), resource.as_ref(), now, meter).await;
+            log.costs.d1_round_trips = db.calls();
+            log.costs.d1_statements = db.statements();
             let (principal, loaded) = match loaded {
                 Ok(found) => found,
                 Err(AuthError::Storage(e)) => {
-                    let r = server_error(ctx, env, &request_id, &ServerError::Database(e))?;
-                    return Ok((r, db.calls(), db.statements()));
+                    return server_error(ctx, env, &request_id, &ServerError::Database(e));
                 }
                 // The MCP authorization challenge (a JSON-RPC error body and
                 // RFC 9728's WWW-Authenticate), not an internal failure.
@@ -670,20 +663,20 @@ async fn answer(
                         let event = failed_authentication(&req, authorization.as_deref());
                         write_after_answer(ctx, env, &request_id, vec![event]);
                     }
-                    let r = refuse(&e, resource.as_ref(), &origin)?;
-                    return Ok((r, db.calls(), db.statements()));
+                    return refuse(&e, resource.as_ref(), &origin);
                 }
             };
             let platform = WorkerPlatform {
                 db,
                 clock: WorkerClock,
-                http: RequestHttp::Fetch(FetchTransport::default()),
+                http: Counting::new(RequestHttp::Fetch(FetchTransport::default())),
                 rng: WorkerRandomness,
                 sleep: WorkerSleep,
                 cache: OptionalCache::from_env(env),
                 detach: Some((Rc::clone(ctx), env.clone())),
                 loaded: Some(loaded),
                 after: RefCell::new(Vec::new()),
+                request_id: request_id.clone(),
             };
             (platform, principal)
         }
@@ -694,6 +687,7 @@ async fn answer(
         principal.client_name = req.headers().get("user-agent")?;
     }
     principal.request_id = Some(request_id.clone());
+    boekhouding_mcp::observe::describe_principal(log, &principal);
     let headers: Vec<(String, String)> = req.headers().entries().collect();
     let engine = Engine::new(ServerIdentity {
         name: "praat-met-je-boekhouding".into(),
@@ -745,6 +739,10 @@ async fn answer(
         ));
     }
     let reply = handle(&engine, &host, call, &policy).await;
+    boekhouding_mcp::observe::describe_reply(log, &reply);
+    log.costs.d1_round_trips = platform.db.calls();
+    log.costs.d1_statements = platform.db.statements();
+    log.costs.exact_calls = platform.http.calls();
     let mut response = to_response(reply)?;
     let now = platform.clock.now();
     let month = UsageMonth::of(now);
@@ -779,39 +777,102 @@ async fn answer(
             )?;
         }
     }
-    Ok((response, platform.db.calls(), platform.db.statements()))
+    Ok(response)
+}
+
+/// The routes of this Worker, named as the log line names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Health,
+    DeepHealth,
+    ResourceMetadata,
+    Mcp,
+    ToPortal,
+    Demo,
+    NotFound,
+}
+
+impl Route {
+    fn of(method: &Method, path: &str) -> Route {
+        match (method, path) {
+            (Method::Get, "/health") => Route::Health,
+            (Method::Get, "/health/deep") => Route::DeepHealth,
+            (Method::Get, PRM_PATH)
+            | (Method::Get, "/.well-known/oauth-protected-resource/mcp") => Route::ResourceMetadata,
+            (_, "/mcp") => Route::Mcp,
+            // Clients that guess the authorization server's endpoints on
+            // the MCP origin (some did, ignoring the metadata) are sent to
+            // the portal, which is the authorization server.
+            (
+                Method::Get,
+                "/authorize"
+                | "/.well-known/oauth-authorization-server"
+                | "/.well-known/openid-configuration",
+            )
+            | (Method::Post, "/token" | "/register" | "/revoke") => Route::ToPortal,
+            (_, p) if p.starts_with("/demo/") => Route::Demo,
+            _ => Route::NotFound,
+        }
+    }
+
+    /// The name in the log line: a template, never the path (a demo path
+    /// holds a key).
+    fn name(self) -> &'static str {
+        match self {
+            Route::Health => "/health",
+            Route::DeepHealth => "/health/deep",
+            Route::ResourceMetadata => PRM_PATH,
+            Route::Mcp => "/mcp",
+            Route::ToPortal => "to_portal",
+            Route::Demo => "/demo/{key}",
+            Route::NotFound => boekhouding_core::observe::UNMATCHED_ROUTE,
+        }
+    }
 }
 
 #[event(fetch)]
 pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    let started = observe::started();
     let ctx = Rc::new(ctx);
-    let path = req.path();
-    match (req.method(), path.as_str()) {
-        (Method::Get, "/health") => health::respond(SERVICE, &env).await,
-        (Method::Get, PRM_PATH) | (Method::Get, "/.well-known/oauth-protected-resource/mcp") => {
-            prm(&req, &env)
-        }
-        (_, "/mcp") => mcp(req, &env, &ctx, None).await,
-        // Clients that guess the authorization server's endpoints on the MCP
-        // origin (some did, ignoring the metadata) are sent to the portal,
-        // which is the authorization server; 307/308 keep a POST a POST.
-        (
-            Method::Get,
-            "/authorize"
-            | "/.well-known/oauth-authorization-server"
-            | "/.well-known/openid-configuration",
-        )
-        | (Method::Post, "/token" | "/register" | "/revoke") => to_portal(&req, &env),
-        (_, p) if p.starts_with("/demo/") => {
-            let key = p
+    // One id per request: the response header, the log line, the usage
+    // row (`api_usage.request_id`) and every error line carry it.
+    let request_id = edge::request_id(&req);
+    let route = Route::of(&req.method(), &req.path());
+    let mut log = RequestLog::begin(&request_id, SERVICE, route.name(), req.method().as_ref());
+    let result = serve(req, route, &env, &ctx, &mut log).await;
+    observe::finish(
+        result,
+        log,
+        started,
+        &env,
+        &AnalyticsMetrics::from_env(&env),
+    )
+}
+
+async fn serve(
+    req: Request,
+    route: Route,
+    env: &Env,
+    ctx: &Rc<Context>,
+    log: &mut RequestLog,
+) -> worker::Result<Response> {
+    match route {
+        Route::Health => health::respond(SERVICE, env).await,
+        Route::DeepHealth => health::respond_deep(SERVICE, &req, env, log).await,
+        Route::ResourceMetadata => prm(&req, env),
+        Route::Mcp => mcp(req, env, ctx, None, log).await,
+        Route::ToPortal => to_portal(&req, env),
+        Route::Demo => {
+            let key = req
+                .path()
                 .trim_start_matches("/demo/")
                 .trim_end_matches('/')
                 .to_owned();
-            mcp(req, &env, &ctx, Some(&key)).await
+            mcp(req, env, ctx, Some(&key), log).await
         }
-        _ => edge::json_response(
+        Route::NotFound => edge::json_response(
             404,
-            &json!({"error": "not_found", "message": format!("no route for {} {}", req.method(), path)}),
+            &json!({"error": "not_found", "message": format!("no route for {} {}", req.method(), req.path())}),
         ),
     }
 }

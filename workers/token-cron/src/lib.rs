@@ -11,21 +11,22 @@ use boekhouding_cf::bindings::{self, ExactSettingsError};
 use boekhouding_cf::d1::D1Executor;
 use boekhouding_cf::fetch::FetchTransport;
 use boekhouding_cf::platform::{ScheduledClock, WorkerClock, WorkerRandomness, WorkerSleep};
-use boekhouding_cf::{edge, health};
+use boekhouding_cf::{edge, health, observe};
 use boekhouding_core::access::ExactSettings;
 use boekhouding_core::cron::{
     self, CronConfig, CronEnv, QueueError, RefreshQueue, Refreshing, RunReport,
 };
 use boekhouding_core::crypto::Secret;
 use boekhouding_core::mail::MailSettings;
-use boekhouding_core::ports::Clock;
+use boekhouding_core::observe::{RequestLog, RunLog, UNMATCHED_ROUTE};
+use boekhouding_core::ports::{Clock, NoMetrics};
 use boekhouding_core::storage::connections::DueConnection;
 use boekhouding_core::storage::cron_runs::{self, RunMode};
 use boekhouding_core::storage::error_log::{self, ErrorRecord, Service};
 use boekhouding_core::storage::{SqlExecutor, StorageError};
 use worker::{
     Context, Env, MessageBatch, MessageExt, Method, Queue, Request, Response, ScheduleContext,
-    ScheduledEvent, console_error, console_log, event,
+    ScheduledEvent, console_error, console_log, console_warn, event,
 };
 
 const SERVICE: &str = "token-cron";
@@ -36,13 +37,23 @@ const DEFAULT_HTTP_TIMEOUT_MS: u64 = 15_000;
 
 #[event(fetch)]
 pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    match (req.method(), req.path().as_str()) {
-        (Method::Get, "/health") => health::respond(SERVICE, &env).await,
+    let started = observe::started();
+    let request_id = edge::request_id(&req);
+    let route = match (req.method(), req.path().as_str()) {
+        (Method::Get, "/health") => "/health",
+        (Method::Get, "/health/deep") => "/health/deep",
+        _ => UNMATCHED_ROUTE,
+    };
+    let mut log = RequestLog::begin(&request_id, SERVICE, route, req.method().as_ref());
+    let result = match route {
+        "/health" => health::respond(SERVICE, &env).await,
+        "/health/deep" => health::respond_deep(SERVICE, &req, &env, &mut log).await,
         _ => edge::json_response(
             404,
             &serde_json::json!({ "error": "not_found", "message": "no such route" }),
         ),
-    }
+    };
+    observe::finish(result, log, started, &env, &NoMetrics)
 }
 
 /// Everything a run reads from the environment.
@@ -117,17 +128,41 @@ pub async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     // logged here rather than returned.
     let cron = event.cron();
     let clock = ScheduledClock::from_epoch_ms(event.schedule());
-    match run(&cron, &env, &clock).await {
-        Ok((id, report)) => console_log!(
-            "{SERVICE}: run {id} ({cron}) {}: {:?}{}",
-            report.outcome.as_str(),
-            report.summary,
-            notes(&report)
-        ),
+    let started = WorkerClock.now();
+    // One JSON line per run, with the run's counters; its id is the
+    // `cron_runs` row's, so the line and the row meet.
+    let line = match run(&cron, &env, &clock).await {
+        Ok((id, mode, report)) => {
+            warn_notes(&format!("cron-{id}"), &report);
+            RunLog::of_run(
+                format!("cron-{id}"),
+                SERVICE,
+                mode,
+                report.outcome,
+                &report.summary,
+                report.breaker.as_deref(),
+                elapsed_ms(started),
+            )
+        }
         Err(e) => {
             console_error!("{SERVICE}: run for cron {cron:?} failed: {e}");
             record_error(&env, "run_failed", &e, clock.now()).await;
+            RunLog::failed_to_start(
+                format!("cron-{}", invocation_id()),
+                SERVICE,
+                RunMode::Inline,
+                elapsed_ms(started),
+            )
         }
+    };
+    console_log!("{}", line.to_line());
+}
+
+/// A run's problems (secret-free: ids and storage errors, as its
+/// `cron_runs.notes`), one line beside the run's JSON line.
+fn warn_notes(run_id: &str, report: &RunReport) {
+    if let Some(notes) = report.notes_line() {
+        console_warn!("{SERVICE}: {run_id}: {notes}");
     }
 }
 
@@ -154,14 +189,26 @@ async fn record_error(env: &Env, kind: &str, message: &str, now: chrono::DateTim
     }
 }
 
-fn notes(report: &RunReport) -> String {
-    report
-        .notes_line()
-        .map(|n| format!("; {n}"))
-        .unwrap_or_default()
+/// Milliseconds since `started` on the wall clock.
+fn elapsed_ms(started: chrono::DateTime<chrono::Utc>) -> i64 {
+    (WorkerClock.now() - started).num_milliseconds()
 }
 
-async fn run(cron: &str, env: &Env, clock: &ScheduledClock) -> Result<(i64, RunReport), String> {
+/// An id for an invocation that has no `cron_runs` row (it failed before
+/// one was opened): random hex, so its lines can still be told apart.
+fn invocation_id() -> String {
+    let mut raw = [0u8; 8];
+    match boekhouding_core::ports::Randomness::fill(&WorkerRandomness, &mut raw) {
+        Ok(()) => raw.iter().map(|b| format!("{b:02x}")).collect(),
+        Err(_) => "unknown".to_owned(),
+    }
+}
+
+async fn run(
+    cron: &str,
+    env: &Env,
+    clock: &ScheduledClock,
+) -> Result<(i64, RunMode, RunReport), String> {
     let s = setup(env)?;
     let started = clock.now();
     let mode = if s.queue_mode {
@@ -200,7 +247,7 @@ async fn run(cron: &str, env: &Env, clock: &ScheduledClock) -> Result<(i64, RunR
             .push("no MAIL_API_KEY: mail stays queued".into());
     }
     finish(&s.db, id, &report, started, clock.now()).await?;
-    Ok((id, report))
+    Ok((id, mode, report))
 }
 
 async fn finish(
@@ -234,11 +281,23 @@ pub async fn queue(
     env: Env,
     _ctx: Context,
 ) -> worker::Result<()> {
+    let clock = WorkerClock;
+    let started = clock.now();
+    let not_started = || {
+        RunLog::failed_to_start(
+            format!("queue-{}", invocation_id()),
+            SERVICE,
+            RunMode::Consume,
+            elapsed_ms(started),
+        )
+        .to_line()
+    };
     let messages = match batch.messages() {
         Ok(m) => m,
         Err(e) => {
             console_error!("{SERVICE}: undecodable queue batch, acknowledged: {e}");
             batch.ack_all();
+            console_log!("{}", not_started());
             return Ok(());
         }
     };
@@ -248,11 +307,10 @@ pub async fn queue(
             console_error!("{SERVICE}: consumer cannot start: {e}");
             record_error(&env, "consumer_failed", &e, WorkerClock.now()).await;
             batch.retry_all();
+            console_log!("{}", not_started());
             return Ok(());
         }
     };
-    let clock = WorkerClock;
-    let started = clock.now();
     let id = match cron_runs::start(&s.db, batch.queue().as_str(), RunMode::Consume, started).await
     {
         Ok(id) => id,
@@ -260,6 +318,7 @@ pub async fn queue(
             console_error!("{SERVICE}: consumer cannot record its run: {e}");
             record_error(&env, "consumer_failed", &e.to_string(), started).await;
             batch.retry_all();
+            console_log!("{}", not_started());
             return Ok(());
         }
     };
@@ -290,11 +349,16 @@ pub async fn queue(
         console_error!("{SERVICE}: consumer run {id} not recorded: {e}");
         record_error(&env, "consumer_failed", &e, clock.now()).await;
     }
-    console_log!(
-        "{SERVICE}: consumer run {id} {}: {:?}{}",
-        report.outcome.as_str(),
-        report.summary,
-        notes(&report)
+    warn_notes(&format!("queue-{id}"), &report);
+    let line = RunLog::of_run(
+        format!("queue-{id}"),
+        SERVICE,
+        RunMode::Consume,
+        report.outcome,
+        &report.summary,
+        report.breaker.as_deref(),
+        elapsed_ms(started),
     );
+    console_log!("{}", line.to_line());
     Ok(())
 }

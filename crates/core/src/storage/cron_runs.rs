@@ -202,3 +202,18 @@ pub async fn recent(db: &impl SqlExecutor, limit: u32) -> Result<Vec<RecordedRun
     )
     .await
 }
+
+/// The newest run (by start, then id), for the deep health check.
+pub async fn last(
+    db: &impl SqlExecutor,
+) -> Result<Option<crate::health::LastCronRun>, StorageError> {
+    super::query_one(
+        db,
+        Statement::new(
+            "SELECT id, mode, started_at, finished_at, outcome, breaker
+             FROM cron_runs ORDER BY started_at DESC, id DESC LIMIT 1",
+            vec![],
+        ),
+    )
+    .await
+}

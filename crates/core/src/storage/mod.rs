@@ -269,6 +269,17 @@ pub fn new_id(rng: &impl Randomness) -> Result<String, RandomnessUnavailable> {
     Ok(hex::encode(raw))
 }
 
+/// The deep health check: the names of the applied migrations, in the
+/// order they were applied (`d1_migrations`, wrangler's own table).
+pub async fn applied_migration_names(db: &impl SqlExecutor) -> Result<Vec<String>, StorageError> {
+    #[derive(serde::Deserialize)]
+    struct Name {
+        name: String,
+    }
+    let rows: Vec<Name> = query_all(db, applied_migration_names_statement()).await?;
+    Ok(rows.into_iter().map(|r| r.name).collect())
+}
+
 /// Health probe: the database answers and how many migrations it has.
 pub async fn applied_migrations(db: &impl SqlExecutor) -> Result<u32, StorageError> {
     #[derive(serde::Deserialize)]
@@ -283,17 +294,10 @@ pub async fn applied_migrations(db: &impl SqlExecutor) -> Result<u32, StorageErr
     Ok(row.map_or(0, |c| c.n))
 }
 
-/// `migrations/checksums.txt` as compiled in: the migrations this build's
-/// code expects the database to have.
-const MIGRATIONS_MANIFEST: &str = include_str!("../../../../migrations/checksums.txt");
-
-/// The names of the migrations this build expects, in order.
+/// The names of the migrations this build expects, in order (compiled in
+/// by `build.rs`: [`crate::health::EXPECTED_MIGRATIONS`]).
 pub fn expected_migrations() -> Vec<&'static str> {
-    MIGRATIONS_MANIFEST
-        .lines()
-        .filter_map(|line| line.split_whitespace().nth(1))
-        .filter(|name| name.ends_with(".sql"))
-        .collect()
+    crate::health::EXPECTED_MIGRATIONS.to_vec()
 }
 
 /// The names of the migrations the database has applied, in order (for a
