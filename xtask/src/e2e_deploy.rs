@@ -218,8 +218,13 @@ impl World<'_> {
             ],
             None,
         )?;
+        // The JSON answer comes first; wrangler's stderr follows it.
         let start = out.find('[').context("no JSON")?;
-        let v: Value = serde_json::from_str(&out[start..]).context("d1 execute JSON")?;
+        let v: Value = serde_json::Deserializer::from_str(&out[start..])
+            .into_iter::<Value>()
+            .next()
+            .context("no JSON")?
+            .context("d1 execute JSON")?;
         Ok(v[0]["results"]
             .as_array()
             .into_iter()
