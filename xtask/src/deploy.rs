@@ -355,6 +355,11 @@ fn audit(
     }
 }
 
+/// A check thread's answer; a panic becomes an error like any other.
+fn joined<T>(r: std::thread::Result<Result<T>>) -> Result<T> {
+    r.unwrap_or_else(|_| Err(anyhow::anyhow!("the check panicked")))
+}
+
 /// Wrangler's error text without its banner and log noise.
 fn wrangler_error(out: &Output) -> String {
     let text = format!(
@@ -559,8 +564,32 @@ fn preflight(tools: &Tools, args: &DeployArgs) -> Result<Preflight> {
     }
     pf.remote_checked = true;
     let remote = Remote { tools, env };
-    for t in &mut pf.targets {
-        match remote.secret_names(&t.config) {
+    // Every question is one wrangler run (a Node start each): asked at
+    // once, answered in the order the Workers are listed.
+    let database = pf.database.clone();
+    let first = pf.targets[0].config.clone();
+    let (answers, applied) = std::thread::scope(|scope| {
+        let per_worker: Vec<_> = pf
+            .targets
+            .iter()
+            .map(|t| {
+                let remote = &remote;
+                let secrets = scope.spawn(move || remote.secret_names(&t.config));
+                let live = scope.spawn(move || remote.live(&t.config));
+                (secrets, live)
+            })
+            .collect();
+        let applied = database
+            .as_ref()
+            .map(|(_, name)| scope.spawn(|| remote.applied_migrations(&first, name)));
+        let answers: Vec<_> = per_worker
+            .into_iter()
+            .map(|(s, l)| (joined(s.join()), joined(l.join())))
+            .collect();
+        (answers, applied.map(|h| joined(h.join())))
+    });
+    for (t, (secrets, live)) in pf.targets.iter_mut().zip(answers) {
+        match secrets {
             Ok(names) => {
                 let present: Vec<&str> = names.iter().map(String::as_str).collect();
                 for s in settings::missing_secrets(t.worker, &present) {
@@ -578,7 +607,7 @@ fn preflight(tools: &Tools, args: &DeployArgs) -> Result<Preflight> {
                 .problems
                 .push(format!("{}: cannot list secrets: {e:#}", t.script)),
         }
-        match remote.live(&t.config) {
+        match live {
             Ok(Some(live)) if live.0.len() > 1 => pf.problems.push(format!(
                 "{}: a gradual deployment is in progress ({}): finish it or run `cargo xtask rollback --env {env}` first",
                 t.script,
@@ -590,17 +619,16 @@ fn preflight(tools: &Tools, args: &DeployArgs) -> Result<Preflight> {
                 .push(format!("{}: cannot read the live deployment: {e:#}", t.script)),
         }
     }
-    if let Some((_, name)) = pf.database.clone() {
-        let first = pf.targets[0].config.clone();
-        match remote.applied_migrations(&first, &name) {
-            Ok(applied) => match pending_migrations(&local_migrations(&pf.migrations)?, &applied) {
-                Ok(p) => pf.pending = p,
-                Err(e) => pf.problems.push(e),
-            },
-            Err(e) => pf
-                .problems
-                .push(format!("cannot read the applied migrations: {e:#}")),
-        }
+    match applied {
+        Some(Ok(applied)) => match pending_migrations(&local_migrations(&pf.migrations)?, &applied)
+        {
+            Ok(p) => pf.pending = p,
+            Err(e) => pf.problems.push(e),
+        },
+        Some(Err(e)) => pf
+            .problems
+            .push(format!("cannot read the applied migrations: {e:#}")),
+        None => {}
     }
     for name in &pf.pending {
         let sql = std::fs::read_to_string(pf.migrations.join(name))?;
