@@ -126,6 +126,8 @@ function attach(el: Element, attrs: Attrs, children: Child[]): void {
   for (const [k, v] of Object.entries(attrs)) {
     if (v === undefined || v === false) continue;
     if (typeof v === "function") el.addEventListener(k.replace(/^on/, ""), v);
+    // Through the CSSOM: the view's CSP allows no style attribute.
+    else if (k === "style") (el as HTMLElement | SVGElement).style.cssText = String(v);
     else el.setAttribute(k, v === true ? "" : String(v));
   }
   for (const c of children) {
