@@ -50,47 +50,11 @@ pub fn local_secrets(
     mail_api_key: Option<&str>,
 ) -> Result<LocalSecrets> {
     let env_file = state.join("secrets.env");
-    let key_file = state.join("token-key");
-    let token_key = match std::fs::read_to_string(&key_file) {
-        Ok(k) => k.trim().to_owned(),
-        Err(_) => {
-            let mut raw = [0u8; CREDENTIAL_BYTES];
-            OsRandom
-                .fill(&mut raw)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let k = format!("1:{}", hex::encode(raw));
-            std::fs::write(&key_file, &k)?;
-            k
-        }
-    };
-    let portal_file = state.join("portal-secret");
-    let portal_secret = match std::fs::read_to_string(&portal_file) {
-        Ok(k) => k.trim().to_owned(),
-        Err(_) => {
-            let mut raw = [0u8; CREDENTIAL_BYTES];
-            OsRandom
-                .fill(&mut raw)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let k = hex::encode(raw);
-            std::fs::write(&portal_file, &k)?;
-            k
-        }
-    };
+    let token_key = format!("1:{}", kept_random_hex(&state.join("token-key"), "1:")?);
+    let portal_secret = kept_random_hex(&state.join("portal-secret"), "")?;
     // The operator's bearer token for `/health/deep`, read by the
     // end-to-end checks from `operator-token` (never printed).
-    let operator_file = state.join(OPERATOR_TOKEN_FILE);
-    let operator_token = match std::fs::read_to_string(&operator_file) {
-        Ok(k) => k.trim().to_owned(),
-        Err(_) => {
-            let mut raw = [0u8; CREDENTIAL_BYTES];
-            OsRandom
-                .fill(&mut raw)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let k = hex::encode(raw);
-            std::fs::write(&operator_file, &k)?;
-            k
-        }
-    };
+    let operator_token = kept_random_hex(&state.join(OPERATOR_TOKEN_FILE), "")?;
     let mut vars = format!(
         "TOKEN_ENCRYPTION_KEY={token_key}\nEXACT_CLIENT_SECRET={exact_client_secret}\nPORTAL_SECRET={portal_secret}\nOPERATOR_TOKEN={operator_token}\n"
     );
@@ -102,6 +66,21 @@ pub fn local_secrets(
         token_key,
         env_file,
     })
+}
+
+/// 32 random bytes in hex, kept in `file` (written as `prefix` + hex) so
+/// a state directory keeps its secrets across runs; returns the hex.
+fn kept_random_hex(file: &Path, prefix: &str) -> Result<String> {
+    if let Ok(kept) = std::fs::read_to_string(file) {
+        return Ok(kept.trim().trim_start_matches(prefix).to_owned());
+    }
+    let mut raw = [0u8; CREDENTIAL_BYTES];
+    OsRandom
+        .fill(&mut raw)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hex = hex::encode(raw);
+    std::fs::write(file, format!("{prefix}{hex}"))?;
+    Ok(hex)
 }
 
 /// wrangler's local D1 file under a `--persist-to` directory.

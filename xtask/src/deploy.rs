@@ -223,7 +223,9 @@ impl Remote<'_> {
             .d1(
                 config,
                 database,
-                "SELECT name FROM d1_migrations ORDER BY id",
+                &boekhouding_core::storage::applied_migration_names_statement()
+                    .inline_sql()
+                    .context("the applied-migrations query as SQL text")?,
             )?
             .iter()
             .filter_map(|r| r["name"].as_str().map(str::to_owned))

@@ -3,7 +3,7 @@
 // the relations owing (or owed) the most; both sides and the net position
 // for the analysis. Another administration through the host.
 
-import { type Json, administrations, busy, callTool, day, h, header, hostTool, money, start, t } from "./lib/app";
+import { type Json, withAdministrations, busy, callTool, day, h, header, hostTool, money, start, t } from "./lib/app";
 
 const main = document.getElementById("app") as HTMLElement;
 let data: Json;
@@ -107,10 +107,10 @@ void start(
     tool = d.receivables ? "get_aging_analysis" : hostTool ?? "get_aging_receivables";
     render();
     if (first) {
-      void administrations().then((a) => {
+      withAdministrations((a) => {
         admins = a;
         render();
-      }).catch(() => undefined);
+      });
     }
   },
   render,

@@ -2,7 +2,7 @@
 // and equity per account at the end of a month, with the totals and
 // whether they balance; another month or administration through the host.
 
-import { type Json, administrations, busy, callTool, h, header, money, monthName, select, start, t } from "./lib/app";
+import { type Json, withAdministrations, busy, callTool, h, header, money, monthName, select, start, t } from "./lib/app";
 
 const main = document.getElementById("app") as HTMLElement;
 let data: Json;
@@ -88,10 +88,10 @@ void start(
     division = String(args.division ?? d.division);
     render();
     if (first) {
-      void administrations().then((a) => {
+      withAdministrations((a) => {
         admins = a;
         render();
-      }).catch(() => undefined);
+      });
     }
   },
   render,

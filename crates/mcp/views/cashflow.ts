@@ -4,7 +4,7 @@
 // out with the balance as a line. Another horizon or administration
 // through the host.
 
-import { type Json, administrations, busy, callTool, day, h, header, kpi, money, s, select, start, t } from "./lib/app";
+import { type Json, withAdministrations, busy, callTool, day, h, header, kpi, money, s, select, start, t } from "./lib/app";
 
 const main = document.getElementById("app") as HTMLElement;
 let data: Json;
@@ -146,10 +146,10 @@ void start(
     render();
     if (first) {
       void loadWeeks();
-      void administrations().then((a) => {
+      withAdministrations((a) => {
         admins = a;
         render();
-      }).catch(() => undefined);
+      });
     }
   },
   render,

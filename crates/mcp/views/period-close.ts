@@ -3,7 +3,7 @@
 // its details, and a suspense account its transactions through the host.
 // Another month or administration through the host.
 
-import { type Json, administrations, busy, callTool, day, h, header, money, monthName, select, start, t } from "./lib/app";
+import { type Json, withAdministrations, busy, callTool, day, h, header, money, monthName, select, start, t } from "./lib/app";
 
 const main = document.getElementById("app") as HTMLElement;
 let data: Json;
@@ -164,10 +164,10 @@ void start(
     division = String(args.division ?? d.division);
     render();
     if (first) {
-      void administrations().then((a) => {
+      withAdministrations((a) => {
         admins = a;
         render();
-      }).catch(() => undefined);
+      });
     }
   },
   render,

@@ -2,7 +2,7 @@
 // revenue and result so far, cash, receivables with the overdue part and
 // payables, as key figures; another administration through the host.
 
-import { type Json, administrations, busy, callTool, day, h, header, kpi, start, t } from "./lib/app";
+import { type Json, withAdministrations, busy, callTool, day, h, header, kpi, start, t } from "./lib/app";
 
 const main = document.getElementById("app") as HTMLElement;
 let data: Json;
@@ -61,10 +61,10 @@ void start(
     division = String(args.division ?? d.division);
     render();
     if (first) {
-      void administrations().then((a) => {
+      withAdministrations((a) => {
         admins = a;
         render();
-      }).catch(() => undefined);
+      });
     }
   },
   render,

@@ -194,6 +194,13 @@ export async function administrations(): Promise<Array<[string, string]>> {
     .map((a: Json) => [String(a.division_ref ?? a.division), String(a.name)]);
 }
 
+/// The administrations for the picker, fetched through the host; `show`
+/// gets them when they arrive. Without them the picker shows only the
+/// current one, so a failure is no error.
+export function withAdministrations(show: (a: Array<[string, string]>) => void): void {
+  void administrations().then(show).catch(() => undefined);
+}
+
 // ----- start-up -----
 
 export interface Started {
