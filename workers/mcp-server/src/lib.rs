@@ -377,7 +377,8 @@ fn client_ip(req: &Request) -> Option<String> {
 /// access token (by its prefix), kept as a short hash prefix only.
 fn failed_authentication(req: &Request, authorization: Option<&str>) -> Statement {
     let credential = bearer(authorization);
-    let event = if credential.is_some_and(|c| c.starts_with("pmjb_at_")) {
+    let access_token = boekhouding_core::crypto::CredentialKind::OAuthAccessToken.prefix();
+    let event = if credential.is_some_and(|c| c.starts_with(access_token)) {
         SecurityEvent::InvalidOAuthToken
     } else {
         SecurityEvent::InvalidApiKey
